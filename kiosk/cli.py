@@ -1,0 +1,146 @@
+"""The ``kiosk`` command line (contracts.md §1): argument parsing here, each command's work in its module.
+
+Handlers are imported only when their command runs, so ``kiosk sync`` never loads Qt. Exit status:
+0 success, 2 usage or configuration error (one message, no traceback), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, ./config/kiosk.toml)",
+    )
+
+
+def _hub_storage_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--data", metavar="DIR", help="hub data folder (SQLite database and keys); default ./hub-data")
+    g.add_argument("--db", metavar="URL", help="SQLAlchemy database URL, e.g. postgresql+psycopg://…")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="好差评评价器: evaluation terminal, sync agent, hub")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="the full-screen evaluator")
+    _config_arg(p)
+    p.add_argument("--windowed", action="store_true", help="an ordinary window instead of full screen")
+    p.set_defaults(handler="kiosk.app:main")
+
+    p = sub.add_parser("sync", help="the sync agent: forwards the log to the hub, forever")
+    _config_arg(p)
+    p.add_argument("--once", action="store_true", help="drain what is pending, print a summary and exit")
+    p.set_defaults(handler="sync.agent:main")
+
+    p = sub.add_parser("hub", help="the reference central hub")
+    _hub_storage_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--admin-token", metavar="TOKEN", help="operator token for /api/v1/ratings "
+                   "(default $KIOSK_HUB_ADMIN_TOKEN)")
+    p.set_defaults(handler="hub.cli:serve")
+    hub_sub = p.add_subparsers(dest="hub_command", metavar="HUB_COMMAND")
+    device = hub_sub.add_parser("device", help="device registry").add_subparsers(
+        dest="device_command", metavar="DEVICE_COMMAND", required=True
+    )
+    d = device.add_parser("add", help="register a device and print its new secret (hex)")
+    d.add_argument("id", metavar="ID")
+    _hub_storage_args(d)
+    d.set_defaults(handler="hub.cli:device_add")
+    roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
+        dest="roster_command", metavar="ROSTER_COMMAND", required=True
+    )
+    r = roster.add_parser("import", help="import a roster CSV (card,staff_no,name,title,photo)")
+    r.add_argument("file", metavar="FILE.csv")
+    r.add_argument("--device", metavar="ID", help="only for this device (default: every device)")
+    _hub_storage_args(r)
+    r.set_defaults(handler="hub.cli:roster_import")
+    key = hub_sub.add_parser("key", help="the hub's keypair for sealed contacts").add_subparsers(
+        dest="key_command", metavar="KEY_COMMAND", required=True
+    )
+    k = key.add_parser("export", help="print the public key (hex) for the kiosks' hub.public_key_file")
+    _hub_storage_args(k)
+    k.set_defaults(handler="hub.cli:key_export")
+
+    p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")
+    p.add_argument("--config-out", metavar="PATH", help="also write a [serial.*] config fragment here")
+    p.add_argument("--roster", metavar="CSV", help="roster to swipe staff by name")
+    p.set_defaults(handler="drivers.sim:main")
+
+    p = sub.add_parser("doctor", help="check the installation and print a table")
+    _config_arg(p)
+    p.set_defaults(handler="kiosk.doctor:main")
+
+    p = sub.add_parser("export", help="print the local event log")
+    _config_arg(p)
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.set_defaults(handler="kiosk.logtools:export")
+
+    p = sub.add_parser("store", help="the local event log")
+    store_sub = p.add_subparsers(dest="store_command", metavar="STORE_COMMAND", required=True)
+    v = store_sub.add_parser("verify", help="verify the log's hash chain")
+    _config_arg(v)
+    v.set_defaults(handler="kiosk.logtools:verify")
+
+    p = sub.add_parser("demo", help="hub, simulator, sync agent and kiosk at once on an embedded default")
+    p.add_argument("--offscreen", action="store_true", help="play the scripted tour without a display")
+    p.add_argument("--out", metavar="DIR", default="demo-out", help="where the tour saves screenshots")
+    p.set_defaults(handler="kiosk.demo:main")
+
+    p = sub.add_parser("screenshot", help="render every page at the reference sizes to PNG")
+    _config_arg(p)
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.set_defaults(handler="kiosk.screenshot:main")
+
+    p = sub.add_parser("admin-pin", help="print the salted hash of an admin PIN for [ui] admin_pin_hash")
+    p.set_defaults(handler="kiosk.adminpin:main")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module_name, func_name = args.handler.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):
+            print(f"kiosk {args.command}: not built yet", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    try:
+        return getattr(module, func_name)(args)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
