@@ -27,12 +27,16 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 def _hub_storage_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--data", metavar="DIR", help="hub data folder (SQLite database and keys); default ./hub-data")
+    g.add_argument(
+        "--data", metavar="DIR", help="hub data folder (SQLite database and keys); default ./hub-data"
+    )
     g.add_argument("--db", metavar="URL", help="SQLAlchemy database URL, e.g. postgresql+psycopg://…")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiosk", description="好差评评价器: evaluation terminal, sync agent, hub")
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description="好差评评价器: evaluation terminal, sync agent, hub"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -51,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_storage_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
-    p.add_argument("--admin-token", metavar="TOKEN", help="operator token for /api/v1/ratings "
-                   "(default $KIOSK_HUB_ADMIN_TOKEN)")
+    p.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="operator token for /api/v1/ratings (default $KIOSK_HUB_ADMIN_TOKEN)",
+    )
     p.set_defaults(handler="hub.cli:serve")
     hub_sub = p.add_subparsers(dest="hub_command", metavar="HUB_COMMAND")
     device = hub_sub.add_parser("device", help="device registry").add_subparsers(

@@ -139,7 +139,9 @@ class _Section:
     def key(self, key: str) -> str:
         return f"[{self.name}] {key}"
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, check: Callable | None = None):
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, check: Callable | None = None
+    ):
         self.seen.add(key)
         if key not in self.data:
             if default is _REQUIRED:
@@ -170,7 +172,14 @@ class _Section:
             raise ConfigError(self.path, self.key(unknown[0]), "unknown key")
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number", list: "a list"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    float: "a number",
+    list: "a list",
+    dict: "a table",
+}
 
 
 def _pattern(pattern: str, what: str) -> Callable[[str], str | None]:
@@ -190,14 +199,18 @@ def _url(v: str) -> str | None:
     return None if re.match(r"https?://[^\s/]+", v) else f"expected an http:// or https:// URL, got {v!r}"
 
 
+_TOP_LEVEL_NAMES = {
+    **{name: f"[{name}]" for name in ("device", "store", "roster", "serial", "hub", "qr", "ui")},
+    "reasons": "[[reasons]]",
+}
 _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
-    path = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
+    path = Path(path).absolute()
     top = _Section(path, "", data)
-    top.key = lambda key: key  # top-level keys are section names
+    top.key = lambda key: _TOP_LEVEL_NAMES.get(key, key)
 
     device_s = _Section(path, "device", top.get("device", dict))
     device = DeviceConfig(
@@ -226,7 +239,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise ConfigError(path, f"[serial.{name}]", "unknown device; expected card, ticket or keypad")
         s = _Section(path, f"serial.{name}", serial_top.get(name, dict))
         kwargs: dict[str, Any] = {
-            "port": s.get("port", str, check=lambda v: None if v.strip() else "expected a device path or URL"),
+            "port": s.get(
+                "port", str, check=lambda v: None if v.strip() else "expected a device path or URL"
+            ),
             "baudrate": s.get("baudrate", int, 9600, check=_range(1200, 115200)),
         }
         if kwargs["baudrate"] not in _BAUDRATES:
@@ -271,7 +286,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             "admin_pin_hash",
             str,
             None,
-            check=_pattern(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"),
+            check=_pattern(
+                r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"
+            ),
         ),
     )
     ui_s.done()
@@ -286,7 +303,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             r = _Section(path, f"reasons.{i}", item)
             parsed.append(
                 Reason(
-                    code=r.get("code", str, check=_pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")),
+                    code=r.get(
+                        "code", str, check=_pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")
+                    ),
                     label=r.get("label", str, check=lambda v: None if v.strip() else "expected a label"),
                     group=r.get("group", str, "其他"),
                 )

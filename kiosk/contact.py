@@ -40,7 +40,9 @@ def load_public_key(path: Path) -> PublicKey:
     try:
         return PublicKey(bytes.fromhex(path.read_text().strip()))
     except (ValueError, TypeError) as e:
-        raise ContactError(f"{path}: expected 64 hex characters (a public key from `kiosk hub key export`)") from e
+        raise ContactError(
+            f"{path}: expected 64 hex characters (a public key from `kiosk hub key export`)"
+        ) from e
 
 
 def seal_contact(phone: str, public_key: PublicKey) -> str:

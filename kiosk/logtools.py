@@ -34,5 +34,7 @@ def verify(args) -> int:
     if result.ok:
         print(f"ok: {result.count} events, chain intact ({config.store_path})")
         return 0
-    print(f"FAILED at seq {result.first_bad_seq}: {result.problem} ({result.count} events verified before it)")
+    print(
+        f"FAILED at seq {result.first_bad_seq}: {result.problem} ({result.count} events verified before it)"
+    )
     return 1

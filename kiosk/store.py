@@ -247,4 +247,6 @@ class EventLog:
             )
 
     def roster(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT card, staff_no, name, title, photo, version FROM roster ORDER BY card"))
+        return list(
+            self.db.query("SELECT card, staff_no, name, title, photo, version FROM roster ORDER BY card")
+        )
