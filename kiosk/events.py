@@ -31,11 +31,14 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "rating_detail": ("rating_seq", "reasons", "contact_sealed"),
     "rating_skipped": ("case_seq", "why"),
+    # Beyond contracts.md §4: what the flow must know again after a restart (docs/flow.md).
+    "ticket_called": ("ticket_no",),
+    "window_paused": (),
+    "window_resumed": (),
 }
 
 CASE_SOURCES = ("scanner", "queue", "walkin")
 RATING_INPUTS = ("touch", "keypad")
-SKIP_REASONS = ("timeout", "superseded", "paused")
 
 EVENT_KEYS = ("log_id", "seq", "id", "type", "at", "payload", "prev_hash", "hash")
 
