@@ -1,0 +1,431 @@
+"""The evaluation flow: what the evaluator shows and records, as a plain state machine.
+
+Swipes, ticket calls, rate requests, pauses, presses and reasons go in; the page to show (a ``View``)
+comes out, and every fact is written through ``record`` (the durable ``EventLog.append``) before the
+flow acts on it. The flow's durable state (who is signed in, paused, the last called ticket, the
+open case) is rebuilt from the same events after a restart, by the same code that follows them live.
+No Qt, no I/O, no clock: every call takes a monotonic ``now``. The rules are in docs/flow.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
+from .events import RATING_INPUTS
+
+Page = Literal["paused", "ready", "rate", "reasons", "thanks"]
+
+# Presses this soon after the page appeared or after the previous press are accidental double taps.
+DEBOUNCE_S = 0.3
+# How long a notice stays on screen.
+NOTICE_S = 5.0
+UNKNOWN_CARD_NOTICE = "未登记的工作人员卡，请联系管理员"
+NOT_SERVING_NOTICE = "本窗口暂停服务，暂不能评价"
+WALKIN_WAIT_NOTICE = "刚刚已有评价，请稍后再评"
+
+# `why` of rating_skipped beyond contracts.md §4 (timeout, superseded, paused); see docs/flow.md.
+SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
+SKIP_NO_STAFF = "no_staff"  # a rate request arrived while nobody was signed in
+SKIP_RESTART = "restart"  # the kiosk restarted while the case was open
+SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART)
+
+# The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
+# The last three are the flow's additions to contracts.md §4 (payloads in kiosk/events.py): a restart
+# must know the called ticket and the pause again.
+HISTORY_TYPES = (
+    "staff_signin",
+    "staff_signout",
+    "case_opened",
+    "rating",
+    "rating_detail",
+    "rating_skipped",
+    "ticket_called",
+    "window_paused",
+    "window_resumed",
+)
+RATE_REQUEST_SOURCES = ("scanner", "queue")
+
+_REASON_CODE = re.compile(REASON_CODE_PATTERN)
+
+
+@dataclass(frozen=True)
+class Staff:
+    staff_no: str
+    name: str
+    title: str = ""
+    photo: bytes | None = None  # image bytes, or None for the placeholder
+
+
+@dataclass(frozen=True)
+class Case:
+    seq: int  # seq of its case_opened event
+    ticket_no: str | None
+    case_no: str | None
+    item_code: str | None
+    item_name: str | None
+    source: str  # "scanner" | "queue" | "walkin"
+
+    @property
+    def identity(self) -> tuple[str | None, str | None, str | None]:
+        return self.ticket_no, self.case_no, self.item_code
+
+
+@dataclass(frozen=True)
+class View:
+    page: Page
+    staff: Staff | None
+    case: Case | None
+    satisfaction: int | None  # the level just recorded (reasons/thanks pages)
+    deadline: float | None  # the `now` at which this page times out (drives the countdown)
+    notice: str | None  # short transient notice
+    called_ticket: str | None  # last ticket called to this window
+    walkin: bool  # the ready page offers the rating buttons
+
+
+def _text(value: str | None) -> str | None:
+    """Absent values are None, never empty strings."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+class Flow:
+    """One window's evaluation flow. Not thread-safe: drive it from one thread (the GUI thread)."""
+
+    def __init__(
+        self,
+        *,
+        record: Callable[[str, dict], dict],
+        find_staff: Callable[[str], Staff | None],
+        window: str,
+        rating_timeout_s: float,
+        thanks_s: float,
+        reasons_timeout_s: float = 60,
+        walkin: bool = False,
+        walkin_interval_s: float = 30,
+        now: float,
+        history: Iterable[dict] = (),
+        staff_by_no: Callable[[str], Staff | None] | None = None,
+    ):
+        """``record`` is EventLog.append; ``history`` the log's events, oldest first, to restore state
+        after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then."""
+        self._record = record
+        self._find_staff = find_staff
+        self._staff_by_no = staff_by_no
+        self._window = window
+        self._rating_timeout_s = rating_timeout_s
+        self._thanks_s = thanks_s
+        self._reasons_timeout_s = reasons_timeout_s
+        self._walkin = walkin
+        self._walkin_interval_s = walkin_interval_s
+        # Durable state: follows the events, live or replayed.
+        self._staff: Staff | None = None
+        self._paused = False
+        self._called_ticket: str | None = None
+        self._open_case: Case | None = None  # opened, neither rated nor skipped yet
+        self._detail_due: int | None = None  # seq of a 差评 still waiting for its rating_detail
+        # Screen state: exists only while the kiosk runs.
+        self._page: Page = "paused"
+        self._shown_case: Case | None = None
+        self._satisfaction: int | None = None
+        self._deadline: float | None = None
+        self._page_since = now
+        self._now = now  # the time of the input being handled
+        self._last_press: float | None = None
+        self._notice: str | None = None
+        self._notice_until: float | None = None
+        walkin_seen = False
+        for event in history:
+            self._apply(event["type"], event["payload"], event["seq"])
+            walkin_seen = (
+                walkin_seen or event["type"] == "case_opened" and event["payload"]["source"] == "walkin"
+            )
+        # The monotonic clock does not survive a restart: the walk-in interval starts again from now.
+        self._last_walkin = now if walkin_seen else None
+        # What the restart interrupted is closed, not resumed: the citizen has gone.
+        if self._open_case is not None:
+            self._skip(SKIP_RESTART)
+        if self._detail_due is not None:
+            self._write_detail((), None)
+        self._show_idle(now)
+
+    # --- what the screen shows ---------------------------------------------------------------------
+
+    @property
+    def view(self) -> View:
+        return View(
+            page=self._page,
+            staff=self._staff,
+            case=self._shown_case,
+            satisfaction=self._satisfaction,
+            deadline=self._deadline,
+            notice=self._notice,
+            called_ticket=self._called_ticket,
+            walkin=self._walkin,
+        )
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def swipe(self, card: str, now: float) -> View:
+        """A staff card: signs in, signs out (same member), or switches; an unknown card changes nothing."""
+        self._expire(now)
+        staff = self._find_staff(card)
+        if staff is None:
+            self._set_notice(UNKNOWN_CARD_NOTICE, now)
+            return self.view
+        current = self._staff
+        if current is not None:
+            if self._open_case is not None:
+                self._skip(SKIP_SIGNOUT)
+            self._write("staff_signout", {"staff_no": current.staff_no})
+        if current is None or current.staff_no != staff.staff_no:
+            self._write("staff_signin", {"staff_no": staff.staff_no, "staff_name": staff.name}, staff)
+        self._clear_notice()
+        self._settle(now)
+        return self.view
+
+    def call(self, ticket: str, now: float) -> View:
+        """A ticket was called to this window; shown on the ready page."""
+        self._expire(now)
+        ticket_no = _text(ticket)
+        if ticket_no is not None:
+            self._write("ticket_called", {"ticket_no": ticket_no})
+        return self.view
+
+    def rate_request(
+        self,
+        *,
+        ticket_no: str | None,
+        case_no: str | None,
+        item_code: str | None,
+        item_name: str | None,
+        source: str,
+        now: float,
+    ) -> View:
+        """A service is done: open its case and ask the citizen to rate it."""
+        if source not in RATE_REQUEST_SOURCES:
+            raise ValueError(f"rate request source must be one of {RATE_REQUEST_SOURCES}, got {source!r}")
+        self._expire(now)
+        fields = {
+            "ticket_no": _text(ticket_no),
+            "case_no": _text(case_no),
+            "item_code": _text(item_code),
+            "item_name": _text(item_name),
+        }
+        identity = (fields["ticket_no"], fields["case_no"], fields["item_code"])
+        shown = self._shown_case
+        if shown is not None and any(identity) and shown.identity == identity:
+            return self.view  # the same request again (a double scan): still the same visit
+        if self._staff is None or self._paused:
+            # Nobody can be rated: keep the trace that a service went unrated, and why.
+            self._open(fields, source)
+            self._skip("paused" if self._paused else SKIP_NO_STAFF)
+            self._set_notice(NOT_SERVING_NOTICE, now)
+            return self.view
+        if self._page == "reasons":
+            self._write_detail((), None)  # the previous citizen has left the counter
+        if self._open_case is not None:
+            self._skip("superseded")
+        self._open(fields, source)
+        self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
+        self._clear_notice()
+        return self.view
+
+    def pause(self, now: float) -> View:
+        """The window stops serving; an open case is skipped. A citizen giving reasons may finish."""
+        self._expire(now)
+        if not self._paused:
+            if self._open_case is not None:
+                self._skip("paused")
+            self._write("window_paused", {})
+            self._settle(now)
+        return self.view
+
+    def resume(self, now: float) -> View:
+        self._expire(now)
+        if self._paused:
+            self._write("window_resumed", {})
+            self._settle(now)
+        return self.view
+
+    def press(self, satisfaction: int, input: str, now: float) -> bool:
+        """A rating key or button. True once the rating is durably recorded; False when it is ignored."""
+        check_satisfaction(satisfaction)
+        if input not in RATING_INPUTS:
+            raise ValueError(f"input must be one of {RATING_INPUTS}, got {input!r}")
+        self._expire(now)
+        previous, self._last_press = self._last_press, now
+        if now - self._page_since < DEBOUNCE_S or (previous is not None and now - previous < DEBOUNCE_S):
+            return False
+        if self._page == "ready" and self._walkin:
+            if self._last_walkin is not None and now - self._last_walkin < self._walkin_interval_s:
+                self._set_notice(WALKIN_WAIT_NOTICE, now)  # a silent button would look broken
+                return False
+            self._open(dict.fromkeys(("ticket_no", "case_no", "item_code", "item_name")), "walkin")
+            self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
+        elif self._page != "rate":
+            return False
+        case, staff = self._open_case, self._staff
+        # Guaranteed by the transitions: the rate page closes when its case does or nobody serves.
+        assert case is not None and staff is not None and not self._paused
+        self._write(
+            "rating",
+            {
+                "case_seq": case.seq,
+                "staff_no": staff.staff_no,
+                "staff_name": staff.name,
+                "window": self._window,
+                "ticket_no": case.ticket_no,
+                "case_no": case.case_no,
+                "item_code": case.item_code,
+                "item_name": case.item_name,
+                "satisfaction": satisfaction,
+                "input": input,
+            },
+        )
+        if case.source == "walkin":
+            self._last_walkin = now
+        if is_bad(satisfaction):
+            self._show("reasons", now, case, satisfaction, now + self._reasons_timeout_s)
+        else:
+            self._show("thanks", now, case, satisfaction, now + self._thanks_s)
+        return True
+
+    def submit_reasons(self, reasons: Sequence[str], contact_sealed: str | None, now: float) -> View:
+        """The citizen's reasons for a 差评 (at least one code) and optionally a sealed phone number."""
+        codes = list(dict.fromkeys(reasons))
+        if not codes or not all(isinstance(c, str) and _REASON_CODE.fullmatch(c) for c in codes):
+            raise ValueError(f"reasons must be one or more reason codes, got {reasons!r}")
+        if contact_sealed is not None and not (isinstance(contact_sealed, str) and contact_sealed):
+            raise ValueError("contact_sealed must be a non-empty string or None")
+        self._expire(now)
+        if self._page == "reasons":
+            self._write_detail(codes, contact_sealed)
+            self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+        return self.view
+
+    def skip_reasons(self, now: float) -> View:
+        """The citizen declines to give reasons; the rating stands."""
+        self._expire(now)
+        if self._page == "reasons":
+            self._write_detail((), None)
+            self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+        return self.view
+
+    def tick(self, now: float) -> View:
+        """Let time pass: pages time out, notices fade."""
+        self._expire(now)
+        return self.view
+
+    # --- transitions -------------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        """Catch up before each input: pages time out, notices fade."""
+        self._now = now
+        if self._notice_until is not None and now >= self._notice_until:
+            self._clear_notice()
+        if self._open_case is not None and self._page != "rate":
+            # A failed write left a case open that nobody can rate: close it as it would have been.
+            self._skip("paused" if self._paused else SKIP_NO_STAFF)
+        if self._deadline is None or now < self._deadline:
+            return
+        if self._page == "rate":
+            self._skip("timeout")  # never a default rating
+            self._show_idle(now)
+        elif self._page == "reasons":
+            self._write_detail((), None)
+            self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+        else:
+            self._show_idle(now)
+
+    def _settle(self, now: float) -> None:
+        """After a change of staff or pause: the idle pages follow it; reasons and thanks run their course.
+        Also after a failed write: the screen shows only what the log holds."""
+        closed = self._page == "rate" and self._open_case is None
+        if closed or self._page in ("paused", "ready") and self._page != self._idle_page():
+            self._show_idle(now)
+        elif self._page == "reasons" and self._detail_due is None:
+            self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+
+    def _idle_page(self) -> Page:
+        return "ready" if self._staff is not None and not self._paused else "paused"
+
+    def _show_idle(self, now: float) -> None:
+        self._show(self._idle_page(), now, None, None, None)
+
+    def _show(
+        self, page: Page, now: float, case: Case | None, satisfaction: int | None, deadline: float | None
+    ):
+        self._page, self._page_since = page, now
+        self._shown_case, self._satisfaction, self._deadline = case, satisfaction, deadline
+
+    def _set_notice(self, notice: str, now: float) -> None:
+        self._notice, self._notice_until = notice, now + NOTICE_S
+
+    def _clear_notice(self) -> None:
+        self._notice = self._notice_until = None
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def _open(self, fields: dict[str, str | None], source: str) -> None:
+        self._write("case_opened", {**fields, "source": source})
+
+    def _skip(self, why: str) -> None:
+        assert self._open_case is not None
+        self._write("rating_skipped", {"case_seq": self._open_case.seq, "why": why})
+
+    def _write_detail(self, reasons: Sequence[str], contact_sealed: str | None) -> None:
+        assert self._detail_due is not None
+        self._write(
+            "rating_detail",
+            {"rating_seq": self._detail_due, "reasons": list(reasons), "contact_sealed": contact_sealed},
+        )
+
+    def _write(self, type_: str, payload: dict[str, Any], staff: Staff | None = None) -> None:
+        """Record durably, then follow the event. If recording fails, the event did not happen: the screen
+        returns to what the log holds (an input may have written part of its events) and the error goes on."""
+        try:
+            event = self._record(type_, payload)
+        except BaseException:
+            self._settle(self._now)
+            raise
+        self._apply(type_, payload, event["seq"], staff)
+
+    def _apply(self, type_: str, payload: dict[str, Any], seq: int, staff: Staff | None = None) -> None:
+        """Follow one event of the log; ``staff`` is the member a live sign-in found by card."""
+        if type_ == "staff_signin":
+            self._staff = staff or self._known_staff(payload["staff_no"], payload["staff_name"])
+        elif type_ == "staff_signout":
+            self._staff = None
+            self._called_ticket = None
+        elif type_ == "window_paused":
+            self._paused = True
+        elif type_ == "window_resumed":
+            self._paused = False
+        elif type_ == "ticket_called":
+            self._called_ticket = payload["ticket_no"]
+        elif type_ == "case_opened":
+            self._open_case = Case(
+                seq=seq,
+                ticket_no=payload["ticket_no"],
+                case_no=payload["case_no"],
+                item_code=payload["item_code"],
+                item_name=payload["item_name"],
+                source=payload["source"],
+            )
+        elif type_ == "rating":
+            self._open_case = None
+            self._detail_due = seq if is_bad(payload["satisfaction"]) else None
+        elif type_ == "rating_detail":
+            self._detail_due = None
+        elif type_ == "rating_skipped":
+            self._open_case = None
+
+    def _known_staff(self, staff_no: str, name: str) -> Staff:
+        found = self._staff_by_no(staff_no) if self._staff_by_no is not None else None
+        return found or Staff(staff_no=staff_no, name=name)

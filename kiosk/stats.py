@@ -1,0 +1,59 @@
+"""This window's 满意率 and rating count per month, from the local log (公开透明 on the ready page).
+
+满意率 = ratings of 基本满意 or better / all ratings (domain.md). A month is the local calendar month in
+the event's own ``at`` timestamp. The counts follow the log incrementally: ``update_from`` reads only
+the ratings written since its last call, so the ready page can refresh after every rating for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .domain import is_satisfied
+
+if TYPE_CHECKING:
+    from .store import EventLog
+
+
+@dataclass(frozen=True)
+class MonthStats:
+    month: str  # "2026-11"
+    count: int
+    satisfied: int
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """满意率 as a fraction; None without ratings (nothing to show, not 0 %)."""
+        return self.satisfied / self.count if self.count else None
+
+
+class WindowStats:
+    """Rating counts of one window, by month."""
+
+    def __init__(self, window: str):
+        self.window = window
+        self.seen_seq = 0  # the highest seq already counted
+        self._months: dict[str, list[int]] = {}  # month -> [count, satisfied]
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Count one event of the log (anything but a rating of this window is passed over)."""
+        if event["seq"] <= self.seen_seq:
+            return  # already counted: counting twice would alter the published figure
+        self.seen_seq = event["seq"]
+        payload = event["payload"]
+        if event["type"] != "rating" or payload["window"] != self.window:
+            return
+        counts = self._months.setdefault(event["at"][:7], [0, 0])
+        counts[0] += 1
+        counts[1] += is_satisfied(payload["satisfaction"])
+
+    def update_from(self, log: EventLog) -> None:
+        """Count the ratings written to ``log`` since the last call."""
+        for event in log.events_after(self.seen_seq, types=("rating",)):
+            self.add(event)
+
+    def month(self, month: str) -> MonthStats:
+        """The figures for ``month`` ("YYYY-MM", local time), zero when nothing was rated."""
+        count, satisfied = self._months.get(month, (0, 0))
+        return MonthStats(month=month, count=count, satisfied=satisfied)

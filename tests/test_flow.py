@@ -1,0 +1,499 @@
+"""The evaluation flow, rule by rule, recording into a real event log with a real roster."""
+
+from pathlib import Path
+
+import pytest
+
+from kiosk.flow import (
+    DEBOUNCE_S,
+    NOT_SERVING_NOTICE,
+    NOTICE_S,
+    UNKNOWN_CARD_NOTICE,
+    WALKIN_WAIT_NOTICE,
+    Flow,
+    Staff,
+)
+from kiosk.roster import Roster, RosterEntry
+from kiosk.store import EventLog
+
+WANG = Staff("0371", "王晓燕", "科员", b"\x89PNG wang")
+LI = Staff("0372", "李明")
+ROSTER = Roster([RosterEntry("26DEFAE7", WANG), RosterEntry("0006102437", LI)])
+WANG_CARD, WANG_CARD_REVERSED, LI_CARD, UNKNOWN_CARD = "26DEFAE7", "E7FADE26", "0006102437", "12345678"
+CASE = {"ticket_no": "A012", "case_no": "370211202611280012", "item_code": "11370211MB0000001X"}
+CASE |= {"item_name": "不动产登记", "source": "queue"}
+
+
+@pytest.fixture
+def log(tmp_path: Path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        yield log
+
+
+def make_flow(log: EventLog, now: float = 0.0, **options) -> Flow:
+    settings = {"window": "03", "rating_timeout_s": 60, "thanks_s": 3, "reasons_timeout_s": 60} | options
+    return Flow(
+        record=log.append,
+        find_staff=ROSTER.find,
+        staff_by_no=ROSTER.by_staff_no,
+        now=now,
+        history=log.events_after(0),
+        **settings,
+    )
+
+
+def recorded(log: EventLog, after: int = 0) -> list[tuple[str, dict]]:
+    return [(e["type"], e["payload"]) for e in log.events_after(after)]
+
+
+def types(log: EventLog, after: int = 0) -> list[str]:
+    return [t for t, _ in recorded(log, after)]
+
+
+def serving(log: EventLog, now: float = 0.0, **options) -> Flow:
+    flow = make_flow(log, now, **options)
+    flow.swipe(WANG_CARD, now)
+    return flow
+
+
+def rating_page(log: EventLog, now: float = 0.0, **options) -> Flow:
+    flow = serving(log, now, **options)
+    flow.rate_request(**CASE, now=now)
+    return flow
+
+
+# --- signing in and out ------------------------------------------------------------------------------
+
+
+def test_nobody_signed_in_shows_paused_and_records_nothing(log):
+    view = make_flow(log).view
+    assert (view.page, view.staff, view.case, view.deadline) == ("paused", None, None, None)
+    assert log.head_seq() == 0
+
+
+def test_known_card_signs_in_and_the_same_card_in_another_form_signs_out(log):
+    flow = make_flow(log)
+    view = flow.swipe(WANG_CARD, 1)
+    assert (view.page, view.staff) == ("ready", WANG)
+    view = flow.swipe(WANG_CARD_REVERSED, 2)
+    assert (view.page, view.staff) == ("paused", None)
+    assert recorded(log) == [
+        ("staff_signin", {"staff_no": "0371", "staff_name": "王晓燕"}),
+        ("staff_signout", {"staff_no": "0371"}),
+    ]
+
+
+def test_another_known_card_switches_staff(log):
+    flow = serving(log)
+    view = flow.swipe(LI_CARD, 1)
+    assert (view.page, view.staff) == ("ready", LI)
+    assert recorded(log, 1) == [
+        ("staff_signout", {"staff_no": "0371"}),
+        ("staff_signin", {"staff_no": "0372", "staff_name": "李明"}),
+    ]
+
+
+def test_unknown_card_shows_a_notice_that_fades_and_changes_nothing(log):
+    flow = serving(log)
+    view = flow.swipe(UNKNOWN_CARD, 10)
+    assert (view.page, view.staff, view.notice) == ("ready", WANG, UNKNOWN_CARD_NOTICE)
+    assert flow.tick(10 + NOTICE_S - 0.1).notice == UNKNOWN_CARD_NOTICE
+    assert flow.tick(10 + NOTICE_S).notice is None
+    assert types(log) == ["staff_signin"]
+
+
+def test_signing_out_with_an_open_case_skips_it_first(log):
+    flow = rating_page(log)
+    view = flow.swipe(WANG_CARD, 5)
+    assert (view.page, view.case) == ("paused", None)
+    assert recorded(log, 2) == [
+        ("rating_skipped", {"case_seq": 2, "why": "signout"}),
+        ("staff_signout", {"staff_no": "0371"}),
+    ]
+
+
+def test_switching_with_an_open_case_skips_it_and_the_new_member_is_ready(log):
+    flow = rating_page(log)
+    view = flow.swipe(LI_CARD, 5)
+    assert (view.page, view.staff, view.case) == ("ready", LI, None)
+    assert types(log, 2) == ["rating_skipped", "staff_signout", "staff_signin"]
+
+
+# --- rate requests -----------------------------------------------------------------------------------
+
+
+def test_rate_request_opens_a_case_and_shows_the_rate_page_with_a_countdown(log):
+    flow = serving(log, 0)
+    view = flow.rate_request(**CASE, now=7)
+    assert (view.page, view.deadline, view.satisfaction) == ("rate", 67, None)
+    assert view.case.seq == 2 and view.case.case_no == CASE["case_no"] and view.case.source == "queue"
+    assert recorded(log, 1) == [("case_opened", CASE)]
+
+
+def test_rate_request_fields_are_trimmed_and_empty_ones_are_null(log):
+    flow = serving(log)
+    flow.rate_request(ticket_no=" ", case_no=" X1 ", item_code="", item_name=None, source="scanner", now=1)
+    assert recorded(log, 1) == [
+        (
+            "case_opened",
+            {"ticket_no": None, "case_no": "X1", "item_code": None, "item_name": None, "source": "scanner"},
+        )
+    ]
+
+
+def test_rate_request_from_an_unknown_source_is_refused(log):
+    with pytest.raises(ValueError, match="source"):
+        serving(log).rate_request(**(CASE | {"source": "walkin"}), now=1)
+
+
+def test_new_rate_request_supersedes_the_open_case(log):
+    flow = rating_page(log)
+    view = flow.rate_request(**(CASE | {"case_no": "OTHER"}), now=5)
+    assert (view.page, view.case.case_no, view.case.seq, view.deadline) == ("rate", "OTHER", 4, 65)
+    assert recorded(log, 2) == [
+        ("rating_skipped", {"case_seq": 2, "why": "superseded"}),
+        ("case_opened", CASE | {"case_no": "OTHER"}),
+    ]
+
+
+def test_the_same_rate_request_again_is_the_same_visit(log):
+    flow = rating_page(log)
+    view = flow.rate_request(**CASE, now=5)
+    assert (view.page, view.case.seq, view.deadline) == ("rate", 2, 60)
+    assert flow.press(4, "touch", 6)
+    flow.rate_request(**CASE, now=6.5)  # a double scan while the thanks page shows
+    assert flow.view.page == "thanks"
+    assert types(log) == ["staff_signin", "case_opened", "rating"]
+
+
+@pytest.mark.parametrize("pause", [True, False], ids=["paused", "nobody_signed_in"])
+def test_rate_request_while_nobody_serves_leaves_an_unrated_trace(log, pause):
+    flow = serving(log) if pause else make_flow(log)
+    if pause:
+        flow.pause(1)
+    after = log.head_seq()
+    view = flow.rate_request(**CASE, now=2)
+    assert (view.page, view.case, view.notice) == ("paused", None, NOT_SERVING_NOTICE)
+    why = "paused" if pause else "no_staff"
+    assert recorded(log, after) == [
+        ("case_opened", CASE),
+        ("rating_skipped", {"case_seq": after + 1, "why": why}),
+    ]
+    assert not flow.press(5, "touch", 10)
+
+
+# --- pressing ----------------------------------------------------------------------------------------
+
+
+def test_press_records_the_rating_with_its_full_linkage_before_it_returns(log, tmp_path):
+    flow = rating_page(log, 0)
+    assert flow.press(5, "keypad", 1)
+    with EventLog(tmp_path / "kiosk.db") as other_reader:
+        rating = list(other_reader.events_after(2))
+    linkage = {k: CASE[k] for k in ("ticket_no", "case_no", "item_code", "item_name")}
+    expected = {"case_seq": 2, "staff_no": "0371", "staff_name": "王晓燕", "window": "03"} | linkage
+    assert [(e["type"], e["payload"]) for e in rating] == [
+        ("rating", expected | {"satisfaction": 5, "input": "keypad"})
+    ]
+
+
+@pytest.mark.parametrize("satisfaction", [5, 4, 3])
+def test_a_good_rating_thanks_for_thanks_s_then_the_ready_page(log, satisfaction):
+    flow = rating_page(log, 0)
+    assert flow.press(satisfaction, "touch", 1)
+    view = flow.view
+    assert (view.page, view.satisfaction, view.deadline, view.case.seq) == ("thanks", satisfaction, 4, 2)
+    assert flow.tick(3.9).page == "thanks"
+    view = flow.tick(4)
+    assert (view.page, view.case, view.satisfaction, view.deadline) == ("ready", None, None, None)
+
+
+@pytest.mark.parametrize("satisfaction", [2, 1])
+def test_a_bad_rating_asks_for_reasons_then_thanks(log, satisfaction):
+    flow = rating_page(log, 0)
+    assert flow.press(satisfaction, "touch", 1)
+    assert (flow.view.page, flow.view.deadline) == ("reasons", 61)
+    view = flow.submit_reasons(["201", "101", "201"], "sealed-phone", 20)
+    assert (view.page, view.deadline, view.satisfaction) == ("thanks", 23, satisfaction)
+    assert recorded(log, 3) == [
+        ("rating_detail", {"rating_seq": 3, "reasons": ["201", "101"], "contact_sealed": "sealed-phone"})
+    ]
+
+
+def test_skipping_reasons_keeps_the_rating_and_records_an_empty_detail(log):
+    flow = rating_page(log, 0)
+    flow.press(1, "touch", 1)
+    assert flow.skip_reasons(2).page == "thanks"
+    assert recorded(log, 3) == [("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})]
+
+
+def test_reasons_time_out_into_an_empty_detail_and_thanks(log):
+    flow = rating_page(log, 0)
+    flow.press(2, "touch", 1)
+    assert flow.tick(60.9).page == "reasons"
+    view = flow.tick(61)
+    assert (view.page, view.deadline) == ("thanks", 64)
+    assert recorded(log, 3) == [("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})]
+    assert flow.tick(64).page == "ready"
+
+
+@pytest.mark.parametrize(
+    ("reasons", "contact"),
+    [([], None), (["bad code!"], None), ([201], None), (["101"], "")],
+    ids=["none", "bad_code", "not_text", "empty_contact"],
+)
+def test_submit_reasons_refuses_what_is_not_a_reason(log, reasons, contact):
+    flow = rating_page(log, 0)
+    flow.press(1, "touch", 1)
+    with pytest.raises(ValueError):
+        flow.submit_reasons(reasons, contact, 2)
+    assert flow.view.page == "reasons"
+    assert types(log, 3) == []
+
+
+def test_reasons_outside_the_reasons_page_are_ignored(log):
+    flow = rating_page(log, 0)
+    flow.submit_reasons(["101"], None, 1)
+    flow.skip_reasons(1)
+    assert flow.view.page == "rate"
+    assert types(log) == ["staff_signin", "case_opened"]
+
+
+def test_one_rating_per_case(log):
+    flow = rating_page(log, 0)
+    assert flow.press(5, "touch", 1)
+    assert not flow.press(1, "keypad", 2)
+    flow.tick(4)
+    assert not flow.press(1, "touch", 5)
+    assert types(log).count("rating") == 1
+
+
+def test_presses_right_after_the_page_appears_or_each_other_are_ignored(log):
+    flow = rating_page(log, 10)
+    assert not flow.press(5, "touch", 10 + DEBOUNCE_S - 0.01)
+    assert not flow.press(5, "touch", 10 + 2 * DEBOUNCE_S - 0.02)  # too soon after the ignored one
+    assert flow.press(1, "touch", 10 + 3 * DEBOUNCE_S)
+    assert types(log, 2) == ["rating"]
+    assert list(log.events_after(2))[0]["payload"]["satisfaction"] == 1
+
+
+def test_the_rate_page_times_out_into_a_skip_never_a_rating(log):
+    flow = rating_page(log, 0)
+    assert flow.tick(59.9).page == "rate"
+    assert flow.tick(60).page == "ready"
+    assert not flow.press(5, "touch", 60.5)
+    assert recorded(log, 2) == [("rating_skipped", {"case_seq": 2, "why": "timeout"})]
+
+
+def test_a_press_after_the_deadline_is_too_late_even_before_the_tick(log):
+    flow = rating_page(log, 0)
+    assert not flow.press(5, "touch", 61)
+    assert types(log, 2) == ["rating_skipped"]
+
+
+def test_press_arguments_are_checked(log):
+    flow = rating_page(log, 0)
+    with pytest.raises(ValueError):
+        flow.press(6, "touch", 1)
+    with pytest.raises(ValueError):
+        flow.press(5, "voice", 1)
+    assert flow.press(5, "touch", 1)
+
+
+@pytest.mark.parametrize("page", ["paused", "ready"])
+def test_presses_without_an_open_case_are_ignored(log, page):
+    flow = serving(log) if page == "ready" else make_flow(log)
+    assert flow.view.page == page
+    assert not flow.press(5, "keypad", 10)
+    assert log.head_seq() == (page == "ready")
+
+
+# --- pause and resume ---------------------------------------------------------------------------------
+
+
+def test_pause_skips_the_open_case_and_resume_returns_to_ready(log):
+    flow = rating_page(log)
+    view = flow.pause(5)
+    assert (view.page, view.case, view.staff) == ("paused", None, WANG)
+    assert flow.pause(6).page == "paused"  # once is enough
+    assert flow.resume(7).page == "ready"
+    assert flow.resume(8).page == "ready"
+    assert recorded(log, 2) == [
+        ("rating_skipped", {"case_seq": 2, "why": "paused"}),
+        ("window_paused", {}),
+        ("window_resumed", {}),
+    ]
+
+
+def test_signing_in_while_paused_stays_paused_until_resume(log):
+    flow = make_flow(log)
+    flow.pause(1)
+    assert flow.swipe(WANG_CARD, 2).page == "paused"
+    assert flow.resume(3).page == "ready"
+
+
+def test_pause_or_signout_lets_a_citizen_finish_the_reasons(log):
+    flow = rating_page(log, 0)
+    flow.press(1, "touch", 1)
+    flow.pause(2)
+    flow.swipe(WANG_CARD, 3)
+    assert flow.view.page == "reasons"
+    view = flow.submit_reasons(["301"], None, 4)
+    assert view.page == "thanks"
+    assert flow.tick(7).page == "paused"
+    assert types(log, 3) == ["window_paused", "staff_signout", "rating_detail"]
+
+
+def test_a_new_rate_request_during_reasons_closes_them_empty(log):
+    flow = rating_page(log, 0)
+    flow.press(1, "touch", 1)
+    view = flow.rate_request(**(CASE | {"case_no": "NEXT"}), now=30)
+    assert (view.page, view.case.case_no) == ("rate", "NEXT")
+    assert recorded(log, 3)[0] == ("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})
+
+
+# --- tickets and walk-in ------------------------------------------------------------------------------
+
+
+def test_called_tickets_are_recorded_and_shown_until_signout(log):
+    flow = serving(log)
+    assert flow.call(" A013 ", 1).called_ticket == "A013"
+    assert flow.call("", 2).called_ticket == "A013"
+    assert flow.swipe(WANG_CARD, 3).called_ticket is None
+    assert recorded(log, 1)[0] == ("ticket_called", {"ticket_no": "A013"})
+
+
+def test_walkin_ready_page_takes_one_rating_per_interval(log):
+    flow = serving(log, 0, walkin=True, walkin_interval_s=30)
+    assert flow.view.walkin
+    assert flow.press(4, "touch", 1)
+    assert recorded(log, 1) == [
+        (
+            "case_opened",
+            {"ticket_no": None, "case_no": None, "item_code": None, "item_name": None, "source": "walkin"},
+        ),
+        ("rating", recorded(log, 2)[0][1]),
+    ]
+    assert recorded(log, 2)[0][1]["case_seq"] == 2
+    assert flow.tick(4).page == "ready"
+    assert not flow.press(4, "touch", 30.9)
+    assert flow.view.notice == WALKIN_WAIT_NOTICE
+    assert flow.press(2, "keypad", 31.5)
+    assert flow.view.page == "reasons"
+    assert types(log).count("rating") == 2
+
+
+def test_walkin_windows_still_take_rate_requests(log):
+    flow = rating_page(log, 0, walkin=True)
+    assert flow.press(5, "touch", 1)
+    assert recorded(log, 2)[0][1]["case_seq"] == 2
+
+
+def test_after_a_restart_the_walkin_interval_starts_again(log):
+    serving(log, 0, walkin=True).press(5, "touch", 1)
+    flow = make_flow(log, now=1000, walkin=True)  # a new monotonic clock, which may start anywhere
+    assert not flow.press(5, "touch", 1000 + 29)
+    assert flow.press(5, "touch", 1000 + 30)
+
+
+# --- restart --------------------------------------------------------------------------------------------
+
+
+def test_restart_restores_staff_pause_and_ticket(log):
+    flow = serving(log)
+    flow.call("A020", 1)
+    flow.pause(2)
+    view = make_flow(log, now=0).view
+    assert (view.page, view.staff, view.called_ticket) == ("paused", WANG, "A020")
+    make_flow(log).resume(1)
+    view = make_flow(log).view
+    assert (view.page, view.staff) == ("ready", WANG)
+
+
+def test_restart_closes_the_open_case_instead_of_resuming_it(log):
+    rating_page(log)
+    view = make_flow(log, now=100).view
+    assert (view.page, view.case) == ("ready", None)
+    assert recorded(log, 2) == [("rating_skipped", {"case_seq": 2, "why": "restart"})]
+
+
+def test_restart_closes_a_bad_rating_waiting_for_reasons(log):
+    rating_page(log, 0).press(1, "touch", 1)
+    make_flow(log, now=0)
+    assert recorded(log, 3) == [("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})]
+    make_flow(log, now=0)
+    assert log.head_seq() == 4
+
+
+def test_restart_keeps_a_member_who_left_the_roster_by_the_name_in_the_log(log):
+    log.append("staff_signin", {"staff_no": "0999", "staff_name": "已调岗"})
+    view = make_flow(log).view
+    assert view.staff == Staff("0999", "已调岗")
+
+
+# --- failures -----------------------------------------------------------------------------------------
+
+
+class FailingDisk:
+    """The event log, except that the write numbered ``fail_at`` (from 0) raises, as a full disk would."""
+
+    def __init__(self, log: EventLog, fail_at: int):
+        self.log, self.fail_at, self.writes = log, fail_at, 0
+
+    def append(self, type_: str, payload: dict) -> dict:
+        self.writes += 1
+        if self.writes - 1 == self.fail_at:
+            raise OSError("disk full")
+        return self.log.append(type_, payload)
+
+
+def flow_on(disk: FailingDisk, **options) -> Flow:
+    settings = {"window": "03", "rating_timeout_s": 60, "thanks_s": 3} | options
+    return Flow(record=disk.append, find_staff=ROSTER.find, now=0, **settings)
+
+
+def test_a_failed_write_changes_nothing(log):
+    flow = flow_on(FailingDisk(log, fail_at=0))
+    with pytest.raises(OSError):
+        flow.swipe(WANG_CARD, 0)
+    assert (flow.view.page, flow.view.staff, log.head_seq()) == ("paused", None, 0)
+    assert flow.swipe(WANG_CARD, 1).staff == WANG
+
+
+def test_a_switch_that_fails_halfway_shows_what_the_log_holds(log):
+    flow = flow_on(FailingDisk(log, fail_at=2))  # signin, signout, then the second signin fails
+    flow.swipe(WANG_CARD, 0)
+    with pytest.raises(OSError):
+        flow.swipe(LI_CARD, 1)
+    assert (flow.view.page, flow.view.staff) == ("paused", None)
+    assert types(log) == ["staff_signin", "staff_signout"]
+
+
+def test_a_case_nobody_could_rate_is_closed_by_the_next_input_when_its_skip_failed(log):
+    flow = flow_on(FailingDisk(log, fail_at=1))  # case_opened, then its rating_skipped fails
+    with pytest.raises(OSError):
+        flow.rate_request(**CASE, now=0)
+    flow.swipe(WANG_CARD, 1)
+    assert types(log) == ["case_opened", "rating_skipped", "staff_signin"]
+    assert recorded(log, 1)[0] == ("rating_skipped", {"case_seq": 1, "why": "no_staff"})
+
+
+def test_a_walkin_rating_that_failed_can_be_given_again_on_its_rate_page(log):
+    flow = flow_on(FailingDisk(log, fail_at=2), walkin=True)  # signin, case_opened, then the rating fails
+    flow.swipe(WANG_CARD, 0)
+    with pytest.raises(OSError):
+        flow.press(5, "touch", 1)
+    assert (flow.view.page, flow.view.case.source) == ("rate", "walkin")
+    assert flow.press(5, "touch", 2)
+    assert types(log) == ["staff_signin", "case_opened", "rating"]
+
+
+def test_the_log_a_whole_session_leaves_verifies(log):
+    flow = rating_page(log, 0)
+    flow.press(2, "touch", 1)
+    flow.submit_reasons(["101"], None, 2)
+    flow.tick(10)
+    flow.rate_request(**CASE, now=11)
+    flow.tick(100)
+    flow.swipe(WANG_CARD, 101)
+    assert log.verify().ok

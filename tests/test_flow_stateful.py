@@ -1,0 +1,248 @@
+"""Random sequences of swipes, calls, rate requests, presses, reasons, pauses, ticks and restarts against
+the flow, with the disk failing now and then, checking after every step that the log it writes keeps
+the 一次一评 invariants and the screen shows only what the log holds."""
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from kiosk.domain import is_bad
+from kiosk.events import check_payload
+from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, Flow, Staff
+
+STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}
+CARDS = (*STAFF, "card-unknown")
+RATING_TIMEOUT_S, WALKIN_INTERVAL_S = 60, 30
+# Time steps around every threshold: debounce, thanks, timeouts, walk-in interval.
+STEPS = st.sampled_from([0.0, 0.1, 0.29, 0.31, 1.0, 3.0, 10.0, 29.0, 31.0, 59.0, 61.0, 200.0])
+# A citizen's press comes mostly a moment after the page appears.
+PRESS_STEPS = st.sampled_from([0.0, 0.29, 0.31, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 59.0, 61.0])
+TEXT = st.sampled_from([None, "", "A012", "370211-2026-0001", "事项"])
+
+
+class WriteFailed(OSError):
+    """The fault the machine injects: the disk refuses one write (full, or an I/O error)."""
+
+
+class MemoryLog:
+    """The event log's contract without the disk: payloads checked, seqs from 1, no gaps. Each event
+    also notes the test's clock (``now``) so that timing rules can be checked afterwards. ``fail_in``
+    arms one failure: that many writes succeed, then one raises WriteFailed and writes nothing."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.events: list[dict] = []
+        self.fail_in: int | None = None
+
+    def append(self, type_: str, payload: dict) -> dict:
+        if self.fail_in is not None:
+            self.fail_in -= 1
+            if self.fail_in < 0:
+                self.fail_in = None
+                raise WriteFailed("disk full")
+        check_payload(type_, payload)
+        event = {"seq": len(self.events) + 1, "type": type_, "payload": payload, "now": self.clock()}
+        self.events.append(event)
+        return event
+
+
+class FlowMachine(RuleBasedStateMachine):
+    @initialize(walkin=st.booleans(), signed_in=st.booleans())
+    def start(self, walkin, signed_in):
+        self.now = 0.0
+        self.log = MemoryLog(lambda: self.now)
+        self.walkin = walkin
+        self.checked = 0  # events before this index have passed the log invariants
+        self.staff: str | None = None  # staff_no signed in, per the log
+        self.called_ticket: str | None = None
+        self.last_walkin_at: float | None = None
+        self.paused = False
+        self.open_case: int | None = None
+        self.closed: set[int] = set()
+        self.opened: dict[int, dict] = {}
+        self.ratings: dict[int, dict] = {}
+        self.details: set[int] = set()
+        self.flow = self.make_flow()
+        if signed_in:
+            self.flow.swipe("card-a", self.now)
+
+    def make_flow(self) -> Flow:
+        return Flow(
+            record=self.log.append,
+            find_staff=STAFF.get,
+            window="03",
+            rating_timeout_s=RATING_TIMEOUT_S,
+            thanks_s=3,
+            reasons_timeout_s=60,
+            walkin=self.walkin,
+            walkin_interval_s=WALKIN_INTERVAL_S,
+            now=self.now,
+            history=[e for e in self.log.events if e["type"] in HISTORY_TYPES],
+        )
+
+    def attempt(self, step: float, action):
+        """Run one input at a later time; an injected write failure is the only error allowed."""
+        self.now += step
+        try:
+            return action(self.now)
+        except WriteFailed:
+            return None
+
+    @rule(writes_before=st.integers(0, 3))
+    def disk_fails(self, writes_before):
+        self.log.fail_in = writes_before
+
+    @rule(card=st.sampled_from(CARDS), step=STEPS)
+    def swipe(self, card, step):
+        self.attempt(step, lambda now: self.flow.swipe(card, now))
+
+    @rule(ticket=TEXT, step=STEPS)
+    def call(self, ticket, step):
+        self.attempt(step, lambda now: self.flow.call(ticket or "", now))
+
+    @rule(ticket=TEXT, case=TEXT, item=TEXT, source=st.sampled_from(["queue", "scanner"]), step=STEPS)
+    def rate_request(self, ticket, case, item, source, step):
+        fields = {
+            "ticket_no": ticket,
+            "case_no": case,
+            "item_code": item,
+            "item_name": item,
+            "source": source,
+        }
+        self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
+
+    @rule(step=STEPS)
+    def pause(self, step):
+        self.attempt(step, self.flow.pause)
+
+    @rule(step=STEPS)
+    def resume(self, step):
+        self.attempt(step, self.flow.resume)
+
+    @rule(satisfaction=st.integers(1, 5), input=st.sampled_from(["touch", "keypad"]), step=PRESS_STEPS)
+    def press(self, satisfaction, input, step):
+        page, before = self.flow.view.page, len(self.log.events)
+        accepted = self.attempt(step, lambda now: self.flow.press(satisfaction, input, now))
+        written = [e["type"] for e in self.log.events[before:]]
+        event(f"press on {page}: {'failed' if accepted is None else 'recorded' if accepted else 'ignored'}")
+        if not accepted:
+            # Ignored or failed presses write no rating, only what time itself closed (timeouts).
+            assert "rating" not in written
+            return
+        assert written[-1] == "rating" and written.count("rating") == 1
+        assert self.log.events[-1]["payload"]["satisfaction"] == satisfaction
+        assert page in ("rate", "ready")
+        assert self.flow.view.page == ("reasons" if is_bad(satisfaction) else "thanks")
+
+    @rule(reasons=st.lists(st.sampled_from(["101", "201", "901"]), min_size=1, max_size=3), step=PRESS_STEPS)
+    def submit_reasons(self, reasons, step):
+        self.attempt(step, lambda now: self.flow.submit_reasons(reasons, None, now))
+
+    @rule(step=PRESS_STEPS)
+    def skip_reasons(self, step):
+        self.attempt(step, self.flow.skip_reasons)
+
+    @rule(step=STEPS)
+    def tick(self, step):
+        self.attempt(step, self.flow.tick)
+
+    @rule(step=STEPS)
+    def restart(self, step):
+        self.now += step
+        try:
+            self.flow = self.make_flow()
+        except WriteFailed:
+            self.flow = self.make_flow()  # the service manager starts the kiosk again
+        assert self.open_case_in_log() is None
+
+    def open_case_in_log(self) -> int | None:
+        self.follow_log()
+        return self.open_case
+
+    @invariant()
+    def follow_log(self):
+        """Every new event is checked against what the log said before it."""
+        for logged in self.log.events[self.checked :]:
+            seq, type_, p, at = logged["seq"], logged["type"], logged["payload"], logged["now"]
+            if type_ == "staff_signin":
+                assert self.staff is None, "signin over a signed-in member"
+                self.staff = p["staff_no"]
+            elif type_ == "staff_signout":
+                assert self.open_case is None, "signout with a case open"
+                assert self.staff == p["staff_no"]
+                self.staff = self.called_ticket = None
+            elif type_ in ("window_paused", "window_resumed"):
+                assert self.paused == (type_ == "window_resumed")
+                assert self.open_case is None
+                self.paused = type_ == "window_paused"
+            elif type_ == "case_opened":
+                assert self.open_case is None, "two cases open"
+                self.open_case = seq
+                self.opened[seq] = p | {"at": at}
+            elif type_ == "rating":
+                case_seq = p["case_seq"]
+                assert case_seq == self.open_case, "rating without its open case"
+                assert self.staff == p["staff_no"] and not self.paused, "rating without a serving member"
+                assert (p["ticket_no"], p["case_no"], p["item_code"]) == tuple(
+                    self.opened[case_seq][k] for k in ("ticket_no", "case_no", "item_code")
+                )
+                assert not self.pending_details(), "a new rating before the last 差评's detail"
+                if self.opened[case_seq]["source"] == "walkin":
+                    assert self.last_walkin_at is None or at - self.last_walkin_at >= WALKIN_INTERVAL_S
+                    self.last_walkin_at = at
+                else:
+                    opened_at = self.opened[case_seq]["at"]  # the same arithmetic as the flow's
+                    assert at - opened_at >= DEBOUNCE_S and at < opened_at + RATING_TIMEOUT_S
+                self.closed.add(case_seq)
+                self.open_case = None
+                self.ratings[seq] = p
+            elif type_ == "rating_skipped":
+                assert p["case_seq"] == self.open_case and p["why"] in SKIP_WHYS
+                if p["why"] == "timeout":
+                    assert at >= self.opened[p["case_seq"]]["at"] + RATING_TIMEOUT_S
+                self.closed.add(p["case_seq"])
+                self.open_case = None
+            elif type_ == "rating_detail":
+                rating = self.ratings.get(p["rating_seq"])
+                assert rating is not None and is_bad(rating["satisfaction"]), "detail of no 差评"
+                assert p["rating_seq"] not in self.details, "two details for one rating"
+                self.details.add(p["rating_seq"])
+            else:
+                assert type_ == "ticket_called"
+                self.called_ticket = p["ticket_no"]
+            self.checked += 1
+
+    def pending_details(self) -> set[int]:
+        return {s for s, r in self.ratings.items() if is_bad(r["satisfaction"])} - self.details
+
+    @invariant()
+    def view_matches_log(self):
+        self.follow_log()
+        view = self.flow.view
+        serving = self.staff is not None and not self.paused
+        if view.page == "rate":
+            assert view.case is not None and view.case.seq == self.open_case and serving
+        else:
+            # Only a failed write leaves a case open off screen, where nobody can rate it; the next
+            # input closes it (follow_log sees to that: no second case opens over it).
+            assert self.open_case is None or not serving, "a case is open but not on screen"
+        if view.page in ("ready", "paused"):
+            assert view.page == ("ready" if serving else "paused")
+            assert view.case is None and view.deadline is None
+        if view.page == "reasons":
+            assert self.pending_details()
+        assert (view.staff.staff_no if view.staff else None) == self.staff
+        assert view.called_ticket == self.called_ticket
+
+    def teardown(self):
+        # Let every page run its course: each opened case ends rated or skipped exactly once.
+        self.log.fail_in = None
+        for _ in range(3):
+            self.attempt(1000, self.flow.tick)
+        self.follow_log()
+        assert self.open_case is None and set(self.opened) == self.closed
+        assert not self.pending_details()
+
+
+FlowMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
+test_flow_state_machine = FlowMachine.TestCase
