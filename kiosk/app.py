@@ -1,0 +1,436 @@
+"""``kiosk run``: the evaluator window wired to the flow, the event log, the serial devices and the QR code.
+
+``create_window(config_path)`` builds everything and returns the main window, not yet shown; its
+``kiosk`` attribute is the ``Kiosk`` that drives it (``kiosk.close()`` stops the devices and closes the
+log). Serial events arrive on reader threads and cross into the GUI thread through a queued Qt
+signal; the GUI thread never waits on serial or network I/O. The one synchronous write is the event
+log's append (a local fsync): it is the durability point, done before any page or keypad answer.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import logging
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nacl.public import PublicKey
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import QApplication
+
+from drivers.devices import (
+    CardSwiped,
+    DeviceEvent,
+    Devices,
+    KeyPressed,
+    RateRequested,
+    TicketCalled,
+    WindowPaused,
+    WindowResumed,
+)
+
+from . import __version__, adminpin, contact, qrtoken, systemd
+from .config import Config, default_config_path, load_config
+from .flow import HISTORY_TYPES, Flow
+from .fonts import find_cjk_font
+from .roster import Roster
+from .stats import WindowStats
+from .store import EventLog, StoreError
+from .ui.pages import Station
+from .ui.window import MainWindow
+
+log = logging.getLogger(__name__)
+
+EXIT_RESTART = 3  # the admin panel's 重启程序: non-zero, so systemd restarts the unit (exit 0 stays down)
+TICK_MS = 200  # timeouts, countdowns and the clock follow within this
+REASONS_TIMEOUT_S = 60
+QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
+WINDOWED_SIZE = (1280, 800)
+DEVICE_STATES = {"connected": "已连接", "waiting": "未连接（重试中）", "error": "故障"}
+SYNC_STATES = {"ok": "正常", "offline": "离线", "error": "出错", "alarm": "告警"}
+
+_loaded_fonts: dict[str, str | None] = {}
+
+
+def install_cjk_font(config: Config | None) -> str | None:
+    """Make a Chinese-capable font the application's default; the family, or None (logged loudly)."""
+    if config is not None and config.ui.font_path is not None and not config.ui.font_path.is_file():
+        log.error("[ui] font_path %s does not exist; looking for a system font instead", config.ui.font_path)
+    path = find_cjk_font(config)
+    if path is None:
+        log.error(
+            "NO CHINESE FONT FOUND: the evaluator will show empty boxes instead of text. "
+            "Install fonts-noto-cjk or set [ui] font_path in the configuration."
+        )
+        return None
+    if path not in _loaded_fonts:
+        families = QFontDatabase.applicationFontFamilies(QFontDatabase.addApplicationFont(path))
+        # A collection holds several regional variants: prefer Simplified Chinese.
+        preferred = [f for f in families if f.endswith(" SC")] or families
+        _loaded_fonts[path] = preferred[0] if preferred else None
+        if not families:
+            log.error("cannot load font %s; text may not render", path)
+    family = _loaded_fonts[path]
+    if family:
+        font = QFont(family)
+        font.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
+        QApplication.setFont(font)
+    return family
+
+
+def read_secret(config: Config) -> bytes | None:
+    """The device secret for QR tokens, or None (no QR code) when there is none to read."""
+    if config.hub is None or config.qr is None:
+        return None
+    try:
+        secret = bytes.fromhex(config.hub.secret_file.read_text().strip())
+    except FileNotFoundError:
+        log.warning("no device secret at %s: the rate page shows no QR code", config.hub.secret_file)
+        return None
+    except (OSError, ValueError) as e:
+        log.error(
+            "cannot use the device secret %s (%s): the rate page shows no QR code", config.hub.secret_file, e
+        )
+        return None
+    return secret or None
+
+
+def read_public_key(config: Config) -> PublicKey | None:
+    if config.hub is None or config.hub.public_key_file is None:
+        return None
+    try:
+        return contact.load_public_key(config.hub.public_key_file)
+    except (OSError, contact.ContactError) as e:
+        log.error("cannot use the hub public key (%s): the reasons page offers no phone number", e)
+        return None
+
+
+def ip_addresses() -> list[str]:
+    """This machine's IPv4 addresses per interface (loopback left out), read from the kernel; no network I/O."""
+    siocgifaddr = 0x8915
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _index, name in socket.if_nameindex():
+            if name == "lo":
+                continue
+            request = array.array("B", struct.pack("256s", name.encode()[:15]))
+            try:
+                fcntl.ioctl(s.fileno(), siocgifaddr, request)
+            except OSError:
+                continue  # an interface without an IPv4 address
+            found.append(f"{name} {socket.inet_ntoa(request.tobytes()[20:24])}")
+    return found
+
+
+class Kiosk(QObject):
+    """Drives the window: device events and touches go to the flow, the flow's view goes to the window."""
+
+    device_event = Signal(object)
+
+    def __init__(
+        self,
+        config: Config,
+        window: MainWindow,
+        event_log: EventLog,
+        *,
+        public_key: PublicKey | None,
+        secret: bytes | None,
+    ):
+        super().__init__(window)
+        self.config = config
+        self.window = window
+        self.log = event_log
+        self.public_key = public_key
+        self.secret = secret
+        # The flow's monotonic time and the QR tokens' wall time; tests replace them to pass timeouts
+        # and token expiry without waiting for them.
+        self.clock: Callable[[], float] = time.monotonic
+        self.wall_clock: Callable[[], float] = time.time
+        self.roster = Roster.load(config.roster_path, event_log.roster())
+        for problem in self.roster.problems:
+            log.warning("roster: %s", problem)
+        self.stats = WindowStats(config.device.window)
+        self.stats.update_from(event_log)
+        self.flow = Flow(
+            record=self._record,
+            find_staff=self.roster.find,
+            staff_by_no=self.roster.by_staff_no,
+            window=config.device.window,
+            rating_timeout_s=config.ui.rating_timeout_s,
+            thanks_s=config.ui.thanks_s,
+            reasons_timeout_s=REASONS_TIMEOUT_S,
+            walkin=config.ui.walkin,
+            walkin_interval_s=config.ui.walkin_interval_s,
+            now=self.clock(),
+            history=event_log.events_after(0, types=HISTORY_TYPES),
+        )
+        self._qr_case: int | None = None
+        self._qr_expires_at = 0.0
+        self._last_second = -1
+        # Reader threads emit; the queued connection runs the handler on the GUI thread.
+        self.device_event.connect(self._on_device_event, Qt.ConnectionType.QueuedConnection)
+        self.devices = Devices(config.serial, self.device_event.emit)
+        self._answers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keypad-answer")
+        self._closed = False
+        window.rated.connect(self._touch)
+        window.reasons_submitted.connect(self._submit_reasons)
+        window.reasons_skipped.connect(self._skip_reasons)
+        window.restart_requested.connect(lambda: self.quit(EXIT_RESTART))
+        window.exit_requested.connect(lambda: self.quit(0))
+        self.timer = QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.watchdog = QTimer(self)
+        interval = systemd.watchdog_interval_s()
+        if interval:
+            self.watchdog.setInterval(int(interval * 1000))
+            self.watchdog.timeout.connect(lambda: systemd.notify("WATCHDOG=1"))
+        self._update_stats()
+        self._render()
+
+    # --- lifecycle
+
+    def start(self) -> None:
+        self.devices.start()
+        self.timer.start()
+        if self.watchdog.interval() > 0:
+            self.watchdog.start()
+
+    def close(self) -> None:
+        """Stop the devices and timers and close the log; device events still queued are dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        self.timer.stop()
+        self.watchdog.stop()
+        self.devices.stop()
+        self._answers.shutdown(wait=True)
+        self.log.close()
+
+    def quit(self, code: int) -> None:
+        log.info("admin panel: %s", "restart" if code == EXIT_RESTART else "exit")
+        self.window.allow_close()
+        QApplication.exit(code)
+
+    # --- inputs
+
+    def _record(self, type_: str, payload: dict) -> dict:
+        event = self.log.append(type_, payload)
+        self.stats.add(event)
+        if type_ == "rating":
+            self._update_stats()
+        return event
+
+    def _guarded(self, what: str, action) -> Any:
+        """Run one flow input; a failure (e.g. the disk is full) is logged and shown, never a crash."""
+        try:
+            return action()
+        except Exception:
+            log.exception("%s failed; nothing was recorded", what)
+            self.window.flash_notice("系统故障，请联系工作人员")
+            return None
+
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        if self._closed:
+            return
+        now = self.clock()
+        flow = self.flow
+        if isinstance(event, KeyPressed):
+            taken = self._guarded("keypad rating", lambda: flow.press(event.satisfaction, "keypad", now))
+            self._render()
+            # Only after the rating is committed (press returned True) does the keypad hear OK; the
+            # write goes through the answer thread, in order, so a stalled port never stalls the screen.
+            self._answers.submit(self.devices.answer_keypad, event.satisfaction if taken else None)
+            return
+        if isinstance(event, CardSwiped):
+            self._guarded("card swipe", lambda: flow.swipe(event.card, now))
+        elif isinstance(event, TicketCalled):
+            self._guarded("ticket call", lambda: flow.call(event.ticket, now))
+        elif isinstance(event, RateRequested):
+            self._guarded(
+                "rate request",
+                lambda: flow.rate_request(
+                    ticket_no=event.ticket,
+                    case_no=event.case_no,
+                    item_code=event.item_code,
+                    item_name=event.item_name,
+                    source=event.source,
+                    now=now,
+                ),
+            )
+        elif isinstance(event, WindowPaused):
+            self._guarded("pause", lambda: flow.pause(now))
+        elif isinstance(event, WindowResumed):
+            self._guarded("resume", lambda: flow.resume(now))
+        self._render()
+
+    def _touch(self, satisfaction: int) -> None:
+        now = self.clock()
+        self._guarded("touch rating", lambda: self.flow.press(satisfaction, "touch", now))
+        self._render()
+
+    def _submit_reasons(self, reasons: list, phone: str) -> None:
+        now = self.clock()
+
+        def submit() -> None:
+            sealed = contact.seal_contact(phone, self.public_key) if phone and self.public_key else None
+            self.flow.submit_reasons(reasons, sealed, now)
+
+        self._guarded("reasons", submit)
+        self._render()
+
+    def _skip_reasons(self) -> None:
+        now = self.clock()
+        self._guarded("skip reasons", lambda: self.flow.skip_reasons(now))
+        self._render()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        view = self._guarded("tick", lambda: self.flow.tick(now))
+        if view is not None and view != self.window.view:
+            self._render()
+        else:
+            self._update_qr(self.flow.view)  # a code about to expire is renewed on the page
+        second = int(now)
+        if second != self._last_second:
+            self._last_second = second
+            self.window.tick(now)
+            if second % 60 == 0:
+                self._update_stats()  # a new month starts from zero
+
+    # --- output
+
+    def _render(self) -> None:
+        view = self.flow.view
+        self._update_qr(view)
+        self.window.show_view(view, self.clock())
+
+    def _update_stats(self) -> None:
+        month = self.stats.month(time.strftime("%Y-%m"))
+        self.window.set_stats(month.satisfaction_rate, month.count)
+
+    def _update_qr(self, view) -> None:
+        """A new token per case, and again before the shown one expires; no code without a secret."""
+        if view.page != "rate" or view.case is None or self.secret is None or self.config.qr is None:
+            if view.page != "rate":
+                self._qr_case = None
+            return
+        wall = self.wall_clock()
+        if view.case.seq == self._qr_case and wall < self._qr_expires_at - QR_RENEW_MARGIN_S:
+            return
+        qr = self.config.qr
+        issued_at = int(wall)
+        try:
+            token = qrtoken.issue_token(
+                self.secret,
+                device_id=self.config.device.id,
+                window=self.config.device.window,
+                staff_no=view.staff.staff_no if view.staff else None,
+                case_no=view.case.case_no,
+                item_code=view.case.item_code,
+                issued_at=issued_at,
+                ttl_s=qr.ttl_s,
+            )
+        except ValueError as e:
+            log.warning("no QR code for this case: %s", e)
+            self.window.set_qr(None)
+        else:
+            self.window.set_qr(qrtoken.qr_url(qr.base_url, token))
+        self._qr_case = view.case.seq
+        self._qr_expires_at = issued_at + qr.ttl_s
+
+    # --- the admin panel
+
+    def admin_facts(self) -> list[tuple[str, str]]:
+        cfg = self.config
+        rows = [
+            ("设备编号", cfg.device.id),
+            ("软件版本", __version__),
+            ("窗口", f"{cfg.device.window}号窗口 {cfg.device.hall}".strip()),
+        ]
+        for status in self.devices.status():
+            state = DEVICE_STATES.get(status.state, status.state)
+            text = f"{state} · {status.port} · 帧 {status.frames} · 错误帧 {status.bad_frames} · 重连 {status.reconnects}"
+            rows.append((f"串口 {status.name}", text + (f" · {status.detail}" if status.detail else "")))
+        if not cfg.serial:
+            rows.append(("串口", "未配置串口设备"))
+        sync = self.log.get_state("sync") or {}
+        head = self.log.head_seq()
+        rows.append(("待同步事件", f"{max(0, head - int(sync.get('acked_seq') or 0))}（日志共 {head} 条）"))
+        if sync:
+            result = SYNC_STATES.get(sync.get("state"), str(sync.get("state")))
+            last = sync.get("last_success_at") or "从未成功"
+            problem = sync.get("alarm") or sync.get("last_error")
+            rows.append(("最近同步", f"{result} · 上次成功 {last}" + (f" · {problem}" if problem else "")))
+        else:
+            rows.append(("最近同步", "同步程序尚未运行"))
+        rows.append(("IP 地址", "，".join(ip_addresses()) or "无网络"))
+        rows.append(("二维码", "已启用" if self.secret else "未启用（无设备密钥或 [qr] 配置）"))
+        return rows
+
+
+def station_for(config: Config, public_key: PublicKey | None) -> Station:
+    """What the pages show about this kiosk; the phone number is offered only with the hub's key."""
+    return Station(
+        window=config.device.window,
+        hall=config.device.hall,
+        reasons=config.reasons,
+        contact=public_key is not None,
+        rating_timeout_s=config.ui.rating_timeout_s,
+        reasons_timeout_s=REASONS_TIMEOUT_S,
+    )
+
+
+def create_window(config_path: Path | str) -> MainWindow:
+    """The fully wired main window, not yet shown; ``window.kiosk`` drives it (already started)."""
+    config = load_config(config_path)
+    install_cjk_font(config)
+    public_key = read_public_key(config)
+    station = station_for(config, public_key)
+    pin_hash = config.ui.admin_pin_hash
+    event_log = EventLog(config.store_path)
+    window = MainWindow(
+        station, check_pin=(lambda pin: adminpin.verify_pin(pin, pin_hash)) if pin_hash else None
+    )
+    kiosk = Kiosk(config, window, event_log, public_key=public_key, secret=read_secret(config))
+    window.admin.set_facts(kiosk.admin_facts)
+    window.kiosk = kiosk
+    if config.ui.hide_cursor:
+        window.setCursor(Qt.CursorShape.BlankCursor)
+    kiosk.start()
+    return window
+
+
+def main(args) -> int:
+    """``kiosk run [--windowed]``."""
+    config_path = Path(args.config) if getattr(args, "config", None) else default_config_path()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    try:
+        window = create_window(config_path)
+    except StoreError as e:
+        print(f"kiosk run: {e}", file=sys.stderr)
+        return 1
+    config = window.kiosk.config
+    windowed = getattr(args, "windowed", False) or not config.ui.fullscreen
+    if windowed:
+        window.resize(*WINDOWED_SIZE)
+        window.show()
+    else:
+        window.setWindowFlag(Qt.WindowType.FramelessWindowHint)
+        window.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint)
+        window.showFullScreen()
+    window.first_painted.connect(lambda: systemd.notify("READY=1"))
+    # systemd stops the service with SIGTERM: leave the event loop cleanly (the tick timer lets Python run).
+    signal.signal(signal.SIGTERM, lambda *_: QApplication.exit(0))
+    code = app.exec()
+    window.kiosk.close()
+    return code

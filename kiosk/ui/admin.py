@@ -1,0 +1,205 @@
+"""The admin panel: a PIN pad first, then device facts and restart / exit.
+
+It sits over the whole window. The PIN is checked by a callable (``kiosk.adminpin.verify_pin`` with the
+configured hash); without a hash the pad says the panel is locked and never opens it. The facts come
+from a callable returning (label, value) rows, re-read each time the panel opens or is refreshed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+
+from . import theme
+from .widgets import FitLabel, Keypad, make_label
+
+IDLE_CLOSE_MS = 60_000  # an unattended panel closes itself
+MAX_PIN_DIGITS = 12
+CENTER = Qt.AlignmentFlag.AlignHCenter
+
+
+class AdminOverlay(QWidget):
+    restart_requested = Signal()
+    exit_requested = Signal()
+
+    def __init__(self, check_pin: Callable[[str], bool] | None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("admin_overlay")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self._check_pin = check_pin
+        self._facts: Callable[[], list[tuple[str, str]]] = list
+        self._pin = ""
+        self.stack = QStackedWidget(self)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.stack)
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(IDLE_CLOSE_MS)
+        self._idle.timeout.connect(self.close_panel)
+
+        # --- PIN pad
+        self.pin_page = QWidget()
+        self.pin_page.setObjectName("admin_pin")
+        pin = QVBoxLayout(self.pin_page)
+        self.pin_layout = pin
+        self.pin_title = make_label("管理员登录", bold=True, css_class="accent", align=CENTER)
+        self.pin_display = make_label("", bold=True, align=CENTER)
+        self.pin_message = make_label("", css_class="red", align=CENTER)
+        self.pin_keypad = Keypad("pin")
+        self.pin_keypad.digit.connect(self._pin_digit)
+        self.pin_keypad.delete.connect(lambda: self._set_pin(self._pin[:-1]))
+        self.pin_keypad.clear.connect(lambda: self._set_pin(""))
+        row = QHBoxLayout()
+        self.pin_cancel = QPushButton("返回")
+        self.pin_cancel.setObjectName("admin_cancel")
+        self.pin_ok = QPushButton("确定")
+        self.pin_ok.setObjectName("admin_ok")
+        self.pin_ok.setProperty("class", "primary")
+        row.addWidget(self.pin_cancel)
+        row.addWidget(self.pin_ok)
+        self.pin_cancel.clicked.connect(self.close_panel)
+        self.pin_ok.clicked.connect(self._try_pin)
+        for w in (self.pin_title, self.pin_display, self.pin_message):
+            pin.addWidget(w)
+        pin.addWidget(self.pin_keypad, 1)
+        pin.addLayout(row)
+        self.stack.addWidget(self.pin_page)
+
+        # --- panel
+        self.panel_page = QWidget()
+        self.panel_page.setObjectName("admin_panel")
+        panel = QVBoxLayout(self.panel_page)
+        self.panel_layout = panel
+        self.panel_title = make_label("设备管理", bold=True, css_class="accent")
+        panel.addWidget(self.panel_title)
+        self.facts_grid = QGridLayout()
+        panel.addLayout(self.facts_grid)
+        panel.addStretch(1)
+        actions = QHBoxLayout()
+        self.refresh_button = QPushButton("刷新")
+        self.refresh_button.setObjectName("admin_refresh")
+        self.restart_button = QPushButton("重启程序")
+        self.restart_button.setObjectName("admin_restart")
+        self.restart_button.setProperty("class", "primary")
+        self.exit_button = QPushButton("退出程序")
+        self.exit_button.setObjectName("admin_exit")
+        self.exit_button.setProperty("class", "danger")
+        self.back_button = QPushButton("返回")
+        self.back_button.setObjectName("admin_back")
+        for b in (self.back_button, self.refresh_button, self.restart_button, self.exit_button):
+            actions.addWidget(b)
+        panel.addLayout(actions)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.restart_button.clicked.connect(self.restart_requested.emit)
+        self.exit_button.clicked.connect(self.exit_requested.emit)
+        self.back_button.clicked.connect(self.close_panel)
+        self.stack.addWidget(self.panel_page)
+        self._fact_labels: list[FitLabel] = []
+        self._m: theme.Metrics | None = None
+        self.hide()
+
+    def _buttons(self) -> list[QPushButton]:
+        return [
+            self.pin_cancel,
+            self.pin_ok,
+            self.refresh_button,
+            self.restart_button,
+            self.exit_button,
+            self.back_button,
+        ]
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self._m = m
+        side = m.px(12 if not m.portrait else 4)
+        self.pin_layout.setContentsMargins(side, m.px(2), side, m.px(2))
+        self.pin_layout.setSpacing(m.px(1))
+        self.panel_layout.setContentsMargins(m.px(3), m.px(2), m.px(3), m.px(2))
+        self.pin_title.set_max_px(m.px(4))
+        self.pin_display.set_max_px(m.px(4))
+        self.pin_message.set_max_px(m.px(2.2))
+        self.pin_keypad.set_metrics(m, m.px(6))
+        self.panel_title.set_max_px(m.px(3.6))
+        for b in self._buttons():
+            b.setMinimumHeight(m.px(6))
+            b.setFont(theme.font("", m.px(2.6), bold=True))
+        self._style_facts()
+
+    def _style_facts(self) -> None:
+        if self._m is None:
+            return
+        self.facts_grid.setHorizontalSpacing(self._m.px(2))
+        self.facts_grid.setVerticalSpacing(self._m.px(0.5))
+        self.facts_grid.setColumnStretch(1, 1)
+        for i, label in enumerate(self._fact_labels):
+            label.set_max_px(self._m.px(2.2))
+            if i % 2 == 0:
+                label.setFixedWidth(self._m.px(16))
+
+    def set_facts(self, facts: Callable[[], list[tuple[str, str]]]) -> None:
+        """Where the panel reads its (label, value) rows from each time it opens or is refreshed."""
+        self._facts = facts
+
+    # --- opening and the PIN
+
+    def open_pin_pad(self) -> None:
+        self._set_pin("")
+        locked = self._check_pin is None
+        self.pin_message.setText("未设置管理员密码（[ui] admin_pin_hash），管理面板已锁定" if locked else "")
+        self.pin_ok.setEnabled(not locked)
+        self.stack.setCurrentWidget(self.pin_page)
+        self.setGeometry(self.parentWidget().rect())
+        self.show()
+        self.raise_()
+        self._idle.start()
+
+    def close_panel(self) -> None:
+        self._set_pin("")
+        self._idle.stop()
+        self.hide()
+
+    def _pin_digit(self, d: str) -> None:
+        if len(self._pin) < MAX_PIN_DIGITS:
+            self._set_pin(self._pin + d)
+
+    def _set_pin(self, pin: str) -> None:
+        self._pin = pin
+        self.pin_display.setText("●" * len(pin) if pin else "请输入管理员密码")
+        self._idle.start()
+
+    def _try_pin(self) -> None:
+        if self._check_pin is not None and self._check_pin(self._pin):
+            self._set_pin("")
+            self.refresh()
+            self.stack.setCurrentWidget(self.panel_page)
+        else:
+            self._set_pin("")
+            self.pin_message.setText("密码错误" if self._check_pin is not None else self.pin_message.text())
+
+    def is_unlocked(self) -> bool:
+        return self.isVisible() and self.stack.currentWidget() is self.panel_page
+
+    def refresh(self) -> None:
+        self._idle.start()
+        rows = self._facts()
+        while self.facts_grid.count():
+            item = self.facts_grid.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self._fact_labels = []
+        for r, (name, value) in enumerate(rows):
+            name_label = make_label(name, css_class="muted")
+            value_label = make_label(value, bold=True)
+            self.facts_grid.addWidget(name_label, r, 0)
+            self.facts_grid.addWidget(value_label, r, 1)
+            self._fact_labels += [name_label, value_label]
+        self._style_facts()
+
+    def fact_texts(self) -> list[str]:
+        return [label.text() for label in self._fact_labels]
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self._idle.start()
+        super().mousePressEvent(event)

@@ -1,0 +1,624 @@
+"""The five pages of the main stack: paused, ready, rate, reasons, thanks.
+
+Each page renders the parts of a ``kiosk.flow.View`` it shows (``show_view``) and lays itself out for
+the window's ``Metrics`` (``apply_metrics``); none of them decides anything. Object names follow
+contracts.md §6.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QScroller,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..contact import mask_phone, valid_phone
+from ..domain import LEVELS, Reason, is_bad
+from . import theme
+from .widgets import CountdownRing, FitLabel, Keypad, Mark, PhotoView, QrView, RatingPanel, make_label, orient
+
+CENTER = Qt.AlignmentFlag.AlignHCenter
+PHONE_DIGITS = 11
+MAX_REASON_COLUMNS = 4
+READABLE_REASON_UNITS = 2  # more columns only while reason labels stay this large
+GROUP_LABEL_UNITS = 9
+CONTACT_TITLE = "留下手机号便于回访（选填，加密保存）"
+CONTACT_INCOMPLETE = "请输入完整的 11 位手机号码"
+
+
+@dataclass(frozen=True)
+class Station:
+    """What the pages show about this kiosk, fixed for its run."""
+
+    window: str
+    hall: str
+    reasons: tuple[Reason, ...]
+    contact: bool  # offer the optional phone number (hub.public_key_file is set)
+    rating_timeout_s: float
+    reasons_timeout_s: float
+
+    @property
+    def window_label(self) -> str:
+        return f"{self.window}号窗口"
+
+
+def mask_case_no(case_no: str | None) -> str:
+    """3702****0012: enough to recognise one's own case, not enough to read someone else's."""
+    if not case_no:
+        return "—"
+    if len(case_no) <= 8:
+        return case_no[:2] + "*" * (len(case_no) - 2) if len(case_no) > 4 else case_no
+    return case_no[:4] + "****" + case_no[-4:]
+
+
+def seconds_left(deadline: float | None, now: float) -> int:
+    return 0 if deadline is None else max(0, math.ceil(deadline - now))
+
+
+def card() -> QFrame:
+    """A white rounded panel (the style sheet's ``.card``)."""
+    frame = QFrame()
+    frame.setProperty("class", "card")
+    return frame
+
+
+class Page(QWidget):
+    def __init__(self, name: str, station: Station):
+        super().__init__()
+        self.setObjectName(name)
+        self.station = station
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        raise NotImplementedError
+
+    def show_view(self, view: Any, now: float) -> None:
+        raise NotImplementedError
+
+    def tick(self, view: Any, now: float) -> None:
+        """Once a second while shown: countdowns."""
+
+
+class PausedPage(Page):
+    def __init__(self, station: Station):
+        super().__init__("page_paused", station)
+        outer = QVBoxLayout(self)
+        self.box = card()
+        outer.addStretch(1)
+        outer.addWidget(self.box)
+        outer.addStretch(1)
+        inner = QVBoxLayout(self.box)
+        self.mark = Mark("pause", "#8a97a8")
+        self.title = make_label("暂停服务", bold=True, css_class="red", align=CENTER)
+        self.window_no = make_label(station.window_label, bold=True, css_class="accent", align=CENTER)
+        self.hall = make_label(station.hall, css_class="muted", align=CENTER)
+        self.hint = make_label(
+            "本窗口暂停服务，请到其他窗口办理，给您带来不便敬请谅解", css_class="muted", align=CENTER
+        )
+        inner.addWidget(self.mark, 0, CENTER)
+        for w in (self.title, self.window_no, self.hall, self.hint):
+            inner.addWidget(w)
+        self.hall.setVisible(bool(station.hall))
+        self.outer = outer
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        side = m.px(3 if m.portrait else 4)
+        self.outer.setContentsMargins(side, m.px(2), side, m.px(2))
+        self.box.layout().setContentsMargins(m.px(3), m.px(3), m.px(3), m.px(3))
+        self.box.layout().setSpacing(m.px(1.2))
+        self.mark.setFixedSize(m.px(9), m.px(9))
+        self.title.set_max_px(m.px(8))
+        self.window_no.set_max_px(m.px(4.5))
+        self.hall.set_max_px(m.px(2.6))
+        self.hint.set_max_px(m.px(2.2))
+
+    def show_view(self, view: Any, now: float) -> None:
+        pass
+
+
+class StatBox(QFrame):
+    """One published figure on a card: a caption over a large value."""
+
+    def __init__(self, caption: str):
+        super().__init__()
+        self.setProperty("class", "card")
+        self.lay = QVBoxLayout(self)
+        self.caption = make_label(caption, css_class="muted", align=CENTER)
+        self.value = make_label("—", bold=True, css_class="accent", align=CENTER)
+        self.lay.addWidget(self.caption)
+        self.lay.addWidget(self.value)
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self.lay.setContentsMargins(m.px(1), m.px(0.8), m.px(1), m.px(0.8))
+        self.caption.set_max_px(m.px(2.2))
+        self.value.set_max_px(m.px(3.6))
+
+
+class ReadyPage(Page):
+    """The staff member serving, this window's record, and (walk-in) the rating buttons."""
+
+    def __init__(self, station: Station):
+        super().__init__("page_ready", station)
+        outer = QVBoxLayout(self)
+        self.outer = outer
+        self.staff_row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        # Spacing items around the staff block: landscape lets the block fill the page, a stacked
+        # portrait block stays together in the middle of it (see apply_metrics).
+        outer.addStretch(0)
+        outer.addLayout(self.staff_row, 1)
+        outer.addStretch(0)
+
+        self.photo = PhotoView()
+        self.staff_row.addWidget(self.photo, 0, Qt.AlignmentFlag.AlignCenter)
+
+        info = QVBoxLayout()
+        self.info = info
+        self.staff_row.addLayout(info, 1)
+        self.greeting = make_label("您好，很高兴为您服务", css_class="muted")
+        self.name = make_label(bold=True)
+        self.staff_no = make_label(css_class="accent")
+        self.title = make_label(css_class="muted")
+        info.addStretch(1)
+        for w in (self.greeting, self.name, self.staff_no, self.title):
+            info.addWidget(w)
+
+        stats = QHBoxLayout()
+        self.stats = stats
+        self.rate_box = StatBox("本月满意率")
+        self.count_box = StatBox("本月评价")
+        self.rate_value, self.count_value = self.rate_box.value, self.count_box.value
+        stats.addWidget(self.rate_box, 1)
+        stats.addWidget(self.count_box, 1)
+        info.addLayout(stats)
+        # Walk-in mode needs the room for the buttons: the figures go on one line instead.
+        self.compact_stats = make_label(css_class="muted")
+        info.addWidget(self.compact_stats)
+        info.addStretch(1)
+
+        self.called = make_label(css_class="banner", bold=True, align=CENTER)
+        outer.addWidget(self.called)
+        self.hint = make_label("办理完毕后，请对我的服务进行评价", css_class="muted", align=CENTER)
+        outer.addWidget(self.hint)
+        self.panel = RatingPanel()
+        self.panel.rename("walkin_rate_")
+        outer.addWidget(self.panel, 1)
+        self._m: theme.Metrics | None = None
+        self._set_walkin(False)
+        self.called.setVisible(False)
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self._m = m
+        side = m.px(3 if m.portrait else 4)
+        self.outer.setContentsMargins(side, m.px(2), side, m.px(2))
+        self.outer.setSpacing(m.px(1.5))
+        # Portrait stacks photo over text, unless walk-in needs the height for the buttons.
+        stacked = m.portrait and not self._walkin
+        orient(self.staff_row, vertical=stacked)
+        self.staff_row.setSpacing(m.px(3))
+        self.info.setSpacing(m.px(0.6))
+        # Walk-in gives every spare pixel to the buttons.
+        stretches = (0, 0, 0) if self._walkin else (1, 0, 1) if stacked else (0, 1, 0)
+        for index, stretch in enumerate(stretches):
+            self.outer.setStretch(index, stretch)
+        align = (
+            Qt.AlignmentFlag.AlignHCenter if stacked else Qt.AlignmentFlag.AlignLeft
+        ) | Qt.AlignmentFlag.AlignVCenter
+        for label in (self.greeting, self.name, self.staff_no, self.title, self.compact_stats):
+            label.setAlignment(align)
+        body_h = m.height - m.px(theme.HEADER_UNITS)
+        if m.portrait:
+            photo_w = int(m.width * (0.24 if self._walkin else 0.40))
+        else:
+            photo_w = int(body_h * (0.36 if self._walkin else 0.62) * 0.78)
+        self.photo.setFixedSize(photo_w, int(photo_w / 0.78))
+        self.greeting.set_max_px(m.px(2.4))
+        self.name.set_max_px(m.px(6 if not self._walkin else 5))
+        self.staff_no.set_max_px(m.px(3.2))
+        self.title.set_max_px(m.px(2.8))
+        self.compact_stats.set_max_px(m.px(2.4))
+        for box in (self.rate_box, self.count_box):
+            box.apply_metrics(m)
+        self.stats.setSpacing(m.px(1.5))
+        self.called.set_max_px(m.px(3.2))
+        self.called.setContentsMargins(m.px(1), 0, m.px(1), 0)
+        self.hint.set_max_px(m.px(2.6))
+        self.panel.set_metrics(m, vertical=m.portrait)
+        self.panel.setMinimumHeight(m.px(14))
+
+    def _set_walkin(self, walkin: bool) -> None:
+        self._walkin = walkin
+        self.panel.setVisible(walkin)
+        self.greeting.setVisible(not walkin)
+        self.rate_box.setVisible(not walkin)
+        self.count_box.setVisible(not walkin)
+        self.compact_stats.setVisible(walkin)
+
+    def set_stats(self, rate: float | None, count: int) -> None:
+        rate_text = "—" if rate is None else f"{rate * 100:.1f}%"
+        self.rate_value.setText(rate_text)
+        self.count_value.setText(f"{count} 次")
+        self.compact_stats.setText(f"本月满意率 {rate_text}　本月评价 {count} 次")
+
+    def show_view(self, view: Any, now: float) -> None:
+        staff = view.staff
+        if staff is not None:
+            self.name.setText(staff.name)
+            self.staff_no.setText(f"工号 {staff.staff_no}")
+            self.title.setText(staff.title)
+            self.title.setVisible(bool(staff.title))
+            self.photo.set_photo(staff.photo)
+        self.called.setText(
+            f"请 {view.called_ticket} 号到{self.station.window_label}办理" if view.called_ticket else ""
+        )
+        self.called.setVisible(bool(view.called_ticket))
+        self.hint.setVisible(not view.called_ticket)  # the call is the more useful line
+        if view.walkin != self._walkin:
+            self._set_walkin(view.walkin)
+            if self._m is not None:
+                self.apply_metrics(self._m)
+        self.hint.setText(
+            "请点击下方按钮，对我的服务进行评价" if view.walkin else "办理完毕后，请对我的服务进行评价"
+        )
+
+
+class RatePage(Page):
+    """The five levels, what is being rated, the countdown and the QR code."""
+
+    def __init__(self, station: Station):
+        super().__init__("page_rate", station)
+        outer = QVBoxLayout(self)
+        self.outer = outer
+        self.head = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        outer.addLayout(self.head)
+        text = QVBoxLayout()
+        self.text = text
+        self.title = make_label("请您对本次服务进行评价", bold=True)
+        self.item = make_label()
+        self.case = make_label(css_class="muted")
+        self.staff = make_label(css_class="muted")
+        for w in (self.title, self.item, self.case, self.staff):
+            text.addWidget(w)
+        self.head.addLayout(text, 1)
+        side = QHBoxLayout()
+        self.side = side
+        self.countdown = CountdownRing()
+        side.addStretch(0)  # centre the pair in portrait (see apply_metrics)
+        side.addWidget(self.countdown, 0, Qt.AlignmentFlag.AlignCenter)
+        self.qr_box = card()
+        qr_lay = QVBoxLayout(self.qr_box)
+        self.qr = QrView()
+        self.qr_caption = make_label("手机扫码评价", css_class="muted", align=CENTER)
+        qr_lay.addWidget(self.qr, 0, CENTER)
+        qr_lay.addWidget(self.qr_caption)
+        side.addWidget(self.qr_box)
+        side.addStretch(0)
+        self.head.addLayout(side)
+        self.panel = RatingPanel()
+        outer.addWidget(self.panel, 1)
+        self.qr_box.setVisible(False)
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        margin = m.px(3 if m.portrait else 3.5)
+        self.outer.setContentsMargins(margin, m.px(2), margin, m.px(2.5))
+        self.outer.setSpacing(m.px(2))
+        orient(self.head, vertical=m.portrait)
+        self.head.setSpacing(m.px(1.5))
+        self.text.setSpacing(m.px(0.6))
+        self.side.setSpacing(m.px(4 if m.portrait else 2.5))
+        for index, stretch in enumerate((1, 0, 0, 1) if m.portrait else (0, 0, 0, 0)):
+            self.side.setStretch(index, stretch)
+        self.title.set_max_px(m.px(5))
+        self.item.set_max_px(m.px(3))
+        self.case.set_max_px(m.px(2.5))
+        self.staff.set_max_px(m.px(2.5))
+        self.countdown.setFixedSize(m.px(9), m.px(9))
+        qr_side = m.px(13)
+        self.qr.setFixedSize(qr_side, qr_side)
+        self.qr_box.layout().setContentsMargins(m.px(0.8), m.px(0.8), m.px(0.8), m.px(0.5))
+        self.qr_box.layout().setSpacing(m.px(0.3))
+        self.qr_caption.set_max_px(m.px(1.9))
+        self.qr_box.setFixedWidth(qr_side + m.px(1.6))
+        self.panel.set_metrics(m, vertical=m.portrait)
+
+    def set_qr(self, url: str | None) -> None:
+        self.qr.set_url(url)
+        self.qr_box.setVisible(bool(url))
+
+    def show_view(self, view: Any, now: float) -> None:
+        case = view.case
+        item = case.item_name if case is not None and case.item_name else None
+        self.item.setText(f"办理事项：{item}" if item else "办理事项：—")
+        ticket = f"　票号 {case.ticket_no}" if case is not None and case.ticket_no else ""
+        self.case.setText(f"办件编号：{mask_case_no(case.case_no if case else None)}{ticket}")
+        staff = view.staff
+        self.staff.setText(
+            f"工作人员：{staff.name}（工号 {staff.staff_no}）　{self.station.window_label}" if staff else ""
+        )
+        self.tick(view, now)
+
+    def tick(self, view: Any, now: float) -> None:
+        self.countdown.set_remaining(seconds_left(view.deadline, now), int(self.station.rating_timeout_s))
+
+
+class ReasonButton(QPushButton):
+    """A reason to tick. Its text fits the column it gets, so it asks for no width of its own: all
+    columns stay equal whatever the labels."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(1, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(1, super().minimumSizeHint().height())
+
+
+class ReasonsPage(Page):
+    """Why a 差评: reason buttons by group (at least one to submit), optionally a phone number."""
+
+    submitted = Signal(list, str)  # reason codes, phone digits ("" for none)
+    skipped = Signal()
+
+    def __init__(self, station: Station):
+        super().__init__("page_reasons", station)
+        outer = QVBoxLayout(self)
+        self.outer = outer
+        head = QHBoxLayout()
+        titles = QVBoxLayout()
+        self.title = make_label("很抱歉给您带来不好的体验", bold=True)
+        self.subtitle = make_label("请选择不满意的原因（可多选），我们将认真整改", css_class="muted")
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        head.addLayout(titles, 1)
+        self.countdown = CountdownRing()
+        head.addWidget(self.countdown)
+        outer.addLayout(head)
+
+        self.body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        outer.addLayout(self.body, 1)
+        self.reasons_card = card()
+        self._reason_px = 20
+        self.grid = QGridLayout(self.reasons_card)
+        # A catalogue too long for the screen scrolls rather than shrinking the buttons below a finger.
+        self.reasons_scroll = QScrollArea()
+        self.reasons_scroll.setWidgetResizable(True)
+        self.reasons_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.reasons_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.reasons_scroll.viewport().setAutoFillBackground(False)
+        self.reasons_scroll.setWidget(self.reasons_card)
+        QScroller.grabGesture(self.reasons_scroll.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+        self.body.addWidget(self.reasons_scroll, 3)
+        self.group_labels: dict[str, FitLabel] = {
+            group: make_label(group, bold=True, css_class="accent")
+            for group in dict.fromkeys(r.group for r in station.reasons)
+        }
+        self.reason_buttons: dict[str, QPushButton] = {}
+        for reason in station.reasons:
+            button = ReasonButton(reason.label)
+            button.setObjectName(f"reason_{reason.code}")
+            button.setProperty("class", "reason")
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+            button.toggled.connect(self._update_submit)
+            button.installEventFilter(self)
+            self.reason_buttons[reason.code] = button
+        self._columns = 0
+
+        self.contact_card = card()
+        contact = QVBoxLayout(self.contact_card)
+        self.contact_title = make_label(CONTACT_TITLE, bold=True)
+        self.phone = make_label("", bold=True, css_class="accent", align=CENTER)
+        self.phone.setObjectName("phone_display")
+        self.keypad = Keypad("phone")
+        self.keypad.digit.connect(self._digit)
+        self.keypad.delete.connect(lambda: self._set_phone(self._phone[:-1]))
+        self.keypad.clear.connect(lambda: self._set_phone(""))
+        for w in (self.contact_title, self.phone):
+            contact.addWidget(w)
+        contact.addWidget(self.keypad, 1)
+        self.body.addWidget(self.contact_card, 2)
+        self.contact_card.setVisible(station.contact)
+
+        buttons = QHBoxLayout()
+        self.buttons_row = buttons
+        self.skip = QPushButton("跳过")
+        self.skip.setObjectName("reasons_skip")
+        self.submit = QPushButton("提交评价")
+        self.submit.setObjectName("reasons_submit")
+        self.submit.setProperty("class", "primary")
+        for b in (self.skip, self.submit):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        buttons.addWidget(self.skip, 1)
+        buttons.addWidget(self.submit, 2)
+        outer.addLayout(buttons)
+        self.skip.clicked.connect(self.skipped.emit)
+        self.submit.clicked.connect(self._submit)
+        self._phone = ""
+        self._shown_for: object = None
+        self._update_submit()
+
+    def _layout_reasons(self, columns: int) -> None:
+        """One row per group (its name, then its reasons), wrapping after ``columns`` reasons."""
+        if columns == self._columns:
+            return
+        self._columns = columns
+        while self.grid.count():
+            self.grid.takeAt(0)
+        row = 0
+        for group, label in self.group_labels.items():
+            self.grid.addWidget(label, row, 0)
+            codes = [r.code for r in self.station.reasons if r.group == group]
+            for i, code in enumerate(codes):
+                if i and i % columns == 0:
+                    row += 1
+                self.grid.addWidget(self.reason_buttons[code], row, 1 + i % columns)
+            row += 1
+        for c in range(1, MAX_REASON_COLUMNS + 1):
+            self.grid.setColumnStretch(c, 1 if c <= columns else 0)
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        margin = m.px(3 if m.portrait else 3.5)
+        self.outer.setContentsMargins(margin, m.px(1.5), margin, m.px(2))
+        self.outer.setSpacing(m.px(1.2))
+        orient(self.body, vertical=m.portrait)
+        self.body.setSpacing(m.px(1.5))
+        self.title.set_max_px(m.px(3.6))
+        self.subtitle.set_max_px(m.px(2.2))
+        self.countdown.setFixedSize(m.px(7), m.px(7))
+        pad = m.px(1.2)
+        self.grid.setContentsMargins(pad, pad, pad, pad)
+        self.grid.setSpacing(m.px(0.7))
+        group_w = m.px(GROUP_LABEL_UNITS)
+        self.grid.setColumnMinimumWidth(0, group_w)
+        for label in self.group_labels.values():
+            label.set_max_px(m.px(2.3))
+            label.setFixedWidth(group_w)
+        self._reason_px = m.px(2.5)
+        for b in self.reason_buttons.values():
+            b.setMinimumHeight(m.px(4.2 if m.portrait else 4.0))
+        self._fit_reasons()
+        contact = self.contact_card.layout()
+        contact.setContentsMargins(pad, pad, pad, pad)
+        contact.setSpacing(m.px(0.6))
+        self.contact_title.set_max_px(m.px(2.4))
+        self.phone.set_max_px(m.px(3.2))
+        self.keypad.set_metrics(m, m.px(4.6 if m.portrait else 4.0))
+        for b, px_ in ((self.skip, 2.8), (self.submit, 3.2)):
+            b.setMinimumHeight(m.px(6))
+            b.setFont(theme.font("", m.px(px_), bold=True))
+        self.buttons_row.setSpacing(m.px(2))
+        self._choose_columns(m)
+
+    def _choose_columns(self, m: theme.Metrics) -> None:
+        """As few columns as fit the page's height: two beside the phone keypad, three without it, up to
+        four while the labels stay readable; a catalogue longer than that scrolls."""
+        page_h = m.height - m.px(theme.HEADER_UNITS)
+        first = 2 if self.station.contact else 3
+        readable = [
+            c
+            for c in range(first, MAX_REASON_COLUMNS + 1)
+            if self._label_px(m, c) >= m.px(READABLE_REASON_UNITS)
+        ] or [first]
+        for columns in readable:
+            self._layout_reasons(columns)
+            self.reasons_scroll.setMinimumHeight(self.reasons_card.minimumSizeHint().height())
+            if self.minimumSizeHint().height() <= page_h:
+                return
+        self.reasons_scroll.setMinimumHeight(0)
+
+    def _label_px(self, m: theme.Metrics, columns: int) -> int:
+        """The label size ``columns`` columns would allow, from the page's proportions."""
+        body_w = m.width - 2 * m.px(3 if m.portrait else 3.5)
+        beside_keypad = self.station.contact and not m.portrait
+        area_w = (body_w - m.px(1.5)) * 3 / 5 if beside_keypad else body_w
+        spacing = m.px(0.7)
+        button_w = (area_w - 2 * m.px(1.2) - m.px(GROUP_LABEL_UNITS) - columns * spacing) / columns
+        labels = [b.text() for b in self.reason_buttons.values()]
+        room = int(button_w) - self.reason_padding()
+        return theme.fitted_px(theme.font("", self._reason_px), labels, room, self._reason_px)
+
+    def _fit_reasons(self) -> None:
+        """Every reason label gets the size at which the longest fits the narrowest button."""
+        buttons = list(self.reason_buttons.values())
+        room = min(b.width() for b in buttons) - self.reason_padding()
+        px = theme.fitted_px(
+            theme.font("", self._reason_px), [b.text() for b in buttons], room, self._reason_px
+        )
+        for b in buttons:
+            if b.font().pixelSize() != px:
+                b.setFont(theme.font("", px))
+
+    def reason_padding(self) -> int:
+        """Horizontal room a reason button's frame and padding take from its text."""
+        return max(8, self._reason_px)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Resize:  # a reason button got its size
+            self._fit_reasons()
+        return False
+
+    def _digit(self, d: str) -> None:
+        if len(self._phone) < PHONE_DIGITS:
+            self._set_phone(self._phone + d)
+
+    def _set_phone(self, phone: str) -> None:
+        self._phone = phone
+        self.phone.setText(mask_phone(phone) if phone else "— 未填写 —")
+        incomplete = bool(phone) and not valid_phone(phone)
+        self.contact_title.setText(CONTACT_INCOMPLETE if incomplete else CONTACT_TITLE)
+        self._update_submit()
+
+    def _update_submit(self) -> None:
+        chosen = any(b.isChecked() for b in self.reason_buttons.values())
+        phone_ok = not self._phone or valid_phone(self._phone)
+        self.submit.setEnabled(chosen and phone_ok)
+
+    def selected(self) -> list[str]:
+        return [code for code, b in self.reason_buttons.items() if b.isChecked()]
+
+    def _submit(self) -> None:
+        if self.submit.isEnabled():
+            self.submitted.emit(self.selected(), self._phone if self.station.contact else "")
+
+    def reset(self) -> None:
+        for b in self.reason_buttons.values():
+            b.setChecked(False)
+        self._set_phone("")
+
+    def show_view(self, view: Any, now: float) -> None:
+        # A new 差评 starts with nothing chosen; re-rendering the same one keeps the citizen's choices.
+        key = (view.case.seq if view.case else None, view.satisfaction)
+        if key != self._shown_for:
+            self._shown_for = key
+            self.reset()
+        self.tick(view, now)
+
+    def tick(self, view: Any, now: float) -> None:
+        self.countdown.set_remaining(seconds_left(view.deadline, now), int(self.station.reasons_timeout_s))
+
+
+class ThanksPage(Page):
+    def __init__(self, station: Station):
+        super().__init__("page_thanks", station)
+        outer = QVBoxLayout(self)
+        self.outer = outer
+        outer.addStretch(1)
+        self.mark = Mark("check", "#138a53")
+        outer.addWidget(self.mark, 0, CENTER)
+        self.title = make_label("感谢您的评价", bold=True, css_class="accent", align=CENTER)
+        self.level = make_label(bold=True, align=CENTER)
+        self.note = make_label(css_class="muted", align=CENTER)
+        for w in (self.title, self.level, self.note):
+            outer.addWidget(w)
+        outer.addStretch(1)
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self.outer.setContentsMargins(m.px(4), m.px(2), m.px(4), m.px(2))
+        self.outer.setSpacing(m.px(1.5))
+        self.mark.setFixedSize(m.px(14), m.px(14))
+        self.title.set_max_px(m.px(8))
+        self.level.set_max_px(m.px(3.6))
+        self.note.set_max_px(m.px(2.6))
+
+    def show_view(self, view: Any, now: float) -> None:
+        satisfaction = view.satisfaction
+        if satisfaction is None:
+            self.level.setText("")
+            self.note.setText("祝您生活愉快")
+            return
+        self.level.setText(f"您的评价：{LEVELS[satisfaction]}")
+        self.level.setStyleSheet(f"color: {theme.LEVEL_COLOURS[satisfaction]};")
+        self.note.setText(
+            "您的意见我们将认真核实整改" if is_bad(satisfaction) else "祝您生活愉快，欢迎再次光临"
+        )

@@ -1,0 +1,413 @@
+"""The kiosk's own widgets: self-fitting labels, the five rating buttons, the digit keypad, the staff
+photo, the QR code and the countdown ring.
+
+Widgets that show text size their font to the room they get (``theme.fitted_px``), so text is never
+clipped at any window size; each exposes what it needs for tests to check that.
+"""
+
+from __future__ import annotations
+
+import qrcode
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QBoxLayout,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
+
+from ..domain import LEVEL_ORDER, LEVELS
+from . import painting, theme
+
+LONGEST_LEVEL_WORD = max(LEVELS.values(), key=len)
+
+
+class FitLabel(QLabel):
+    """A label that shrinks its font below ``max_px`` until every line fits its width."""
+
+    def __init__(
+        self, text: str = "", *, max_px: int = 20, bold: bool = False, css_class: str = "", parent=None
+    ):
+        super().__init__(text, parent)
+        self._max_px = max_px
+        self._bold = bold
+        if css_class:
+            self.setProperty("class", css_class)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self._apply_max()
+
+    # The text adapts to the width it gets, so it never asks for width of its own.
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(1, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(1, super().minimumSizeHint().height())
+
+    def set_max_px(self, px: int) -> None:
+        if px != self._max_px:
+            self._max_px = px
+            self._apply_max()
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        if text != self.text():
+            super().setText(text)
+            self._refit()
+
+    def _apply_max(self) -> None:
+        # The height stays that of the largest font, so a shrunken text never moves the layout.
+        f = theme.font("", self._max_px, bold=self._bold)
+        lines = max(1, self.text().count("\n") + 1)
+        self.setFixedHeight(QFontMetrics(f).height() * lines + self.contentsMargins().top() * 2)
+        self._refit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._refit()
+
+    def _refit(self) -> None:
+        f = theme.font("", self._max_px, bold=self._bold)
+        px = theme.fitted_px(f, self.text().split("\n"), self.contentsRect().width() - 2, self._max_px)
+        if self.font().pixelSize() != px or self.font().bold() != self._bold:
+            f.setPixelSize(px)
+            self.setFont(f)
+
+    def text_fits(self) -> bool:
+        room = self.contentsRect().width()
+        return all(self.fontMetrics().horizontalAdvance(t) <= room for t in self.text().split("\n"))
+
+
+def orient(layout: QBoxLayout, *, vertical: bool) -> None:
+    """Lay a box out top to bottom or left to right (portrait and landscape share one layout)."""
+    layout.setDirection(QBoxLayout.Direction.TopToBottom if vertical else QBoxLayout.Direction.LeftToRight)
+
+
+class RatingButton(QAbstractButton):
+    """One satisfaction level: a large coloured tile with its face and its exact words."""
+
+    def __init__(self, satisfaction: int, parent=None):
+        super().__init__(parent)
+        self.satisfaction = satisfaction
+        self.colour = QColor(theme.LEVEL_COLOURS[satisfaction])
+        self.setText(LEVELS[satisfaction])
+        self.setObjectName(f"rate_{satisfaction}")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAccessibleName(LEVELS[satisfaction])
+        self._wide = False
+        self._max_px = 24
+
+    def set_style(self, *, wide: bool, max_px: int) -> None:
+        """``wide``: face left of the words (portrait rows); otherwise face above the words (a tile)."""
+        self._wide, self._max_px = wide, max_px
+        self._refit()
+
+    def _face_rect(self) -> QRectF:
+        w, h = self.width(), self.height()
+        if self._wide:
+            side = h * 0.66
+            return QRectF(h * 0.22, (h - side) / 2, side, side)
+        side = min(w * 0.62, h * 0.50)
+        return QRectF((w - side) / 2, h * 0.10, side, side)
+
+    def _text_rect(self) -> QRectF:
+        w, h = self.width(), self.height()
+        pad = max(4.0, min(w, h) * 0.06)
+        if self._wide:
+            face = self._face_rect()
+            left = face.right() + h * 0.25
+            return QRectF(left, 0, w - left - pad, h)
+        top = self._face_rect().bottom() + h * 0.04
+        return QRectF(pad, top, w - 2 * pad, h - top - h * 0.06)
+
+    def text_room(self) -> int:
+        return int(self._text_rect().width())
+
+    def text_fits(self) -> bool:
+        fm = self.fontMetrics()
+        return (
+            fm.horizontalAdvance(self.text()) <= self.text_room()
+            and fm.height() <= self._text_rect().height()
+        )
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._refit()
+
+    def _refit(self) -> None:
+        # Every tile uses the size at which the longest word fits, so all five read alike.
+        f = theme.font("", self._max_px, bold=True)
+        rect = self._text_rect()
+        by_height = int(rect.height() / 1.45)
+        px = theme.fitted_px(f, [LONGEST_LEVEL_WORD], int(rect.width()), min(self._max_px, max(by_height, 1)))
+        f.setPixelSize(px)
+        self.setFont(f)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(120, 120)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(self.rect()).adjusted(1, 1, -1, -1)
+        radius = min(r.width(), r.height()) * 0.10
+        fill = self.colour.darker(118) if self.isDown() else self.colour
+        # A soft shadow under the tile lifts it off the page like a physical key.
+        shadow = QPainterPath()
+        shadow.addRoundedRect(r.translated(0, max(2.0, r.height() * 0.02)), radius, radius)
+        p.fillPath(shadow, QColor(0, 0, 0, 40))
+        tile = QPainterPath()
+        tile.addRoundedRect(r, radius, radius)
+        p.fillPath(tile, fill)
+        painting.draw_face(p, self._face_rect(), self.satisfaction, fill.darker(150))
+        p.setPen(QColor("white"))
+        p.setFont(self.font())
+        align = Qt.AlignmentFlag.AlignVCenter | (
+            Qt.AlignmentFlag.AlignLeft if self._wide else Qt.AlignmentFlag.AlignHCenter
+        )
+        p.drawText(self._text_rect(), int(align), self.text())
+        p.end()
+
+
+class RatingPanel(QWidget):
+    """The five levels, best first: a row of tiles in landscape, a column of wide rows in portrait."""
+
+    rated = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._layout = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self.buttons: dict[int, RatingButton] = {}
+        for satisfaction in LEVEL_ORDER:
+            button = RatingButton(satisfaction)
+            button.clicked.connect(lambda _=False, s=satisfaction: self.rated.emit(s))
+            self._layout.addWidget(button)
+            self.buttons[satisfaction] = button
+
+    def set_metrics(self, m: theme.Metrics, *, vertical: bool) -> None:
+        orient(self._layout, vertical=vertical)
+        self._layout.setSpacing(m.px(1.4))
+        for button in self.buttons.values():
+            button.set_style(wide=vertical, max_px=m.px(4.2 if vertical else 3.4))
+
+    def rename(self, prefix: str) -> None:
+        """Give the buttons other object names (the walk-in row on the ready page is not the rate page's)."""
+        for satisfaction, button in self.buttons.items():
+            button.setObjectName(f"{prefix}{satisfaction}")
+
+
+class Keypad(QWidget):
+    """A large digit keypad: 1-9, 清空, 0, 删除."""
+
+    digit = Signal(str)
+    delete = Signal()
+    clear = Signal()
+
+    def __init__(self, object_prefix: str, parent=None):
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.grid = grid
+        self.keys: list[QPushButton] = []
+        labels = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "清空", "0", "删除"]
+        for i, label in enumerate(labels):
+            key = QPushButton(label)
+            key.setProperty("class", "key")
+            key.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            key.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+            name = {"清空": "clear", "删除": "delete"}.get(label, label)
+            key.setObjectName(f"{object_prefix}_key_{name}")
+            if label == "清空":
+                key.clicked.connect(self.clear.emit)
+            elif label == "删除":
+                key.clicked.connect(self.delete.emit)
+            else:
+                key.clicked.connect(lambda _=False, d=label: self.digit.emit(d))
+            grid.addWidget(key, i // 3, i % 3)
+            self.keys.append(key)
+
+    def set_metrics(self, m: theme.Metrics, key_height: int) -> None:
+        self.grid.setSpacing(m.px(0.8))
+        for key in self.keys:
+            key.setMinimumHeight(key_height)
+            px = key_height * 0.50 if key.text().isdigit() else key_height * 0.38
+            key.setFont(theme.font("", int(px), bold=key.text().isdigit()))
+
+
+class PhotoView(QWidget):
+    """The staff photo in a rounded frame, or a drawn silhouette when there is none."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._photo_bytes: bytes | None = None
+        self._pixmap: QPixmap | None = None
+
+    def set_photo(self, data: bytes | None) -> None:
+        if data == self._photo_bytes:
+            return
+        self._photo_bytes = data
+        self._pixmap = None
+        if data:
+            image = QImage.fromData(data)
+            self._pixmap = QPixmap.fromImage(image) if not image.isNull() else None
+        self.update()
+
+    def has_photo(self) -> bool:
+        return self._pixmap is not None
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        r = QRectF(self.rect()).adjusted(2, 2, -2, -2)
+        radius = min(r.width(), r.height()) * 0.06
+        frame = QPainterPath()
+        frame.addRoundedRect(r, radius, radius)
+        p.setClipPath(frame)
+        if self._pixmap is not None:
+            # Fill the frame, cropping the photo's excess evenly (a portrait keeps its face).
+            scaled = self._pixmap.scaled(
+                r.size().toSize(),
+                Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            x = r.left() + (r.width() - scaled.width()) / 2
+            y = r.top() + min(0.0, (r.height() - scaled.height()) / 4)
+            p.drawPixmap(int(x), int(y), scaled)
+        else:
+            painting.draw_person_placeholder(p, r, QColor("#dfe7f2"), QColor("#a9b9cf"))
+        p.setClipping(False)
+        p.setPen(QPen(QColor(theme.LINE), 2))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawPath(frame)
+        p.end()
+
+
+class QrView(QWidget):
+    """A QR code drawn module by module on white, whole pixels per module so it scans crisply."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("qr")
+        self._url: str | None = None
+        self._modules: list[list[bool]] = []
+
+    @property
+    def url(self) -> str | None:
+        return self._url
+
+    def set_url(self, url: str | None) -> None:
+        if url == self._url:
+            return
+        self._url = url
+        self._modules = []
+        if url:
+            code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+            code.add_data(url)
+            code.make(fit=True)
+            self._modules = code.get_matrix()
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        if not self._modules:
+            return
+        p = QPainter(self)
+        side = min(self.width(), self.height())
+        count = len(self._modules)
+        module = max(1, side // count)
+        size = module * count
+        x0 = (self.width() - size) // 2
+        y0 = (self.height() - size) // 2
+        p.fillRect(x0, y0, size, size, QColor("white"))
+        ink = QColor("black")
+        for row, line in enumerate(self._modules):
+            for col, dark in enumerate(line):
+                if dark:
+                    p.fillRect(x0 + col * module, y0 + row * module, module, module, ink)
+        p.end()
+
+
+class CountdownRing(QWidget):
+    """Seconds left as a number inside a ring that empties."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._remaining = 0
+        self._total = 1
+
+    def set_remaining(self, remaining: int, total: int) -> None:
+        if (remaining, total) != (self._remaining, self._total):
+            self._remaining, self._total = remaining, max(1, total)
+            self.update()
+
+    @property
+    def remaining(self) -> int:
+        return self._remaining
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        side = min(self.width(), self.height())
+        pen_w = max(3.0, side * 0.09)
+        r = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side).adjusted(
+            pen_w / 2, pen_w / 2, -pen_w / 2, -pen_w / 2
+        )
+        p.setPen(QPen(QColor(theme.LINE), pen_w))
+        p.drawEllipse(r)
+        p.setPen(QPen(QColor(theme.NAVY), pen_w, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        span = int(-360 * 16 * min(1.0, self._remaining / self._total))
+        p.drawArc(r, 90 * 16, span)
+        f = QFont(self.font())
+        f.setBold(True)
+        f.setPixelSize(max(theme.MIN_FONT_PX, int(r.height() * 0.40)))
+        p.setFont(f)
+        p.setPen(QColor(theme.INK))
+        h = r.height()
+        number = QRectF(r.left(), r.top() + h * 0.12, r.width(), h * 0.50)
+        p.drawText(
+            number, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom), str(self._remaining)
+        )
+        f.setBold(False)
+        f.setPixelSize(max(theme.MIN_FONT_PX, int(h * 0.17)))
+        p.setFont(f)
+        p.setPen(QColor(theme.MUTED))
+        unit = QRectF(r.left(), r.top() + h * 0.62, r.width(), h * 0.24)
+        p.drawText(unit, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), "秒")
+        p.end()
+
+
+class Mark(QWidget):
+    """A drawn badge: "check" for thanks, "pause" for the paused page."""
+
+    def __init__(self, kind: str, colour: str, parent=None):
+        super().__init__(parent)
+        self._kind = kind
+        self._colour = QColor(colour)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        side = min(self.width(), self.height())
+        square = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+        if self._kind == "check":
+            painting.draw_check_badge(p, square, self._colour)
+        else:
+            painting.draw_pause_badge(p, square, self._colour)
+        p.end()
+
+
+def make_label(
+    text: str = "",
+    *,
+    max_px: int = 20,
+    bold: bool = False,
+    css_class: str = "",
+    align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft,
+) -> FitLabel:
+    label = FitLabel(text, max_px=max_px, bold=bold, css_class=css_class)
+    label.setAlignment(align | Qt.AlignmentFlag.AlignVCenter)
+    return label

@@ -1,0 +1,281 @@
+"""The main window: the header (好差评 title, hall, window number, clock), the page stack, the
+transient notice, the hidden admin gesture and the admin overlay.
+
+It shows what it is given (``show_view``, ``set_stats``, ``set_qr``) and reports what the citizen did
+through signals; ``kiosk.app`` connects those to the flow. No key closes it, and ``closeEvent`` is
+refused unless ``allow_close()`` was called (the admin panel's restart and exit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
+
+from . import theme
+from .admin import AdminOverlay
+from .pages import PausedPage, RatePage, ReadyPage, ReasonsPage, Station, ThanksPage
+from .widgets import make_label
+
+NOTICE_MS = 5000
+ADMIN_TAPS = 5
+ADMIN_TAP_WINDOW_S = 3.0
+WEEKDAYS = "一二三四五六日"
+
+
+class Emblem(QWidget):
+    """The 好差评 mark in the header: a red disc with a white five-pointed star ring."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        side = min(self.width(), self.height())
+        x, y = (self.width() - side) / 2, (self.height() - side) / 2
+        p.setPen(QPen(QColor(theme.GOLD), max(1.5, side * 0.06)))
+        p.setBrush(QColor(theme.GOV_RED))
+        p.drawEllipse(int(x + side * 0.04), int(y + side * 0.04), int(side * 0.92), int(side * 0.92))
+        f = self.font()
+        f.setPixelSize(max(theme.MIN_FONT_PX, int(side * 0.52)))
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QColor("white"))
+        p.drawText(QRect(int(x), int(y), side, side), int(Qt.AlignmentFlag.AlignCenter), "评")
+        p.end()
+
+
+class Header(QWidget):
+    def __init__(self, station: Station):
+        super().__init__()
+        self.setObjectName("header")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        lay = QHBoxLayout(self)
+        self.lay = lay
+        self.emblem = Emblem()
+        self.title = make_label("政务服务“好差评”", bold=True)
+        self.hall = make_label(station.hall or "政务服务大厅")
+        self.hall.setObjectName("header_sub")
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        titles.addWidget(self.title)
+        titles.addWidget(self.hall)
+        lay.addWidget(self.emblem)
+        lay.addLayout(titles, 1)
+        self.window_no = make_label(station.window_label, bold=True, align=Qt.AlignmentFlag.AlignRight)
+        self.clock = make_label("", bold=True, align=Qt.AlignmentFlag.AlignRight)
+        self.date = make_label("", align=Qt.AlignmentFlag.AlignRight)
+        self.date.setObjectName("header_sub")
+        right = QVBoxLayout()
+        right.setSpacing(0)
+        right.addWidget(self.clock)
+        right.addWidget(self.date)
+        lay.addWidget(self.window_no)
+        lay.addLayout(right)
+        self.update_clock()
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self.setFixedHeight(m.px(theme.HEADER_UNITS))
+        self.lay.setContentsMargins(m.px(2), m.px(0.5), m.px(2), m.px(0.6))
+        self.lay.setSpacing(m.px(1.5))
+        self.emblem.setFixedSize(m.px(4.6), m.px(4.6))
+        self.title.set_max_px(m.px(2.5))
+        self.hall.set_max_px(m.px(1.6))
+        self.window_no.set_max_px(m.px(2.8))
+        self.window_no.setFixedWidth(m.px(13))
+        self.clock.set_max_px(m.px(2.6))
+        self.date.set_max_px(m.px(1.6))
+        for w in (self.clock, self.date):
+            w.setFixedWidth(m.px(12))
+
+    def update_clock(self) -> None:
+        t = time.localtime()
+        self.clock.setText(time.strftime("%H:%M", t))
+        self.date.setText(f"{t.tm_mon}月{t.tm_mday}日 星期{WEEKDAYS[t.tm_wday]}")
+
+
+class MainWindow(QWidget):
+    rated = Signal(int)  # a rating button was touched (satisfaction code)
+    reasons_submitted = Signal(list, str)  # reason codes, phone digits or ""
+    reasons_skipped = Signal()
+    restart_requested = Signal()
+    exit_requested = Signal()
+    first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
+
+    def __init__(
+        self,
+        station: Station,
+        *,
+        check_pin: Callable[[str], bool] | None = None,
+    ):
+        super().__init__()
+        self.setObjectName("main")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self.setWindowTitle("好差评评价器")
+        self.station = station
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.header = Header(station)
+        lay.addWidget(self.header)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("pages")
+        # The pages fit themselves to whatever size the window gets; they never hold it open.
+        self.stack.setMinimumSize(1, 1)
+        self.header.setMinimumWidth(1)
+        lay.addWidget(self.stack, 1)
+        self.pages: dict[str, Any] = {
+            "paused": PausedPage(station),
+            "ready": ReadyPage(station),
+            "rate": RatePage(station),
+            "reasons": ReasonsPage(station),
+            "thanks": ThanksPage(station),
+        }
+        for page in self.pages.values():
+            self.stack.addWidget(page)
+        self.pages["rate"].panel.rated.connect(self.rated)
+        self.pages["ready"].panel.rated.connect(self.rated)
+        self.pages["reasons"].submitted.connect(self.reasons_submitted)
+        self.pages["reasons"].skipped.connect(self.reasons_skipped)
+
+        self.notice = make_label("", bold=True, align=Qt.AlignmentFlag.AlignHCenter)
+        self.notice.setParent(self)
+        self.notice.setObjectName("notice")
+        self.notice.hide()
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.timeout.connect(self.notice.hide)
+        self._view_notice: str | None = None
+
+        self.admin = AdminOverlay(check_pin, self)
+        self.admin.restart_requested.connect(self.restart_requested)
+        self.admin.exit_requested.connect(self.exit_requested)
+        self._taps: list[float] = []
+        self._last_press_at = -1
+        self._may_close = False
+        self._painted = False
+        self._view: Any = None
+        self._metrics: theme.Metrics | None = None
+        QApplication.instance().installEventFilter(self)
+
+    # --- what is shown
+
+    @property
+    def view(self) -> Any:
+        return self._view
+
+    def current_page(self) -> str:
+        return self.stack.currentWidget().objectName().removeprefix("page_")
+
+    def show_view(self, view: Any, now: float) -> None:
+        self._view = view
+        page = self.pages[view.page]
+        page.show_view(view, now)
+        if self.stack.currentWidget() is not page:
+            self.stack.setCurrentWidget(page)
+        self._follow_notice(view.notice)
+
+    def tick(self, now: float) -> None:
+        """Once a second: the clock and the current page's countdown."""
+        self.header.update_clock()
+        if self._view is not None:
+            self.pages[self._view.page].tick(self._view, now)
+
+    def set_stats(self, rate: float | None, count: int) -> None:
+        self.pages["ready"].set_stats(rate, count)
+
+    def set_qr(self, url: str | None) -> None:
+        self.pages["rate"].set_qr(url)
+
+    def _follow_notice(self, text: str | None) -> None:
+        """The flow's notice shows while the view carries it (the flow lets it fade)."""
+        if text == self._view_notice:
+            return
+        self._view_notice = text
+        if text:
+            self.flash_notice(text)
+        else:
+            self.notice.hide()
+
+    def flash_notice(self, text: str) -> None:
+        """Show ``text`` over the page for a few seconds."""
+        self.notice.setText(text)
+        self._place_notice()
+        self.notice.show()
+        self.notice.raise_()
+        self._notice_timer.start(NOTICE_MS)
+
+    def _place_notice(self) -> None:
+        if self._metrics is None:
+            return
+        m = self._metrics
+        w = int(m.width * (0.9 if m.portrait else 0.7))
+        h = m.px(7)
+        self.notice.set_max_px(m.px(2.8))
+        self.notice.setFixedHeight(h)
+        self.notice.setContentsMargins(m.px(2), 0, m.px(2), 0)
+        self.notice.setGeometry((m.width - w) // 2, m.height - h - m.px(4), w, h)
+
+    # --- layout
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        m = theme.Metrics(self.width(), self.height())
+        if m == self._metrics:
+            return
+        self._metrics = m
+        self.setStyleSheet(theme.stylesheet(m))
+        self.header.apply_metrics(m)
+        for page in self.pages.values():
+            page.apply_metrics(m)
+        self.admin.apply_metrics(m)
+        self.admin.setGeometry(self.rect())
+        self._place_notice()
+
+    # --- kiosk behaviour: no way out, the hidden admin gesture
+
+    def allow_close(self) -> None:
+        self._may_close = True
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self._may_close:
+            event.accept()
+        else:
+            event.ignore()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        event.accept()  # swallow every key: nothing typed at the kiosk does anything
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if (
+            event.type() == QEvent.Type.MouseButtonPress
+            and isinstance(watched, QWidget)
+            and watched.window() is self
+            # One press reaches the filter again for each parent it propagates to; count it once.
+            and event.timestamp() != self._last_press_at
+        ):
+            self._last_press_at = event.timestamp()
+            self._admin_tap(watched.mapTo(self, event.position().toPoint()))
+        return False
+
+    def admin_corner(self) -> QRect:
+        """Where the five taps open the admin panel: the top-right corner, over the clock."""
+        side = self.header.height()
+        return QRect(self.width() - side * 2, 0, side * 2, side)
+
+    def _admin_tap(self, pos) -> None:
+        if self.admin.isVisible() or not self.admin_corner().contains(pos):
+            return
+        now = time.monotonic()
+        self._taps = [t for t in self._taps if now - t < ADMIN_TAP_WINDOW_S] + [now]
+        if len(self._taps) >= ADMIN_TAPS:
+            self._taps = []
+            self.admin.open_pin_pad()

@@ -1,0 +1,358 @@
+"""The evaluator's pages, rendered offscreen with sample views: object names, what each page shows, no
+clipped text at any reference size, the reasons page's rules, the admin gesture and PIN, fonts, PINs
+and ``kiosk screenshot``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QAbstractButton, QLabel, QPushButton, QStackedWidget
+
+from kiosk import adminpin, fonts
+from kiosk.app import install_cjk_font
+from kiosk.config import load_config
+from kiosk.domain import DEFAULT_REASONS, LEVELS, Reason
+from kiosk.flow import View
+from kiosk.screenshot import SAMPLE_CASE, SAMPLE_STAFF, SIZES, render, sample_views
+from kiosk.ui.pages import Station, mask_case_no
+from kiosk.ui.widgets import FitLabel, RatingButton
+from kiosk.ui.window import MainWindow
+
+PAGES = ("paused", "ready", "rate", "reasons", "thanks")
+PIN = "2468"
+
+
+def make_window(
+    qtbot, *, contact=True, pin_hash=None, size=(1280, 800), reasons=DEFAULT_REASONS
+) -> MainWindow:
+    install_cjk_font(None)
+    station = Station(
+        window="03",
+        hall="青岛西海岸新区政务服务大厅",
+        reasons=reasons,
+        contact=contact,
+        rating_timeout_s=60,
+        reasons_timeout_s=60,
+    )
+    check = (lambda pin: adminpin.verify_pin(pin, pin_hash)) if pin_hash else None
+    window = MainWindow(station, check_pin=check)
+    qtbot.addWidget(window)
+    window.set_stats(0.986, 128)
+    window.set_qr("https://hub.example/q/TOKEN")
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def show(window: MainWindow, view: View, qtbot) -> None:
+    window.show_view(view, time.monotonic())
+    qtbot.waitUntil(lambda: window.current_page() == view.page)
+
+
+def test_object_names_follow_the_contract(qtbot):
+    window = make_window(qtbot)
+    stack = window.findChild(QStackedWidget, "pages")
+    assert [stack.widget(i).objectName() for i in range(stack.count())] == [f"page_{p}" for p in PAGES]
+    rate_page = window.findChild(QStackedWidget, "pages").widget(2)
+    for satisfaction, word in LEVELS.items():
+        button = rate_page.findChild(QAbstractButton, f"rate_{satisfaction}")
+        assert button is not None and button.text() == word
+    for reason in DEFAULT_REASONS:
+        assert window.findChild(QPushButton, f"reason_{reason.code}").text() == reason.label
+    assert window.findChild(QPushButton, "reasons_submit") is not None
+    assert window.findChild(QPushButton, "reasons_skip") is not None
+    assert window.findChild(object, "qr") is not None
+
+
+def test_each_page_shows_its_view(qtbot):
+    window = make_window(qtbot)
+    views = sample_views(time.monotonic())
+    show(window, views["paused"], qtbot)
+    assert window.pages["paused"].title.text() == "暂停服务"
+    assert window.pages["paused"].window_no.text() == "03号窗口"
+
+    show(window, views["ready"], qtbot)
+    ready = window.pages["ready"]
+    assert ready.name.text() == SAMPLE_STAFF.name
+    assert ready.staff_no.text() == f"工号 {SAMPLE_STAFF.staff_no}"
+    assert ready.title.text() == SAMPLE_STAFF.title
+    assert ready.rate_value.text() == "98.6%" and ready.count_value.text() == "128 次"
+    assert "A012" in ready.called.text() and ready.called.isVisible()
+    assert not ready.photo.has_photo()  # the drawn placeholder
+    assert not ready.panel.isVisible()
+
+    show(window, views["ready-walkin"], qtbot)
+    assert ready.panel.isVisible()
+
+    show(window, views["rate"], qtbot)
+    rate = window.pages["rate"]
+    assert SAMPLE_CASE.item_name in rate.item.text()
+    assert "3702****0012" in rate.case.text() and SAMPLE_CASE.case_no not in rate.case.text()
+    assert rate.countdown.remaining == 48  # 47.2 s left, rounded up
+    assert rate.qr.isVisible()
+
+    show(window, views["thanks"], qtbot)
+    assert window.pages["thanks"].title.text() == "感谢您的评价"
+    assert window.pages["thanks"].level.text() == "您的评价：非常满意"
+
+
+def test_notice_shows_over_the_page_and_goes_with_the_view(qtbot):
+    window = make_window(qtbot)
+    views = sample_views(time.monotonic())
+    show(window, views["notice"], qtbot)
+    assert window.notice.isVisible() and window.notice.text() == views["notice"].notice
+    show(window, views["paused"], qtbot)
+    assert not window.notice.isVisible()
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(QColor("#336699"))
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(data.data())
+
+
+def test_staff_photo_is_drawn_when_given(qtbot):
+    window = make_window(qtbot)
+    ready = sample_views(time.monotonic())["ready"]
+    show(window, replace(ready, staff=replace(SAMPLE_STAFF, photo=png_bytes(30, 40))), qtbot)
+    assert window.pages["ready"].photo.has_photo()
+    # Not an image: the placeholder, never a crash.
+    show(window, replace(ready, staff=replace(SAMPLE_STAFF, photo=b"not an image")), qtbot)
+    assert not window.pages["ready"].photo.has_photo()
+
+
+def text_problems(window: MainWindow) -> list[str]:
+    """Every visible text that does not fit its widget, and every page squeezed below its minimum."""
+    problems = []
+    page = window.stack.currentWidget()
+    hint = page.minimumSizeHint()
+    if hint.width() > page.width() or hint.height() > page.height():
+        problems.append(f"{page.objectName()} needs {hint.toTuple()}, has {page.size().toTuple()}")
+    for label in window.findChildren(QLabel):
+        if label.isVisible() and label.text():
+            fits = (
+                label.text_fits()
+                if isinstance(label, FitLabel)
+                else (label.fontMetrics().horizontalAdvance(label.text()) <= label.contentsRect().width())
+            )
+            if not fits or label.fontMetrics().height() > label.contentsRect().height():
+                problems.append(f"label {label.text()!r} in {label.size().toTuple()}")
+    for button in window.findChildren(QAbstractButton):
+        if not button.isVisible() or not button.text():
+            continue
+        if isinstance(button, RatingButton):
+            fits = button.text_fits()
+        else:
+            fits = button.fontMetrics().horizontalAdvance(button.text()) + 8 <= button.width()
+        if not fits:
+            problems.append(f"button {button.text()!r} in {button.size().toTuple()}")
+    return problems
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("contact", [True, False], ids=["phone", "nophone"])
+def test_no_text_is_clipped_at_any_reference_size(qtbot, size, contact):
+    window = make_window(qtbot, contact=contact, size=size)
+    assert window.size().toTuple() == size
+    for name, view in sample_views(time.monotonic()).items():
+        show(window, view, qtbot)
+        assert text_problems(window) == [], name
+    window.admin.open_pin_pad()  # the admin pad's texts fit too
+    assert text_problems(window) == []
+
+
+LONG_CATALOGUE = tuple(
+    Reason(f"{g}{n:02d}", f"{group}问题第{n}项（示例）", group)
+    for g, group in enumerate(("服务态度", "服务效率", "服务水平", "办事环境与设施"), start=1)
+    for n in range(1, 7)
+)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_long_reason_catalogue_still_fits(qtbot, size):
+    window = make_window(qtbot, size=size, reasons=LONG_CATALOGUE)
+    show(window, sample_views(time.monotonic())["reasons"], qtbot)
+    assert text_problems(window) == []
+    assert all(b.height() >= 28 for b in window.pages["reasons"].reason_buttons.values())
+
+
+def test_text_shrinks_to_fit_a_long_item_name(qtbot):
+    window = make_window(qtbot, size=(1024, 600))
+    views = sample_views(time.monotonic())
+    long_case = replace(
+        SAMPLE_CASE, item_name="企业投资项目备案及建设工程规划许可证核发（含变更、延续、补证）联办"
+    )
+    show(window, replace(views["rate"], case=long_case), qtbot)
+    assert window.pages["rate"].item.text_fits()
+    assert text_problems(window) == []
+
+
+def test_reasons_need_one_choice_and_a_whole_phone_number(qtbot):
+    window = make_window(qtbot)
+    show(window, sample_views(time.monotonic())["reasons"], qtbot)
+    page = window.pages["reasons"]
+    submitted = []
+    window.reasons_submitted.connect(lambda codes, phone: submitted.append((codes, phone)))
+    assert not page.submit.isEnabled()
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_201"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_901"), Qt.MouseButton.LeftButton)
+    assert page.submit.isEnabled()
+    for digit in "1380013":
+        qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
+    assert page.phone.text() == "138****"  # masked while typed (kiosk.contact.mask_phone)
+    assert not page.submit.isEnabled()  # an incomplete number is not sent
+    for digit in "8000":
+        qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
+    assert page.phone.text() == "138****8000"
+    assert page.submit.isEnabled()
+    qtbot.mouseClick(page.submit, Qt.MouseButton.LeftButton)
+    assert submitted == [(["201", "901"], "13800138000")]
+
+
+def test_reasons_reset_for_the_next_bad_rating_and_skip_is_always_there(qtbot):
+    window = make_window(qtbot, contact=False)
+    views = sample_views(time.monotonic())
+    show(window, views["reasons"], qtbot)
+    page = window.pages["reasons"]
+    assert not page.contact_card.isVisible()
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_101"), Qt.MouseButton.LeftButton)
+    assert page.selected() == ["101"]
+    show(window, views["thanks"], qtbot)
+    show(window, replace(views["reasons"], case=replace(SAMPLE_CASE, seq=99)), qtbot)
+    assert page.selected() == []
+    skipped = []
+    window.reasons_skipped.connect(lambda: skipped.append(True))
+    qtbot.mouseClick(window.findChild(QPushButton, "reasons_skip"), Qt.MouseButton.LeftButton)
+    assert skipped == [True]
+
+
+def tap_corner(window: MainWindow, qtbot, times: int = 5) -> None:
+    corner = window.admin_corner().center()
+    for _ in range(times):
+        target = window.childAt(corner) or window
+        qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=target.mapFrom(window, corner))
+
+
+def test_admin_panel_stays_locked_without_a_pin_hash(qtbot):
+    window = make_window(qtbot)
+    tap_corner(window, qtbot, times=4)
+    assert not window.admin.isVisible()
+    tap_corner(window, qtbot, times=1)
+    assert window.admin.isVisible()
+    assert "锁定" in window.admin.pin_message.text()
+    assert not window.admin.pin_ok.isEnabled()
+    qtbot.mouseClick(window.findChild(QPushButton, "admin_cancel"), Qt.MouseButton.LeftButton)
+    assert not window.admin.isVisible()
+
+
+def test_admin_pin_opens_the_panel_and_its_buttons_ask_to_restart_or_exit(qtbot):
+    window = make_window(qtbot, pin_hash=adminpin.hash_pin(PIN, iterations=1000))
+    window.admin.set_facts(lambda: [("设备编号", "XHA-W03"), ("串口 card", "已连接")])
+    tap_corner(window, qtbot)
+    assert window.admin.isVisible() and not window.admin.is_unlocked()
+
+    def type_pin(pin: str) -> None:
+        for digit in pin:
+            qtbot.mouseClick(window.findChild(QPushButton, f"pin_key_{digit}"), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.findChild(QPushButton, "admin_ok"), Qt.MouseButton.LeftButton)
+
+    type_pin("1111")
+    assert not window.admin.is_unlocked() and window.admin.pin_message.text() == "密码错误"
+    type_pin(PIN)
+    assert window.admin.is_unlocked()
+    assert window.admin.fact_texts() == ["设备编号", "XHA-W03", "串口 card", "已连接"]
+    with qtbot.waitSignal(window.restart_requested):
+        qtbot.mouseClick(window.findChild(QPushButton, "admin_restart"), Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.exit_requested):
+        qtbot.mouseClick(window.findChild(QPushButton, "admin_exit"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "admin_back"), Qt.MouseButton.LeftButton)
+    assert not window.admin.isVisible()
+
+
+def test_no_key_and_no_close_request_leaves_the_kiosk(qtbot):
+    window = make_window(qtbot)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.keyClick(window, Qt.Key.Key_F4, Qt.KeyboardModifier.AltModifier)
+    assert not window.close()
+    assert window.isVisible()
+    window.allow_close()
+    assert window.close()
+
+
+def test_mask_case_no():
+    assert mask_case_no("370211202611280012") == "3702****0012"
+    assert mask_case_no("123456") == "12****"
+    assert mask_case_no("A12") == "A12"
+    assert mask_case_no(None) == "—"
+
+
+def test_admin_pin_hash_round_trip_and_command(monkeypatch, capsys):
+    pin_hash = adminpin.hash_pin(PIN, iterations=1000)
+    assert adminpin.verify_pin(PIN, pin_hash)
+    assert not adminpin.verify_pin("2469", pin_hash)
+    assert not adminpin.verify_pin(PIN, None)
+    assert not adminpin.verify_pin(PIN, "pbkdf2_sha256$x$zz$00")
+    assert adminpin.hash_pin(PIN) != adminpin.hash_pin(PIN)  # salted
+
+    answers = iter([PIN, PIN])
+    monkeypatch.setattr(adminpin.getpass, "getpass", lambda prompt: next(answers))
+    assert adminpin.main(None) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith('admin_pin_hash = "pbkdf2_sha256$')
+    assert adminpin.verify_pin(PIN, line.split('"')[1])
+
+    for first, second in ((PIN, "1357"), ("12", "12"), ("abcd", "abcd")):
+        answers = iter([first, second])
+        assert adminpin.main(None) == 2
+
+
+def test_a_cjk_font_is_found_and_the_configured_one_wins(tmp_path):
+    found = fonts.find_cjk_font(None)
+    assert found is not None and Path(found).is_file()
+    font = tmp_path / "mine.ttf"
+    font.write_bytes(b"")
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(f'[device]\nid = "T"\nwindow = "1"\n[ui]\nfont_path = "{font}"\n')
+    assert fonts.find_cjk_font(load_config(config_file)) == str(font)
+    font.unlink()  # a missing configured font falls back to the system's
+    assert fonts.find_cjk_font(load_config(config_file)) == found
+
+
+def test_no_cjk_font_is_a_loud_error(monkeypatch, caplog, qapp):
+    monkeypatch.setattr("kiosk.app.find_cjk_font", lambda config: None)
+    assert install_cjk_font(None) is None
+    assert any(r.levelname == "ERROR" and "NO CHINESE FONT FOUND" in r.message for r in caplog.records)
+
+
+def test_font_ranking_prefers_simplified_chinese_sans(tmp_path):
+    files = {name: tmp_path / name for name in ("serif.ttc", "sans.ttc", "wqy.ttc", "bold.ttc")}
+    for f in files.values():
+        f.write_bytes(b"")
+    listed = [
+        (str(files["serif.ttc"]), "Noto Serif CJK SC", "Regular"),
+        (str(files["bold.ttc"]), "Noto Sans CJK SC,Noto Sans CJK SC Bold", "Bold"),
+        (str(files["wqy.ttc"]), "WenQuanYi Zen Hei", "Regular"),
+        (str(files["sans.ttc"]), "Noto Sans CJK JP,Noto Sans CJK SC", "Regular"),
+        ("/nonexistent.ttc", "Noto Sans CJK SC", "Regular"),
+    ]
+    assert fonts._best_system_font(listed) == str(files["sans.ttc"])
+    assert fonts._best_system_font([]) is None
+
+
+def test_screenshot_renders_every_page_at_a_size(qtbot, tmp_path):
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text('[device]\nid = "T"\nwindow = "03"\nhall = "测试大厅"\n')
+    written = render(config_file, tmp_path / "shots", sizes=((1024, 600),))
+    assert sorted(p.name for p in written) == sorted(f"{name}-1024x600.png" for name in sample_views(0))
+    image = QImage(str(written[0]))
+    assert (image.width(), image.height()) == (1024, 600)
