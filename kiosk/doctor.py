@@ -1,0 +1,463 @@
+"""``kiosk doctor``: checks an installation from the outside and prints a table with a fix per failure.
+
+Each check is a plain function returning ``CheckResult`` rows, so each can be tested alone; ``main``
+runs them in order and exits 1 when any row failed. Nothing here changes the installation: an absent
+event log is reported, not created. Run it as the service's user (``sudo -u kiosk kiosk doctor``) so that
+permissions are judged as the kiosk sees them. No Qt import: the display check only inspects the
+environment, the devices and the Qt plugin files.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import stat
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import serial
+
+from sync.agent import read_secret
+from sync.client import HubClient, HubError, HubRefused
+
+from .config import Config, ConfigError, SerialConfig, load_config
+from .fonts import find_cjk_font
+from .roster import Roster
+from .store import EventLog, StoreError
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+SERVICE_USER = "kiosk"
+DISPLAY_ENV_FILE = "display.env"  # next to kiosk.toml; kiosk.service reads it (EnvironmentFile=)
+FREE_DISK_FAIL_BYTES = 100 * 2**20
+FREE_DISK_WARN_BYTES = 1 * 2**30
+EARLIEST_PLAUSIBLE_YEAR = 2024
+CLOCK_SLACK = timedelta(seconds=2)
+SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure
+HUB_TIMEOUT_S = 5.0
+REPLAY_ATTEMPTS = 3
+HUB_CLOCK_SKEW_LIMIT_S = 300  # contracts.md §5: the hub refuses timestamps further off than this
+FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str  # what was checked, e.g. "serial card"
+    status: str  # OK, WARN, FAIL or SKIP
+    detail: str  # what was found
+    fix: str = ""  # for WARN and FAIL: what the technician should do
+
+
+def ok(check: str, detail: str) -> CheckResult:
+    return CheckResult(check, OK, detail)
+
+
+def warn(check: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(check, WARN, detail, fix)
+
+
+def fail(check: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(check, FAIL, detail, fix)
+
+
+def skip(check: str, detail: str) -> CheckResult:
+    return CheckResult(check, SKIP, detail)
+
+
+# --- configuration and files ------------------------------------------------------------------------
+
+
+def check_config(path: str | Path | None) -> tuple[CheckResult, Config | None]:
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        return fail("config", str(e), "correct the named key (config/kiosk.example.toml explains each)"), None
+    fitted = ", ".join(sorted(config.serial)) or "none"
+    return ok("config", f"{config.path} (device {config.device.id}, serial: {fitted})"), config
+
+
+def check_roster_file(config: Config) -> CheckResult:
+    if config.roster_path is None:
+        return skip("roster file", "no [roster] path: staff come from the hub's roster only")
+    roster = Roster.load(config.roster_path)
+    detail = f"{config.roster_path}: {len(roster)} staff"
+    if roster.problems:
+        more = f" (and {len(roster.problems) - 1} more)" if len(roster.problems) > 1 else ""
+        fix = (
+            "correct the rows named; header card,staff_no,name,title,photo (docs/hardware.md on card numbers)"
+        )
+        return warn("roster file", f"{detail}; {roster.problems[0]}{more}", fix)
+    return ok("roster file", detail)
+
+
+def check_font(config: Config) -> CheckResult:
+    font = find_cjk_font(config)
+    if font is None:
+        return fail(
+            "CJK font",
+            "no font with Chinese glyphs found",
+            "apt-get install fonts-noto-cjk (or set [ui] font_path)",
+        )
+    if config.ui.font_path is not None and Path(font) != config.ui.font_path:
+        return warn(
+            "CJK font",
+            f"[ui] font_path {config.ui.font_path} not found; using {font}",
+            "correct [ui] font_path or remove it",
+        )
+    return ok("CJK font", font)
+
+
+# --- display ----------------------------------------------------------------------------------------
+
+
+def display_environment(
+    config: Config | None, environ: Mapping[str, str] = os.environ
+) -> tuple[dict[str, str], str]:
+    """The variables the kiosk's display will see, and where they come from: this process's environment,
+    overlaid by the ``display.env`` beside the config, as kiosk.service does."""
+    env = dict(environ)
+    source = "environment"
+    env_file = config.path.parent / DISPLAY_ENV_FILE if config is not None else None
+    if env_file is not None and env_file.is_file():
+        env.update(read_env_file(env_file))
+        source = str(env_file)
+    return env, source
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments and blanks skipped)."""
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")) and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("\"'")
+    return values
+
+
+def qt_platform_plugin(name: str) -> Path | None:
+    """The installed Qt platform plugin file for ``name`` (xcb, eglfs, …), found without importing Qt."""
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    plugin = Path(spec.submodule_search_locations[0]) / "Qt" / "plugins" / "platforms" / f"libq{name}.so"
+    return plugin if plugin.is_file() else None
+
+
+def check_display(env: Mapping[str, str], source: str, dev: Path = Path("/dev")) -> CheckResult:
+    spec = env.get("QT_QPA_PLATFORM") or ("xcb" if env.get("DISPLAY") else "")
+    if not spec:
+        return fail(
+            "display",
+            "no QT_QPA_PLATFORM and no DISPLAY",
+            "copy deploy/display/x11.env, eglfs.env or linuxfb.env to /etc/kiosk/display.env",
+        )
+    name, *params = spec.split(":")
+    where = f"{spec} (from {source})"
+    if name in ("offscreen", "minimal", "vnc"):
+        return warn("display", f"{where}: draws on no screen", "fine for tests; a counter needs xcb or eglfs")
+    if qt_platform_plugin(name) is None:
+        return fail("display", f"{where}: Qt has no platform plugin {name!r}", "use xcb, eglfs or linuxfb")
+    platform_problem = {"xcb": _x11_problem, "eglfs": _eglfs_problem, "linuxfb": _linuxfb_problem}.get(name)
+    problem, fix = platform_problem(env, params, dev) if platform_problem else (None, "")
+    if problem:
+        return fail("display", f"{where}: {problem}", fix)
+    return ok("display", where)
+
+
+def _x11_problem(env: Mapping[str, str], _params: list[str], _dev: Path) -> tuple[str | None, str]:
+    display = env.get("DISPLAY", "")
+    host, _, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if not number.isdigit():
+        return f"DISPLAY={display!r} is not a display", "set DISPLAY=:0 in /etc/kiosk/display.env"
+    if host not in ("", "unix", "localhost"):
+        return None, ""  # a remote display: nothing to check from here
+    if not _x_server_listening(f"/tmp/.X11-unix/X{number}"):
+        return (
+            f"no X server on {display}",
+            "start the X session (autologin) before kiosk.service; or use eglfs",
+        )
+    xauthority = env.get("XAUTHORITY")
+    if xauthority and not os.access(xauthority, os.R_OK):
+        return (
+            f"XAUTHORITY {xauthority} unreadable",
+            "grant access with xhost +SI:localuser:kiosk (kiosk-x11-session)",
+        )
+    return None, ""
+
+
+def _x_server_listening(path: str) -> bool:
+    for address in (path, "\0" + path):  # the socket file, then Linux's abstract socket of that name
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(address)
+            except OSError:
+                continue
+        return True
+    return False
+
+
+def _eglfs_problem(env: Mapping[str, str], _params: list[str], dev: Path) -> tuple[str | None, str]:
+    cards = sorted((dev / "dri").glob("card*"))
+    if not cards:
+        return f"no DRM device {dev}/dri/card*", "load the board's GPU driver, or use linuxfb"
+    if not any(_can_read_write(card) for card in cards):
+        return f"{cards[0]} not accessible", "add the kiosk user to the video and render groups"
+    return _rotation_problem(env.get("QT_QPA_EGLFS_ROTATION", "0"), env)
+
+
+def _linuxfb_problem(env: Mapping[str, str], params: list[str], dev: Path) -> tuple[str | None, str]:
+    options = dict(p.partition("=")[::2] for p in params)
+    fb = Path(options.get("fb", str(dev / "fb0")))
+    if not fb.exists():
+        return f"no framebuffer {fb}", "enable the board's framebuffer driver, or name it with fb="
+    if not _can_read_write(fb):
+        return f"{fb} not accessible", "add the kiosk user to the video group"
+    return _rotation_problem(options.get("rotation", "0"), env)
+
+
+def _rotation_problem(screen: str, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """Touch input rotated otherwise than the screen: every touch lands in the wrong place."""
+    for part in env.get("QT_QPA_EVDEV_TOUCHSCREEN_PARAMETERS", "").split(":"):
+        key, _, touch = part.partition("=")
+        if key == "rotate" and touch != screen:
+            return f"screen rotated {screen} but touch {touch}", "make the touch parameters' rotate= match"
+    return None, ""
+
+
+# --- serial devices ---------------------------------------------------------------------------------
+
+
+def _can_read_write(path: Path) -> bool:
+    """Whether the service's user may open ``path`` read-write: as root, judged for that user."""
+    if os.geteuid() != 0:
+        return os.access(path, os.R_OK | os.W_OK)
+    try:
+        user = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return True  # no service user on this machine (a development box): root can
+    st = path.stat()
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if SERVICE_USER in g.gr_mem}
+    if st.st_uid == user.pw_uid:
+        mask = stat.S_IRUSR | stat.S_IWUSR
+    elif st.st_gid in groups:
+        mask = stat.S_IRGRP | stat.S_IWGRP
+    else:
+        mask = stat.S_IROTH | stat.S_IWOTH
+    return st.st_mode & mask == mask
+
+
+def check_serial(device: SerialConfig) -> CheckResult:
+    name = f"serial {device.name}"
+    port = device.port
+    if "://" not in port:  # a device path rather than a pyserial URL
+        path = Path(port)
+        if not path.exists():
+            target = f" (a link to missing {os.readlink(path)})" if path.is_symlink() else ""
+            return fail(
+                name,
+                f"{port} not found{target}",
+                "plug the device in; check its udev rule (/etc/udev/rules.d/99-kiosk-serial.rules) or use "
+                "/dev/serial/by-id/…",
+            )
+        if not _can_read_write(path):
+            return fail(name, f"{port}: permission denied", "usermod -aG dialout kiosk (then restart)")
+    try:
+        ser = serial.serial_for_url(port, baudrate=device.baudrate, timeout=0, exclusive=True)
+    except (serial.SerialException, OSError, ValueError) as e:
+        if getattr(e, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "lock" in str(e):
+            return ok(name, f"{port}: in use (locked by the running kiosk)")
+        return fail(name, f"{port}: cannot open: {e}", "check the device and its cable; see the kernel log")
+    ser.close()  # never read: a running kiosk must not lose a byte to the doctor
+    return ok(name, f"{port}: opens at {device.baudrate} baud")
+
+
+# --- the event log, disk and clock ------------------------------------------------------------------
+
+
+def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | None, dict[str, Any] | None]:
+    """Integrity and chain rows, the newest event and the sync status (both None without a log)."""
+    if not store_path.exists():
+        row = warn("event log", f"{store_path} does not exist yet", "start the kiosk once (it creates it)")
+        return [row], None, None
+    try:
+        log = EventLog(store_path)
+    except StoreError as e:
+        return (
+            [fail("event log", str(e), "run the doctor as the kiosk user; the file must be kiosk's")],
+            None,
+            None,
+        )
+    with log:
+        integrity = log.integrity_check()
+        result = log.verify()
+        head = log.get(log.head_seq())
+        sync_state = log.get_state("sync")
+    fix = "keep the file for analysis; restore the last backup (docs/deployment.md, Backup)"
+    rows = [
+        ok("log integrity", "sqlite integrity_check ok")
+        if integrity == "ok"
+        else fail("log integrity", f"sqlite: {integrity}", fix),
+        ok("log chain", f"{result.count} events, chain intact")
+        if result.ok
+        else fail("log chain", f"seq {result.first_bad_seq}: {result.problem}", fix),
+    ]
+    return rows, head, sync_state
+
+
+def check_disk(path: Path) -> CheckResult:
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    detail = f"{free / 2**30:.1f} GiB free at {existing}"
+    if free < FREE_DISK_FAIL_BYTES:
+        return fail("free disk", detail, "free space: journalctl --vacuum-size=100M, remove old files")
+    if free < FREE_DISK_WARN_BYTES:
+        return warn("free disk", detail, "free space before the log fills the disk")
+    return ok("free disk", detail)
+
+
+def check_clock(now: datetime, newest_event: dict[str, Any] | None) -> CheckResult:
+    if now.year < EARLIEST_PLAUSIBLE_YEAR:
+        return fail("clock", f"{now:%Y-%m-%d %H:%M} is not plausible", FIX_CLOCK)
+    if newest_event is not None:
+        last = datetime.fromisoformat(newest_event["at"])
+        if now + CLOCK_SLACK < last:
+            return fail(
+                "clock", f"behind the log's newest event (seq {newest_event['seq']} at {last})", FIX_CLOCK
+            )
+    return ok("clock", now.isoformat(timespec="seconds"))
+
+
+# --- hub and sync -----------------------------------------------------------------------------------
+
+
+def check_hub(config: Config, now: datetime) -> list[CheckResult]:
+    """Reachability (GET /healthz) and whether the hub accepts this device's signature (its roster)."""
+    hub, device_id = config.hub, config.device.id
+    try:
+        response = requests.get(f"{hub.url}/healthz", timeout=HUB_TIMEOUT_S)
+        healthy = response.status_code == 200 and response.json().get("ok") is True
+        detail = f"{hub.url}: HTTP {response.status_code}"
+    except (requests.RequestException, ValueError) as e:
+        healthy, detail = False, f"{hub.url}: {type(e).__name__}"
+    if not healthy:
+        fix = "check the network and [hub] url; on the hub: systemctl status kiosk-hub"
+        return [fail("hub reachable", detail, fix), skip("hub signature", "hub unreachable")]
+    rows = [ok("hub reachable", f"{hub.url}/healthz")]
+    try:
+        secret = read_secret(config.path, hub.secret_file)
+    except ConfigError as e:
+        fix = f"put the hex secret printed by `kiosk hub device add {device_id}` in {hub.secret_file}"
+        return [*rows, fail("hub signature", str(e), fix)]
+    try:
+        _signed_roster_request(config, secret)
+    except HubRefused as e:
+        skew = _clock_skew_s(response, now)
+        if e.status == 401 and skew is not None and abs(skew) > HUB_CLOCK_SKEW_LIMIT_S:
+            return [
+                *rows,
+                fail("hub signature", f"refused: this clock is {skew:+.0f} s off the hub's", FIX_CLOCK),
+            ]
+        fix = (
+            f"register the device (kiosk hub device add {device_id}) and copy its secret to {hub.secret_file}"
+        )
+        return [*rows, fail("hub signature", f"device {device_id} refused: {e}", fix)]
+    except HubError as e:
+        return [*rows, fail("hub signature", str(e), "see the hub's log")]
+    return [*rows, ok("hub signature", f"device {device_id} accepted (signed roster request)")]
+
+
+def _signed_roster_request(config: Config, secret: bytes) -> None:
+    """GET this device's roster, signed. The hub refuses a signed request it saw before, and this one is
+    the same as the agent's roster check or another doctor's in the same second: then ask again in the
+    next second."""
+    client = HubClient(config.hub.url, config.device.id, secret, timeout_s=(HUB_TIMEOUT_S, HUB_TIMEOUT_S))
+    for attempt in range(1, REPLAY_ATTEMPTS + 1):
+        try:
+            client.get_roster(None)
+            return
+        except HubRefused as e:
+            if attempt == REPLAY_ATTEMPTS or "replayed" not in str(e):
+                raise
+        time.sleep(1 - time.time() % 1)
+
+
+def _clock_skew_s(response: requests.Response, now: datetime) -> float | None:
+    """This machine's clock minus the hub's, from the Date header of one of its answers."""
+    try:
+        return (now - parsedate_to_datetime(response.headers["Date"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_sync(state: dict[str, Any] | None, now: datetime) -> CheckResult:
+    if state is None:
+        return warn("sync", "the sync agent has not reported yet", "systemctl status kiosk-sync")
+    pending = state.get("pending", 0)
+    detail = (
+        f"{state.get('state')}: {pending} pending, last success {state.get('last_success_at') or 'never'}"
+    )
+    if state.get("alarm"):
+        return fail("sync", f"alarm: {state['alarm']}", "see docs/sync.md on alarms; the hub's log")
+    if state.get("state") == "error":
+        return fail("sync", f"{detail}; {state.get('last_error')}", "journalctl -u kiosk-sync")
+    last = state.get("last_success_at")
+    stale = last is None or now - datetime.fromisoformat(last) > SYNC_STALE
+    if pending and stale:
+        return fail("sync", detail, "get the hub reachable; journalctl -u kiosk-sync")
+    if state.get("state") == "offline":
+        return warn("sync", detail, "the hub is unreachable; ratings wait in the log")
+    return ok("sync", detail)
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.environ) -> list[CheckResult]:
+    config_row, config = check_config(config_path)
+    env, source = display_environment(config, environ)
+    rows = [config_row]
+    if config is None:
+        rows.append(check_display(env, source))
+        return rows
+    rows += [check_roster_file(config), check_font(config), check_display(env, source)]
+    rows += [check_serial(device) for device in config.serial.values()]
+    log_rows, newest, sync_state = check_log(config.store_path)
+    now = datetime.now().astimezone()
+    rows += [*log_rows, check_disk(config.store_path.parent), check_clock(now, newest)]
+    if config.hub is None:
+        rows.append(skip("hub", "no [hub] section: ratings stay on this terminal"))
+    else:
+        rows += [*check_hub(config, now), check_sync(sync_state, now)]
+    return rows
+
+
+def format_table(rows: list[CheckResult]) -> str:
+    width = max(len(r.check) for r in rows)
+    lines = []
+    for r in rows:
+        lines.append(f"{r.check:<{width}}  {r.status:<4}  {r.detail}")
+        if r.fix and r.status in (WARN, FAIL):
+            lines.append(f"{'':<{width}}        fix: {r.fix}")
+    failed = sum(r.status == FAIL for r in rows)
+    lines.append(f"{failed} failed, {sum(r.status == WARN for r in rows)} warnings, {len(rows)} checks")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    rows = run_checks(args.config)
+    print(format_table(rows))
+    sys.stdout.flush()
+    return 1 if any(r.status == FAIL for r in rows) else 0

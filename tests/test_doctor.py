@@ -1,0 +1,306 @@
+"""``kiosk doctor``: each check alone, then the whole command on a healthy simulated setup (pseudo-terminals,
+a real hub on 127.0.0.1, a real log) and on a broken one."""
+
+import os
+import socket
+import sqlite3
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import serial
+
+from drivers.sim import Simulator
+from kiosk import doctor
+from kiosk.cli import main as kiosk_main
+from kiosk.config import SerialConfig, load_config
+from kiosk.demo import Hub
+from kiosk.store import EventLog, now_iso
+
+DEVICE_ID = "DOC-W01"
+NOW = datetime.now().astimezone()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub")
+    hub = Hub(folder)
+    hub.add_device(DEVICE_ID, folder / "device.key")
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def sim(tmp_path):
+    with Simulator(tmp_path / "devices") as sim:
+        yield sim
+
+
+def write_setup(folder: Path, hub: Hub, sim: Simulator, *, sync_state: dict | None = None) -> Path:
+    """A terminal's config, device key and log in ``folder``, as a healthy installation has them."""
+    (folder / "device.key").write_bytes((hub.data.parent / "device.key").read_bytes())
+    config = folder / "kiosk.toml"
+    config.write_text(
+        f'[device]\nid = "{DEVICE_ID}"\nwindow = "01"\n\n[store]\npath = "kiosk.db"\n\n'
+        f"{sim.config_fragment()}\n"
+        f'[hub]\nurl = "{hub.url}"\nsecret_file = "device.key"\n',
+        encoding="utf-8",
+    )
+    with EventLog(folder / "kiosk.db") as log:
+        log.append("staff_signin", {"staff_no": "0101", "staff_name": "测试"})
+        log.set_state(
+            "sync",
+            sync_state
+            or {
+                "state": "ok",
+                "last_success_at": now_iso(),
+                "last_error": None,
+                "pending": 0,
+                "acked_seq": 1,
+                "alarm": None,
+                "updated_at": now_iso(),
+            },
+        )
+    return config
+
+
+def statuses(rows: list[doctor.CheckResult]) -> dict[str, str]:
+    return {r.check: r.status for r in rows}
+
+
+# --- the whole command -------------------------------------------------------------------------------------
+
+
+def test_healthy_simulated_setup_passes(tmp_path, hub, sim, capsys):
+    config = write_setup(tmp_path, hub, sim)
+    assert kiosk_main(["doctor", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    rows = doctor.run_checks(config)
+    assert statuses(rows) == {
+        "config": "ok",
+        "roster file": "skip",
+        "CJK font": "ok",
+        "display": "warn",  # the tests run Qt offscreen
+        "serial card": "ok",
+        "serial ticket": "ok",
+        "serial keypad": "ok",
+        "log integrity": "ok",
+        "log chain": "ok",
+        "free disk": "ok",
+        "clock": "ok",
+        "hub reachable": "ok",
+        "hub signature": "ok",
+        "sync": "ok",
+    }
+    assert "0 failed" in out
+
+
+def test_broken_setup_fails_naming_each_failure(tmp_path, hub, sim, capsys):
+    alarm = {
+        "state": "alarm",
+        "last_success_at": None,
+        "last_error": None,
+        "pending": 3,
+        "acked_seq": 0,
+        "alarm": "the hub refuses seq 2 (fork)",
+        "updated_at": now_iso(),
+    }
+    config = write_setup(tmp_path, hub, sim, sync_state=alarm)
+    sim.unplug("card")
+    (tmp_path / "device.key").write_text(os.urandom(32).hex())
+    with sqlite3.connect(tmp_path / "kiosk.db") as db:  # a row slipped in behind the log's back
+        db.execute(
+            "INSERT INTO events (seq, id, type, at, payload, prev_hash, hash) VALUES (2, ?, 'staff_signout', ?, "
+            '\'{"staff_no":"0101"}\', ?, ?)',
+            (str(uuid.uuid4()), now_iso(), "0" * 64, "f" * 64),
+        )
+    assert kiosk_main(["doctor", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    failed = {line.split("  ")[0].strip() for line in out.splitlines() if "  FAIL  " in line}
+    assert failed == {"serial card", "log chain", "hub signature", "sync"}
+    assert "seq 2" in out and "kiosk hub device add DOC-W01" in out and "fork" in out
+    assert "4 failed" in out
+
+
+def test_invalid_config_is_one_failed_row(tmp_path, capsys):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[device]\nid = "has space"\nwindow = "01"\n', encoding="utf-8")
+    assert kiosk_main(["doctor", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "config" in out and "FAIL" in out and "[device] id" in out
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_roster_file_problems_are_named(tmp_path):
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(
+        '[device]\nid = "X"\nwindow = "1"\n\n[roster]\npath = "roster.csv"\n', encoding="utf-8"
+    )
+    config = load_config(config_file)
+    row = doctor.check_roster_file(config)
+    assert row.status == "warn" and "cannot read" in row.detail
+    (tmp_path / "roster.csv").write_text("card,staff_no,name\n0006102437,0101,王芳\nnot-a-card,0102,李强\n")
+    row = doctor.check_roster_file(config)
+    assert row.status == "warn" and "1 staff" in row.detail and "line 3" in row.detail
+
+
+# --- hub and sync ------------------------------------------------------------------------------------------
+
+
+def test_hub_checks(tmp_path, hub, sim):
+    config = load_config(write_setup(tmp_path, hub, sim))
+    assert statuses(doctor.check_hub(config, NOW)) == {"hub reachable": "ok", "hub signature": "ok"}
+    (tmp_path / "device.key").write_text("not hex\n")
+    rows = doctor.check_hub(config, NOW)
+    assert rows[1].status == "FAIL" and "expected hex" in rows[1].detail
+    closed = Hub(tmp_path)  # never started: nothing listens on its port
+    rows = doctor.check_hub(replace(config, hub=replace(config.hub, url=closed.url)), NOW)
+    assert [r.status for r in rows] == ["FAIL", "skip"] and closed.url in rows[0].detail
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (None, "warn"),
+        ({"state": "ok", "pending": 0, "last_success_at": now_iso(), "alarm": None}, "ok"),
+        ({"state": "offline", "pending": 2, "last_success_at": now_iso(), "alarm": None}, "warn"),
+        (
+            {
+                "state": "offline",
+                "pending": 2,
+                "last_success_at": (NOW - timedelta(days=2)).isoformat(),
+                "alarm": None,
+            },
+            "FAIL",
+        ),
+        (
+            {
+                "state": "error",
+                "pending": 0,
+                "last_success_at": None,
+                "last_error": "HTTP 401",
+                "alarm": None,
+            },
+            "FAIL",
+        ),
+        ({"state": "alarm", "pending": 9, "last_success_at": now_iso(), "alarm": "fork"}, "FAIL"),
+    ],
+)
+def test_sync_status(state, expected):
+    assert doctor.check_sync(state, NOW).status == expected
+
+
+# --- the log, clock and disk -------------------------------------------------------------------------------
+
+
+def test_absent_log_is_reported_not_created(tmp_path):
+    rows, newest, sync_state = doctor.check_log(tmp_path / "kiosk.db")
+    assert [r.status for r in rows] == ["warn"] and newest is None and sync_state is None
+    assert not (tmp_path / "kiosk.db").exists()
+
+
+def test_clock():
+    assert doctor.check_clock(NOW, None).status == "ok"
+    assert doctor.check_clock(NOW.replace(year=2020), None).status == "FAIL"
+    newest = {"seq": 7, "at": (NOW + timedelta(minutes=5)).isoformat()}
+    row = doctor.check_clock(NOW, newest)
+    assert row.status == "FAIL" and "seq 7" in row.detail
+
+
+def test_disk(tmp_path):
+    assert doctor.check_disk(tmp_path / "not" / "yet" / "made").status in ("ok", "warn")
+
+
+# --- serial ------------------------------------------------------------------------------------------------
+
+
+def test_serial_device_that_opens(sim):
+    row = doctor.check_serial(SerialConfig("keypad", sim.paths["keypad"]))
+    assert row.status == "ok" and "opens" in row.detail
+
+
+def test_serial_device_held_by_the_running_kiosk_is_fine(sim):
+    with serial.Serial(sim.paths["card"], exclusive=True):
+        row = doctor.check_serial(SerialConfig("card", sim.paths["card"]))
+    assert row.status == "ok" and "in use" in row.detail
+
+
+def test_unplugged_device_behind_a_stale_link(sim, tmp_path):
+    sim.unplug("ticket")
+    link = tmp_path / "ttyTicket"
+    link.symlink_to("/dev/pts/does-not-exist")
+    row = doctor.check_serial(SerialConfig("ticket", str(link)))
+    assert row.status == "FAIL" and "link to missing" in row.detail and "udev" in row.fix
+    assert doctor.check_serial(SerialConfig("ticket", sim.paths["ticket"])).status == "FAIL"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may open anything")
+def test_serial_device_without_permission(sim):
+    Path(sim.paths["card"]).resolve().chmod(0)
+    row = doctor.check_serial(SerialConfig("card", sim.paths["card"]))
+    assert row.status == "FAIL" and "dialout" in row.fix
+
+
+# --- display -----------------------------------------------------------------------------------------------
+
+
+def test_display_environment_file_beside_the_config_wins(tmp_path):
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text('[device]\nid = "X"\nwindow = "1"\n', encoding="utf-8")
+    (tmp_path / "display.env").write_text("# board\nQT_QPA_PLATFORM=eglfs\n", encoding="utf-8")
+    env, source = doctor.display_environment(
+        load_config(config_file), {"QT_QPA_PLATFORM": "offscreen", "A": "1"}
+    )
+    assert env["QT_QPA_PLATFORM"] == "eglfs" and env["A"] == "1" and source.endswith("display.env")
+
+
+def test_eglfs_needs_a_drm_device_and_matching_touch_rotation(tmp_path):
+    env = {
+        "QT_QPA_PLATFORM": "eglfs",
+        "QT_QPA_EGLFS_ROTATION": "90",
+        "QT_QPA_EVDEV_TOUCHSCREEN_PARAMETERS": "rotate=90",
+    }
+    row = doctor.check_display(env, "test", dev=tmp_path)
+    assert row.status == "FAIL" and "dri/card" in row.detail
+    (tmp_path / "dri").mkdir()
+    (tmp_path / "dri" / "card0").touch()
+    assert doctor.check_display(env, "test", dev=tmp_path).status == "ok"
+    turned = {**env, "QT_QPA_EVDEV_TOUCHSCREEN_PARAMETERS": "/dev/input/event2:rotate=180"}
+    row = doctor.check_display(turned, "test", dev=tmp_path)
+    assert row.status == "FAIL" and "touch 180" in row.detail
+
+
+def test_linuxfb_names_its_framebuffer(tmp_path):
+    fb = tmp_path / "fb1"
+    env = {"QT_QPA_PLATFORM": f"linuxfb:fb={fb}:rotation=0"}
+    assert doctor.check_display(env, "test").status == "FAIL"
+    fb.touch()
+    assert doctor.check_display(env, "test").status == "ok"
+
+
+def test_x11_needs_a_listening_server():
+    number = 4000 + os.getpid() % 1000
+    row = doctor.check_display({"DISPLAY": f":{number}"}, "test")
+    assert row.status == "FAIL" and "no X server" in row.detail
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(f"\0/tmp/.X11-unix/X{number}")  # the abstract socket an X server also listens on
+        server.listen()
+        assert doctor.check_display({"DISPLAY": f":{number}"}, "test").status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "FAIL"), ({"QT_QPA_PLATFORM": "offscreen"}, "warn"), ({"QT_QPA_PLATFORM": "directfb"}, "FAIL")],
+)
+def test_display_platform(env, expected):
+    assert doctor.check_display(env, "test").status == expected
+
+
+def test_table_gives_a_fix_under_each_failure():
+    rows = [doctor.ok("config", "fine"), doctor.fail("serial card", "/dev/ttyCard not found", "plug it in")]
+    lines = doctor.format_table(rows).splitlines()
+    assert lines[1].startswith("serial card  FAIL") and lines[2].strip() == "fix: plug it in"
+    assert lines[-1] == "1 failed, 0 warnings, 2 checks"
