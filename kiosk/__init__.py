@@ -1,8 +1,8 @@
-"""The evaluator terminal: configuration, domain rules, the durable event log, and the UI.
+"""The evaluator terminal: configuration, domain rules, the durable event log, the flow, and the UI.
 
-Everything here except the UI modules (``app``, ``ui*``, ``screenshot``) is plain Python and must not
-import Qt, so that ``drivers``, ``sync`` and ``hub`` can use the configuration, the domain tables
-and the event log without pulling in a GUI toolkit.
+Only the UI modules (``app``, ``ui``, ``screenshot``, and ``demo``, which imports Qt only when it opens
+the window) may import Qt. Everything else here is plain Python, so that ``drivers``, ``sync`` and
+``hub`` can use the configuration, the domain tables and the event log without a GUI toolkit.
 """
 
 __version__ = "0.1.0"

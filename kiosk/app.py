@@ -10,10 +10,12 @@ log's append (a local fsync): it is the durability point, done before any page o
 from __future__ import annotations
 
 import array
+import dataclasses
 import fcntl
 import logging
 import signal
 import socket
+import sqlite3
 import struct
 import sys
 import time
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 EXIT_RESTART = 3  # the admin panel's 重启程序: non-zero, so systemd restarts the unit (exit 0 stays down)
 TICK_MS = 200  # timeouts, countdowns and the clock follow within this
+DEVICE_STATUS_MS = 10_000  # how often the serial devices' state is published for `kiosk doctor`
 REASONS_TIMEOUT_S = 60
 QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
 WINDOWED_SIZE = (1280, 800)
@@ -189,6 +192,9 @@ class Kiosk(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
+        self.status_timer = QTimer(self)
+        self.status_timer.setInterval(DEVICE_STATUS_MS)
+        self.status_timer.timeout.connect(self._publish_device_status)
         self.watchdog = QTimer(self)
         interval = systemd.watchdog_interval_s()
         if interval:
@@ -202,6 +208,8 @@ class Kiosk(QObject):
     def start(self) -> None:
         self.devices.start()
         self.timer.start()
+        if self.devices.status():
+            self.status_timer.start()
         if self.watchdog.interval() > 0:
             self.watchdog.start()
 
@@ -211,6 +219,7 @@ class Kiosk(QObject):
             return
         self._closed = True
         self.timer.stop()
+        self.status_timer.stop()
         self.watchdog.stop()
         self.devices.stop()
         self._answers.shutdown(wait=True)
@@ -220,6 +229,14 @@ class Kiosk(QObject):
         log.info("admin panel: %s", "restart" if code == EXIT_RESTART else "exit")
         self.window.allow_close()
         QApplication.exit(code)
+
+    def _publish_device_status(self) -> None:
+        """The devices' state and counters, where `kiosk doctor` (another process) reads them."""
+        statuses = [dataclasses.asdict(s) for s in self.devices.status()]
+        try:
+            self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
+        except sqlite3.Error as e:
+            log.warning("device status not published: %s", e)
 
     # --- inputs
 

@@ -42,6 +42,7 @@ SERVICE_USER = "kiosk"
 DISPLAY_ENV_FILE = "display.env"  # next to kiosk.toml; kiosk.service reads it (EnvironmentFile=)
 FREE_DISK_FAIL_BYTES = 100 * 2**20
 FREE_DISK_WARN_BYTES = 1 * 2**30
+DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.app.DEVICE_STATUS_MS)
 EARLIEST_PLAUSIBLE_YEAR = 2024
 CLOCK_SLACK = timedelta(seconds=2)
 SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure
@@ -259,7 +260,35 @@ def _can_read_write(path: Path) -> bool:
     return st.st_mode & mask == mask
 
 
-def check_serial(device: SerialConfig) -> CheckResult:
+def _running_kiosk_view(device: SerialConfig, published: dict[str, Any] | None) -> CheckResult:
+    """A port the kiosk holds cannot be opened from here: judge it by what the kiosk published."""
+    name = f"serial {device.name}"
+    held = f"{device.port}: in use by the running kiosk"
+    mine = [d for d in (published or {}).get("devices", []) if d.get("name") == device.name]
+    age = time.time() - (published or {}).get("updated_at", 0)
+    if not mine or age > DEVICE_STATUS_STALE_S:
+        return ok(name, f"{held} (no recent status from it)")
+    d = mine[0]
+    counters = f"{d['frames']} frames, {d['bad_frames']} bad, {d['reconnects']} reconnects"
+    if d["last_frame_at"]:
+        counters += f", last frame {_ago(time.time() - d['last_frame_at'])} ago"
+    if d["state"] != "connected":
+        return fail(
+            name, f"{held}: {d['state']} ({d['detail']}); {counters}", "check the device and its cable"
+        )
+    return ok(name, f"{held}: {counters}")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+def check_serial(device: SerialConfig, published: dict[str, Any] | None = None) -> CheckResult:
+    """``published``: the "devices" state the running kiosk writes beside the log, for a port it holds."""
     name = f"serial {device.name}"
     port = device.port
     if "://" not in port:  # a device path rather than a pyserial URL
@@ -278,7 +307,7 @@ def check_serial(device: SerialConfig) -> CheckResult:
         ser = serial.serial_for_url(port, baudrate=device.baudrate, timeout=0, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as e:
         if getattr(e, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "lock" in str(e):
-            return ok(name, f"{port}: in use (locked by the running kiosk)")
+            return _running_kiosk_view(device, published)
         return fail(name, f"{port}: cannot open: {e}", "check the device and its cable; see the kernel log")
     ser.close()  # never read: a running kiosk must not lose a byte to the doctor
     return ok(name, f"{port}: opens at {device.baudrate} baud")
@@ -287,24 +316,26 @@ def check_serial(device: SerialConfig) -> CheckResult:
 # --- the event log, disk and clock ------------------------------------------------------------------
 
 
-def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | None, dict[str, Any] | None]:
-    """Integrity and chain rows, the newest event and the sync status (both None without a log)."""
+def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | None, dict[str, Any]]:
+    """Integrity and chain rows, the newest event (None without a log) and the states the kiosk and the
+    sync agent publish beside the log: "sync" and "devices" (None when not published)."""
+    no_states: dict[str, Any] = {"sync": None, "devices": None}
     if not store_path.exists():
         row = warn("event log", f"{store_path} does not exist yet", "start the kiosk once (it creates it)")
-        return [row], None, None
+        return [row], None, no_states
     try:
         log = EventLog(store_path)
     except StoreError as e:
         return (
             [fail("event log", str(e), "run the doctor as the kiosk user; the file must be kiosk's")],
             None,
-            None,
+            no_states,
         )
     with log:
         integrity = log.integrity_check()
         result = log.verify()
         head = log.get(log.head_seq())
-        sync_state = log.get_state("sync")
+        states = {key: log.get_state(key) for key in no_states}
     fix = "keep the file for analysis; restore the last backup (docs/deployment.md, Backup)"
     rows = [
         ok("log integrity", "sqlite integrity_check ok")
@@ -314,7 +345,7 @@ def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | Non
         if result.ok
         else fail("log chain", f"seq {result.first_bad_seq}: {result.problem}", fix),
     ]
-    return rows, head, sync_state
+    return rows, head, states
 
 
 def check_disk(path: Path) -> CheckResult:
@@ -433,14 +464,14 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
         rows.append(check_display(env, source))
         return rows
     rows += [check_roster_file(config), check_font(config), check_display(env, source)]
-    rows += [check_serial(device) for device in config.serial.values()]
-    log_rows, newest, sync_state = check_log(config.store_path)
+    log_rows, newest, states = check_log(config.store_path)
+    rows += [check_serial(device, states["devices"]) for device in config.serial.values()]
     now = datetime.now().astimezone()
     rows += [*log_rows, check_disk(config.store_path.parent), check_clock(now, newest)]
     if config.hub is None:
         rows.append(skip("hub", "no [hub] section: ratings stay on this terminal"))
     else:
-        rows += [*check_hub(config, now), check_sync(sync_state, now)]
+        rows += [*check_hub(config, now), check_sync(states["sync"], now)]
     return rows
 
 
@@ -460,4 +491,6 @@ def main(args) -> int:
     rows = run_checks(args.config)
     print(format_table(rows))
     sys.stdout.flush()
+    if rows[0].status == FAIL:  # the configuration itself: exit 2 like every command (contracts.md §1)
+        return 2
     return 1 if any(r.status == FAIL for r in rows) else 0

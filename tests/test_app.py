@@ -349,3 +349,15 @@ def test_kiosk_run_notifies_systemd_and_stops_on_sigterm(tmp_path):
         finally:
             proc.kill()
             proc.communicate()
+
+
+def test_device_states_are_published_for_the_doctor(qtbot, kiosk, sim):
+    sim.swipe(STAFF_CARD)
+    wait_page(qtbot, kiosk, "ready")
+    kiosk.kiosk._publish_device_status()  # the 10 s timer's work, without waiting for it
+    with EventLog(kiosk.kiosk.config.store_path) as log:
+        published = log.get_state("devices")
+    by_name = {d["name"]: d for d in published["devices"]}
+    assert set(by_name) == {"card", "ticket", "keypad"}
+    assert by_name["card"]["state"] == "connected" and by_name["card"]["frames"] >= 1
+    assert published["updated_at"] <= time.time()

@@ -4,6 +4,7 @@ a real hub on 127.0.0.1, a real log) and on a broken one."""
 import os
 import socket
 import sqlite3
+import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -125,10 +126,10 @@ def test_broken_setup_fails_naming_each_failure(tmp_path, hub, sim, capsys):
     assert "4 failed" in out
 
 
-def test_invalid_config_is_one_failed_row(tmp_path, capsys):
+def test_invalid_config_is_one_failed_row_and_exit_2(tmp_path, capsys):
     config = tmp_path / "kiosk.toml"
     config.write_text('[device]\nid = "has space"\nwindow = "01"\n', encoding="utf-8")
-    assert kiosk_main(["doctor", "--config", str(config)]) == 1
+    assert kiosk_main(["doctor", "--config", str(config)]) == 2
     out = capsys.readouterr().out
     assert "config" in out and "FAIL" in out and "[device] id" in out
     assert not (tmp_path / "kiosk.db").exists()
@@ -197,8 +198,9 @@ def test_sync_status(state, expected):
 
 
 def test_absent_log_is_reported_not_created(tmp_path):
-    rows, newest, sync_state = doctor.check_log(tmp_path / "kiosk.db")
-    assert [r.status for r in rows] == ["warn"] and newest is None and sync_state is None
+    rows, newest, states = doctor.check_log(tmp_path / "kiosk.db")
+    assert [r.status for r in rows] == ["warn"] and newest is None
+    assert states == {"sync": None, "devices": None}
     assert not (tmp_path / "kiosk.db").exists()
 
 
@@ -226,6 +228,23 @@ def test_serial_device_held_by_the_running_kiosk_is_fine(sim):
     with serial.Serial(sim.paths["card"], exclusive=True):
         row = doctor.check_serial(SerialConfig("card", sim.paths["card"]))
     assert row.status == "ok" and "in use" in row.detail
+
+
+def _published(state: str, **counters) -> dict:
+    device = {"name": "card", "port": "/dev/ttyCard", "state": state, "detail": "device lost: EIO"}
+    device |= {"frames": 12, "bad_frames": 1, "reconnects": 2, "last_frame_at": time.time() - 90} | counters
+    return {"devices": [device], "updated_at": time.time()}
+
+
+def test_serial_device_held_by_the_kiosk_shows_what_the_kiosk_published(sim):
+    card = SerialConfig("card", sim.paths["card"])
+    with serial.Serial(sim.paths["card"], exclusive=True):
+        healthy = doctor.check_serial(card, _published("connected"))
+        lost = doctor.check_serial(card, _published("waiting"))
+        stale = doctor.check_serial(card, _published("waiting") | {"updated_at": time.time() - 3600})
+    assert healthy.status == "ok" and "12 frames, 1 bad, 2 reconnects, last frame 90 s ago" in healthy.detail
+    assert lost.status == "FAIL" and "waiting (device lost: EIO)" in lost.detail
+    assert stale.status == "ok" and "no recent status" in stale.detail
 
 
 def test_unplugged_device_behind_a_stale_link(sim, tmp_path):
