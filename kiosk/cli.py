@@ -25,12 +25,19 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _hub_storage_args(p: argparse.ArgumentParser) -> None:
+def _hub_storage_args(p: argparse.ArgumentParser, *, under_hub: bool = False) -> None:
+    # Under `kiosk hub`, an option not repeated after the subcommand must not reset the one given before it.
+    default = argparse.SUPPRESS if under_hub else None
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "--data", metavar="DIR", help="hub data folder (SQLite database and keys); default ./hub-data"
+        "--data",
+        metavar="DIR",
+        default=default,
+        help="hub data folder (SQLite database and keys); default ./hub-data",
     )
-    g.add_argument("--db", metavar="URL", help="SQLAlchemy database URL, e.g. postgresql+psycopg://…")
+    g.add_argument(
+        "--db", metavar="URL", default=default, help="SQLAlchemy database URL, e.g. postgresql+psycopg://…"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = device.add_parser("add", help="register a device and print its new secret (hex)")
     d.add_argument("id", metavar="ID")
-    _hub_storage_args(d)
+    d.add_argument(
+        "--area-code", default="", help="行政区划 code of the device's hall (areaCode in the export)"
+    )
+    d.add_argument(
+        "--dept-code", default="", help="统一社会信用代码 of its department (deptCode in the export)"
+    )
+    _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_add")
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
@@ -75,13 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = roster.add_parser("import", help="import a roster CSV (card,staff_no,name,title,photo)")
     r.add_argument("file", metavar="FILE.csv")
     r.add_argument("--device", metavar="ID", help="only for this device (default: every device)")
-    _hub_storage_args(r)
+    _hub_storage_args(r, under_hub=True)
     r.set_defaults(handler="hub.cli:roster_import")
     key = hub_sub.add_parser("key", help="the hub's keypair for sealed contacts").add_subparsers(
         dest="key_command", metavar="KEY_COMMAND", required=True
     )
     k = key.add_parser("export", help="print the public key (hex) for the kiosks' hub.public_key_file")
-    _hub_storage_args(k)
+    _hub_storage_args(k, under_hub=True)
     k.set_defaults(handler="hub.cli:key_export")
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")

@@ -1,0 +1,7 @@
+"""The sync agent (``kiosk sync``): forwards the kiosk's event log to the hub exactly once, in order, and
+caches the hub's roster for the kiosk.
+
+A separate process from the UI that opens the same SQLite log. ``client`` signs and posts over any
+``requests.Session``; ``agent`` is the loop on top. This package must not import Qt, nor ``hub``
+(the two meet only over HTTP, contracts.md §5).
+"""

@@ -1,0 +1,77 @@
+"""Who is asking: device signatures (contracts.md §5) and the operator's bearer token.
+
+A device signs ``timestamp + "\\n" + raw body`` with HMAC-SHA256 under its secret. The hub refuses a
+missing or wrong signature, an unknown device, a timestamp more than 300 s off (all ``unauthorized``),
+and the same signed request seen twice within that window (``replayed``; a device that really meant
+to send the same body twice in one second signs it again with the next second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+MAX_SKEW_S = 300
+DEVICE_HEADER = "X-Kiosk-Device"
+TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
+SIGNATURE_HEADER = "X-Kiosk-Signature"
+
+
+class AuthError(Exception):
+    """Why a request is refused with 401; the text names no secret. ``code`` is the answer's ``error``."""
+
+    def __init__(self, message: str, code: str = "unauthorized"):
+        super().__init__(message)
+        self.code = code
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret, timestamp.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+class DeviceAuthenticator:
+    """Checks signed device requests; remembers the signatures it accepted until they expire anyway."""
+
+    def __init__(self, secret_for: Callable[[str], bytes | None], clock: Callable[[], float] = time.time):
+        self._secret_for = secret_for
+        self._clock = clock
+        self._seen: dict[tuple[str, str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+        """The device id of a correctly signed, fresh request; AuthError otherwise."""
+        device_id = headers.get(DEVICE_HEADER)
+        timestamp = headers.get(TIMESTAMP_HEADER)
+        given = headers.get(SIGNATURE_HEADER)
+        if not device_id or not timestamp or not given:
+            raise AuthError(f"missing {DEVICE_HEADER}, {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            raise AuthError("timestamp is not unix seconds")
+        now = self._clock()
+        if abs(now - int(timestamp)) > MAX_SKEW_S:
+            raise AuthError(f"timestamp more than {MAX_SKEW_S} s from the hub's clock")
+        secret = self._secret_for(device_id)
+        if secret is None:
+            raise AuthError("unknown device")
+        if not hmac.compare_digest(signature(secret, timestamp, body), given.strip().lower()):
+            raise AuthError("wrong signature")
+        key = (device_id, method, path, given.strip().lower())
+        with self._lock:
+            if key in self._seen:
+                raise AuthError("this signed request was already received", "replayed")
+            if len(self._seen) > 10_000:  # an expired entry could not pass the timestamp check anyway
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+            self._seen[key] = now + 2 * MAX_SKEW_S
+        return device_id
+
+
+def check_bearer(authorization: str | None, token: str | None) -> None:
+    """The operator's ``Authorization: Bearer TOKEN``; AuthError unless it matches ``token``."""
+    if token is None:
+        raise AuthError("ratings export is disabled: start the hub with --admin-token")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise AuthError("missing or wrong operator token")

@@ -1,0 +1,198 @@
+"""``kiosk hub …``: serve the hub, register devices, import rosters, export the public key.
+
+Every command opens the store named by ``--data DIR`` (SQLite, default ./hub-data) or ``--db URL``.
+Bad input (an id, a CSV row, a photo, a database URL) is one message and exit 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+import uvicorn
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from kiosk.config import DEVICE_ID_PATTERN
+from kiosk.systemd import notify, watchdog_interval_s
+
+from .app import create_app
+from .storage import ALL_DEVICES, HubStore, StaffEntry, database_url
+
+log = logging.getLogger("hub")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+MAX_PHOTO_BYTES = 2 * 1024 * 1024
+ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
+ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
+
+
+class NotifyingServer(uvicorn.Server):
+    """Tells systemd (kiosk-hub.service is Type=notify) when it serves and that its loop is alive."""
+
+    TICK_S = 0.1  # uvicorn's main loop calls on_tick this often
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            notify("READY=1")
+
+    async def on_tick(self, counter: int) -> bool:
+        interval = watchdog_interval_s()
+        if interval and counter % max(1, int(interval / self.TICK_S)) == 0:
+            notify("WATCHDOG=1")
+        return await super().on_tick(counter)
+
+
+class UsageError(Exception):
+    """Input the operator must fix; the message names where. Exit 2."""
+
+
+class HubFailure(Exception):
+    """Anything else that stops the command (a database that does not answer). Exit 1."""
+
+
+def _open_store(args) -> HubStore:
+    try:
+        return HubStore(database_url(getattr(args, "data", None), getattr(args, "db", None)))
+    except (ArgumentError, NoSuchModuleError) as e:
+        raise UsageError(f"--db: not a usable database URL: {e}") from None
+    except OperationalError as e:
+        raise HubFailure(f"cannot open the hub database: {e.orig}") from None
+
+
+def _run(command):
+    """One message and exit 2 for a UsageError, exit 1 for a HubFailure, as every `kiosk` command does."""
+
+    def wrapper(args) -> int:
+        try:
+            return command(args)
+        except UsageError as e:
+            print(f"kiosk hub: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except HubFailure as e:
+            print(f"kiosk hub: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+
+    wrapper.__doc__ = command.__doc__
+    return wrapper
+
+
+@_run
+def serve(args) -> int:
+    """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
+    store = _open_store(args)
+    token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
+    if token is None:
+        log.info("no --admin-token: the ratings export is disabled")
+    log.info(
+        "hub starting on http://%s:%d, database %s",
+        args.host,
+        args.port,
+        store.engine.url.render_as_string(),
+    )
+    config = uvicorn.Config(
+        create_app(store, token), host=args.host, port=args.port, access_log=False, log_config=None
+    )
+    server = NotifyingServer(config)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
+        pass
+    finally:
+        store.close()
+    if not server.started:
+        raise HubFailure(f"could not listen on {args.host}:{args.port}")
+    return EXIT_OK
+
+
+@_run
+def device_add(args) -> int:
+    """`kiosk hub device add ID`: print the device's new secret (hex) for its secret_file."""
+    if not re.fullmatch(DEVICE_ID_PATTERN, args.id):
+        raise UsageError(f"device id {args.id!r}: expected 1-64 characters of A-Z a-z 0-9 . _ -")
+    if not re.fullmatch(r"(\d{6,9})?", args.area_code):
+        raise UsageError(f"--area-code {args.area_code!r}: expected 6-9 digits (行政区划)")
+    if not re.fullmatch(r"([0-9A-Z]{18})?", args.dept_code):
+        raise UsageError(f"--dept-code {args.dept_code!r}: expected 18 characters (统一社会信用代码)")
+    store = _open_store(args)
+    secret, existed = store.add_device(args.id, args.area_code, args.dept_code)
+    if existed:
+        print(f"kiosk hub: device {args.id} was registered; its old secret no longer works", file=sys.stderr)
+    print(secret)
+    return EXIT_OK
+
+
+@_run
+def roster_import(args) -> int:
+    """`kiosk hub roster import FILE.csv`: replace the roster of one device (--device) or of all."""
+    path = Path(args.file)
+    staff = read_roster_csv(path)
+    scope = args.device or ALL_DEVICES
+    version = _open_store(args).import_roster(scope, staff)
+    target = f"device {args.device}" if args.device else "every device without its own roster"
+    print(f"imported {len(staff)} staff for {target}; roster version {version}")
+    return EXIT_OK
+
+
+@_run
+def key_export(args) -> int:
+    """`kiosk hub key export`: the public key (64 hex) the kiosks seal contacts to."""
+    print(_open_store(args).public_key_hex())
+    return EXIT_OK
+
+
+def read_roster_csv(path: Path) -> list[StaffEntry]:
+    """The staff of a roster CSV (card,staff_no,name,title,photo); photo paths are relative to the file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in ROSTER_REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in ROSTER_COLUMNS]
+    if missing or unknown:
+        raise UsageError(
+            f"{path}: header must be {','.join(ROSTER_COLUMNS)} (missing {missing}, unknown {unknown})"
+        )
+    staff: list[StaffEntry] = []
+    cards: set[str] = set()
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        values = {c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS}
+        if not all(values[c] for c in ROSTER_REQUIRED_COLUMNS):
+            raise UsageError(f"{where}: card, staff_no and name are required")
+        if values["card"] in cards:
+            raise UsageError(f"{where}: card {values['card']} appears twice")
+        cards.add(values["card"])
+        photo, media_type = (
+            _read_photo(path.parent / values["photo"], where) if values["photo"] else (None, None)
+        )
+        staff.append(
+            StaffEntry(values["card"], values["staff_no"], values["name"], values["title"], photo, media_type)
+        )
+    return staff
+
+
+def _read_photo(path: Path, where: str) -> tuple[bytes, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{where}: photo {path}: {e.strerror}") from None
+    if len(data) > MAX_PHOTO_BYTES:
+        raise UsageError(f"{where}: photo {path} is over {MAX_PHOTO_BYTES // 1024} KB")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            media_type = Image.MIME.get(image.format or "", "application/octet-stream")
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise UsageError(f"{where}: photo {path} is not an image") from None
+    return data, media_type

@@ -1,0 +1,490 @@
+"""The hub's storage: devices, the kiosks' event logs, derived ratings, rosters, photos and the keypair.
+
+SQLAlchemy Core over any URL (SQLite in ``--data DIR`` by default, PostgreSQL by ``--db URL``), the same
+statements for both. Events are keyed on (device, log, seq) and stored once; a batch is checked link by
+link with ``kiosk.events.chain_error`` and its valid prefix is stored in one transaction with the
+ratings derived from it, so the derived table never disagrees with the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nacl.public import PrivateKey
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from kiosk.events import ZERO_HASH, canonical_json, chain_error, event_hash
+
+from .ratings import detail_values, rating_row
+
+log = logging.getLogger("hub")
+
+metadata = MetaData()
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("secret", String(128), nullable=False),  # hex; the hub needs the secret itself to check HMACs
+    Column("area_code", String(16), nullable=False),
+    Column("dept_code", String(32), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+
+def _log_key(*, with_seq: bool) -> list[Column]:
+    """The primary key of anything belonging to one log of one device (and one event of it)."""
+    key = [Column("device_id", String(64), primary_key=True), Column("log_id", String(64), primary_key=True)]
+    return [*key, Column("seq", BigInteger, primary_key=True)] if with_seq else key
+
+
+logs = Table(
+    "logs",
+    metadata,
+    *_log_key(with_seq=False),
+    Column("acked_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("first_seen_at", String(40), nullable=False),
+    Column("last_seen_at", String(40), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    *_log_key(with_seq=True),
+    Column("id", String(64), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("at", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+
+# Derived from rating and rating_detail events in the same transaction that stores them.
+ratings = Table(
+    "ratings",
+    metadata,
+    *_log_key(with_seq=True),
+    Column("window", Text),
+    Column("staff_no", Text),
+    Column("staff_name", Text),
+    Column("ticket_no", Text),
+    Column("case_no", Text),
+    Column("item_code", Text),
+    Column("item_name", Text),
+    Column("satisfaction", Integer, nullable=False),
+    Column("input", Text),
+    Column("at", String(64), nullable=False),
+    Column("assess_time", String(19), nullable=False, index=True),  # kiosk-local yyyy-MM-dd HH:mm:ss
+    Column("reasons", Text),  # comma-separated reason codes, from the rating_detail event
+    Column("contact_sealed", Text),
+)
+
+rosters = Table(
+    "rosters",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # a device id, or ALL_DEVICES
+    Column("version", String(64), nullable=False),
+    Column("imported_at", String(40), nullable=False),
+)
+
+roster_staff = Table(
+    "roster_staff",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("card", String(64), primary_key=True),
+    Column("staff_no", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("photo_sha256", String(64)),
+)
+
+photos = Table(
+    "photos",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("media_type", String(64), nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+ALL_DEVICES = "*"
+PRIVATE_KEY_META = "contact_private_key"
+DATABASE_FILE = "hub.db"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def database_url(data: str | Path | None, db: str | None) -> str:
+    """``--db URL`` as given, else the SQLite file in ``--data DIR`` (default ./hub-data)."""
+    if db:
+        return db
+    folder = Path(data or "hub-data").absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / DATABASE_FILE}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # an acked event survives power loss
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What the hub holds of one log after a batch: ``acked_seq``, and why it stopped if it did."""
+
+    acked_seq: int
+    stored: int
+    conflict: str | None = None  # "gap", "fork" or "bad_hash"
+    conflict_seq: int | None = None  # the seq of the event that caused it
+
+    @property
+    def expected_seq(self) -> int:
+        return self.acked_seq + 1
+
+
+@dataclass(frozen=True)
+class StaffEntry:
+    card: str
+    staff_no: str
+    name: str
+    title: str
+    photo: bytes | None
+    photo_media_type: str | None
+
+
+@dataclass(frozen=True)
+class Roster:
+    version: str
+    staff: list[dict[str, Any]]  # card, staff_no, name, title, photo_sha256
+
+
+EMPTY_ROSTER_VERSION = "empty"
+
+
+class HubStore:
+    """The hub's database. Thread-safe; one instance per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+        # One writer of logs at a time in this process; PostgreSQL row locks cover other processes.
+        self._ingest_lock = threading.Lock()
+        self.private_key = self._keypair()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- keypair for sealed contacts -----------------------------------------------------------
+
+    def _keypair(self) -> PrivateKey:
+        with self.engine.begin() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == PRIVATE_KEY_META)).scalar()
+        if value is None:
+            try:
+                with self.engine.begin() as conn:
+                    fresh = PrivateKey.generate()
+                    conn.execute(insert(meta).values(key=PRIVATE_KEY_META, value=bytes(fresh).hex()))
+                return fresh
+            except IntegrityError:  # another process generated it first
+                return self._keypair()
+        return PrivateKey(bytes.fromhex(value))
+
+    def public_key_hex(self) -> str:
+        return bytes(self.private_key.public_key).hex()
+
+    # --- devices -------------------------------------------------------------------------------
+
+    def add_device(self, device_id: str, area_code: str = "", dept_code: str = "") -> tuple[str, bool]:
+        """Register ``device_id`` (or give it a new secret); returns (secret hex, whether it existed)."""
+        secret = secrets.token_hex(32)
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is not None
+            if exists:
+                conn.execute(
+                    update(devices)
+                    .where(devices.c.id == device_id)
+                    .values(secret=secret, area_code=area_code, dept_code=dept_code)
+                )
+            else:
+                conn.execute(
+                    insert(devices).values(
+                        id=device_id,
+                        secret=secret,
+                        area_code=area_code,
+                        dept_code=dept_code,
+                        created_at=utc_now_iso(),
+                    )
+                )
+        return secret, exists
+
+    def device_secret(self, device_id: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(devices.c.secret).where(devices.c.id == device_id)).scalar()
+        return bytes.fromhex(value) if value is not None else None
+
+    # --- event logs ----------------------------------------------------------------------------
+
+    def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]]) -> IngestResult:
+        """Store the valid prefix of ``batch`` (events of one log in ascending seq order) once each."""
+        now = utc_now_iso()
+        with self._ingest_lock, self.engine.begin() as conn:
+            key = (logs.c.device_id == device_id) & (logs.c.log_id == log_id)
+            row = conn.execute(
+                select(logs.c.acked_seq, logs.c.head_hash).where(key).with_for_update()
+            ).first()
+            if row is None:
+                conn.execute(
+                    insert(logs).values(
+                        device_id=device_id,
+                        log_id=log_id,
+                        acked_seq=0,
+                        head_hash=ZERO_HASH,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                    )
+                )
+                acked, head = 0, ZERO_HASH
+            else:
+                acked, head = row
+            held = self._held_hashes(conn, device_id, log_id, batch, acked)
+            accepted, conflict, conflict_seq = _check_batch(batch, acked, head, held)
+            if accepted:
+                conn.execute(
+                    insert(events),
+                    [
+                        {
+                            "device_id": device_id,
+                            "log_id": log_id,
+                            "seq": e["seq"],
+                            "id": e["id"],
+                            "type": e["type"],
+                            "at": e["at"],
+                            "payload": canonical_json(e["payload"]).decode("utf-8"),
+                            "prev_hash": e["prev_hash"],
+                            "hash": e["hash"],
+                            "received_at": now,
+                        }
+                        for e in accepted
+                    ],
+                )
+                self._derive_ratings(conn, device_id, log_id, accepted)
+                acked, head = accepted[-1]["seq"], accepted[-1]["hash"]
+            conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head, last_seen_at=now))
+        return IngestResult(acked, len(accepted), conflict, conflict_seq)
+
+    @staticmethod
+    def _held_hashes(conn, device_id: str, log_id: str, batch: Sequence[dict], acked: int) -> dict[int, str]:
+        if not batch or batch[0]["seq"] > acked:
+            return {}
+        query = select(events.c.seq, events.c.hash).where(
+            (events.c.device_id == device_id)
+            & (events.c.log_id == log_id)
+            & events.c.seq.between(batch[0]["seq"], min(batch[-1]["seq"], acked))
+        )
+        return dict(conn.execute(query).all())
+
+    @staticmethod
+    def _derive_ratings(conn, device_id: str, log_id: str, accepted: list[dict]) -> None:
+        rows, details = [], []
+        for e in accepted:
+            if e["type"] not in ("rating", "rating_detail"):
+                continue
+            derived = rating_row(e) if e["type"] == "rating" else detail_values(e)
+            if derived is None:
+                # Stored and chained like any event, but the export cannot show it: say so.
+                log.warning(
+                    "device %s log %s seq %d: %s payload does not fit the export; stored, not exported",
+                    device_id,
+                    log_id,
+                    e["seq"],
+                    e["type"],
+                )
+            else:
+                (rows if e["type"] == "rating" else details).append(derived)
+        if rows:
+            conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
+        for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
+            conn.execute(
+                update(ratings)
+                .where(
+                    (ratings.c.device_id == device_id)
+                    & (ratings.c.log_id == log_id)
+                    & (ratings.c.seq == rating_seq)
+                )
+                .values(**changes)
+            )
+
+    def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:
+        """Every stored event of one log in seq order, as the kiosk wrote it (for audits and tests)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events)
+                .where((events.c.device_id == device_id) & (events.c.log_id == log_id))
+                .order_by(events.c.seq)
+            ).mappings()
+            return [
+                {
+                    "log_id": r["log_id"],
+                    "seq": r["seq"],
+                    "id": r["id"],
+                    "type": r["type"],
+                    "at": r["at"],
+                    "payload": json.loads(r["payload"]),
+                    "prev_hash": r["prev_hash"],
+                    "hash": r["hash"],
+                }
+                for r in rows
+            ]
+
+    def acked_seq(self, device_id: str, log_id: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(logs.c.acked_seq).where((logs.c.device_id == device_id) & (logs.c.log_id == log_id))
+            ).scalar()
+        return value or 0
+
+    # --- ratings -------------------------------------------------------------------------------
+
+    def ratings_between(self, first: str | None, last: str | None) -> list[dict[str, Any]]:
+        """Derived ratings with their device's codes, by assess_time (inclusive bounds, kiosk-local)."""
+        query = select(ratings, devices.c.area_code, devices.c.dept_code).join(
+            devices, devices.c.id == ratings.c.device_id, isouter=True
+        )
+        if first is not None:
+            query = query.where(ratings.c.assess_time >= first)
+        if last is not None:
+            query = query.where(ratings.c.assess_time <= last)
+        query = query.order_by(ratings.c.assess_time, ratings.c.device_id, ratings.c.log_id, ratings.c.seq)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    # --- rosters and photos --------------------------------------------------------------------
+
+    def import_roster(self, scope: str, staff: Sequence[StaffEntry]) -> str:
+        """Replace the roster of ``scope`` (a device id or ALL_DEVICES); returns its new version."""
+        entries = [
+            {
+                "card": s.card,
+                "staff_no": s.staff_no,
+                "name": s.name,
+                "title": s.title,
+                "photo_sha256": hashlib.sha256(s.photo).hexdigest() if s.photo is not None else None,
+            }
+            for s in staff
+        ]
+        version = hashlib.sha256(canonical_json(entries)).hexdigest()[:32]
+        with self.engine.begin() as conn:
+            for s, entry in zip(staff, entries, strict=True):
+                sha = entry["photo_sha256"]
+                if (
+                    sha
+                    and conn.execute(select(photos.c.sha256).where(photos.c.sha256 == sha)).first() is None
+                ):
+                    conn.execute(
+                        insert(photos).values(sha256=sha, data=s.photo, media_type=s.photo_media_type)
+                    )
+            conn.execute(roster_staff.delete().where(roster_staff.c.scope == scope))
+            conn.execute(rosters.delete().where(rosters.c.scope == scope))
+            if entries:
+                conn.execute(insert(roster_staff), [{"scope": scope, **e} for e in entries])
+            conn.execute(insert(rosters).values(scope=scope, version=version, imported_at=utc_now_iso()))
+        return version
+
+    def roster_for(self, device_id: str) -> Roster:
+        """The device's own roster if it has one, else the roster for every device, else an empty one."""
+        with self.engine.connect() as conn:
+            for scope in (device_id, ALL_DEVICES):
+                version = conn.execute(select(rosters.c.version).where(rosters.c.scope == scope)).scalar()
+                if version is not None:
+                    rows = conn.execute(
+                        select(
+                            roster_staff.c.card,
+                            roster_staff.c.staff_no,
+                            roster_staff.c.name,
+                            roster_staff.c.title,
+                            roster_staff.c.photo_sha256,
+                        )
+                        .where(roster_staff.c.scope == scope)
+                        .order_by(roster_staff.c.card)
+                    ).mappings()
+                    return Roster(version, [dict(r) for r in rows])
+        return Roster(EMPTY_ROSTER_VERSION, [])
+
+    def photo(self, sha256: str) -> tuple[bytes, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(photos.c.data, photos.c.media_type).where(photos.c.sha256 == sha256)
+            ).first()
+        return (bytes(row[0]), row[1]) if row else None
+
+
+def _check_batch(
+    batch: Sequence[dict[str, Any]], acked: int, head: str, held: dict[int, str]
+) -> tuple[list[dict], str | None, int | None]:
+    """The events of ``batch`` to store, and the conflict that stopped the check, if any.
+
+    Events the hub already holds must be identical (else "fork"); the next one must carry seq
+    ``acked + 1`` (else "gap"), link to the held head (else "fork": the log was rewritten) and hash
+    to what it says (else "bad_hash": it was edited).
+    """
+    accepted: list[dict] = []
+    expected, prev_hash = acked + 1, head
+    for e in batch:
+        seq = e["seq"]
+        if seq < expected:
+            if event_hash(e) != e["hash"]:
+                return accepted, "bad_hash", seq
+            if held.get(seq) != e["hash"]:
+                return accepted, "fork", seq
+            continue
+        problem = chain_error(e, prev_hash, expected)
+        if problem == "bad_seq":
+            return accepted, "gap", seq
+        if problem == "bad_link":
+            return accepted, "fork", seq
+        if problem is not None:
+            return accepted, "bad_hash", seq
+        accepted.append(e)
+        expected, prev_hash = seq + 1, e["hash"]
+    return accepted, None, None

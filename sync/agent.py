@@ -1,0 +1,374 @@
+"""The sync agent: sends the kiosk's event log to the hub in signed batches, exactly once and in order,
+and keeps the kiosk's roster cache fresh. ``kiosk sync`` runs it forever; ``--once`` drains and exits.
+
+The cursor (``sync_cursor`` in the log's state table) only ever moves to the hub's ``acked_seq``, so a
+crash at any point resends at most one batch, which the hub recognises. A ``gap`` answer moves the
+cursor to where the hub wants to resume; a ``fork`` or ``bad_hash`` (the log was edited or replaced)
+stops this log's upload and raises the alarm in the status (key ``sync``) that the admin panel and
+``kiosk doctor`` show. New events are noticed by watching the database, never by polling the hub.
+Logs name seqs, counts and HTTP answers, never an event's payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk.config import ConfigError, load_config
+from kiosk.store import EventLog, StoreError, now_iso
+from kiosk.systemd import notify
+
+from .client import ChainConflict, HubClient, HubError, HubRefused, HubUnavailable, batch_body, encode_event
+
+logger = logging.getLogger("sync")
+
+BATCH_EVENTS = 1000
+BATCH_BYTES = 512 * 1024
+ROSTER_INTERVAL_S = 300.0
+ROSTER_RETRY_S = 60.0
+WATCH_INTERVAL_S = 0.2  # how often the database is looked at for new events
+ONCE_MAX_FAILURES = 3  # --once gives up after this many failed attempts in a row
+
+CURSOR_KEY = "sync_cursor"
+STATUS_KEY = "sync"
+ROSTER_KEY = "sync_roster"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Full-jitter exponential backoff: a random wait up to ``base_s * 2**failures``, at most ``cap_s``."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def after(self, failures: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** min(failures, 30)))
+
+    def refused(self, rng: random.Random) -> float:
+        """After an answer that retrying will not change (401, 400, 413): slow, but never give up."""
+        return rng.uniform(self.cap_s / 2, self.cap_s)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one upload attempt came to."""
+
+    kind: str  # "sent", "idle", "unavailable", "refused" or "alarm"
+    retry_after_s: float | None = None
+
+
+def read_secret(config_path: Path, secret_file: Path) -> bytes:
+    """The device secret (hex text) as HMAC key bytes; ConfigError naming the file otherwise."""
+    try:
+        text = secret_file.read_text(encoding="ascii")
+        secret = bytes.fromhex(text.strip())
+    except OSError as e:
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: expected hex text") from None
+    if not secret:
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: is empty")
+    return secret
+
+
+class SyncAgent:
+    """Forwards one EventLog through one HubClient. Not thread-safe: one agent, one thread."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        client: HubClient,
+        *,
+        backoff: Backoff = Backoff(),
+        batch_events: int = BATCH_EVENTS,
+        batch_bytes: int = BATCH_BYTES,
+        roster_interval_s: float = ROSTER_INTERVAL_S,
+        watch_interval_s: float = WATCH_INTERVAL_S,
+        rng: random.Random | None = None,
+    ):
+        self.log = event_log
+        self.client = client
+        self.backoff = backoff
+        self.batch_events = batch_events
+        self.batch_bytes = batch_bytes
+        self.roster_interval_s = roster_interval_s
+        self.watch_interval_s = watch_interval_s
+        self.rng = rng or random.Random()
+        cursor = event_log.get_state(CURSOR_KEY) or {}
+        # A cursor of another log (the database was replaced) means nothing for this one.
+        self.acked_seq: int = cursor.get("acked_seq", 0) if cursor.get("log_id") == event_log.log_id else 0
+        previous = event_log.get_state(STATUS_KEY) or {}
+        self.last_success_at: str | None = previous.get("last_success_at")
+        self.last_error: str | None = None
+        self.alarm: str | None = None
+        self.upload_stopped = False  # the hub refused this log, or it is damaged: send no more of it
+        self.state = "ok"
+        self.sent_events = 0
+        self.sent_batches = 0
+
+    # --- status --------------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return max(0, self.log.head_seq() - self.acked_seq)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": "alarm" if self.alarm else self.state,
+            "last_success_at": self.last_success_at,
+            "last_error": self.last_error,
+            "pending": self.pending(),
+            "acked_seq": self.acked_seq,
+            "alarm": self.alarm,
+            "updated_at": now_iso(),
+        }
+
+    def _publish(self) -> None:
+        # Cursor and status in one commit: one fsync per batch, and they never disagree.
+        with self.log.db.atomic():
+            self.log.set_state(CURSOR_KEY, {"log_id": self.log.log_id, "acked_seq": self.acked_seq})
+            self.log.set_state(STATUS_KEY, self.status())
+
+    def _raise_alarm(self, message: str) -> None:
+        if self.alarm != message:
+            logger.error("ALARM: %s", message)
+        self.alarm = message
+
+    def _set_state(self, state: str, error: str | None) -> None:
+        if state != self.state:
+            logger.log(
+                logging.INFO if state == "ok" else logging.WARNING,
+                "hub %s%s",
+                state,
+                f": {error}" if error else "",
+            )
+        self.state = state
+        if error:
+            self.last_error = error
+
+    def summary(self) -> str:
+        s = self.status()
+        text = (
+            f"sent {self.sent_events} events in {self.sent_batches} batches; hub holds seq {s['acked_seq']} "
+            f"of log {self.log.log_id}; {s['pending']} pending; state {s['state']}"
+        )
+        if s["alarm"]:
+            text += f"; ALARM: {s['alarm']}"
+        elif s["state"] != "ok" and s["last_error"]:
+            text += f"; last error: {s['last_error']}"
+        return text
+
+    # --- the log -------------------------------------------------------------------------------
+
+    def check_local_chain(self) -> bool:
+        """Recompute the local chain; an edited, deleted or relinked row raises the alarm."""
+        result = self.log.verify()
+        if not result.ok:
+            self._raise_alarm(
+                f"local log fails verification at seq {result.first_bad_seq} ({result.problem}): "
+                "a row was edited or deleted"
+            )
+            self._publish()
+        return result.ok
+
+    def can_upload(self) -> bool:
+        return not self.upload_stopped
+
+    def next_batch(self) -> tuple[list[int], bytes] | None:
+        """The seqs and body of the batch after the cursor: up to batch_events events, batch_bytes bytes."""
+        seqs: list[int] = []
+        encoded: list[bytes] = []
+        size = 0
+        for event in self.log.events_after(self.acked_seq, limit=self.batch_events):
+            data = encode_event(event)
+            if encoded and size + len(data) + 1 > self.batch_bytes:
+                break
+            seqs.append(event["seq"])
+            encoded.append(data)
+            size += len(data) + 1
+        if not seqs:
+            return None
+        return seqs, batch_body(self.client.device_id, self.log.log_id, encoded)
+
+    def step(self) -> Outcome:
+        """Send the next batch once and record what came of it."""
+        if not self.can_upload():
+            return Outcome("alarm")
+        batch = self.next_batch()
+        if batch is None:
+            return Outcome("idle")
+        seqs, body = batch
+        if seqs[0] != self.acked_seq + 1:
+            self._stop_upload(f"local log is missing seq {self.acked_seq + 1}: a row was deleted")
+            return Outcome("alarm")
+        try:
+            acked = self.client.post_batch(body)
+        except ChainConflict as e:
+            return self._conflict(e, seqs)
+        except HubUnavailable as e:
+            self._set_state("offline", str(e))
+            self._publish()
+            return Outcome("unavailable", e.retry_after_s)
+        except HubRefused as e:
+            self._set_state("error", f"the hub refuses this device: {e}")
+            self._publish()
+            return Outcome("refused")
+        self.acked_seq = acked
+        self.sent_events += len(seqs)
+        self.sent_batches += 1
+        self.last_success_at = now_iso()
+        self._set_state("ok", None)
+        self._publish()
+        logger.debug("sent seq %d-%d, hub holds %d", seqs[0], seqs[-1], acked)
+        return Outcome("sent")
+
+    def _conflict(self, conflict: ChainConflict, seqs: list[int]) -> Outcome:
+        hub_acked = conflict.expected_seq - 1
+        if conflict.error == "gap":
+            if conflict.expected_seq == seqs[0]:  # a hub that contradicts itself: report, retry slowly
+                self._set_state("error", f"the hub answers gap but expects seq {seqs[0]}, which it was sent")
+                self._publish()
+                return Outcome("refused")
+            if hub_acked > self.log.head_seq():
+                self._stop_upload(
+                    f"the hub holds seq {hub_acked} of this log but the local log has {self.log.head_seq()}: "
+                    "the local log was truncated or replaced"
+                )
+                return Outcome("alarm")
+            logger.info(
+                "hub expects seq %d (we sent from %d); resending from there", conflict.expected_seq, seqs[0]
+            )
+            self.acked_seq = min(hub_acked, self.log.head_seq())
+            self._publish()
+            return Outcome("sent")
+        self.acked_seq = hub_acked
+        self._stop_upload(
+            f"the hub refuses seq {conflict.seq} ({conflict.error}): the local log was edited or replaced; "
+            f"upload of log {self.log.log_id} stopped"
+        )
+        return Outcome("alarm")
+
+    def _stop_upload(self, message: str) -> None:
+        self.upload_stopped = True
+        self._raise_alarm(message)
+        self._publish()
+
+    # --- roster --------------------------------------------------------------------------------
+
+    def pull_roster(self) -> bool:
+        """Refresh the cached roster if the hub has a new one; False (cache kept) if the hub fails."""
+        cached = self.log.get_state(ROSTER_KEY) or {}
+        photos = {hashlib.sha256(r["photo"]).hexdigest(): r["photo"] for r in self.log.roster() if r["photo"]}
+        try:
+            update = self.client.get_roster(cached.get("etag"))
+            if update is None:
+                return True
+            staff = []
+            for s in update.staff:
+                url = s.get("photo_url")
+                photo = photos.get(url.rsplit("/", 1)[-1]) if url else None
+                if url and photo is None:
+                    photo = self.client.get_photo(url)
+                staff.append({**{k: s.get(k) for k in ("card", "staff_no", "name", "title")}, "photo": photo})
+        except HubError as e:
+            logger.warning("roster not refreshed, the cached one stays in use: %s", e)
+            return False
+        self.log.replace_roster(update.version, staff)
+        self.log.set_state(
+            ROSTER_KEY,
+            {"version": update.version, "etag": update.etag, "count": len(staff), "pulled_at": now_iso()},
+        )
+        logger.info("roster version %s: %d staff", update.version, len(staff))
+        return True
+
+    # --- loops ---------------------------------------------------------------------------------
+
+    def drain(self, max_failures: int = ONCE_MAX_FAILURES) -> bool:
+        """Send everything pending (``--once``); True if nothing is left and nothing is wrong."""
+        self.check_local_chain()
+        self.pull_roster()
+        failures = 0
+        while True:
+            outcome = self.step()
+            if outcome.kind == "sent":
+                failures = 0
+                continue
+            if outcome.kind != "unavailable":
+                break
+            failures += 1
+            if failures >= max_failures:
+                break
+            time.sleep(max(outcome.retry_after_s or 0, self.backoff.after(failures, self.rng)))
+        self._publish()
+        return self.pending() == 0 and self.alarm is None
+
+    def run(self, stop: threading.Event) -> None:
+        """Forward forever, until ``stop`` is set."""
+        self.check_local_chain()
+        self._publish()
+        notify("READY=1")
+        logger.info(
+            "forwarding log %s from seq %d to %s", self.log.log_id, self.acked_seq + 1, self.client.base_url
+        )
+        failures = 0
+        retry_at = next_roster_at = time.monotonic()
+        while not stop.is_set():
+            notify("WATCHDOG=1")  # also between batches: draining a long backlog is being alive
+            now = time.monotonic()
+            if now >= next_roster_at:
+                next_roster_at = now + (self.roster_interval_s if self.pull_roster() else ROSTER_RETRY_S)
+            if now >= retry_at:
+                outcome = self.step()
+                if outcome.kind == "sent":
+                    failures = 0
+                    continue
+                if outcome.kind == "unavailable":
+                    failures += 1
+                    retry_at = time.monotonic() + max(
+                        outcome.retry_after_s or 0, self.backoff.after(failures, self.rng)
+                    )
+                elif outcome.kind == "refused":
+                    retry_at = time.monotonic() + self.backoff.refused(self.rng)
+            backing_off = retry_at > time.monotonic()
+            self._wait(
+                stop, min(retry_at, next_roster_at) if backing_off else next_roster_at, not backing_off
+            )
+
+    def _wait(self, stop: threading.Event, deadline: float, wake_on_new_events: bool) -> None:
+        while not stop.wait(self.watch_interval_s):
+            notify("WATCHDOG=1")
+            if time.monotonic() >= deadline:
+                return
+            if wake_on_new_events and self.can_upload() and self.log.head_seq() > self.acked_seq:
+                return
+
+
+def main(args) -> int:
+    """``kiosk sync [--once]``."""
+    config = load_config(args.config)
+    if config.hub is None:
+        raise ConfigError(config.path, "[hub]", "kiosk sync needs a [hub] section with url and secret_file")
+    secret = read_secret(config.path, config.hub.secret_file)
+    try:
+        event_log = EventLog(config.store_path)
+    except StoreError as e:
+        logger.error("%s", e)
+        return 1
+    with event_log:
+        agent = SyncAgent(event_log, HubClient(config.hub.url, config.device.id, secret))
+        if args.once:
+            ok = agent.drain()
+            print(agent.summary())
+            return 0 if ok else 1
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        agent.run(stop)
+        logger.info("stopped: %s", agent.summary())
+    return 0

@@ -1,0 +1,189 @@
+"""The hub's HTTP API as seen by one device (contracts.md §5): signs each request and maps each answer
+to a value or to one of three errors the agent treats differently.
+
+- HubUnavailable: the network, a timeout, a 5xx or a 429 — try again later (``retry_after`` if told);
+- HubRefused: 400/401/403/413… — configuration or a bug; retrying soon will not help;
+- ChainConflict: 409 — the hub wants another ``expected_seq`` (gap) or refuses the log (fork, bad_hash).
+
+Transport is any ``requests.Session`` (point it anywhere, wrap it, or give it adapters); no retries here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+DEFAULT_TIMEOUT_S = (5.0, 30.0)  # connect, read
+EVENTS_PATH = "/api/v1/events"
+REPLAY_RESIGNS = 10  # the hub allows 300 s of clock skew; a few seconds ahead are harmless
+
+
+class HubError(Exception):
+    pass
+
+
+class HubUnavailable(HubError):
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class HubRefused(HubError):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class ChainConflict(HubError):
+    def __init__(self, error: str, expected_seq: int, seq: int | None):
+        super().__init__(f"{error} (hub expects seq {expected_seq})")
+        self.error, self.expected_seq, self.seq = error, expected_seq, seq
+
+
+@dataclass(frozen=True)
+class RosterUpdate:
+    version: str
+    etag: str | None
+    staff: list[dict[str, Any]]  # card, staff_no, name, title, photo_url
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def batch_body(device_id: str, log_id: str, encoded_events: Sequence[bytes]) -> bytes:
+    """The POST /api/v1/events body around events already encoded with ``encode_event``."""
+    head = json.dumps({"device_id": device_id, "log_id": log_id}, separators=(",", ":"))[:-1]
+    return head.encode("utf-8") + b',"events":[' + b",".join(encoded_events) + b"]}"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        return response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        return str(body.get("detail") or body.get("error") or body)[:200]
+    except (ValueError, AttributeError):
+        return response.reason or "no detail"
+
+
+class HubClient:
+    """Signed requests from one device to the hub."""
+
+    def __init__(
+        self,
+        base_url: str,
+        device_id: str,
+        secret: bytes,
+        session: requests.Session | None = None,
+        timeout_s: tuple[float, float] = DEFAULT_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.device_id = device_id
+        self._secret = secret
+        self.session = session or requests.Session()
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._last_timestamp: dict[tuple[str, str, bytes], int] = {}
+
+    def _timestamp(self, method: str, path: str, body: bytes) -> str:
+        # The hub refuses a signed request it has already seen; a retry in the same second must differ.
+        key = (method, path, hashlib.sha256(body).digest())
+        now = int(self._clock())
+        ts = max(now, self._last_timestamp.get(key, now - 1) + 1)
+        if len(self._last_timestamp) > 256:
+            self._last_timestamp = {k: t for k, t in self._last_timestamp.items() if t >= now - 600}
+        self._last_timestamp[key] = ts
+        return str(ts)
+
+    def _send(self, method: str, url: str, body: bytes, headers: dict | None) -> requests.Response:
+        timestamp = self._timestamp(method, urlsplit(url).path, body)
+        signature = hmac.new(self._secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        all_headers = {
+            "X-Kiosk-Device": self.device_id,
+            "X-Kiosk-Timestamp": timestamp,
+            "X-Kiosk-Signature": signature,
+            **(headers or {}),
+        }
+        try:
+            return self.session.request(
+                method, url, data=body or None, headers=all_headers, timeout=self.timeout_s
+            )
+        except requests.RequestException as e:
+            raise HubUnavailable(f"{type(e).__name__}: cannot reach the hub") from None
+
+    def _request(self, method: str, path_or_url: str, body: bytes = b"", headers: dict | None = None):
+        url = urljoin(self.base_url, path_or_url)
+        response = self._send(method, url, body, headers)
+        for _ in range(REPLAY_RESIGNS):
+            if response.status_code != 401 or _error_code(response) != "replayed":
+                break
+            # Other processes of this device (agents restarted in quick succession) sent the same
+            # request in this second; each signing again moves one second on.
+            response = self._send(method, url, body, headers)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise HubUnavailable(
+                f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)
+            )
+        if response.status_code == 409:
+            try:
+                body_json = response.json()
+                raise ChainConflict(
+                    str(body_json["error"]), int(body_json["expected_seq"]), body_json.get("seq")
+                )
+            except (ValueError, KeyError, TypeError):
+                raise HubUnavailable("HTTP 409 with an unreadable body") from None
+        if response.status_code >= 400:
+            raise HubRefused(response.status_code, _error_text(response))
+        return response
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            # A proxy answering 200 with something else: the request may or may not have arrived.
+            raise HubUnavailable(f"HTTP {response.status_code} with an unreadable body") from None
+
+    def post_batch(self, body: bytes) -> int:
+        """Send a body made by ``batch_body``; the hub's acked_seq for that log."""
+        response = self._request("POST", EVENTS_PATH, body, {"Content-Type": "application/json"})
+        acked = self._json(response).get("acked_seq")
+        if type(acked) is not int:
+            raise HubUnavailable("answer without acked_seq")
+        return acked
+
+    def get_roster(self, etag: str | None) -> RosterUpdate | None:
+        """The device's roster, or None when it still matches ``etag``."""
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._request("GET", f"/api/v1/devices/{self.device_id}/roster", headers=headers)
+        if response.status_code == 304:
+            return None
+        data = self._json(response)
+        try:
+            return RosterUpdate(str(data["version"]), response.headers.get("ETag"), list(data["staff"]))
+        except (KeyError, TypeError):
+            raise HubUnavailable("roster answer without version and staff") from None
+
+    def get_photo(self, photo_url: str) -> bytes:
+        return self._request("GET", photo_url).content

@@ -1,0 +1,515 @@
+"""The hub on 127.0.0.1: signed uploads and every answer of contracts.md §5, hostile input, rosters,
+the ratings export, and its commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from nacl.public import PublicKey
+from PIL import Image
+from test_hub_support import (
+    ADMIN_TOKEN,
+    DEVICE,
+    fill_log,
+    free_port,
+    post_events,
+    rating_payload,
+    register,
+    signed_headers,
+    thread_hub,
+)
+
+from hub.storage import HubStore, database_url
+from kiosk.cli import main as kiosk_main
+from kiosk.contact import seal_contact
+from kiosk.events import event_hash
+from kiosk.store import EventLog
+
+
+def _registered_hub(data: Path):
+    with thread_hub(data) as h:
+        h.data = str(data)
+        h.secret = register(h.store, area_code="370211", dept_code="11370211MB0000001X")
+        yield h
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """One hub for the module: each test uploads its own log, so their chains never meet."""
+    yield from _registered_hub(tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture
+def fresh_hub(tmp_path):
+    """A hub of its own, for tests that count everything the hub holds."""
+    yield from _registered_hub(tmp_path / "hub")
+
+
+@pytest.fixture
+def kiosk_log(tmp_path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 30)
+        yield log
+
+
+def all_events(log: EventLog) -> list[dict]:
+    return list(log.events_after(0))
+
+
+def stored_count(hub, log: EventLog) -> int:
+    return len(hub.store.log_events(DEVICE, log.log_id))
+
+
+def relink(events: list[dict]) -> list[dict]:
+    """Recompute the chain after editing: what a forger with the log's format would do."""
+    prev = events[0]["prev_hash"]
+    for e in events:
+        e["prev_hash"] = prev
+        e["hash"] = event_hash(e)
+        prev = e["hash"]
+    return events
+
+
+def test_healthz(hub):
+    assert requests.get(f"{hub.url}/healthz", timeout=5).json() == {"ok": True}
+
+
+def test_batch_is_stored_once_and_acked(hub, kiosk_log):
+    events = all_events(kiosk_log)
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events[:20])
+    assert r.status_code == 200 and r.json() == {"acked_seq": 20}
+    # Overlapping resend (the answer was lost): nothing stored twice, the new tail accepted.
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events[10:])
+    assert r.json() == {"acked_seq": 30}
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events)
+    assert r.json() == {"acked_seq": 30}
+    assert hub.store.log_events(DEVICE, kiosk_log.log_id) == events
+    assert stored_count(hub, kiosk_log) == 30
+
+
+def test_empty_batch_reports_what_the_hub_holds(hub, kiosk_log):
+    post_events(hub.url, hub.secret, kiosk_log.log_id, all_events(kiosk_log)[:7])
+    assert post_events(hub.url, hub.secret, kiosk_log.log_id, []).json() == {"acked_seq": 7}
+
+
+def test_gap_names_the_seq_to_resume_from(hub, kiosk_log):
+    events = all_events(kiosk_log)
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events[5:10])
+    assert r.status_code == 409 and r.json()["error"] == "gap" and r.json()["expected_seq"] == 1
+    # A hole inside a batch: the part before it is stored, the hub asks for the missing seq.
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events[:3] + events[4:8])
+    assert r.status_code == 409 and r.json() == {"error": "gap", "expected_seq": 4, "acked_seq": 3, "seq": 5}
+    assert stored_count(hub, kiosk_log) == 3
+
+
+def test_edited_event_is_bad_hash_and_stops_there(hub, kiosk_log):
+    events = all_events(kiosk_log)
+    events[4]["payload"]["satisfaction"] = 1 if events[4]["payload"].get("satisfaction") != 1 else 5
+    events[4]["payload"]["x"] = "edited"
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, events)
+    assert r.status_code == 409 and r.json()["error"] == "bad_hash" and r.json()["expected_seq"] == 5
+    assert stored_count(hub, kiosk_log) == 4
+
+
+def test_rewritten_history_is_a_fork(hub, kiosk_log):
+    events = all_events(kiosk_log)
+    assert post_events(hub.url, hub.secret, kiosk_log.log_id, events[:10]).status_code == 200
+    forged = json.loads(json.dumps(events))
+    forged[5]["at"] = "2026-01-01T00:00:00.000+08:00"
+    relink(forged[5:])
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, forged)
+    assert r.status_code == 409 and r.json()["error"] == "fork" and r.json()["expected_seq"] == 11
+    # Past what the hub holds the rewritten chain no longer links to it: still a fork.
+    r = post_events(hub.url, hub.secret, kiosk_log.log_id, forged[10:])
+    assert r.status_code == 409 and r.json()["error"] == "fork"
+    assert hub.store.log_events(DEVICE, kiosk_log.log_id) == events[:10]
+
+
+def test_new_log_from_a_known_device_starts_a_new_chain(hub, tmp_path, kiosk_log):
+    post_events(hub.url, hub.secret, kiosk_log.log_id, all_events(kiosk_log))
+    with EventLog(tmp_path / "replacement.db") as other:
+        fill_log(other, 5, seed=1)
+        r = post_events(hub.url, hub.secret, other.log_id, all_events(other))
+        assert r.json() == {"acked_seq": 5}
+    assert hub.store.acked_seq(DEVICE, kiosk_log.log_id) == 30
+
+
+# --- hostile input: 4xx, never 500, never a stored row ------------------------------------------
+
+
+def _raw_post(hub, body: bytes, headers: dict | None = None) -> requests.Response:
+    headers = headers if headers is not None else signed_headers(hub.secret, body)
+    return requests.post(f"{hub.url}/api/v1/events", data=body, headers=headers, timeout=10)
+
+
+def _batch(kiosk_log, events=None, **override) -> dict:
+    return {
+        "device_id": DEVICE,
+        "log_id": kiosk_log.log_id,
+        "events": events or all_events(kiosk_log)[:3],
+        **override,
+    }
+
+
+@pytest.mark.parametrize(
+    "why, headers",
+    [
+        ("no headers", lambda secret, body: {}),
+        ("wrong signature", lambda secret, body: signed_headers(b"not the secret", body)),
+        ("unknown device", lambda secret, body: signed_headers(secret, body, device="XHA-W99")),
+        (
+            "timestamp 301 s old",
+            lambda secret, body: signed_headers(secret, body, timestamp=int(time.time()) - 301),
+        ),
+        (
+            "timestamp 301 s ahead",
+            lambda secret, body: signed_headers(secret, body, timestamp=int(time.time()) + 301),
+        ),
+        (
+            "timestamp not a number",
+            lambda secret, body: {**signed_headers(secret, body), "X-Kiosk-Timestamp": "1e9"},
+        ),
+        ("signature of another body", lambda secret, body: signed_headers(secret, body + b" ")),
+    ],
+)
+def test_unauthenticated_requests_get_401(hub, kiosk_log, why, headers):
+    body = json.dumps(_batch(kiosk_log)).encode()
+    r = _raw_post(hub, body, headers(hub.secret, body))
+    assert r.status_code == 401, why
+    assert stored_count(hub, kiosk_log) == 0
+
+
+def test_replayed_request_gets_401(hub, kiosk_log):
+    body = json.dumps(_batch(kiosk_log)).encode()
+    headers = signed_headers(hub.secret, body)
+    assert _raw_post(hub, body, headers).status_code == 200
+    assert _raw_post(hub, body, headers).status_code == 401
+
+
+def test_old_secret_dies_when_the_device_is_added_again(hub, kiosk_log):
+    old_secret = register(hub.store, "XHA-W05")
+    new_secret = register(hub.store, "XHA-W05")
+    assert post_events(hub.url, old_secret, kiosk_log.log_id, [], device="XHA-W05").status_code == 401
+    assert post_events(hub.url, new_secret, kiosk_log.log_id, [], device="XHA-W05").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "why, mutate",
+    [
+        ("not JSON", lambda b: b"{not json"),
+        ("JSON list", lambda b: b"[]"),
+        ("lone surrogate", lambda b: b'{"device_id": "\\ud800"}'),
+        ("deep nesting", lambda b: b"[" * 100_000 + b"]" * 100_000),
+        ("seq as text", lambda b: {**b, "events": [{**b["events"][0], "seq": "1"}]}),
+        ("seq as bool", lambda b: {**b, "events": [{**b["events"][0], "seq": True}]}),
+        ("seq huge", lambda b: {**b, "events": [{**b["events"][0], "seq": 10**40}]}),
+        ("seq zero", lambda b: {**b, "events": [{**b["events"][0], "seq": 0}]}),
+        ("payload a list", lambda b: {**b, "events": [{**b["events"][0], "payload": []}]}),
+        ("hash not hex", lambda b: {**b, "events": [{**b["events"][0], "hash": "z" * 64}]}),
+        ("extra key", lambda b: {**b, "events": [{**b["events"][0], "extra": 1}]}),
+        ("missing key", lambda b: {**b, "events": [{k: v for k, v in b["events"][0].items() if k != "at"}]}),
+        ("device_id mismatch", lambda b: {**b, "device_id": "XHA-W04"}),
+        ("event of another log", lambda b: {**b, "events": [{**b["events"][0], "log_id": "other"}]}),
+        ("descending seqs", lambda b: {**b, "events": list(reversed(b["events"]))}),
+        ("events not a list", lambda b: {**b, "events": {}}),
+        ("NUL in id", lambda b: {**b, "events": [{**b["events"][0], "id": "a\x00b"}]}),
+    ],
+)
+def test_malformed_batches_get_400(hub, kiosk_log, why, mutate):
+    batch = mutate(_batch(kiosk_log))
+    body = batch if isinstance(batch, bytes) else json.dumps(batch).encode()
+    r = _raw_post(hub, body)
+    assert r.status_code == 400, (why, r.status_code, r.text)
+    assert r.json()["error"] == "malformed"
+    assert stored_count(hub, kiosk_log) == 0
+
+
+def test_too_large_gets_413(hub, kiosk_log):
+    event = all_events(kiosk_log)[0]
+    body = json.dumps(_batch(kiosk_log, events=[event] * 1001)).encode()
+    assert _raw_post(hub, body).status_code == 413
+    huge = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    assert _raw_post(hub, huge).status_code == 413
+
+    def chunks():  # no Content-Length: the hub counts as it reads
+        for _ in range(48):
+            yield b"x" * 65536
+
+    r = requests.post(
+        f"{hub.url}/api/v1/events", data=chunks(), headers=signed_headers(hub.secret, b""), timeout=10
+    )
+    assert r.status_code == 413
+    assert stored_count(hub, kiosk_log) == 0
+
+
+def test_load_is_shed_with_429_and_retry_after(tmp_path, kiosk_log):
+    with thread_hub(tmp_path / "busy", max_in_flight=0) as busy:
+        secret = register(busy.store)
+        r = post_events(busy.url, secret, kiosk_log.log_id, all_events(kiosk_log)[:1])
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+
+
+# --- rosters -----------------------------------------------------------------------------------
+
+
+def _photo(path: Path, color: str) -> Path:
+    Image.new("RGB", (30, 40), color).save(path)
+    return path
+
+
+def _signed_get(hub, path: str, device: str = DEVICE, secret: bytes | None = None, **headers):
+    return requests.get(
+        f"{hub.url}{path}",
+        headers={**signed_headers(secret or hub.secret, b"", device), **headers},
+        timeout=10,
+    )
+
+
+def test_roster_import_etag_and_photos(hub, tmp_path, capsys):
+    _photo(tmp_path / "wang.png", "red")
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_text(
+        "card,staff_no,name,title,photo\n0006102437,0371,王晓燕,综合受理,wang.png\n26DEFAE7,0372,李强,,\n"
+    )
+    assert kiosk_main(["hub", "roster", "import", str(csv_path), "--data", hub.data]) == 0
+    assert "imported 2 staff" in capsys.readouterr().out
+
+    r = _signed_get(hub, f"/api/v1/devices/{DEVICE}/roster")
+    assert r.status_code == 200
+    body = r.json()
+    assert r.headers["ETag"] == f'"{body["version"]}"'
+    assert [s["name"] for s in body["staff"]] == ["王晓燕", "李强"]
+    wang = body["staff"][0]
+    assert wang["photo_url"].startswith("/api/v1/photos/") and body["staff"][1]["photo_url"] is None
+    photo = _signed_get(hub, wang["photo_url"])
+    assert photo.status_code == 200 and photo.content == (tmp_path / "wang.png").read_bytes()
+    assert photo.headers["Content-Type"] == "image/png"
+    # Another timestamp: the same signed GET twice would be a replay.
+    again = requests.get(
+        f"{hub.url}/api/v1/devices/{DEVICE}/roster",
+        headers={
+            **signed_headers(hub.secret, b"", timestamp=int(time.time()) - 2),
+            "If-None-Match": r.headers["ETag"],
+        },
+        timeout=10,
+    )
+    assert again.status_code == 304
+
+
+def test_roster_not_modified_and_per_device(hub, tmp_path):
+    csv_path = tmp_path / "hall.csv"
+    csv_path.write_text("card,staff_no,name\n0006102437,0371,王晓燕\n")
+    data = hub.data
+    assert kiosk_main(["hub", "roster", "import", str(csv_path), "--data", data]) == 0
+    other_secret = register(hub.store, "XHA-W04")
+    own = tmp_path / "w04.csv"
+    own.write_text("card,staff_no,name\n26DEFAE7,0999,赵敏\n")
+    assert kiosk_main(["hub", "roster", "import", str(own), "--device", "XHA-W04", "--data", data]) == 0
+    hall = _signed_get(hub, f"/api/v1/devices/{DEVICE}/roster").json()
+    w04 = _signed_get(hub, "/api/v1/devices/XHA-W04/roster", "XHA-W04", other_secret).json()
+    assert [s["staff_no"] for s in hall["staff"]] == ["0371"] and [s["staff_no"] for s in w04["staff"]] == [
+        "0999"
+    ]
+    etag = f'"{hall["version"]}"'
+    r = requests.get(
+        f"{hub.url}/api/v1/devices/{DEVICE}/roster",
+        headers={**signed_headers(hub.secret, b"", timestamp=int(time.time()) - 1), "If-None-Match": etag},
+        timeout=10,
+    )
+    assert r.status_code == 304 and r.headers["ETag"] == etag
+    # A device reads only its own roster.
+    assert _signed_get(hub, "/api/v1/devices/XHA-W04/roster").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("card,name\n1,王\n", "header"),
+        ("card,staff_no,name\n,0371,王\n", "required"),
+        ("card,staff_no,name\n1,0371,王\n1,0372,李\n", "twice"),
+        ("card,staff_no,name,photo\n1,0371,王,missing.png\n", "missing.png"),
+        ("card,staff_no,name,photo\n1,0371,王,roster.csv\n", "not an image"),
+    ],
+)
+def test_bad_roster_csv_is_one_message_and_exit_2(tmp_path, capsys, text, problem):
+    path = tmp_path / "roster.csv"
+    path.write_text(text)
+    assert kiosk_main(["hub", "roster", "import", str(path), "--data", str(tmp_path / "hub")]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def test_device_add_and_key_export(tmp_path, capsys):
+    data = str(tmp_path / "hub")
+    assert kiosk_main(["hub", "device", "add", "XHA-W07", "--area-code", "370211", "--data", data]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert len(bytes.fromhex(secret)) == 32
+    assert kiosk_main(["hub", "device", "add", "XHA-W07", "--data", data]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() != secret and "old secret no longer works" in out.err
+    assert kiosk_main(["hub", "device", "add", "bad id!", "--data", data]) == 2
+    assert kiosk_main(["hub", "device", "add", "XHA-W08", "--dept-code", "short", "--data", data]) == 2
+    capsys.readouterr()
+    assert kiosk_main(["hub", "key", "export", "--data", data]) == 0
+    public = capsys.readouterr().out.strip()
+    PublicKey(bytes.fromhex(public))
+    assert kiosk_main(["hub", "--data", data, "key", "export"]) == 0  # the option before the subcommand
+    assert capsys.readouterr().out.strip() == public  # generated once, kept
+
+
+def test_bad_database_url_is_exit_2_and_unusable_database_exit_1(tmp_path, capsys):
+    assert kiosk_main(["hub", "key", "export", "--db", "nosuchdb://x"]) == 2
+    assert "--db" in capsys.readouterr().err
+    assert kiosk_main(["hub", "key", "export", "--db", f"sqlite:///{tmp_path}/no/such/folder/hub.db"]) == 1
+    assert "cannot open the hub database" in capsys.readouterr().err
+
+
+def test_hub_that_cannot_listen_exits_1(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(tmp_path), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1 and f"could not listen on 127.0.0.1:{port}" in result.stderr
+
+
+# --- the ratings export ------------------------------------------------------------------------
+
+
+def _rated_log(tmp_path, public_key_hex: str) -> EventLog:
+    log = EventLog(tmp_path / "rated.db")
+    log.append("rating", rating_payload(1, satisfaction=5))
+    bad = log.append("rating", rating_payload(2, satisfaction=1, case_no=None))
+    sealed = seal_contact("13812345678", PublicKey(bytes.fromhex(public_key_hex)))
+    log.append(
+        "rating_detail", {"rating_seq": bad["seq"], "reasons": ["101", "201"], "contact_sealed": sealed}
+    )
+    log.append("rating_skipped", {"case_seq": 3, "why": "timeout"})
+    return log
+
+
+def test_ratings_export_in_national_field_names(fresh_hub, tmp_path):
+    hub = fresh_hub
+    with _rated_log(tmp_path, hub.store.public_key_hex()) as log:
+        assert post_events(hub.url, hub.secret, log.log_id, all_events(log)).json() == {"acked_seq": 4}
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        r = requests.get(f"{hub.url}/api/v1/ratings", headers=auth, timeout=10)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["count"] == 2 and body["unlinked"] == 1
+        good, bad = body["ratings"]
+        assert good["projectNo"] == "370211202611280012" and good["linked"] is True
+        assert good["taskCode"] == "11370211MB0000001X" and good["taskName"] == "不动产登记"
+        assert good["pf"] == 4 and good["satisfaction"] == 5 and good["satisfactionCode"] == 1
+        assert good["areaCode"] == "370211" and good["deptCode"] == "11370211MB0000001X"
+        assert good["evalDetail"] == "" and good["contact"] is None
+        assert len(good["assessTime"]) == 19 and good["assessTime"][10] == " "
+        assert bad["projectNo"] is None and bad["linked"] is False
+        assert bad["satisfaction"] == 1 and bad["satisfactionCode"] == 5
+        assert bad["evalDetail"] == "101,201" and bad["contact"] == "13812345678"
+        assert bad["windowNo"] == "03" and bad["staffNo"] == "0371" and bad["deviceId"] == DEVICE
+
+        r = requests.get(f"{hub.url}/api/v1/ratings?format=csv", headers=auth, timeout=10)
+        assert r.headers["Content-Type"].startswith("text/csv") and r.headers["X-Unlinked-Count"] == "1"
+        rows = list(csv.DictReader(io.StringIO(r.text)))
+        assert [row["satisfaction"] for row in rows] == ["5", "1"] and rows[1]["linked"] == "0"
+
+        day = good["assessTime"][:10]
+        assert (
+            requests.get(f"{hub.url}/api/v1/ratings?from={day}&to={day}", headers=auth, timeout=10).json()[
+                "count"
+            ]
+            == 2
+        )
+        assert (
+            requests.get(f"{hub.url}/api/v1/ratings?to=2000-01-01", headers=auth, timeout=10).json()["count"]
+            == 0
+        )
+
+
+@pytest.mark.parametrize(
+    "headers, query, status",
+    [
+        ({}, "", 401),
+        ({"Authorization": "Bearer wrong"}, "", 401),
+        ({"Authorization": f"Basic {ADMIN_TOKEN}"}, "", 401),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, "?from=yesterday", 400),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, "?to=2026-13-45", 400),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, "?format=xml", 400),
+    ],
+)
+def test_ratings_export_refusals(hub, headers, query, status):
+    assert requests.get(f"{hub.url}/api/v1/ratings{query}", headers=headers, timeout=10).status_code == status
+
+
+def test_ratings_export_disabled_without_token(tmp_path):
+    with thread_hub(tmp_path / "hub", admin_token=None) as h:
+        r = requests.get(f"{h.url}/api/v1/ratings", headers={"Authorization": "Bearer x"}, timeout=10)
+        assert r.status_code == 403
+
+
+def test_store_reopens_with_the_same_keypair(tmp_path):
+    url = database_url(tmp_path / "hub", None)
+    first = HubStore(url)
+    public = first.public_key_hex()
+    first.close()
+    assert HubStore(url).public_key_hex() == public
+
+
+def test_hub_service_notifies_systemd_and_stops_on_sigterm(tmp_path):
+    """`kiosk hub` as kiosk-hub.service runs it: Type=notify with a watchdog, then SIGTERM."""
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket:
+        notify_socket.bind(str(notify_path))
+        notify_socket.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
+        port = str(free_port())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(tmp_path / "hub"), "--port", port],
+            env=env,
+        )
+        try:
+            assert notify_socket.recv(64) == b"READY=1"
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok  # serving when it says so
+            assert notify_socket.recv(64) == b"WATCHDOG=1"
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn shuts down cleanly, then lets the signal end the process (systemd counts it clean).
+            assert proc.wait(20) in (0, -signal.SIGTERM)
+        finally:
+            proc.kill()
+
+
+def test_rating_that_does_not_fit_the_export_is_stored_and_reported(fresh_hub, caplog):
+    """A device's own signed, chained event is never refused for its content: stored, and said."""
+    event = {
+        "log_id": "c0ffee00-0000-4000-8000-000000000001",
+        "seq": 1,
+        "id": "e1",
+        "type": "rating",
+        "at": "2026-11-28T10:15:03.512+08:00",
+        "payload": {**rating_payload(1), "satisfaction": 9},
+        "prev_hash": "0" * 64,
+    }
+    event["hash"] = event_hash(event)
+    r = post_events(fresh_hub.url, fresh_hub.secret, event["log_id"], [event])
+    assert r.json() == {"acked_seq": 1}
+    assert "seq 1: rating payload does not fit the export" in caplog.text
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert requests.get(f"{fresh_hub.url}/api/v1/ratings", headers=auth, timeout=10).json()["count"] == 0

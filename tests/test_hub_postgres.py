@@ -1,0 +1,68 @@
+"""The hub on PostgreSQL: the same code as on SQLite, against a real server (``.ci/postgres.sh`` starts
+one and prints its URL into ``KIOSK_TEST_PG_URL``). Skipped when that variable is unset."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+from test_hub_support import ADMIN_TOKEN, DEVICE, fill_log, post_events, register, thread_hub
+
+from hub.storage import ALL_DEVICES, HubStore, StaffEntry, metadata
+from kiosk.store import EventLog
+from sync.agent import SyncAgent
+from sync.client import HubClient
+
+PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
+
+
+@pytest.fixture
+def pg_hub(tmp_path):
+    # A clean schema per test: the test database outlives the run.
+    wipe = HubStore(PG_URL)
+    metadata.drop_all(wipe.engine)
+    wipe.close()
+    with thread_hub(tmp_path, url=PG_URL) as hub:
+        hub.secret = register(hub.store, area_code="370211")
+        yield hub
+
+
+def test_agent_drains_into_postgres_once(pg_hub, tmp_path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 300)
+        agent = SyncAgent(log, HubClient(pg_hub.url, DEVICE, pg_hub.secret), batch_events=70)
+        assert agent.drain()
+        assert agent.drain()  # nothing left, nothing doubled
+        assert pg_hub.store.log_events(DEVICE, log.log_id) == list(log.events_after(0))
+        ratings = requests.get(
+            f"{pg_hub.url}/api/v1/ratings", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+        ).json()
+        expected = sum(1 for e in log.events_after(0, types=("rating",)))
+        assert ratings["count"] == expected and all(r["areaCode"] == "370211" for r in ratings["ratings"])
+
+
+def test_conflicts_and_hostile_text_on_postgres(pg_hub, tmp_path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 10)
+        events = list(log.events_after(0))
+        assert post_events(pg_hub.url, pg_hub.secret, log.log_id, events[3:]).json()["error"] == "gap"
+        edited = [dict(e) for e in events]
+        edited[2] = {**edited[2], "at": "2026-01-01T00:00:00.000+08:00"}
+        assert post_events(pg_hub.url, pg_hub.secret, log.log_id, edited).json()["error"] == "bad_hash"
+        # NUL cannot be stored in PostgreSQL text: a 4xx, never a 500.
+        nul = {**events[2], "id": "a\x00b"}
+        assert post_events(pg_hub.url, pg_hub.secret, log.log_id, [nul]).status_code == 400
+        assert pg_hub.store.acked_seq(DEVICE, log.log_id) == 2
+
+
+def test_roster_and_keypair_on_postgres(pg_hub):
+    public = pg_hub.store.public_key_hex()
+    version = pg_hub.store.import_roster(
+        ALL_DEVICES, [StaffEntry("0006102437", "0371", "王晓燕", "", b"\x89PNG fake", "image/png")]
+    )
+    assert pg_hub.store.roster_for(DEVICE).version == version
+    again = HubStore(PG_URL)
+    assert again.public_key_hex() == public
+    again.close()

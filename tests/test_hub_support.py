@@ -1,0 +1,338 @@
+"""Real parts for the hub and sync tests: a hub served on 127.0.0.1 (in a thread or as a process),
+signed requests, kiosk logs full of events, and a fault-injecting HTTP proxy between agent and hub.
+
+Imported by tests/test_hub*.py and tests/test_sync*.py; it holds no tests itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import queue
+import random
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import requests
+import uvicorn
+
+from hub.app import create_app
+from hub.storage import HubStore, database_url
+from kiosk.store import EventLog
+
+DEVICE = "XHA-W03"
+ADMIN_TOKEN = "operator-token-for-tests"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 20.0, what: str = "condition") -> object:
+    """Poll ``condition`` until it is truthy; fail after ``timeout_s`` (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the hub ---------------------------------------------------------------------------------------
+
+
+class ThreadHub:
+    """The hub app served by uvicorn on a free port in a background thread of the test process."""
+
+    def __init__(self, store: HubStore, admin_token: str | None = ADMIN_TOKEN, **app_options):
+        self.store = store
+        config = uvicorn.Config(
+            create_app(store, admin_token, **app_options),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), what="hub start")
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@contextlib.contextmanager
+def thread_hub(data: Path, url: str | None = None, **app_options) -> Iterator[ThreadHub]:
+    store = HubStore(url or database_url(data, None))
+    hub = ThreadHub(store, **app_options)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        store.close()
+
+
+class HubProcess:
+    """``kiosk hub`` as its own process, to be killed and restarted on the same port."""
+
+    def __init__(self, data: Path, port: int | None = None):
+        self.data, self.port = data, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> HubProcess:
+        cmd = [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(self.data), "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._healthy, what="hub process start")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, "hub process exited"
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def register(data_or_store: Path | HubStore, device: str = DEVICE, **codes) -> bytes:
+    """Register ``device`` and return its secret as HMAC key bytes."""
+    store = (
+        data_or_store if isinstance(data_or_store, HubStore) else HubStore(database_url(data_or_store, None))
+    )
+    secret_hex, _ = store.add_device(device, **codes)
+    if store is not data_or_store:
+        store.close()
+    return bytes.fromhex(secret_hex)
+
+
+_recent = itertools.count()
+
+
+def signed_headers(secret: bytes, body: bytes, device: str = DEVICE, timestamp: int | None = None) -> dict:
+    # By default each call signs another second of the last 250, so two requests never look replayed.
+    ts = str(int(time.time()) - next(_recent) % 250 if timestamp is None else timestamp)
+    sig = hmac.new(secret, ts.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return {"X-Kiosk-Device": device, "X-Kiosk-Timestamp": ts, "X-Kiosk-Signature": sig}
+
+
+def post_events(url: str, secret: bytes, log_id: str, events: list[dict], device: str = DEVICE, **kw):
+    body = json.dumps({"device_id": device, "log_id": log_id, "events": events}, ensure_ascii=False).encode()
+    headers = {**signed_headers(secret, body, device, **kw), "Content-Type": "application/json"}
+    return requests.post(f"{url}/api/v1/events", data=body, headers=headers, timeout=10)
+
+
+# --- kiosk logs ------------------------------------------------------------------------------------
+
+
+def rating_payload(i: int, *, case_no: str | None = "370211202611280012", satisfaction: int = 5) -> dict:
+    return {
+        "case_seq": i,
+        "staff_no": "0371",
+        "staff_name": "王晓燕",
+        "window": "03",
+        "ticket_no": f"A{i:03d}",
+        "case_no": case_no,
+        "item_code": "11370211MB0000001X",
+        "item_name": "不动产登记",
+        "satisfaction": satisfaction,
+        "input": "touch",
+    }
+
+
+def fill_log(log: EventLog, count: int, seed: int = 0) -> None:
+    """Append ``count`` events cycling through case_opened, rating and rating_detail."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        kind = rng.choice(("case", "rating", "detail"))
+        head = log.head_seq()
+        if kind == "case":
+            log.append(
+                "case_opened",
+                {
+                    "ticket_no": "A001",
+                    "case_no": "3702110001",
+                    "item_code": None,
+                    "item_name": None,
+                    "source": "queue",
+                },
+            )
+        elif kind == "rating" or head == 0:
+            log.append("rating", rating_payload(head, satisfaction=rng.randint(1, 5)))
+        else:
+            log.append("rating_detail", {"rating_seq": head, "reasons": ["201"], "contact_sealed": None})
+
+
+def drop_triggers(path: Path) -> sqlite3.Connection:
+    """What a person with database access does first: remove the append-only triggers."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("DROP TRIGGER events_no_delete")
+    return conn
+
+
+def write_kiosk_config(folder: Path, hub_url: str, secret: bytes, device: str = DEVICE) -> Path:
+    (folder / "device.key").write_text(secret.hex() + "\n")
+    path = folder / "kiosk.toml"
+    path.write_text(
+        f'[device]\nid = "{device}"\nwindow = "03"\n\n[store]\npath = "kiosk.db"\n\n'
+        f'[hub]\nurl = "{hub_url}"\nsecret_file = "device.key"\n'
+    )
+    return path
+
+
+def agent_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+# --- the fault-injecting proxy ---------------------------------------------------------------------
+
+FAULTS = ("drop", "reset_after", "reset_mid", "error500", "slow")
+
+
+def _read_message(sock: socket.socket, buffer: bytearray) -> bytes | None:
+    """One HTTP/1.1 message (headers and a Content-Length body) from ``sock``; None at end of stream."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    head_end = buffer.index(b"\r\n\r\n") + 4
+    length = 0
+    for line in bytes(buffer[:head_end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(buffer) < head_end + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    message = bytes(buffer[: head_end + length])
+    del buffer[: head_end + length]
+    return message
+
+
+def _reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class FaultProxy:
+    """Relays HTTP requests to the hub one at a time, injecting a fault into a share of them:
+
+    drop (close before forwarding), reset_after (the hub stored it; the client gets a reset instead of
+    the answer), reset_mid (half the answer, then a reset), error500 (a 500 without forwarding), slow
+    (the answer after a delay); the first requests get each fault once. With ``hold`` each answer
+    waits in ``answers`` until the test sets it.
+    """
+
+    def __init__(self, upstream_port: int, fault_rate: float = 0.0, seed: int = 0, slow_s: float = 0.3):
+        self.upstream_port = upstream_port
+        self.fault_rate = fault_rate
+        self.slow_s = slow_s
+        self.rng = random.Random(seed)
+        self.rng_lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.hold = False
+        # Held answers as (request method, event the test sets to let the answer go).
+        self.answers: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        while not self.answers.empty():
+            self.answers.get()[1].set()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _choose(self) -> str:
+        with self.rng_lock:
+            if self.fault_rate and self.counts.total() < len(FAULTS):  # every fault at least once, first
+                fault = FAULTS[self.counts.total()]
+            else:
+                fault = self.rng.choice(FAULTS) if self.rng.random() < self.fault_rate else "pass"
+            self.counts[fault] += 1
+        return fault
+
+    def _serve(self, client: socket.socket) -> None:
+        buffer = bytearray()
+        try:
+            while True:
+                request = _read_message(client, buffer)
+                if request is None:
+                    client.close()
+                    return
+                fault = self._choose()
+                if fault == "drop":
+                    client.close()
+                    return
+                if fault == "error500":
+                    body = b'{"error":"proxy"}'
+                    client.sendall(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                    continue
+                try:
+                    with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30) as upstream:
+                        upstream.sendall(request)
+                        response = _read_message(upstream, bytearray())
+                except OSError:
+                    response = None
+                if response is None:  # the hub is down: as a real proxy would, give up on the client
+                    _reset(client)
+                    return
+                if self.hold:
+                    go = threading.Event()
+                    self.answers.put((request.split(b" ", 1)[0].decode(), go))
+                    go.wait(30)
+                if fault == "reset_after":
+                    _reset(client)
+                    return
+                if fault == "reset_mid":
+                    client.sendall(response[: len(response) // 2])
+                    _reset(client)
+                    return
+                if fault == "slow":
+                    time.sleep(self.slow_s)  # the fault itself, not synchronisation
+                client.sendall(response)
+        except OSError:
+            client.close()
