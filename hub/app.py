@@ -1,7 +1,7 @@
 """The hub's HTTP API (contracts.md §5) as a FastAPI application over a HubStore.
 
 Device requests are authenticated over the raw body before anything is parsed; hostile input gets a 4xx
-and stores nothing (malformed JSON, wrong types, huge bodies, forged or replayed signatures). Every
+and stores nothing (malformed JSON, wrong types, huge bodies, forged signatures, stale timestamps). Every
 error is a JSON object with ``error``; the 409 answers also carry ``expected_seq`` and ``acked_seq``.
 """
 
@@ -147,9 +147,9 @@ def create_app(
 
     def device_of(request: Request, body: bytes = b"") -> str:
         try:
-            return authenticator.check(request.method, request.url.path, request.headers, body)
+            return authenticator.check(request.headers, body)
         except AuthError as e:
-            raise HubError(401, e.code, detail=str(e)) from None
+            raise HubError(401, "unauthorized", detail=str(e)) from None
 
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -179,7 +179,7 @@ def create_app(
         },
         responses={
             400: {"description": "malformed"},
-            401: {"description": "unsigned, unknown device, stale or replayed"},
+            401: {"description": "unsigned, wrongly signed, unknown device or stale timestamp"},
             409: {"description": "gap, fork or bad_hash; expected_seq says where to resume"},
             413: {"description": "too large"},
             429: {"description": "shedding load; see Retry-After"},

@@ -47,7 +47,6 @@ EARLIEST_PLAUSIBLE_YEAR = 2024
 CLOCK_SLACK = timedelta(seconds=2)
 SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure
 HUB_TIMEOUT_S = 5.0
-REPLAY_ATTEMPTS = 3
 HUB_CLOCK_SKEW_LIMIT_S = 300  # contracts.md §5: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
 
@@ -411,18 +410,9 @@ def check_hub(config: Config, now: datetime) -> list[CheckResult]:
 
 
 def _signed_roster_request(config: Config, secret: bytes) -> None:
-    """GET this device's roster, signed. The hub refuses a signed request it saw before, and this one is
-    the same as the agent's roster check or another doctor's in the same second: then ask again in the
-    next second."""
+    """GET this device's roster, signed: the hub answers only a device it knows with the right secret."""
     client = HubClient(config.hub.url, config.device.id, secret, timeout_s=(HUB_TIMEOUT_S, HUB_TIMEOUT_S))
-    for attempt in range(1, REPLAY_ATTEMPTS + 1):
-        try:
-            client.get_roster(None)
-            return
-        except HubRefused as e:
-            if attempt == REPLAY_ATTEMPTS or "replayed" not in str(e):
-                raise
-        time.sleep(1 - time.time() % 1)
+    client.get_roster(None)
 
 
 def _clock_skew_s(response: requests.Response, now: datetime) -> float | None:

@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
 DEFAULT_TIMEOUT_S = (5.0, 30.0)  # connect, read
 EVENTS_PATH = "/api/v1/events"
-REPLAY_RESIGNS = 10  # the hub allows 300 s of clock skew; a few seconds ahead are harmless
 
 
 class HubError(Exception):
@@ -72,13 +71,6 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _error_code(response: requests.Response) -> str | None:
-    try:
-        return response.json().get("error")
-    except (ValueError, AttributeError):
-        return None
-
-
 def _error_text(response: requests.Response) -> str:
     try:
         body = response.json()
@@ -105,20 +97,9 @@ class HubClient:
         self.session = session or requests.Session()
         self.timeout_s = timeout_s
         self._clock = clock
-        self._last_timestamp: dict[tuple[str, str, bytes], int] = {}
-
-    def _timestamp(self, method: str, path: str, body: bytes) -> str:
-        # The hub refuses a signed request it has already seen; a retry in the same second must differ.
-        key = (method, path, hashlib.sha256(body).digest())
-        now = int(self._clock())
-        ts = max(now, self._last_timestamp.get(key, now - 1) + 1)
-        if len(self._last_timestamp) > 256:
-            self._last_timestamp = {k: t for k, t in self._last_timestamp.items() if t >= now - 600}
-        self._last_timestamp[key] = ts
-        return str(ts)
 
     def _send(self, method: str, url: str, body: bytes, headers: dict | None) -> requests.Response:
-        timestamp = self._timestamp(method, urlsplit(url).path, body)
+        timestamp = str(int(self._clock()))
         signature = hmac.new(self._secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
         all_headers = {
             "X-Kiosk-Device": self.device_id,
@@ -136,12 +117,6 @@ class HubClient:
     def _request(self, method: str, path_or_url: str, body: bytes = b"", headers: dict | None = None):
         url = urljoin(self.base_url, path_or_url)
         response = self._send(method, url, body, headers)
-        for _ in range(REPLAY_RESIGNS):
-            if response.status_code != 401 or _error_code(response) != "replayed":
-                break
-            # Other processes of this device (agents restarted in quick succession) sent the same
-            # request in this second; each signing again moves one second on.
-            response = self._send(method, url, body, headers)
         if response.status_code == 429 or response.status_code >= 500:
             raise HubUnavailable(
                 f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)

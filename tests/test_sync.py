@@ -209,18 +209,12 @@ def test_client_uses_the_session_it_is_given(hub, kiosk_log):
     assert 200 in seen
 
 
-def test_same_request_twice_in_a_second_is_not_a_replay(hub, kiosk_log):
-    client = HubClient(hub.url, DEVICE, hub.secret, clock=lambda: 1_800_000_000.0)
-    timestamps = [client._timestamp("POST", "/api/v1/events", b"{}") for _ in range(3)]
-    assert timestamps == ["1800000000", "1800000001", "1800000002"]
-    live = HubClient(hub.url, DEVICE, hub.secret)
-    body = b'{"device_id":"XHA-W03","log_id":"x","events":[]}'
-    assert live.post_batch(body) == 0 and live.post_batch(body) == 0
-    # Three agent processes started in the same second send the same batch: the hub answers
-    # "replayed" to the later ones, which sign again a second on by themselves.
+def test_the_same_request_twice_in_a_second_is_answered_twice(hub, kiosk_log):
+    # Agents restarted in quick succession send the same batch with the same signature: an honest retry.
     now = time.time()
     restarted = [HubClient(hub.url, DEVICE, hub.secret, clock=lambda: now) for _ in range(3)]
-    assert [c.post_batch(body.replace(b'"x"', b'"y"')) for c in restarted] == [0, 0, 0]
+    body = b'{"device_id":"XHA-W03","log_id":"x","events":[]}'
+    assert [c.post_batch(body) for c in restarted] == [0, 0, 0]
 
 
 # --- roster ------------------------------------------------------------------------------------
