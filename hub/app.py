@@ -1,8 +1,10 @@
-"""The hub's HTTP API (contracts.md §5) as a FastAPI application over a HubStore.
+"""The hub's HTTP API (contracts.md §5) as a FastAPI application over a HubStore, and the phone rating
+page that the kiosk's QR code opens (``/q/TOKEN``, pages in hub/qrpage.py).
 
 Device requests are authenticated over the raw body before anything is parsed; hostile input gets a 4xx
 and stores nothing (malformed JSON, wrong types, huge bodies, forged signatures, stale timestamps). Every
-error is a JSON object with ``error``; the 409 answers also carry ``expected_seq`` and ``acked_seq``.
+API error is a JSON object with ``error``; the 409 answers also carry ``expected_seq`` and ``acked_seq``.
+The phone page answers in HTML, errors included.
 """
 
 from __future__ import annotations
@@ -10,22 +12,40 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kiosk.config import DEVICE_ID_PATTERN
-from kiosk.contact import ContactError, open_contact
+from kiosk.contact import ContactError, open_contact, seal_contact
 from kiosk.events import canonical_json
+from kiosk.qrtoken import TokenClaims, TokenError, verify_token
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
-from .ratings import export_record, time_bound, to_csv
+from .qrpage import (
+    FORM_SCHEMA,
+    MAX_FORM_BYTES,
+    PAGE_HEADERS,
+    CaseView,
+    FormError,
+    PageError,
+    already_rated,
+    complete_rating,
+    form_page,
+    invalid_form,
+    message_page,
+    parse_form,
+    thanks_page,
+)
+from .ratings import case_text, export_record, phone_rating_row, time_bound, to_csv
 from .storage import HubStore
 
 log = logging.getLogger("hub")
@@ -38,6 +58,13 @@ _HEX64 = r"^[0-9a-f]{64}$"
 _TOKEN = r"^[\x21-\x7e]{1,64}$"  # printable ASCII without spaces
 _LOG_ID = r"^[A-Za-z0-9-]{1,64}$"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+# Status, title and text of the page for a refused token, by TokenError reason.
+_TOKEN_REFUSALS = {
+    "expired": (410, "二维码已过期", "请扫描评价器屏幕上当前显示的二维码。"),
+    "not_yet_valid": (403, "二维码尚未生效", "请扫描评价器屏幕上当前显示的二维码。"),
+}
+_TOKEN_INVALID = (400, "二维码无效", "无法识别此二维码，请扫描评价器屏幕上显示的二维码。")
 
 
 class Event(BaseModel):
@@ -160,6 +187,10 @@ def create_app(
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "malformed", "detail": "; ".join(problems[:5])}, status_code=400)
 
+    @app.exception_handler(PageError)
+    async def page_error(_request: Request, exc: PageError) -> HTMLResponse:
+        return HTMLResponse(message_page(exc.title, exc.text), status_code=exc.status, headers=PAGE_HEADERS)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
@@ -268,10 +299,91 @@ def create_app(
             ) from None
         records = [export_record(row, _contact_opener(store)) for row in store.ratings_between(first, last)]
         unlinked = sum(1 for r in records if not r["linked"])
-        counts = {"X-Rating-Count": str(len(records)), "X-Unlinked-Count": str(unlinked)}
+        duplicates = sum(1 for r in records if r["duplicate"])
+        counts = {
+            "X-Rating-Count": str(len(records)),
+            "X-Unlinked-Count": str(unlinked),
+            "X-Duplicate-Count": str(duplicates),
+        }
         if format == "csv":
             return PlainTextResponse(to_csv(records), media_type="text/csv; charset=utf-8", headers=counts)
-        return JSONResponse({"count": len(records), "unlinked": unlinked, "ratings": records}, headers=counts)
+        return JSONResponse(
+            {"count": len(records), "unlinked": unlinked, "duplicates": duplicates, "ratings": records},
+            headers=counts,
+        )
+
+    def verified(token: str) -> TokenClaims:
+        try:
+            claims = verify_token(token, store.device_secret, int(time.time()))
+        except TokenError as e:
+            log.info("QR token refused: %s", e.reason)
+            raise PageError(*_TOKEN_REFUSALS.get(e.reason, _TOKEN_INVALID)) from None
+        texts = (claims.device_id, claims.window, claims.staff_no, claims.case_no, claims.item_code)
+        if any(t is not None and "\x00" in t for t in texts):  # signed, but not storable text
+            raise PageError(*_TOKEN_INVALID)
+        return claims
+
+    def opened_case(claims: TokenClaims) -> dict[str, Any] | None:
+        return store.opened_case(claims.device_id, claims.case_no) if claims.case_no else None
+
+    def rate_page(
+        claims: TokenClaims, case: dict[str, Any] | None, status: int = 200, **options
+    ) -> HTMLResponse:
+        view = CaseView(case_text(case, "item_name") or claims.item_code, claims.case_no, claims.window)
+        return HTMLResponse(form_page(view, **options), status_code=status, headers=PAGE_HEADERS)
+
+    def rate(token: str, body: bytes) -> HTMLResponse:
+        claims = verified(token)
+        try:
+            form = parse_form(body)
+        except FormError as e:
+            log.info("QR form refused: %s", e)
+            raise invalid_form() from None
+        case = opened_case(claims)
+        try:
+            rating = complete_rating(form)
+        except FormError as e:
+            if store.already_rated(claims.device_id, claims.nonce, claims.case_no):
+                raise already_rated() from None
+            return rate_page(claims, case, 400, error=str(e), chosen=form)
+        sealed = seal_contact(rating.phone, store.private_key.public_key) if rating.phone else None
+        staff_name = store.staff_name(claims.device_id, claims.staff_no) if claims.staff_no else None
+        row = phone_rating_row(
+            claims, rating.satisfaction, rating.reasons, sealed, case, staff_name, datetime.now().astimezone()
+        )
+        if not store.add_phone_rating(row):  # durable (committed) when True
+            raise already_rated()
+        log.info("phone rating stored: device %s token %s", claims.device_id, claims.nonce)
+        return HTMLResponse(thanks_page(), headers=PAGE_HEADERS)
+
+    @app.get(
+        "/q/{token}",
+        response_class=HTMLResponse,
+        responses={400: {}, 403: {}, 409: {"description": "该办件已评价"}, 410: {"description": "expired"}},
+    )
+    def get_rate_page(token: str) -> HTMLResponse:
+        claims = verified(token)
+        if store.already_rated(claims.device_id, claims.nonce, claims.case_no):
+            raise already_rated()
+        return rate_page(claims, opened_case(claims))
+
+    @app.post(
+        "/q/{token}",
+        response_class=HTMLResponse,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {_FORM_MEDIA_TYPE: {"schema": FORM_SCHEMA}}}
+        },
+        responses={400: {}, 403: {}, 409: {}, 410: {}, 413: {}, 415: {}},
+    )
+    async def post_rating(token: str, request: Request) -> HTMLResponse:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != _FORM_MEDIA_TYPE:
+            raise invalid_form(415)
+        try:
+            body = await _read_body(request, MAX_FORM_BYTES)
+        except HubError:
+            raise invalid_form(413) from None
+        return await run_in_threadpool(rate, token, body)
 
     return app
 

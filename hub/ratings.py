@@ -2,8 +2,9 @@
 rating_detail events, and their export record in the national field names (domain.md).
 
 ``satisfaction`` keeps the operational order (5 = 非常满意); ``satisfactionCode`` beside it is the
-GB/T 39046-2020 code (1 = 非常满意). ``pf`` is 4, the window evaluator. A rating without a case number
-is exported with ``linked`` false and counted, never dropped. No I/O here.
+GB/T 39046-2020 code (1 = 非常满意). ``pf`` is 4 for the window evaluator and 3 for the QR code page
+on a phone. A rating without a case number is exported with ``linked`` false, and a terminal rating of
+a case already rated by phone with ``duplicate`` true; both are counted, never dropped. No I/O here.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from kiosk.domain import PF_HALL_EVALUATOR, check_satisfaction, to_gbt39046
+from kiosk.domain import check_satisfaction, to_gbt39046
 from kiosk.events import EventError, check_payload
+from kiosk.qrtoken import TokenClaims
 
 # National names first (Zhejiang-style operational interface), then this hub's own columns.
 EXPORT_FIELDS = (
@@ -36,9 +38,11 @@ EXPORT_FIELDS = (
     "ticketNo",
     "deviceId",
     "linked",
+    "duplicate",
     "contact",
     "logId",
     "seq",
+    "qrNonce",
 )
 
 _TEXT_FIELDS = ("window", "staff_no", "staff_name", "ticket_no", "case_no", "item_code", "item_name", "input")
@@ -92,14 +96,54 @@ def detail_values(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     return rating_seq, {"reasons": ",".join(reasons), "contact_sealed": sealed}
 
 
+def case_text(case: dict[str, Any] | None, key: str) -> str | None:
+    """A text field of a case_opened payload, or None when it is absent or not usable text."""
+    value = case.get(key) if case else None
+    return value if isinstance(value, str) and _clean_text(value) else None
+
+
+def phone_rating_row(
+    claims: TokenClaims,
+    satisfaction: int,
+    reasons: Sequence[str],
+    contact_sealed: str | None,
+    opened_case: dict[str, Any] | None,
+    staff_name: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The phone_ratings row of a rating made on the QR code page at ``now`` (an aware hub-local time).
+
+    The token names the device, window, staff and case; the case's ticket and item name come from its
+    case_opened event when the kiosk has uploaded it.
+    """
+    return {
+        "device_id": claims.device_id,
+        "nonce": claims.nonce,
+        "window": claims.window,
+        "staff_no": claims.staff_no,
+        "staff_name": staff_name,
+        "ticket_no": case_text(opened_case, "ticket_no"),
+        "case_no": claims.case_no,
+        "item_code": claims.item_code,
+        "item_name": case_text(opened_case, "item_name"),
+        "satisfaction": check_satisfaction(satisfaction),
+        "reasons": ",".join(reasons) or None,
+        "contact_sealed": contact_sealed,
+        "issued_at": claims.issued_at,
+        "at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "assess_time": now.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
 def export_record(row: dict[str, Any], open_contact: Callable[[str], str | None]) -> dict[str, Any]:
-    """One rating in the national field names; ``open_contact`` opens a sealed phone (None if it cannot)."""
+    """One terminal or phone rating (a row of HubStore.ratings_between) in the national field names;
+    ``open_contact`` opens a sealed phone (None if it cannot)."""
     sealed = row["contact_sealed"]
     return {
         "projectNo": row["case_no"],
         "taskCode": row["item_code"],
         "taskName": row["item_name"],
-        "pf": PF_HALL_EVALUATOR,
+        "pf": row["pf"],
         "satisfaction": row["satisfaction"],
         "satisfactionCode": to_gbt39046(row["satisfaction"]),
         "evalDetail": row["reasons"] or "",
@@ -112,9 +156,11 @@ def export_record(row: dict[str, Any], open_contact: Callable[[str], str | None]
         "ticketNo": row["ticket_no"],
         "deviceId": row["device_id"],
         "linked": bool(row["case_no"]),
+        "duplicate": row["duplicate"],
         "contact": open_contact(sealed) if sealed else None,
         "logId": row["log_id"],
         "seq": row["seq"],
+        "qrNonce": row["qr_nonce"],
     }
 
 
@@ -132,5 +178,5 @@ def to_csv(records: Iterable[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "linked": int(record["linked"])})
+        writer.writerow({**record, "linked": int(record["linked"]), "duplicate": int(record["duplicate"])})
     return out.getvalue()

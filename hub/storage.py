@@ -1,9 +1,12 @@
-"""The hub's storage: devices, the kiosks' event logs, derived ratings, rosters, photos and the keypair.
+"""The hub's storage: devices, the kiosks' event logs, derived ratings, phone ratings, rosters, photos and
+the keypair.
 
 SQLAlchemy Core over any URL (SQLite in ``--data DIR`` by default, PostgreSQL by ``--db URL``), the same
 statements for both. Events are keyed on (device, log, seq) and stored once; a batch is checked link by
 link with ``kiosk.events.chain_error`` and its valid prefix is stored in one transaction with the
-ratings derived from it, so the derived table never disagrees with the log.
+ratings derived from it, so the derived table never disagrees with the log. Phone ratings from the QR
+code page have their own table; a case has at most one phone rating, and none once its terminal rating
+is at the hub (一次一评).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     insert,
@@ -38,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from kiosk.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
 from .ratings import detail_values, rating_row
@@ -104,6 +110,29 @@ ratings = Table(
     Column("assess_time", String(19), nullable=False, index=True),  # kiosk-local yyyy-MM-dd HH:mm:ss
     Column("reasons", Text),  # comma-separated reason codes, from the rating_detail event
     Column("contact_sealed", Text),
+    Index("ratings_device_case", "device_id", "case_no"),  # 一次一评: is this case rated already?
+)
+
+# Ratings made on a phone through the QR code page, one per token and one per (device, case number).
+phone_ratings = Table(
+    "phone_ratings",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("nonce", String(16), primary_key=True),  # the token's nonce, hex
+    Column("window", Text, nullable=False),
+    Column("staff_no", Text),
+    Column("staff_name", Text),  # from the roster, when the token's staff number is in it
+    Column("ticket_no", Text),  # from the case_opened event, when it is at the hub
+    Column("case_no", String(64)),
+    Column("item_code", Text),
+    Column("item_name", Text),
+    Column("satisfaction", Integer, nullable=False),
+    Column("reasons", Text),  # comma-separated reason codes
+    Column("contact_sealed", Text),
+    Column("issued_at", BigInteger, nullable=False),  # the token's, unix seconds
+    Column("at", String(40), nullable=False),  # when the hub stored it, UTC
+    Column("assess_time", String(19), nullable=False, index=True),  # hub-local yyyy-MM-dd HH:mm:ss
+    UniqueConstraint("device_id", "case_no"),  # several NULL case numbers are allowed
 )
 
 rosters = Table(
@@ -208,7 +237,10 @@ class HubStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
-        # One writer of logs at a time in this process; PostgreSQL row locks cover other processes.
+        for index in ratings.indexes:  # added after the table: a database made before gets it now
+            index.create(self.engine, checkfirst=True)
+        # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
+        # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()
         self.private_key = self._keypair()
 
@@ -387,17 +419,98 @@ class HubStore:
     # --- ratings -------------------------------------------------------------------------------
 
     def ratings_between(self, first: str | None, last: str | None) -> list[dict[str, Any]]:
-        """Derived ratings with their device's codes, by assess_time (inclusive bounds, kiosk-local)."""
-        query = select(ratings, devices.c.area_code, devices.c.dept_code).join(
-            devices, devices.c.id == ratings.c.device_id, isouter=True
+        """Terminal and phone ratings with their device's codes, by assess_time (inclusive bounds).
+
+        Each row carries ``pf`` (its channel) and ``duplicate``: a terminal rating of a case that was
+        already rated by phone is kept, and flagged.
+        """
+        rated_by_phone = (
+            select(phone_ratings.c.nonce)
+            .where(
+                (phone_ratings.c.device_id == ratings.c.device_id)
+                & (phone_ratings.c.case_no == ratings.c.case_no)
+            )
+            .exists()
         )
-        if first is not None:
-            query = query.where(ratings.c.assess_time >= first)
-        if last is not None:
-            query = query.where(ratings.c.assess_time <= last)
-        query = query.order_by(ratings.c.assess_time, ratings.c.device_id, ratings.c.log_id, ratings.c.seq)
+
+        def in_range(query, table: Table):
+            if first is not None:
+                query = query.where(table.c.assess_time >= first)
+            return query if last is None else query.where(table.c.assess_time <= last)
+
+        terminal = in_range(
+            select(ratings, devices.c.area_code, devices.c.dept_code, rated_by_phone.label("duplicate")).join(
+                devices, devices.c.id == ratings.c.device_id, isouter=True
+            ),
+            ratings,
+        )
+        phone = in_range(
+            select(phone_ratings, devices.c.area_code, devices.c.dept_code).join(
+                devices, devices.c.id == phone_ratings.c.device_id, isouter=True
+            ),
+            phone_ratings,
+        )
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            rows = [
+                {**r, "pf": PF_HALL_EVALUATOR, "qr_nonce": None, "duplicate": bool(r["duplicate"])}
+                for r in conn.execute(terminal).mappings()
+            ]
+            rows += [
+                {
+                    **r,
+                    "pf": PF_QRCODE,
+                    "qr_nonce": r["nonce"],
+                    "duplicate": False,
+                    "log_id": None,
+                    "seq": None,
+                }
+                for r in conn.execute(phone).mappings()
+            ]
+        return sorted(
+            rows, key=lambda r: (r["assess_time"], r["device_id"], r["log_id"] or "", r["seq"] or 0, r["pf"])
+        )
+
+    # --- phone ratings (the QR code page) ------------------------------------------------------
+
+    def opened_case(self, device_id: str, case_no: str) -> dict[str, Any] | None:
+        """The payload of the device's latest uploaded case_opened event for ``case_no``, if any."""
+        # Canonical JSON spells the key and value one way, so a substring narrows the search exactly.
+        needle = f'"case_no":{json.dumps(case_no, ensure_ascii=False)}'
+        query = (
+            select(events.c.payload)
+            .where(
+                (events.c.device_id == device_id)
+                & (events.c.type == "case_opened")
+                & events.c.payload.contains(needle, autoescape=True)
+            )
+            .order_by(events.c.received_at.desc(), events.c.seq.desc())
+        )
+        with self.engine.connect() as conn:
+            for (text,) in conn.execute(query):
+                payload = json.loads(text)
+                if isinstance(payload, dict) and payload.get("case_no") == case_no:
+                    return payload
+        return None
+
+    def staff_name(self, device_id: str, staff_no: str) -> str | None:
+        """The name the device's roster gives ``staff_no``, if it has one."""
+        return next((s["name"] for s in self.roster_for(device_id).staff if s["staff_no"] == staff_no), None)
+
+    def already_rated(self, device_id: str, nonce: str, case_no: str | None) -> bool:
+        """Whether this token was used, or the case was rated at the terminal or by phone (一次一评)."""
+        with self.engine.connect() as conn:
+            return _already_rated(conn, device_id, nonce, case_no)
+
+    def add_phone_rating(self, row: dict[str, Any]) -> bool:
+        """Store one phone rating durably; False, storing nothing, when 一次一评 forbids it."""
+        try:
+            with self._ingest_lock, self.engine.begin() as conn:
+                if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
+                    return False
+                conn.execute(insert(phone_ratings).values(**row))
+        except IntegrityError:  # another hub process stored one for this token or case first
+            return False
+        return True
 
     # --- rosters and photos --------------------------------------------------------------------
 
@@ -457,6 +570,22 @@ class HubStore:
                 select(photos.c.data, photos.c.media_type).where(photos.c.sha256 == sha256)
             ).first()
         return (bytes(row[0]), row[1]) if row else None
+
+
+def _already_rated(conn, device_id: str, nonce: str, case_no: str | None) -> bool:
+    same_device = phone_ratings.c.device_id == device_id
+    if case_no is None:
+        phone = same_device & (phone_ratings.c.nonce == nonce)
+    else:
+        phone = same_device & ((phone_ratings.c.nonce == nonce) | (phone_ratings.c.case_no == case_no))
+    if conn.execute(select(phone_ratings.c.nonce).where(phone).limit(1)).first() is not None:
+        return True
+    if case_no is None:
+        return False
+    terminal = select(ratings.c.seq).where(
+        (ratings.c.device_id == device_id) & (ratings.c.case_no == case_no)
+    )
+    return conn.execute(terminal.limit(1)).first() is not None
 
 
 def _check_batch(

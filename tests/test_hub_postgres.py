@@ -7,9 +7,19 @@ import os
 
 import pytest
 import requests
-from test_hub_support import ADMIN_TOKEN, DEVICE, fill_log, post_events, register, thread_hub
+from test_hub_support import (
+    ADMIN_TOKEN,
+    DEVICE,
+    fill_log,
+    post_events,
+    qr_token,
+    register,
+    thread_hub,
+    upload_case,
+)
 
 from hub.storage import ALL_DEVICES, HubStore, StaffEntry, metadata
+from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from kiosk.store import EventLog
 from sync.agent import SyncAgent
 from sync.client import HubClient
@@ -66,3 +76,30 @@ def test_roster_and_keypair_on_postgres(pg_hub):
     again = HubStore(PG_URL)
     assert again.public_key_hex() == public
     again.close()
+
+
+def test_phone_ratings_on_postgres(pg_hub, tmp_path):
+    case_no, rated_at_window = "370211202611280201", "370211202611280202"
+    upload_case(pg_hub.url, pg_hub.secret, tmp_path / "window.db", rated_at_window, rated=True)
+    upload_case(pg_hub.url, pg_hub.secret, tmp_path / "opened.db", case_no)
+    token = qr_token(pg_hub.secret, case_no)
+    page = requests.get(f"{pg_hub.url}/q/{token}", timeout=10)
+    assert page.status_code == 200 and "不动产登记" in page.text
+    form = {"satisfaction": "2", "reason": ["202"], "phone": "13912345678"}
+    assert requests.post(f"{pg_hub.url}/q/{token}", data=form, timeout=10).status_code == 200
+    for used in (token, qr_token(pg_hub.secret, case_no), qr_token(pg_hub.secret, rated_at_window)):
+        again = requests.post(f"{pg_hub.url}/q/{used}", data=form, timeout=10)
+        assert again.status_code == 409 and "该办件已评价" in again.text
+    upload_case(pg_hub.url, pg_hub.secret, tmp_path / "late.db", case_no, rated=True)
+    body = requests.get(
+        f"{pg_hub.url}/api/v1/ratings", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+    ).json()
+    by_channel = sorted(((r["projectNo"], r["pf"], r["duplicate"]) for r in body["ratings"]), reverse=True)
+    assert by_channel == [
+        (rated_at_window, PF_HALL_EVALUATOR, False),
+        (case_no, PF_HALL_EVALUATOR, True),
+        (case_no, PF_QRCODE, False),
+    ]
+    (phone,) = [r for r in body["ratings"] if r["pf"] == PF_QRCODE]
+    assert phone["contact"] == "13912345678" and phone["evalDetail"] == "202" and body["duplicates"] == 1
+    assert phone["taskName"] == "不动产登记" and phone["ticketNo"] == "A017"

@@ -29,6 +29,7 @@ import uvicorn
 
 from hub.app import create_app
 from hub.storage import HubStore, database_url
+from kiosk.qrtoken import issue_token
 from kiosk.store import EventLog
 
 DEVICE = "XHA-W03"
@@ -190,6 +191,32 @@ def drop_triggers(path: Path) -> sqlite3.Connection:
     conn.execute("DROP TRIGGER events_no_update")
     conn.execute("DROP TRIGGER events_no_delete")
     return conn
+
+
+def qr_token(secret: bytes, case_no: str | None, device: str = DEVICE, **claims) -> str:
+    """A QR token as the kiosk issues it, valid for 600 s from now unless ``issued_at``/``ttl_s`` say."""
+    fields = {"window": "03", "staff_no": "0371", "item_code": "11370211MB0000001X"}
+    fields |= {"issued_at": int(time.time()), "ttl_s": 600} | claims
+    return issue_token(secret, device_id=device, case_no=case_no, **fields)
+
+
+def upload_case(url: str, secret: bytes, path: Path, case_no: str, *, rated: bool = False) -> None:
+    """A kiosk log at ``path`` that opened ``case_no`` (and rated it at the window), sent to the hub."""
+    with EventLog(path) as log:
+        log.append(
+            "case_opened",
+            {
+                "ticket_no": "A017",
+                "case_no": case_no,
+                "item_code": "11370211MB0000001X",
+                "item_name": "不动产登记",
+                "source": "queue",
+            },
+        )
+        if rated:
+            log.append("rating", rating_payload(1, case_no=case_no, satisfaction=2))
+        response = post_events(url, secret, log.log_id, list(log.events_after(0)))
+        assert response.status_code == 200, response.text
 
 
 def write_kiosk_config(folder: Path, hub_url: str, secret: bytes, device: str = DEVICE) -> Path:
