@@ -43,7 +43,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 def card_frames(count: int, first: int = 1) -> list[tuple[str, bytes]]:
     """Distinct cards, so the reader's repeat filter never merges two of them."""
-    return [(f"01{n:08X}", em4100_frame(f"01{n:08X}")) for n in range(first, first + count)]
+    frames = [em4100_frame(f"01{n:08X}") for n in range(first, first + count)]
+    return [(frame[1:-1].decode(), frame) for frame in frames]  # a swipe carries the frame's 12 hex chars
 
 
 def ticket_frames(count: int) -> list[tuple[str, bytes]]:

@@ -2,12 +2,15 @@
 
 ``Devices`` wires each fitted ``[serial.X]`` device to a ``Port`` and the parser for its protocol, counts
 good and bad frames, logs bad ones without their content (rate-limited, they may come by the thousand
-from a loose cable) and calls ``on_event`` on the reader threads; the kiosk bridges that into Qt.
+from a loose cable) and calls ``on_event`` on the reader threads; the kiosk bridges that into Qt. Each
+time a port (re)connects, its parser drops what it had half received, so nothing from before an unplug
+is glued to what comes after.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,10 +67,13 @@ class DeviceStatus:
 class Parser(Protocol):
     def feed(self, data: bytes, now: float) -> list[Outcome]: ...
 
+    def reset(self) -> list[Outcome]: ...
+
 
 def make_parser(config: SerialConfig, *, card_repeat_hold_s: float, key_bounce_s: float) -> Parser:
     if config.name == "card":
-        return Em4100Parser(card_repeat_hold_s) if config.protocol == "em4100" else CardLineParser()
+        parse = Em4100Parser if config.protocol == "em4100" else CardLineParser
+        return parse(card_repeat_hold_s)
     if config.name == "ticket":
         return TicketParser(config.encoding)
     if config.name == "keypad":
@@ -78,21 +84,37 @@ def make_parser(config: SerialConfig, *, card_repeat_hold_s: float, key_bounce_s
 class _Channel:
     """One device: its port, its parser and its counters. Only the port's reader thread feeds the parser."""
 
-    def __init__(self, config: SerialConfig, parser: Parser, on_event: Callable[[DeviceEvent], None], clock):
+    def __init__(
+        self,
+        config: SerialConfig,
+        parser: Parser,
+        on_event: Callable[[DeviceEvent], None],
+        clock: Callable[[], float],
+        bad_frame_log_interval_s: float,
+    ):
         self.config = config
         self._parser = parser
         self._on_event = on_event
         self._clock = clock
-        self.port = Port(config.name, config.port, config.baudrate, self._on_data)
+        self._log_interval = bad_frame_log_interval_s
+        self.port = Port(config.name, config.port, config.baudrate, self._on_data, self._on_connect)
         self.frames = self.bad_frames = 0
         self.last_frame_at: float | None = None
         self.last_bad_reason: str | None = None
         self._unlogged_bad = 0
-        self._bad_logged_at = -BAD_FRAME_LOG_INTERVAL_S
+        self._bad_logged_at = -math.inf
+
+    def _on_connect(self) -> None:
+        dropped = self._parser.reset()
+        if dropped:
+            self._handle(dropped, self._clock())
 
     def _on_data(self, data: bytes) -> None:
         now = self._clock()
-        for outcome in self._parser.feed(data, now):
+        self._handle(self._parser.feed(data, now), now)
+
+    def _handle(self, outcomes: list[Outcome], now: float) -> None:
+        for outcome in outcomes:
             if isinstance(outcome, BadFrame):
                 self._bad(outcome.reason, now)
                 continue
@@ -106,7 +128,7 @@ class _Channel:
     def _bad(self, reason: str, now: float) -> None:
         self.bad_frames += 1
         self.last_bad_reason = reason
-        if now - self._bad_logged_at < BAD_FRAME_LOG_INTERVAL_S:
+        if now - self._bad_logged_at < self._log_interval:
             self._unlogged_bad += 1
             return
         more = f" (+{self._unlogged_bad} more since the last report)" if self._unlogged_bad else ""
@@ -139,6 +161,7 @@ class Devices:
         clock: Callable[[], float] = time.monotonic,
         card_repeat_hold_s: float = REPEAT_HOLD_S,
         key_bounce_s: float = keypad.BOUNCE_S,
+        bad_frame_log_interval_s: float = BAD_FRAME_LOG_INTERVAL_S,
     ):
         self._channels = {
             name: _Channel(
@@ -146,6 +169,7 @@ class Devices:
                 make_parser(serial[name], card_repeat_hold_s=card_repeat_hold_s, key_bounce_s=key_bounce_s),
                 on_event,
                 clock,
+                bad_frame_log_interval_s,
             )
             for name in DEVICE_NAMES
             if name in serial

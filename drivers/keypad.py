@@ -32,6 +32,11 @@ class KeypadParser:
         self._last_at = -math.inf
         self._in_noise = False
 
+    def reset(self) -> list[Outcome]:
+        """The keypad (re)connected: a key is one byte, so nothing half-received can be lost."""
+        self._in_noise = False
+        return []
+
     def feed(self, data: bytes, now: float) -> list[Outcome]:
         out: list[Outcome] = []
         for b in data:

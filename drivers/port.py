@@ -1,10 +1,12 @@
 """A serial port that stays open: absent devices, unplugs, EIO and "returned no data" never reach the caller.
 
 One thread per port opens the configured path or pyserial URL (``/dev/…``, ``/dev/serial/by-id/…``,
-``loop://``, ``socket://``), locking real ttys against a second user, and hands every chunk it reads to
-a callback. When the device is missing or goes away it retries with capped exponential backoff, so it is
-back within ``BACKOFF_CAP_S`` plus the open time of the device reappearing. State, detail text and a
-reconnect count are kept for the admin panel and ``kiosk doctor``.
+``loop://``, ``socket://``), locking real ttys against a second user, tells ``on_connect`` each time it
+has opened it (so a parser forgets what it half received before) and hands every chunk it reads to
+``on_data``. When the device is missing or goes away it retries with capped exponential backoff, so it
+is back within ``BACKOFF_CAP_S`` plus the open time of the device reappearing; any other failure, even
+an unexpected exception, is an ``error`` state that is logged once and retried the same way. State,
+detail text and a reconnect count are kept for the admin panel and ``kiosk doctor``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ BACKOFF_START_S = 0.05
 BACKOFF_CAP_S = 1.0  # keeps reconnection within 2 s of a device coming back
 READ_TIMEOUT_S = 0.2  # how long a read may block before the thread looks at its stop flag
 WRITE_TIMEOUT_S = 0.2  # a device that stops taking bytes must not freeze the caller (the UI thread)
+STOP_TIMEOUT_S = 5.0  # how long stop() waits for the reader (blocked at most in a handler, or a read)
 _ABSENT = (errno.ENOENT, errno.ENODEV, errno.ENXIO)
 
 
@@ -74,9 +77,16 @@ def _open(url: str, baudrate: int) -> serial.SerialBase:
 
 
 class Port:
-    def __init__(self, name: str, url: str, baudrate: int, on_data: Callable[[bytes], None]):
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        baudrate: int,
+        on_data: Callable[[bytes], None],
+        on_connect: Callable[[], None] = lambda: None,
+    ):
         self.name, self.url, self.baudrate = name, url, baudrate
-        self._on_data = on_data
+        self._on_data, self._on_connect = on_data, on_connect
         self._serial: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -86,10 +96,16 @@ class Port:
         self._connected_before = False
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
-            self._thread.start()
+        """Start reading; a no-op while running. Refused (``error`` state) while the reader of a previous
+        ``stop`` is still busy: two readers on one port would share a parser."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            if self._stopping.is_set():
+                self._set(ERROR, "the previous reader has not stopped yet")
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -98,8 +114,9 @@ class Port:
             with contextlib.suppress(OSError):  # closed meanwhile: the thread is leaving anyway
                 ser.cancel_read()  # wake a blocked read now rather than at its timeout
         if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+            if self._thread.is_alive():  # kept, so start() knows it is still there
+                log.error("%s: the reader did not stop within %.0f s", self.name, STOP_TIMEOUT_S)
 
     def write(self, data: bytes) -> bool:
         """Send ``data`` whole; False (and logged) when the device is not connected or the write fails."""
@@ -118,33 +135,44 @@ class Port:
     def _run(self) -> None:
         delay = BACKOFF_START_S
         while not self._stopping.is_set():
-            ser = self._try_open()
-            if ser is None:
-                self._stopping.wait(delay)
-                delay = min(delay * 2, BACKOFF_CAP_S)
-                continue
-            delay = BACKOFF_START_S
+            try:
+                ser = self._try_open()
+                if ser is not None:
+                    delay = BACKOFF_START_S
+                    self._serve(ser)
+                    continue
+            except Exception as e:  # a bug or a driver surprise: report it, never let the thread die
+                self._set(ERROR, f"unexpected error: {type(e).__name__}: {e}", exc_info=True)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, BACKOFF_CAP_S)
+        self.state, self.detail = WAITING, "stopped"
+
+    def _serve(self, ser: serial.SerialBase) -> None:
+        """Read ``ser`` until it is lost or the port stops, then let it go."""
+        try:
+            try:
+                self._on_connect()
+            except Exception:
+                log.exception("%s: connect handler failed; the port keeps running", self.name)
             self._pump(ser)
+        finally:
             with self._write_lock:
                 self._serial = None
-            with contextlib.suppress(serial.SerialException, OSError):  # gone already: nothing to release
+            with contextlib.suppress(Exception):  # gone already: nothing to release
                 ser.close()
-        self.state, self.detail = WAITING, "stopped"
+
+    def _set(self, state: str, detail: str, *, exc_info: bool = False) -> None:
+        """Record a failure, logging it when it differs from the last one (retries repeat it)."""
+        if (state, detail) != (self.state, self.detail):
+            level = logging.INFO if state == WAITING else logging.ERROR if exc_info else logging.WARNING
+            log.log(level, "%s: %s: %s", self.name, self.url, detail, exc_info=exc_info)
+        self.state, self.detail = state, detail
 
     def _try_open(self) -> serial.SerialBase | None:
         try:
             ser = _open(self.url, self.baudrate)
         except (serial.SerialException, OSError, ValueError) as e:
-            state, detail = _describe(e)
-            if (state, detail) != (self.state, self.detail):
-                log.log(
-                    logging.INFO if state == WAITING else logging.WARNING,
-                    "%s: %s: %s",
-                    self.name,
-                    self.url,
-                    detail,
-                )
-            self.state, self.detail = state, detail
+            self._set(*_describe(e))
             return None
         with self._write_lock:
             self._serial = ser

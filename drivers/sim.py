@@ -35,6 +35,11 @@ from .keypad import BOUNCE_S
 from .ticket import ENCODINGS
 
 ANSWER_POLL_S = 0.05  # how often `kiosk sim` looks for keypad answers to print
+# A device whose port nobody reads fills the pty buffer; give a reading port this long to make room.
+SEND_TIMEOUT_S = 1.0
+# How much longer than the drivers' hold a person takes to present the same card again; also covers a
+# reader thread that took the previous read late.
+REPRESENT_MARGIN_S = 0.5
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 5.0, what: str = "a condition") -> None:
@@ -113,6 +118,7 @@ class Simulator:
         with self._lock:
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo, no CR/LF translation, even before the kiosk opens it
+            os.set_blocking(master, False)  # a full buffer is reported, never waited on forever
             link, staging = Path(self.paths[name]), self.folder / f".{name}.new"
             staging.unlink(missing_ok=True)
             staging.symlink_to(os.ttyname(slave))
@@ -120,13 +126,21 @@ class Simulator:
             self._ptys[name] = (master, slave)
 
     def _send(self, name: str, data: bytes) -> None:
+        """Write ``data`` whole; RuntimeError when unplugged, or when the buffer stays full (nobody reads)."""
         with self._lock:
             pair = self._ptys[name]
             if pair is None:
                 raise RuntimeError(f"{name} is unplugged")
             view = memoryview(data)
             while view:
-                view = view[os.write(pair[0], view) :]
+                try:
+                    view = view[os.write(pair[0], view) :]
+                except BlockingIOError:
+                    if not select.select([], [pair[0]], [], SEND_TIMEOUT_S)[1]:
+                        sent = len(data) - len(view)
+                        raise RuntimeError(
+                            f"{name}: device buffer full, is the port read? ({sent} of {len(data)} bytes sent)"
+                        ) from None
 
     def close(self) -> None:
         for name in DEVICE_NAMES:
@@ -154,7 +168,7 @@ class Simulator:
 
     # --- what the devices send -----------------------------------------------------------------------
 
-    def _pace(self, what: tuple[str, str], gap_s: float) -> None:
+    def _pace(self, what: tuple[str, object], gap_s: float) -> None:
         """Leave ``gap_s`` since the last identical input, as a person would: the drivers merge a card's
         repeated frames and a bouncing key's repeats, and each call here must stay one input."""
         last = self._last_input.get(what)
@@ -164,15 +178,15 @@ class Simulator:
 
     def swipe(self, card: str, repeats: int = 1) -> None:
         """One swipe of this card number in the configured card protocol (em4100 or line). ``repeats``
-        sends the EM4100 frame that many times back to back, as a reader does while the card lies on it."""
+        sends the read that many times back to back, as a reader does while the card lies on it."""
         if self.card_protocol == "em4100":
-            data = em4100_data(card)
-            self._pace(("card", data), 2 * REPEAT_HOLD_S)
-            self._send("card", em4100_frame(data) * repeats)
+            read = em4100_frame(em4100_data(card))
         elif card_keys(card):
-            self._send("card", card.strip().encode("ascii") + b"\r\n")
+            read = card.strip().encode("ascii") + b"\r\n"
         else:
             raise ValueError("not a card number")
+        self._pace(("card", card_keys(card)), REPEAT_HOLD_S + REPRESENT_MARGIN_S)
+        self._send("card", read * repeats)
 
     def _message(self, message: dict) -> None:
         self._send("ticket", json.dumps(message, ensure_ascii=False).encode(self.ticket_encoding) + b"\r\n")
@@ -275,7 +289,10 @@ class _Console:
         self.sim, self.roster_cards = sim, roster_cards
 
     def run(self, line: str) -> str:
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError as e:  # an unbalanced quote
+            return f"error: {e}"
         if not words:
             return ""
         command, args = words[0], words[1:]

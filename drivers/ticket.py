@@ -2,8 +2,10 @@
 
 A line starting with ``{`` is a JSON message (call, rate, pause, resume); any other line is a scanned
 case number, taken as a rate request. Lines end in CR, LF, CRLF or TAB (scanners' configurable suffix),
-are at most 1024 bytes, and are decoded as UTF-8 or GB18030 per config. Every field is checked; a line
-that fails is one BadFrame whose reason names the problem but never quotes the line (it may identify a
+are at most 1024 bytes, and are decoded as UTF-8 or GB18030 per config. Every field is checked, its
+length in UTF-8 bytes: case number and item code go into the rate page's QR token, which holds 64 bytes
+a field (kiosk.qrtoken.MAX_FIELD_BYTES), so a case the feed accepts always gets its QR code. A line that
+fails is one BadFrame whose reason names the problem but never quotes the line (it may identify a
 citizen). Pure: bytes in, outcomes out.
 """
 
@@ -17,9 +19,12 @@ from .events import BadFrame, Outcome, RateRequested, TicketCalled, WindowPaused
 from .framing import LineProtocol
 
 ENCODINGS = ("utf-8", "gb18030")
-# Field -> longest accepted value in characters. Codes and numbers are single words; names may have spaces.
-_WORD_FIELDS = {"ticket": 32, "case_no": 64, "item_code": 64}
-_TEXT_FIELDS = {"item_name": 200}
+# Field -> longest accepted value in UTF-8 bytes. Codes and numbers are single words; names may have
+# spaces. case_no and item_code: the QR token's field size (kiosk.qrtoken.MAX_FIELD_BYTES; drivers may not
+# import it, a test checks they agree). item_name is not in the token: 200 Chinese characters.
+QR_FIELD_BYTES = 64
+_WORD_FIELDS = {"ticket": 32, "case_no": QR_FIELD_BYTES, "item_code": QR_FIELD_BYTES}
+_TEXT_FIELDS = {"item_name": 600}
 
 
 class Invalid(Exception):
@@ -31,9 +36,13 @@ def _printable(value: str) -> bool:
     return not any(unicodedata.category(c)[0] == "C" for c in value)
 
 
+def _fits(value: str, max_bytes: int) -> bool:
+    return 0 < len(value.encode("utf-8")) <= max_bytes and _printable(value)
+
+
 def _word(value: str, field: str) -> str:
-    if not 0 < len(value) <= _WORD_FIELDS[field] or not _printable(value) or any(c.isspace() for c in value):
-        raise Invalid(f"{field} is not 1-{_WORD_FIELDS[field]} printable characters without spaces")
+    if not _fits(value, _WORD_FIELDS[field]) or any(c.isspace() for c in value):
+        raise Invalid(f"{field} is not 1-{_WORD_FIELDS[field]} UTF-8 bytes of printable text without spaces")
     return value
 
 
@@ -47,8 +56,8 @@ def _field(message: dict[str, Any], field: str, *, required: bool) -> str | None
             raise Invalid(f"{field} missing")
         return None
     if field in _TEXT_FIELDS:
-        if len(value) > _TEXT_FIELDS[field] or not _printable(value):
-            raise Invalid(f"{field} is not 1-{_TEXT_FIELDS[field]} printable characters")
+        if not _fits(value, _TEXT_FIELDS[field]):
+            raise Invalid(f"{field} is not 1-{_TEXT_FIELDS[field]} UTF-8 bytes of printable text")
         return value
     return _word(value, field)
 
@@ -99,7 +108,7 @@ class TicketParser(LineProtocol):
         self._encoding = encoding
         super().__init__()
 
-    def parse_line(self, line: bytes) -> Outcome | None:
+    def parse_line(self, line: bytes, now: float) -> Outcome | None:
         try:
             text = line.decode(self._encoding)
         except UnicodeDecodeError:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import drivers.port
 from drivers.port import BACKOFF_CAP_S, CONNECTED, ERROR, WAITING, Port
 from drivers.sim import Simulator, wait_until
 
@@ -68,6 +69,19 @@ def test_absent_device_is_waited_for_and_taken_within_two_seconds_of_appearing(t
         assert time.monotonic() - appeared < 2.0
         assert port.reconnects == 0
         assert sim.is_open("card")
+
+
+def test_after_a_long_absence_the_device_is_taken_within_two_seconds_of_appearing(tmp_path, ports):
+    folder = tmp_path / "dev"
+    port = ports(str(folder / "card"))
+    absent_since = time.monotonic()
+    wait_until(lambda: port.detail == "device not present")
+    # The premise, not a synchronisation: absent long enough for the backoff to reach its cap.
+    time.sleep(max(0.0, absent_since + 3.0 - time.monotonic()))
+    with Simulator(folder):
+        appeared = time.monotonic()
+        wait_until(lambda: port.state == CONNECTED, timeout_s=5, what="connection")
+        assert time.monotonic() - appeared < 2.0
 
 
 def test_unplug_and_replug_recovers_without_restarting(sim, ports):
@@ -144,6 +158,65 @@ def test_a_failing_handler_does_not_stop_the_port(sim, ports):
     wait_until(lambda: failures, what="handler called")
     sim.garbage("card", b"fine")
     wait_until(lambda: received.has(b"fine"))
+
+
+def test_on_connect_is_called_on_every_connection_before_any_data(sim):
+    events = []
+    port = Port(
+        "card",
+        sim.paths["card"],
+        9600,
+        lambda chunk: events.append(chunk),
+        on_connect=lambda: events.append("connected"),
+    )
+    port.start()
+    try:
+        wait_until(lambda: sim.is_open("card"))
+        sim.unplug("card")
+        wait_until(lambda: port.state == WAITING)
+        sim.replug("card")
+        wait_until(lambda: sim.is_open("card"), timeout_s=2 * BACKOFF_CAP_S + 1)
+        sim.garbage("card", b"x")
+        wait_until(lambda: b"x" in events)
+        assert events == ["connected", "connected", b"x"]
+    finally:
+        port.stop()
+
+
+def test_an_unexpected_error_is_an_error_state_and_the_port_keeps_trying(ports, caplog):
+    port = ports("loop://?logging=nonsense", name="keypad")  # pyserial raises KeyError for this
+    wait_until(lambda: port.state == ERROR, what="error state")
+    assert port.detail.startswith("unexpected error: KeyError")
+    assert sum(t.name == "serial-keypad" and t.is_alive() for t in threading.enumerate()) == 1
+    assert [r.levelname for r in caplog.records if "unexpected error" in r.getMessage()] == ["ERROR"]
+
+
+def test_a_stop_that_times_out_never_leaves_two_readers(sim, monkeypatch):
+    monkeypatch.setattr(drivers.port, "STOP_TIMEOUT_S", 0.2)
+    entered, release = threading.Event(), threading.Event()
+
+    def hanging_handler(chunk):
+        entered.set()
+        release.wait(10)
+
+    port = Port("card", sim.paths["card"], 9600, hanging_handler)
+    port.start()
+    wait_until(lambda: sim.is_open("card"))
+    sim.garbage("card", b"x")
+    wait_until(entered.is_set, what="handler entered")
+    port.stop()
+    port.start()  # the old reader is still inside the handler
+    assert readers() == 1
+    assert (port.state, port.detail) == (ERROR, "the previous reader has not stopped yet")
+    release.set()
+    wait_until(lambda: readers() == 0, what="old reader gone")
+    port.start()
+    wait_until(lambda: port.state == CONNECTED and readers() == 1, what="restarted")
+    port.stop()
+
+
+def readers() -> int:
+    return sum(t.name == "serial-card" and t.is_alive() for t in threading.enumerate())
 
 
 def test_a_bad_url_is_an_error_state_not_an_exception(ports):

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from drivers.card import CardLineParser, Em4100Parser, em4100_frame
+from drivers.card import REPEAT_HOLD_S, CardLineParser, Em4100Parser, em4100_frame
+from drivers.cardnum import card_keys
 from drivers.events import (
     BadFrame,
     CardSwiped,
@@ -16,11 +17,18 @@ from drivers.events import (
     WindowPaused,
     WindowResumed,
 )
-from drivers.framing import OVERLONG, LineSplitter
+from drivers.framing import OVERLONG, PARTIAL_LINE_SILENCE_S, LineSplitter
 from drivers.keypad import KeypadParser, answer
-from drivers.ticket import TicketParser
+from drivers.ticket import QR_FIELD_BYTES, TicketParser
+from kiosk import qrtoken
 
 WORKED_FRAME = b"\x0213005D1DA5F6\x03"  # domain.md
+WORKED_SWIPE = CardSwiped("13005D1DA5F6")  # what the card reader reports: the frame's 12 hex chars
+
+
+def em(data_hex: str) -> CardSwiped:
+    """The swipe an em4100 frame of ``data_hex`` becomes."""
+    return CardSwiped(em4100_frame(data_hex)[1:-1].decode())
 
 
 def events(outcomes):
@@ -60,33 +68,34 @@ def test_line_splitter_drops_an_overlong_line_whole_and_reports_it_once():
 
 def test_em4100_worked_example():
     assert em4100_frame("13005D1DA5") == WORKED_FRAME
-    assert Em4100Parser().feed(WORKED_FRAME, 0.0) == [CardSwiped("13005D1DA5")]
+    assert Em4100Parser().feed(WORKED_FRAME, 0.0) == [WORKED_SWIPE]
+    assert card_keys(WORKED_SWIPE.card) == {0x005D1DA5}  # exactly the one card
 
 
 def test_em4100_lowercase_hex_and_crlf_before_etx():
     lower = b"\x0213005d1da5f6\x03"
     crlf = b"\x0213005D1DA5F6\r\n\x03"
-    assert Em4100Parser().feed(lower, 0.0) == [CardSwiped("13005D1DA5")]
-    assert Em4100Parser().feed(crlf, 0.0) == [CardSwiped("13005D1DA5")]
+    assert Em4100Parser().feed(lower, 0.0) == [WORKED_SWIPE]
+    assert Em4100Parser().feed(crlf, 0.0) == [WORKED_SWIPE]
     assert em4100_frame("13005D1DA5", crlf=True) == crlf
 
 
 def test_em4100_frame_split_at_every_byte():
     parser = Em4100Parser()
     out = [o for b in WORKED_FRAME for o in parser.feed(bytes([b]), 0.0)]
-    assert out == [CardSwiped("13005D1DA5")]
+    assert out == [WORKED_SWIPE]
 
 
 def test_em4100_merged_frames_of_two_cards():
     data = em4100_frame("0100000001") + em4100_frame("0100000002")
-    assert Em4100Parser().feed(data, 0.0) == [CardSwiped("0100000001"), CardSwiped("0100000002")]
+    assert Em4100Parser().feed(data, 0.0) == [em("0100000001"), em("0100000002")]
 
 
 def test_em4100_noise_before_between_and_inside_frames():
     a, b = em4100_frame("0100000001"), em4100_frame("0100000002")
     inside = a[:6] + b"\xff\x00zz" + a[6:]  # a frame with garbage in the middle is lost, not misread
     out = Em4100Parser().feed(b"\xfe\x01junk" + a + b"\x03\x03\x99" + inside + b"\x02123" + b, 0.0)
-    assert events(out) == [CardSwiped("0100000001"), CardSwiped("0100000002")]
+    assert events(out) == [em("0100000001"), em("0100000002")]
     assert bad(out) == ["noise between frames", "noise between frames", "malformed frame", "incomplete frame"]
 
 
@@ -95,27 +104,38 @@ def test_em4100_wrong_checksum_is_a_bad_frame():
     assert out == [BadFrame("checksum mismatch")]
 
 
-def test_em4100_repeats_while_the_card_lies_on_the_reader_are_one_swipe():
-    parser = Em4100Parser(repeat_hold_s=0.5)
-    swipes = [o for t in range(50) for o in parser.feed(WORKED_FRAME, t * 0.2)]  # ten seconds on the reader
-    assert swipes == [CardSwiped("13005D1DA5")]
-    assert parser.feed(WORKED_FRAME, 9.8 + 0.6) == [CardSwiped("13005D1DA5")]  # taken away, presented again
+@pytest.mark.parametrize("make_parser", [Em4100Parser, CardLineParser], ids=["em4100", "line"])
+def test_a_card_lying_on_the_reader_is_one_swipe_until_taken_away(make_parser):
+    parser = make_parser()
+    frame = WORKED_FRAME if isinstance(parser, Em4100Parser) else b"26DEFAE7\r\n"
+    # Ten seconds on the reader, read every 0.2 s, with a gap of 1.4 s (a noise burst, a replug) in the middle.
+    times = [t * 0.2 for t in range(25)] + [4.8 + 1.4 + t * 0.2 for t in range(25)]
+    swipes = [o for t in times for o in parser.feed(frame, t)]
+    assert len(swipes) == 1
+    # Held since the last frame: taken away, presented again after the hold.
+    assert len(parser.feed(frame, times[-1] + REPEAT_HOLD_S + 0.1)) == 1
+    assert REPEAT_HOLD_S >= 1.5
 
 
 def test_em4100_another_card_is_a_new_swipe_at_once():
     parser = Em4100Parser()
     a, b = em4100_frame("0100000001"), em4100_frame("0100000002")
     swipes = events(parser.feed(a + b + a, 0.0))
-    assert [s.card for s in swipes] == ["0100000001", "0100000002", "0100000001"]
+    assert swipes == [em("0100000001"), em("0100000002"), em("0100000001")]
 
 
 # --- card line ----------------------------------------------------------------------------------------
 
 
 def test_card_line_reader():
-    out = CardLineParser().feed(b"26DEFAE7\r\n0652147431\rE7FADE26\nnot a card\n", 0.0)
-    assert events(out) == [CardSwiped("26DEFAE7"), CardSwiped("0652147431"), CardSwiped("E7FADE26")]
+    out = CardLineParser().feed(b"26DEFAE7\r\n0006102437\rE7FADE26\nnot a card\n", 0.0)
+    assert events(out) == [CardSwiped("26DEFAE7"), CardSwiped("0006102437"), CardSwiped("E7FADE26")]
     assert bad(out) == ["not a card number"]
+
+
+def test_card_line_reader_repeats_are_one_swipe_and_another_card_is_new_at_once():
+    out = CardLineParser().feed(b"26DEFAE7\r\n26defae7\r\n005D1DA5\r\n26DEFAE7\r\n", 0.0)
+    assert events(out) == [CardSwiped("26DEFAE7"), CardSwiped("005D1DA5"), CardSwiped("26DEFAE7")]
 
 
 # --- ticket feed --------------------------------------------------------------------------------------
@@ -181,6 +201,9 @@ def test_a_line_of_exactly_1024_bytes_is_taken():
     assert [type(o) for o in TicketParser().feed(data + b"\n", 0.0)] == [RateRequested]
 
 
+CASE_NO_REASON = "case_no is not 1-64 UTF-8 bytes of printable text without spaces"
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -189,27 +212,60 @@ def test_a_line_of_exactly_1024_bytes_is_taken():
         (b'{"event": "rate", "ticket": "A1"}', "case_no missing"),
         (
             b'{"event": "rate", "case_no": "has space"}',
-            "case_no is not 1-64 printable characters without spaces",
+            CASE_NO_REASON,
         ),
         (
             b'{"event": "rate", "case_no": "' + b"9" * 65 + b'"}',
-            "case_no is not 1-64 printable characters without spaces",
+            CASE_NO_REASON,
         ),
         (
             b'{"event": "rate", "case_no": "C1", "item_name": "a\\u0000b"}',
-            "item_name is not 1-200 printable characters",
+            "item_name is not 1-600 UTF-8 bytes of printable text",
         ),
         (b'{"event": "dance"}', "unknown event"),
         (b'{"ticket": "A1"}', "event missing"),
         (b'{"event": "call", "ticket": "A1"', "malformed JSON"),
         (b"{" + b"[" * 1000, "malformed JSON"),
-        (b"SP 2026", "case_no is not 1-64 printable characters without spaces"),
-        (b"\x1b[2J", "case_no is not 1-64 printable characters without spaces"),
+        (b"SP 2026", CASE_NO_REASON),
+        (b"\x1b[2J", CASE_NO_REASON),
     ],
 )
 def test_bad_lines_are_counted_with_a_reason_that_does_not_quote_them(text, reason):
     out = TicketParser().feed(text + b"\n", 0.0)
     assert out == [BadFrame(reason)]
+
+
+def rate_line(**fields) -> bytes:
+    return line({"event": "rate", "case_no": "C1"} | fields)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("办" * 22 + "\r", CASE_NO_REASON),  # 22 characters, 66 bytes: too long for the QR token
+        (rate_line(case_no="件" * 22), CASE_NO_REASON),
+        (
+            rate_line(item_code="码" * 22),
+            "item_code is not 1-64 UTF-8 bytes of printable text without spaces",
+        ),
+        (
+            line({"event": "call", "ticket": "号" * 11}),
+            "ticket is not 1-32 UTF-8 bytes of printable text without spaces",
+        ),
+    ],
+)
+def test_fields_are_limited_in_utf8_bytes(data, reason):
+    data = data.encode() if isinstance(data, str) else data
+    assert TicketParser().feed(data, 0.0) == [BadFrame(reason)]
+
+
+def test_the_longest_accepted_fields_fit_in_a_qr_token():
+    assert qrtoken.MAX_FIELD_BYTES == QR_FIELD_BYTES == 64
+    longest = "办" * 21 + "A"  # 64 bytes
+    out = TicketParser().feed(rate_line(case_no=longest, item_code=longest), 0.0)
+    assert out == [RateRequested(None, longest, longest, None, "queue")]
+    token_fields = {"device_id": "T1", "window": "03", "staff_no": "0371", "issued_at": 0, "ttl_s": 60}
+    assert qrtoken.issue_token(b"k", case_no=longest, item_code=longest, **token_fields)
 
 
 # --- keypad -------------------------------------------------------------------------------------------
@@ -261,7 +317,7 @@ em_data = st.text("0123456789ABCDEFabcdef", min_size=10, max_size=10)
 def test_em4100_frame_in_noise_is_decoded_exactly_once(em, crlf, before, after, cuts):
     assume(not events(Em4100Parser().feed(before, 0.0)) and not events(Em4100Parser().feed(after, 0.0)))
     out = feed_in_chunks(Em4100Parser(), before + em4100_frame(em, crlf=crlf) + after, cuts)
-    assert events(out) == [CardSwiped(em.upper())]
+    assert events(out) == [CardSwiped(em4100_frame(em)[1:-1].decode().upper())]
 
 
 ticket_messages = st.one_of(
@@ -294,6 +350,46 @@ def test_ticket_message_in_noise_is_decoded_exactly_once(message, before, after,
     )
     out = feed_in_chunks(TicketParser(), before + b"\n" + text.encode() + b"\r\n" + after, cuts)
     assert events(out) == [expected]
+
+
+LINE_PARSERS = [CardLineParser, TicketParser, lambda: TicketParser("gb18030")]
+LINE_IDS = ["card-line", "ticket-utf8", "ticket-gb18030"]
+partial = st.binary(min_size=1, max_size=80).filter(lambda b: not set(b) & set(b"\r\n\t"))
+
+
+@pytest.mark.parametrize("make_parser", LINE_PARSERS, ids=LINE_IDS)
+@given(before=partial, cuts=cuts)
+def test_a_partial_line_left_by_silence_is_dropped_not_glued_to_the_next(make_parser, before, cuts):
+    parser = make_parser()
+    assert parser.feed(before, 0.0) == []
+    out = feed_in_chunks(parser, b"26DEFAE7\r\n", cuts, now=PARTIAL_LINE_SILENCE_S + 0.01)
+    assert bad(out) == ["incomplete line dropped after silence"]
+    assert len(events(out)) == 1  # the line alone: a card for the reader, a scanned code for the feed
+
+
+@pytest.mark.parametrize("make_parser", LINE_PARSERS, ids=LINE_IDS)
+@given(before=partial)
+def test_a_partial_line_is_forgotten_when_the_device_reconnects(make_parser, before):
+    parser = make_parser()
+    parser.feed(before, 0.0)
+    assert parser.reset() == [BadFrame("incomplete line dropped: device reconnected")]
+    assert parser.reset() == []
+    assert len(events(parser.feed(b"26DEFAE7\r\n", 0.0))) == 1
+
+
+def test_a_line_sent_slowly_but_without_pauses_is_whole():
+    parser = TicketParser()
+    data = b"SP2026112800017\r"
+    out = [o for i, b in enumerate(data) for o in parser.feed(bytes([b]), i * PARTIAL_LINE_SILENCE_S * 0.9)]
+    assert out == [RateRequested(None, "SP2026112800017", None, None, "scanner")]
+
+
+def test_em4100_partial_frame_is_forgotten_on_reconnect_but_not_the_card_on_the_reader():
+    parser = Em4100Parser()
+    parser.feed(WORKED_FRAME + WORKED_FRAME[:6], 0.0)
+    assert parser.reset() == [BadFrame("incomplete frame dropped: device reconnected")]
+    assert parser.feed(WORKED_FRAME[6:], 0.1) == [BadFrame("noise between frames")]
+    assert parser.feed(WORKED_FRAME, 0.2) == []  # still lying there: no second swipe
 
 
 @given(

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.devices import CardSwiped, Devices, KeyPressed
+import drivers.sim
+from drivers.card import em4100_frame
+from drivers.devices import CardSwiped, Devices, KeyPressed, TicketCalled
 from drivers.sim import Simulator, em4100_data, wait_until
 from kiosk.config import load_config, parse_config
 
@@ -90,6 +92,18 @@ def test_keypad_answers_are_drained_in_order(tmp_path):
             os.close(kiosk_side)
 
 
+@pytest.mark.timeout(10)
+def test_a_device_nobody_reads_reports_a_full_buffer_instead_of_hanging(tmp_path, monkeypatch):
+    monkeypatch.setattr(drivers.sim, "SEND_TIMEOUT_S", 0.1)
+    with Simulator(tmp_path) as sim:
+        with pytest.raises(RuntimeError, match="ticket: device buffer full"):
+            for _ in range(1000):  # far more than a pty buffers while nobody reads
+                sim.scan("SP2026112800017" * 60)
+        sim.unplug("ticket")  # and the simulator is still usable
+        sim.replug("ticket")
+        sim.scan("SP1")
+
+
 class SimProcess:
     """``kiosk sim`` as a child process; its output lines arrive on a queue."""
 
@@ -145,13 +159,25 @@ def test_kiosk_sim_command(tmp_path):
             sim.send("press 5")
             wait_until(lambda: len(events) == 3)
             assert [e for e in events if isinstance(e, CardSwiped)] == [
-                CardSwiped("0026DEFAE7"),
-                CardSwiped("00005D1DA5"),
+                CardSwiped(em4100_frame(data)[1:-1].decode()) for data in ("0026DEFAE7", "00005D1DA5")
             ]
             assert KeyPressed(5) in events  # on its own reader thread, so in any order with the swipes
             devices.answer_keypad(5)
             assert sim.expect(lambda line: line.startswith("keypad answered")) == "keypad answered OK5"
             sim.send("unplug ticket")
+            wait_until(lambda: devices.status()[1].state == "waiting", what="ticket loss noticed")
+            sim.send("paths")
+            assert sim.expect(lambda line: line.startswith("ticket")).endswith("-> unplugged")
+            sim.send("call A1")
+            assert sim.expect(lambda line: line.startswith("error")) == "error: ticket is unplugged"
+            sim.send("replug ticket")
+            wait_until(lambda: devices.status()[1].state == "connected", timeout_s=5, what="ticket back")
+            sim.send("paths")
+            sim.expect(lambda line: line.startswith("ticket") and line.endswith("(open)"))
+            sim.send("call A2")
+            wait_until(lambda: TicketCalled("A2") in events, what="call after replug")
+            sim.send('rate "C 1')
+            assert sim.expect(lambda line: line.startswith("error")) == "error: No closing quotation"
             sim.send("frobnicate")
             assert (
                 sim.expect(lambda line: line.startswith("unknown"))
