@@ -2,8 +2,9 @@
 
 Swipes, ticket calls, rate requests, pauses, presses and reasons go in; the page to show (a ``View``)
 comes out, and every fact is written through ``record`` (the durable ``EventLog.append``) before the
-flow acts on it. The flow's durable state (who is signed in, paused, the last called ticket, the
-open case) is rebuilt from the same events after a restart, by the same code that follows them live.
+flow acts on it. The flow's durable state (who is signed in, paused, the called ticket, the open case,
+the case numbers already rated) is rebuilt from the same events after a restart, by the same code that
+follows them live.
 No Qt, no I/O, no clock: every call takes a monotonic ``now``. The rules are in docs/flow.md.
 """
 
@@ -26,12 +27,19 @@ NOTICE_S = 5.0
 UNKNOWN_CARD_NOTICE = "未登记的工作人员卡，请联系管理员"
 NOT_SERVING_NOTICE = "本窗口暂停服务，暂不能评价"
 WALKIN_WAIT_NOTICE = "刚刚已有评价，请稍后再评"
+ALREADY_RATED_NOTICE = "该办件已评价，感谢您的参与"
+# The same member's card read again this soon after their sign-in or sign-out (or after such a read)
+# is the card still lying on the reader, not a decision to toggle.
+SWIPE_GUARD_S = 3.0
+# 一次一评 across visits: how many rated case numbers the flow remembers (months of one window's work).
+RATED_CASES_KEPT = 10_000
 
 # `why` of rating_skipped beyond contracts.md §4 (timeout, superseded, paused); see docs/flow.md.
 SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
 SKIP_NO_STAFF = "no_staff"  # a rate request arrived while nobody was signed in
 SKIP_RESTART = "restart"  # the kiosk restarted while the case was open
-SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART)
+SKIP_ALREADY_RATED = "already_rated"  # a rate request for a case number that was rated before
+SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART, SKIP_ALREADY_RATED)
 
 # The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
 # The last three are the flow's additions to contracts.md §4 (payloads in kiosk/events.py): a restart
@@ -82,7 +90,7 @@ class View:
     satisfaction: int | None  # the level just recorded (reasons/thanks pages)
     deadline: float | None  # the `now` at which this page times out (drives the countdown)
     notice: str | None  # short transient notice
-    called_ticket: str | None  # last ticket called to this window
+    called_ticket: str | None  # ticket called to this window whose case is not yet closed
     walkin: bool  # the ready page offers the rating buttons
 
 
@@ -126,8 +134,11 @@ class Flow:
         # Durable state: follows the events, live or replayed.
         self._staff: Staff | None = None
         self._paused = False
-        self._called_ticket: str | None = None
+        self._called_ticket: str | None = None  # called to this window; its case not yet closed
         self._open_case: Case | None = None  # opened, neither rated nor skipped yet
+        self._rated: dict[str, None] = {}  # case numbers rated here, oldest first (an ordered set)
+        # (staff_no, now) of the last sign-in or sign-out, or of a read of that card held off since.
+        self._last_toggle: tuple[str, float] | None = None
         self._detail_due: int | None = None  # seq of a 差评 still waiting for its rating_detail
         # Screen state: exists only while the kiosk runs.
         self._page: Page = "paused"
@@ -149,7 +160,7 @@ class Flow:
         self._last_walkin = now if walkin_seen else None
         # What the restart interrupted is closed, not resumed: the citizen has gone.
         if self._open_case is not None:
-            self._skip(SKIP_RESTART)
+            self._skip(self._refusal(self._open_case.case_no) or SKIP_RESTART)
         if self._detail_due is not None:
             self._write_detail((), None)
         self._show_idle(now)
@@ -172,11 +183,16 @@ class Flow:
     # --- inputs ------------------------------------------------------------------------------------
 
     def swipe(self, card: str, now: float) -> View:
-        """A staff card: signs in, signs out (same member), or switches; an unknown card changes nothing."""
+        """A staff card: signs in, signs out (same member), or switches; an unknown card changes nothing,
+        nor does a card read again within SWIPE_GUARD_S of its last toggle (lying on the reader)."""
         self._expire(now)
         staff = self._find_staff(card)
         if staff is None:
             self._set_notice(UNKNOWN_CARD_NOTICE, now)
+            return self.view
+        last = self._last_toggle
+        if last is not None and last[0] == staff.staff_no and now - last[1] < SWIPE_GUARD_S:
+            self._last_toggle = (staff.staff_no, now)  # still lying there: hold off from this read on
             return self.view
         current = self._staff
         if current is not None:
@@ -207,7 +223,7 @@ class Flow:
         source: str,
         now: float,
     ) -> View:
-        """A service is done: open its case and ask the citizen to rate it."""
+        """A service is done: open its case and ask the citizen to rate it (once per case number)."""
         if source not in RATE_REQUEST_SOURCES:
             raise ValueError(f"rate request source must be one of {RATE_REQUEST_SOURCES}, got {source!r}")
         self._expire(now)
@@ -217,21 +233,23 @@ class Flow:
             "item_code": _text(item_code),
             "item_name": _text(item_name),
         }
-        identity = (fields["ticket_no"], fields["case_no"], fields["item_code"])
-        shown = self._shown_case
-        if shown is not None and any(identity) and shown.identity == identity:
+        if self._is_shown(fields):
             return self.view  # the same request again (a double scan): still the same visit
-        if self._staff is None or self._paused:
-            # Nobody can be rated: keep the trace that a service went unrated, and why.
-            self._open(fields, source)
-            self._skip("paused" if self._paused else SKIP_NO_STAFF)
-            self._set_notice(NOT_SERVING_NOTICE, now)
-            return self.view
-        if self._page == "reasons":
+        refusal = self._refusal(fields["case_no"])
+        if refusal is None and self._page == "reasons":
             self._write_detail((), None)  # the previous citizen has left the counter
         if self._open_case is not None:
-            self._skip("superseded")
+            self._skip("superseded")  # uses up the called ticket if it was this case's
+        if fields["ticket_no"] is None and source == "scanner" and refusal != SKIP_ALREADY_RATED:
+            fields["ticket_no"] = self._called_ticket  # a bare scan is the case of the ticket being served
         self._open(fields, source)
+        if refusal is not None:
+            # Not to be rated: keep the trace that a service went unrated, and why.
+            self._skip(refusal)
+            self._settle(now)
+            already_rated = refusal == SKIP_ALREADY_RATED
+            self._set_notice(ALREADY_RATED_NOTICE if already_rated else NOT_SERVING_NOTICE, now)
+            return self.view
         self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
         self._clear_notice()
         return self.view
@@ -330,8 +348,10 @@ class Flow:
         if self._notice_until is not None and now >= self._notice_until:
             self._clear_notice()
         if self._open_case is not None and self._page != "rate":
-            # A failed write left a case open that nobody can rate: close it as it would have been.
-            self._skip("paused" if self._paused else SKIP_NO_STAFF)
+            # A failed write left a case open that cannot be rated: close it as it would have been.
+            why = self._refusal(self._open_case.case_no)
+            assert why is not None  # guaranteed by the transitions: a case to be rated is on the rate page
+            self._skip(why)
         if self._deadline is None or now < self._deadline:
             return
         if self._page == "rate":
@@ -346,11 +366,32 @@ class Flow:
     def _settle(self, now: float) -> None:
         """After a change of staff or pause: the idle pages follow it; reasons and thanks run their course.
         Also after a failed write: the screen shows only what the log holds."""
-        closed = self._page == "rate" and self._open_case is None
+        closed = self._page == "rate" and self._open_case != self._shown_case  # closed, or superseded
         if closed or self._page in ("paused", "ready") and self._page != self._idle_page():
             self._show_idle(now)
         elif self._page == "reasons" and self._detail_due is None:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+
+    def _is_shown(self, fields: dict[str, str | None]) -> bool:
+        """Whether a rate request is for the case on screen: the same case number, or when it has none,
+        the same ticket, case number and item."""
+        shown = self._shown_case
+        if shown is None:
+            return False
+        if fields["case_no"] is not None:
+            return fields["case_no"] == shown.case_no
+        identity = (fields["ticket_no"], fields["case_no"], fields["item_code"])
+        return any(identity) and shown.identity == identity
+
+    def _refusal(self, case_no: str | None) -> str | None:
+        """Why a case with this number cannot be rated now (a rating_skipped why), or None if it can."""
+        if case_no is not None and case_no in self._rated:
+            return SKIP_ALREADY_RATED
+        if self._paused:
+            return "paused"
+        if self._staff is None:
+            return SKIP_NO_STAFF
+        return None
 
     def _idle_page(self) -> Page:
         return "ready" if self._staff is not None and not self._paused else "paused"
@@ -397,12 +438,15 @@ class Flow:
         self._apply(type_, payload, event["seq"], staff)
 
     def _apply(self, type_: str, payload: dict[str, Any], seq: int, staff: Staff | None = None) -> None:
-        """Follow one event of the log; ``staff`` is the member a live sign-in found by card."""
+        """Follow one event of the log; ``staff`` is the member a live sign-in found by card. Replayed
+        after a restart, a sign-in or sign-out counts as just now: the card may still lie on the reader."""
         if type_ == "staff_signin":
             self._staff = staff or self._known_staff(payload["staff_no"], payload["staff_name"])
+            self._last_toggle = (payload["staff_no"], self._now)
         elif type_ == "staff_signout":
             self._staff = None
             self._called_ticket = None
+            self._last_toggle = (payload["staff_no"], self._now)
         elif type_ == "window_paused":
             self._paused = True
         elif type_ == "window_resumed":
@@ -419,12 +463,25 @@ class Flow:
                 source=payload["source"],
             )
         elif type_ == "rating":
-            self._open_case = None
+            self._close_case()
             self._detail_due = seq if is_bad(payload["satisfaction"]) else None
+            if payload["case_no"] is not None:
+                self._remember_rated(payload["case_no"])
         elif type_ == "rating_detail":
             self._detail_due = None
         elif type_ == "rating_skipped":
-            self._open_case = None
+            self._close_case()
+
+    def _close_case(self) -> None:
+        """The open case was rated or skipped: the called ticket it carries is served, used up."""
+        if self._open_case is not None and self._open_case.ticket_no == self._called_ticket:
+            self._called_ticket = None
+        self._open_case = None
+
+    def _remember_rated(self, case_no: str) -> None:
+        self._rated[case_no] = None
+        if len(self._rated) > RATED_CASES_KEPT:
+            del self._rated[next(iter(self._rated))]
 
     def _known_staff(self, staff_no: str, name: str) -> Staff:
         found = self._staff_by_no(staff_no) if self._staff_by_no is not None else None

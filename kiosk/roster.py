@@ -4,7 +4,8 @@ Two sources: the local CSV a technician keeps beside the config (contracts.md §
 ``card,staff_no,name,title,photo``, photo a path relative to the CSV) and the roster the hub provides,
 cached in the event log's store. The local file wins where both know a card: it is the technician's
 override on site. A card in the roster may be written in any form a reader prints (drivers.cardnum).
-Bad rows are reported in ``problems`` and left out; they never stop the others from working.
+Bad rows are reported in ``problems`` (by file and line, never by card number: the messages are logged)
+and left out; they never stop the others from working.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class _CardIndex:
         for entry in entries:
             keys = card_keys(entry.card)
             taken = sorted({self._by_key[k].origin for k in keys if k in self._by_key})
+            # Problems name the row, never the card number: a staff card is a key to the premises.
             if not keys:
-                problems.append(f"{entry.origin}: card {entry.card!r} is not a card number")
+                problems.append(f"{entry.origin}: card is not a card number")
             elif taken:
-                problems.append(f"{entry.origin}: card {entry.card!r} is already in the roster ({taken[0]})")
+                problems.append(f"{entry.origin}: card is already in the roster ({taken[0]})")
             else:
                 self.entries.append(entry)
                 self._by_key.update(dict.fromkeys(keys, entry))

@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from kiosk.flow import (
+    ALREADY_RATED_NOTICE,
     DEBOUNCE_S,
     NOT_SERVING_NOTICE,
     NOTICE_S,
+    SWIPE_GUARD_S,
     UNKNOWN_CARD_NOTICE,
     WALKIN_WAIT_NOTICE,
     Flow,
@@ -75,7 +77,7 @@ def test_known_card_signs_in_and_the_same_card_in_another_form_signs_out(log):
     flow = make_flow(log)
     view = flow.swipe(WANG_CARD, 1)
     assert (view.page, view.staff) == ("ready", WANG)
-    view = flow.swipe(WANG_CARD_REVERSED, 2)
+    view = flow.swipe(WANG_CARD_REVERSED, 1 + SWIPE_GUARD_S)
     assert (view.page, view.staff) == ("paused", None)
     assert recorded(log) == [
         ("staff_signin", {"staff_no": "0371", "staff_name": "王晓燕"}),
@@ -91,6 +93,31 @@ def test_another_known_card_switches_staff(log):
         ("staff_signout", {"staff_no": "0371"}),
         ("staff_signin", {"staff_no": "0372", "staff_name": "李明"}),
     ]
+
+
+def test_the_same_card_read_again_soon_is_a_card_lying_on_the_reader(log):
+    flow = serving(log, 0)
+    guard = SWIPE_GUARD_S
+    assert flow.swipe(WANG_CARD, guard - 0.1).staff == WANG
+    assert flow.swipe(WANG_CARD_REVERSED, 2 * guard - 0.2).staff == WANG  # each read holds it off again
+    assert flow.swipe(WANG_CARD, 3 * guard).staff is None  # taken away and presented again: signs out
+    assert flow.swipe(WANG_CARD, 4 * guard - 0.1).staff is None  # and it cannot sign straight back in
+    assert flow.swipe(WANG_CARD, 5 * guard).staff == WANG
+    assert types(log) == ["staff_signin", "staff_signout", "staff_signin"]
+
+
+def test_another_card_switches_at_once_and_back(log):
+    flow = serving(log, 0)
+    assert flow.swipe(LI_CARD, 0.1).staff == LI
+    assert flow.swipe(WANG_CARD, 0.2).staff == WANG
+    assert types(log) == ["staff_signin", *["staff_signout", "staff_signin"] * 2]
+
+
+def test_after_a_restart_the_card_guard_starts_again(log):
+    serving(log, 0)
+    flow = make_flow(log, now=1000)  # a new monotonic clock; the card may still lie on the reader
+    assert flow.swipe(WANG_CARD, 1000 + SWIPE_GUARD_S - 0.1).staff == WANG
+    assert flow.swipe(WANG_CARD, 1000 + 2 * SWIPE_GUARD_S).staff is None
 
 
 def test_unknown_card_shows_a_notice_that_fades_and_changes_nothing(log):
@@ -164,6 +191,78 @@ def test_the_same_rate_request_again_is_the_same_visit(log):
     flow.rate_request(**CASE, now=6.5)  # a double scan while the thanks page shows
     assert flow.view.page == "thanks"
     assert types(log) == ["staff_signin", "case_opened", "rating"]
+
+
+def rate_and_finish(flow: Flow, now: float, case: dict = CASE, satisfaction: int = 5) -> None:
+    """One citizen: the request, a press, the thanks page running its course."""
+    flow.rate_request(**case, now=now)
+    assert flow.press(satisfaction, "touch", now + 1)
+    assert flow.tick(now + 10).page == "ready"
+
+
+def test_a_rated_case_number_is_never_rated_again(log):
+    flow = serving(log, 0)
+    rate_and_finish(flow, 0)
+    after = log.head_seq()
+    view = flow.rate_request(**(CASE | {"ticket_no": "A099", "source": "scanner"}), now=20)
+    assert (view.page, view.case, view.notice) == ("ready", None, ALREADY_RATED_NOTICE)
+    assert not flow.press(1, "keypad", 21)
+    assert recorded(log, after) == [
+        ("case_opened", CASE | {"ticket_no": "A099", "source": "scanner"}),
+        ("rating_skipped", {"case_seq": after + 1, "why": "already_rated"}),
+    ]
+    assert flow.tick(20 + NOTICE_S).notice is None
+
+
+def test_rated_case_numbers_are_remembered_after_a_restart(log):
+    rate_and_finish(serving(log, 0), 0)
+    flow = make_flow(log, now=0)
+    flow.rate_request(**CASE, now=1)
+    assert (flow.view.page, flow.view.notice) == ("ready", ALREADY_RATED_NOTICE)
+    assert types(log).count("rating") == 1
+
+
+def test_a_case_that_went_unrated_may_be_asked_again(log):
+    flow = rating_page(log, 0)
+    flow.tick(60)  # timeout
+    assert flow.rate_request(**CASE, now=61).page == "rate"
+    assert flow.press(4, "touch", 62)
+
+
+def test_an_already_rated_request_supersedes_a_waiting_case_and_spares_a_citizen_giving_reasons(log):
+    flow = serving(log, 0)
+    rate_and_finish(flow, 0)
+    flow.rate_request(**(CASE | {"case_no": "NEXT"}), now=20)
+    after = log.head_seq()
+    flow.rate_request(**CASE, now=21)  # a request always closes the waiting case: the counter moved on
+    assert recorded(log, after)[0] == ("rating_skipped", {"case_seq": after, "why": "superseded"})
+    flow.rate_request(**(CASE | {"case_no": "THIRD"}), now=30)
+    assert flow.press(1, "touch", 31)
+    after = log.head_seq()
+    view = flow.rate_request(**CASE, now=32)
+    assert (view.page, view.notice) == ("reasons", ALREADY_RATED_NOTICE)
+    assert types(log, after) == ["case_opened", "rating_skipped"]
+    assert flow.submit_reasons(["101"], None, 33).page == "thanks"
+
+
+def test_the_case_on_screen_scanned_again_is_the_same_visit_whatever_else_differs(log):
+    flow = rating_page(log, 0)
+    assert flow.press(1, "touch", 1)
+    view = flow.rate_request(
+        ticket_no=None, case_no=CASE["case_no"], item_code=None, item_name=None, source="scanner", now=2
+    )
+    assert (view.page, view.notice) == ("reasons", None)
+    assert types(log) == ["staff_signin", "case_opened", "rating"]
+
+
+def test_rated_case_numbers_are_remembered_up_to_a_bound(log, monkeypatch):
+    monkeypatch.setattr("kiosk.flow.RATED_CASES_KEPT", 2)
+    flow = serving(log, 0)
+    for number, case_no in enumerate(["C1", "C2", "C3"]):
+        rate_and_finish(flow, 20 * number, CASE | {"case_no": case_no})
+    assert flow.rate_request(**(CASE | {"case_no": "C3"}), now=100).page == "ready"
+    assert flow.rate_request(**(CASE | {"case_no": "C2"}), now=101).page == "ready"
+    assert flow.rate_request(**(CASE | {"case_no": "C1"}), now=102).page == "rate"  # long forgotten
 
 
 @pytest.mark.parametrize("pause", [True, False], ids=["paused", "nobody_signed_in"])
@@ -363,6 +462,59 @@ def test_called_tickets_are_recorded_and_shown_until_signout(log):
     assert recorded(log, 1)[0] == ("ticket_called", {"ticket_no": "A013"})
 
 
+def scan(flow: Flow, case_no: str, now: float) -> None:
+    flow.rate_request(
+        ticket_no=None, case_no=case_no, item_code=None, item_name=None, source="scanner", now=now
+    )
+
+
+def test_a_scanned_case_takes_the_called_ticket_which_its_rating_consumes(log):
+    flow = serving(log, 0)
+    flow.call("A012", 1)
+    scan(flow, "C1", 2)
+    assert flow.view.case.ticket_no == "A012"
+    assert flow.press(5, "keypad", 3)
+    assert list(log.events_after(0, types=("rating",)))[0]["payload"]["ticket_no"] == "A012"
+    assert flow.view.called_ticket is None  # served
+    assert flow.tick(10).page == "ready"
+    scan(flow, "C2", 11)
+    assert flow.view.case.ticket_no is None  # never the ticket of an earlier case
+
+
+def test_a_skipped_case_consumes_its_called_ticket_too_also_after_a_restart(log):
+    flow = serving(log, 0)
+    flow.call("A012", 1)
+    scan(flow, "C1", 2)
+    flow.tick(62)  # timeout
+    assert flow.view.called_ticket is None
+    flow.call("A013", 63)
+    scan(flow, "C2", 64)
+    view = make_flow(log, now=0).view  # the restart closes C2 and consumes A013
+    assert view.called_ticket is None
+
+
+def test_only_the_called_tickets_own_case_consumes_it(log):
+    flow = serving(log, 0)
+    flow.call("A013", 1)
+    rate_and_finish(flow, 2, CASE)  # ticket A012 in the request: another ticket's case
+    assert flow.view.called_ticket == "A013"
+    rate_and_finish(flow, 20, CASE | {"case_no": "C2", "ticket_no": None})  # the queue says: no ticket
+    assert list(log.events_after(0, types=("rating",)))[-1]["payload"]["ticket_no"] is None
+    rate_and_finish(flow, 40, CASE | {"case_no": "C3", "ticket_no": "A013"})
+    assert flow.view.called_ticket is None
+
+
+def test_an_already_rated_scan_does_not_take_the_called_ticket(log):
+    flow = serving(log, 0)
+    rate_and_finish(flow, 0, CASE | {"ticket_no": None, "source": "scanner"})
+    flow.call("A020", 20)
+    scan(flow, CASE["case_no"], 21)
+    assert list(log.events_after(0, types=("case_opened",)))[-1]["payload"]["ticket_no"] is None
+    assert flow.view.called_ticket == "A020"
+    scan(flow, "C2", 22)
+    assert flow.view.case.ticket_no == "A020"
+
+
 def test_walkin_ready_page_takes_one_rating_per_interval(log):
     flow = serving(log, 0, walkin=True, walkin_interval_s=30)
     assert flow.view.walkin
@@ -497,3 +649,16 @@ def test_the_log_a_whole_session_leaves_verifies(log):
     flow.tick(100)
     flow.swipe(WANG_CARD, 101)
     assert log.verify().ok
+
+
+def test_a_refused_request_whose_skip_failed_is_closed_as_already_rated_at_the_next_input(log):
+    # Writes: signin, case, rating, NEXT, NEXT superseded, the rated case again; then its skip fails.
+    flow = flow_on(FailingDisk(log, fail_at=6))
+    flow.swipe(WANG_CARD, 0)
+    rate_and_finish(flow, 0)
+    flow.rate_request(**(CASE | {"case_no": "NEXT"}), now=20)
+    with pytest.raises(OSError):
+        flow.rate_request(**CASE, now=21)
+    assert (flow.view.page, flow.view.case) == ("ready", None)  # NEXT was superseded; nothing to rate
+    flow.tick(22)
+    assert recorded(log, 5)[-1] == ("rating_skipped", {"case_seq": 6, "why": "already_rated"})

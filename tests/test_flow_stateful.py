@@ -1,23 +1,26 @@
 """Random sequences of swipes, calls, rate requests, presses, reasons, pauses, ticks and restarts against
 the flow, with the disk failing now and then, checking after every step that the log it writes keeps
-the 一次一评 invariants and the screen shows only what the log holds."""
+the 一次一评 invariants (one rating per case and per case number, a card lying on the reader never
+toggles, a called ticket goes to one case at most) and the screen shows only what the log holds."""
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from kiosk.domain import is_bad
 from kiosk.events import check_payload
-from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, Flow, Staff
+from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, SWIPE_GUARD_S, Flow, Staff
 
 STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}
 CARDS = (*STAFF, "card-unknown")
 RATING_TIMEOUT_S, WALKIN_INTERVAL_S = 60, 30
-# Time steps around every threshold: debounce, thanks, timeouts, walk-in interval.
-STEPS = st.sampled_from([0.0, 0.1, 0.29, 0.31, 1.0, 3.0, 10.0, 29.0, 31.0, 59.0, 61.0, 200.0])
+# Time steps around every threshold: debounce, card guard, thanks, timeouts, walk-in interval.
+STEPS = st.sampled_from([0.0, 0.1, 0.29, 0.31, 1.0, 2.9, 3.0, 10.0, 29.0, 31.0, 59.0, 61.0, 200.0])
 # A citizen's press comes mostly a moment after the page appears.
 PRESS_STEPS = st.sampled_from([0.0, 0.29, 0.31, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 59.0, 61.0])
 TEXT = st.sampled_from([None, "", "A012", "370211-2026-0001", "事项"])
+# Few case numbers, so that cases come back after their rating (一次一评 across visits).
+CASE_NOS = st.sampled_from([None, "", "370211-2026-0001", "370211-2026-0002"])
 
 
 class WriteFailed(OSError):
@@ -62,9 +65,14 @@ class FlowMachine(RuleBasedStateMachine):
         self.opened: dict[int, dict] = {}
         self.ratings: dict[int, dict] = {}
         self.details: set[int] = set()
+        self.rated_case_nos: set[str] = set()
+        self.must_refuse: int | None = None  # seq of a case opened for a case number already rated
+        self.request: dict | None = None  # the rate request being handled
+        self.last_toggle: tuple[str, float] | None = None  # staff_no whose sign-in or -out was last, when
         self.flow = self.make_flow()
         if signed_in:
             self.flow.swipe("card-a", self.now)
+            self.last_toggle = ("0371", self.now)
 
     def make_flow(self) -> Flow:
         return Flow(
@@ -94,13 +102,28 @@ class FlowMachine(RuleBasedStateMachine):
 
     @rule(card=st.sampled_from(CARDS), step=STEPS)
     def swipe(self, card, step):
-        self.attempt(step, lambda now: self.flow.swipe(card, now))
+        member, before, staff_before = STAFF.get(card), len(self.log.events), self.staff
+        now = self.now + step
+        lying = member is not None and self.last_toggle is not None and self.last_toggle[0] == member.staff_no
+        lying = lying and now - self.last_toggle[1] < SWIPE_GUARD_S
+        done = self.attempt(step, lambda now: self.flow.swipe(card, now))
+        toggles = [e for e in self.log.events[before:] if e["type"] in ("staff_signin", "staff_signout")]
+        self.follow_log()
+        if lying:
+            assert not toggles, "a card lying on the reader toggled"
+            if done is not None:
+                self.last_toggle = (member.staff_no, now)  # each read of it holds it off again
+        elif done is not None and member is not None and member.staff_no != staff_before:
+            assert self.staff == member.staff_no, "another card did not switch at once"
+        if toggles:
+            self.last_toggle = (toggles[-1]["payload"]["staff_no"], now)
+        event(f"swipe: {'lying on the reader' if lying else 'toggled' if toggles else 'no change'}")
 
     @rule(ticket=TEXT, step=STEPS)
     def call(self, ticket, step):
         self.attempt(step, lambda now: self.flow.call(ticket or "", now))
 
-    @rule(ticket=TEXT, case=TEXT, item=TEXT, source=st.sampled_from(["queue", "scanner"]), step=STEPS)
+    @rule(ticket=TEXT, case=CASE_NOS, item=TEXT, source=st.sampled_from(["queue", "scanner"]), step=STEPS)
     def rate_request(self, ticket, case, item, source, step):
         fields = {
             "ticket_no": ticket,
@@ -109,7 +132,20 @@ class FlowMachine(RuleBasedStateMachine):
             "item_name": item,
             "source": source,
         }
+        self.request, before = fields, len(self.log.events)
         self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
+        self.follow_log()
+        self.request = None
+        skips = [e["payload"]["why"] for e in self.log.events[before:] if e["type"] == "rating_skipped"]
+        event(f"rate request: {'skipped ' + skips[-1] if skips else 'shown or ignored'}")
+
+    @precondition(lambda self: self.rated_case_nos)
+    @rule(pick=st.integers(0, 3), source=st.sampled_from(["queue", "scanner"]), step=STEPS)
+    def rate_again(self, pick, source, step):
+        """Someone asks for a rated case to be rated once more, and a citizen presses at once."""
+        case_no = sorted(self.rated_case_nos)[pick % len(self.rated_case_nos)]
+        self.rate_request(ticket=None, case=case_no, item=None, source=source, step=step)
+        self.press(satisfaction=1, input="keypad", step=1.0)
 
     @rule(step=STEPS)
     def pause(self, step):
@@ -154,6 +190,8 @@ class FlowMachine(RuleBasedStateMachine):
         except WriteFailed:
             self.flow = self.make_flow()  # the service manager starts the kiosk again
         assert self.open_case_in_log() is None
+        if self.last_toggle is not None:  # the card may still lie on the reader
+            self.last_toggle = (self.last_toggle[0], self.now)
 
     def open_case_in_log(self) -> int | None:
         self.follow_log()
@@ -164,6 +202,12 @@ class FlowMachine(RuleBasedStateMachine):
         """Every new event is checked against what the log said before it."""
         for logged in self.log.events[self.checked :]:
             seq, type_, p, at = logged["seq"], logged["type"], logged["payload"], logged["now"]
+            if self.must_refuse is not None:
+                assert (type_, p) == (
+                    "rating_skipped",
+                    {"case_seq": self.must_refuse, "why": "already_rated"},
+                )
+                self.must_refuse = None
             if type_ == "staff_signin":
                 assert self.staff is None, "signin over a signed-in member"
                 self.staff = p["staff_no"]
@@ -179,6 +223,12 @@ class FlowMachine(RuleBasedStateMachine):
                 assert self.open_case is None, "two cases open"
                 self.open_case = seq
                 self.opened[seq] = p | {"at": at}
+                refused = p["case_no"] in self.rated_case_nos
+                if refused:
+                    self.must_refuse = seq  # one rating per case number: closed at once, never shown
+                if p["source"] == "scanner" and not (self.request["ticket_no"] or "").strip():
+                    # A bare scan belongs to the ticket called (unless it is an old, rated case).
+                    assert p["ticket_no"] == (None if refused else self.called_ticket)
             elif type_ == "rating":
                 case_seq = p["case_seq"]
                 assert case_seq == self.open_case, "rating without its open case"
@@ -193,15 +243,18 @@ class FlowMachine(RuleBasedStateMachine):
                 else:
                     opened_at = self.opened[case_seq]["at"]  # the same arithmetic as the flow's
                     assert at - opened_at >= DEBOUNCE_S and at < opened_at + RATING_TIMEOUT_S
-                self.closed.add(case_seq)
-                self.open_case = None
+                assert p["case_no"] not in self.rated_case_nos, "a case number rated twice"
+                if p["case_no"] is not None:
+                    self.rated_case_nos.add(p["case_no"])
+                self.close_case(case_seq)
                 self.ratings[seq] = p
             elif type_ == "rating_skipped":
                 assert p["case_seq"] == self.open_case and p["why"] in SKIP_WHYS
                 if p["why"] == "timeout":
                     assert at >= self.opened[p["case_seq"]]["at"] + RATING_TIMEOUT_S
-                self.closed.add(p["case_seq"])
-                self.open_case = None
+                if p["why"] == "already_rated":
+                    assert self.opened[p["case_seq"]]["case_no"] in self.rated_case_nos
+                self.close_case(p["case_seq"])
             elif type_ == "rating_detail":
                 rating = self.ratings.get(p["rating_seq"])
                 assert rating is not None and is_bad(rating["satisfaction"]), "detail of no 差评"
@@ -211,6 +264,13 @@ class FlowMachine(RuleBasedStateMachine):
                 assert type_ == "ticket_called"
                 self.called_ticket = p["ticket_no"]
             self.checked += 1
+
+    def close_case(self, case_seq: int) -> None:
+        """A case rated or skipped: it consumes the called ticket it carries."""
+        if self.opened[case_seq]["ticket_no"] == self.called_ticket:
+            self.called_ticket = None
+        self.closed.add(case_seq)
+        self.open_case = None
 
     def pending_details(self) -> set[int]:
         return {s for s, r in self.ratings.items() if is_bad(r["satisfaction"])} - self.details
@@ -225,7 +285,11 @@ class FlowMachine(RuleBasedStateMachine):
         else:
             # Only a failed write leaves a case open off screen, where nobody can rate it; the next
             # input closes it (follow_log sees to that: no second case opens over it).
-            assert self.open_case is None or not serving, "a case is open but not on screen"
+            # A refused case (already rated) may be left open off screen the same way.
+            refused = (
+                self.open_case is not None and self.opened[self.open_case]["case_no"] in self.rated_case_nos
+            )
+            assert self.open_case is None or not serving or refused, "a case is open but not on screen"
         if view.page in ("ready", "paused"):
             assert view.page == ("ready" if serving else "paused")
             assert view.case is None and view.deadline is None

@@ -84,8 +84,18 @@ def test_bad_rows_are_reported_and_the_others_still_work(tmp_path):
     problems = "\n".join(roster.problems)
     for line, words in [(2, "missing.png"), (3, "not a card number"), (4, "required"), (5, "more cells")]:
         assert f"roster.csv line {line}: " in problems and words in problems
-    assert "roster.csv line 6: card '0006102437' is already in the roster (roster.csv line 2)" in problems
+    assert "roster.csv line 6: card is already in the roster (roster.csv line 2)" in problems
     assert len(roster.problems) == 5
+
+
+def test_problems_name_the_file_and_line_never_the_card_number(tmp_path):
+    body = f"not-a-card,0372,李明,,\n{EM_DATA},0371,王晓燕,,\n{EM_DECIMAL},0374,重复,,\n"
+    roster = Roster.load(write_roster(tmp_path, body), [{"card": "zz-77", "staff_no": "9", "name": "x"}])
+    assert roster.problems == [
+        "roster.csv line 2: card is not a card number",
+        "roster.csv line 4: card is already in the roster (roster.csv line 3)",
+        "hub roster entry 1: card is not a card number",
+    ]
 
 
 def test_a_header_without_the_required_columns_leaves_only_the_hub_roster(tmp_path, cached_roster):
