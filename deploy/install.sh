@@ -6,7 +6,8 @@
 #   deploy/install.sh --dry-run       # print what would be done, change nothing
 #
 # Idempotent: run it again to upgrade. It never overwrites what a technician edits (kiosk.toml,
-# display.env, the udev rules, hub.env); the units and the software are replaced. See docs/deployment.md.
+# device.key, display.env, the udev rules, hub.env); the units and the software are replaced. See
+# docs/deployment.md.
 set -euo pipefail
 
 usage() {
@@ -119,6 +120,10 @@ install_config() {
         exit 1
     fi
     install_once 0640 "$WORK/kiosk.toml" /etc/kiosk/kiosk.toml kiosk
+    # The hub secret: an empty placeholder that only root and the kiosk group can read, so that the
+    # technician fills it in without having to get the mode right (kiosk doctor checks it).
+    : >"$WORK/device.key"
+    install_once 0640 "$WORK/device.key" /etc/kiosk/device.key kiosk
     install_once 0644 "$SOURCE/deploy/display/$DISPLAY_KIND.env" /etc/kiosk/display.env
     if [ "$DISPLAY_KIND" = x11 ]; then
         install_file 0644 "$SOURCE/deploy/display/kiosk-x11-session.desktop" \
@@ -174,7 +179,8 @@ install_units
 step "done"
 cat <<EOF
     Next: edit /etc/kiosk/kiosk.toml (device id, window, ports), put the hub's device secret in
-    /etc/kiosk/device.key (kiosk hub device add ID), check with
+    /etc/kiosk/device.key (printed by kiosk hub device add ID; the file is ready, root:kiosk 0640:
+    write into it, keep its mode), check with
         sudo -u kiosk $PREFIX/venv/bin/kiosk doctor --config /etc/kiosk/kiosk.toml
     then: systemctl restart ${UNITS[*]}
 EOF

@@ -1,7 +1,9 @@
 """The admin PIN: ``kiosk admin-pin`` makes the salted hash for ``[ui] admin_pin_hash``; the kiosk checks it.
 
 Format ``pbkdf2_sha256$ITERATIONS$SALT_HEX$HASH_HEX`` (hashlib's PBKDF2-HMAC-SHA256, 32-byte hash). The
-PIN itself is never stored or logged.
+PIN itself is never stored or logged. ``PinGuard`` is the lock-out that makes guessing a short PIN at the
+counter take years: after ``MAX_PIN_FAILURES`` wrong PINs in a row, each further try waits, twice as long
+after each failure.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ ITERATIONS = 200_000
 SALT_BYTES = 16
 MIN_PIN_DIGITS = 4
 MAX_PIN_DIGITS = 12
+MAX_PIN_FAILURES = 5  # wrong PINs in a row before the pad locks
+LOCKOUT_BASE_S = 30  # the first lock; doubled by each failure after it
+LOCKOUT_CAP_S = 3600
 
 
 def hash_pin(pin: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -36,6 +41,28 @@ def verify_pin(pin: str, pin_hash: str | None) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(digest.hex(), hash_hex)
+
+
+class PinGuard:
+    """Counts wrong PINs in a row and says how long the pad stays locked; times are monotonic seconds."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self._locked_until = 0.0
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until a PIN may be tried again; 0 when it may be now."""
+        return max(0.0, self._locked_until - now)
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        beyond = self.failures - MAX_PIN_FAILURES
+        if beyond >= 0:
+            self._locked_until = now + min(LOCKOUT_CAP_S, LOCKOUT_BASE_S * 2 ** min(beyond, 32))
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self._locked_until = 0.0
 
 
 def pin_problem(pin: str) -> str | None:

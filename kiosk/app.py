@@ -5,6 +5,10 @@
 log). Serial events arrive on reader threads and cross into the GUI thread through a queued Qt
 signal; the GUI thread never waits on serial or network I/O. The one synchronous write is the event
 log's append (a local fsync): it is the durability point, done before any page or keypad answer.
+
+The roster the sync agent caches in the log (and the local roster file) are watched on a timer: a cheap
+look at whether anything changed, and only then a reload, read on a worker thread with its own
+connection and swapped in on the GUI thread, so new staff can sign in without a restart.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,7 @@ log = logging.getLogger(__name__)
 EXIT_RESTART = 3  # the admin panel's 重启程序: non-zero, so systemd restarts the unit (exit 0 stays down)
 TICK_MS = 200  # timeouts, countdowns and the clock follow within this
 DEVICE_STATUS_MS = 10_000  # how often the serial devices' state is published for `kiosk doctor`
+ROSTER_CHECK_MS = 2000  # how often the roster cache and file are looked at for a change
 REASONS_TIMEOUT_S = 60
 QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
 WINDOWED_SIZE = (1280, 800)
@@ -117,6 +122,45 @@ def read_public_key(config: Config) -> PublicKey | None:
         return None
 
 
+def load_roster(config: Config) -> Roster:
+    """The local roster file and the hub roster cached in the log, read on whichever thread calls it."""
+    with EventLog(config.store_path) as event_log:
+        cached = event_log.roster()
+    roster = Roster.load(config.roster_path, cached)
+    for problem in roster.problems:
+        log.warning("roster: %s", problem)
+    return roster
+
+
+class RosterWatch:
+    """Says whether the roster may have changed since the last look, cheaply enough for a GUI timer:
+    SQLite's data_version moves only when another connection (the agent) commits, and only then are
+    the cached roster's size and version read; the local file is judged by its size and mtime."""
+
+    def __init__(self, event_log: EventLog, csv_path: Path | None):
+        self._log = event_log
+        self._csv_path = csv_path
+        self._data_version: int | None = None
+        self._cache: tuple = ()
+        self._seen: tuple = self._fingerprint()
+
+    def _fingerprint(self) -> tuple:
+        data_version = self._log.data_version()
+        if data_version != self._data_version:
+            self._data_version = data_version
+            self._cache = self._log.roster_version()
+        try:
+            st = self._csv_path.stat() if self._csv_path is not None else None
+            csv = (st.st_size, st.st_mtime_ns) if st else None
+        except OSError:
+            csv = None
+        return (self._cache, csv)
+
+    def changed(self) -> bool:
+        seen, self._seen = self._seen, self._fingerprint()
+        return seen != self._seen
+
+
 def ip_addresses() -> list[str]:
     """This machine's IPv4 addresses per interface (loopback left out), read from the kernel; no network I/O."""
     siocgifaddr = 0x8915
@@ -158,15 +202,17 @@ class Kiosk(QObject):
         # and token expiry without waiting for them.
         self.clock: Callable[[], float] = time.monotonic
         self.wall_clock: Callable[[], float] = time.time
-        self.roster = Roster.load(config.roster_path, event_log.roster())
-        for problem in self.roster.problems:
-            log.warning("roster: %s", problem)
+        self._roster_watch = RosterWatch(event_log, config.roster_path)  # before the load: no change missed
+        self.roster = load_roster(config)
+        self._roster_loading: Future[Roster] | None = None
+        self._roster_loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-load")
         self.stats = WindowStats(config.device.window)
         self.stats.update_from(event_log)
         self.flow = Flow(
             record=self._record,
-            find_staff=self.roster.find,
-            staff_by_no=self.roster.by_staff_no,
+            # Through self.roster, so that a reloaded roster takes over at once.
+            find_staff=lambda card: self.roster.find(card),
+            staff_by_no=lambda staff_no: self.roster.by_staff_no(staff_no),
             window=config.device.window,
             rating_timeout_s=config.ui.rating_timeout_s,
             thanks_s=config.ui.thanks_s,
@@ -195,6 +241,9 @@ class Kiosk(QObject):
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(DEVICE_STATUS_MS)
         self.status_timer.timeout.connect(self._publish_device_status)
+        self.roster_timer = QTimer(self)
+        self.roster_timer.setInterval(ROSTER_CHECK_MS)
+        self.roster_timer.timeout.connect(self._check_roster)
         self.watchdog = QTimer(self)
         interval = systemd.watchdog_interval_s()
         if interval:
@@ -208,6 +257,7 @@ class Kiosk(QObject):
     def start(self) -> None:
         self.devices.start()
         self.timer.start()
+        self.roster_timer.start()
         if self.devices.status():
             self.status_timer.start()
         if self.watchdog.interval() > 0:
@@ -220,9 +270,11 @@ class Kiosk(QObject):
         self._closed = True
         self.timer.stop()
         self.status_timer.stop()
+        self.roster_timer.stop()
         self.watchdog.stop()
         self.devices.stop()
         self._answers.shutdown(wait=True)
+        self._roster_loader.shutdown(wait=True)
         self.log.close()
 
     def quit(self, code: int) -> None:
@@ -237,6 +289,28 @@ class Kiosk(QObject):
             self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
         except sqlite3.Error as e:
             log.warning("device status not published: %s", e)
+
+    def _check_roster(self) -> None:
+        """Swap in a roster read on the loader thread; start a read when the roster may have changed."""
+        loading = self._roster_loading
+        if loading is not None:
+            if not loading.done():
+                return
+            self._roster_loading = None
+            try:
+                self.roster = loading.result()
+            except Exception:
+                log.exception("roster not reloaded; the previous one stays in use")
+            else:
+                log.info("roster reloaded: %d staff", len(self.roster))
+            return
+        try:
+            changed = self._roster_watch.changed()
+        except sqlite3.Error as e:
+            log.warning("roster not checked: %s", e)
+            return
+        if changed:
+            self._roster_loading = self._roster_loader.submit(load_roster, self.config)
 
     # --- inputs
 

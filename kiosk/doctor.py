@@ -29,7 +29,7 @@ from typing import Any
 import requests
 import serial
 
-from sync.agent import read_secret
+from sync.agent import CURSOR_KEY, read_secret
 from sync.client import HubClient, HubError, HubRefused
 
 from .config import Config, ConfigError, SerialConfig, load_config
@@ -46,6 +46,9 @@ DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.app.DEVICE_S
 EARLIEST_PLAUSIBLE_YEAR = 2024
 CLOCK_SLACK = timedelta(seconds=2)
 SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure
+# A running agent reports after every attempt while events wait (retrying at least once a minute): an
+# event waiting this long with no report since it was written means the agent is not running.
+AGENT_SILENT = timedelta(minutes=10)
 HUB_TIMEOUT_S = 5.0
 HUB_CLOCK_SKEW_LIMIT_S = 300  # contracts.md §5: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
@@ -73,6 +76,17 @@ def fail(check: str, detail: str, fix: str) -> CheckResult:
 
 def skip(check: str, detail: str) -> CheckResult:
     return CheckResult(check, SKIP, detail)
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """What the log says besides its integrity: read once, judged by the checks that need it."""
+
+    newest: dict[str, Any] | None = None  # the newest event
+    sync: dict[str, Any] | None = None  # the status the sync agent publishes (None: never reported)
+    devices: dict[str, Any] | None = None  # the serial devices' state the running kiosk publishes
+    pending: int = 0  # events after the sync cursor, counted here: the agent's own figure may be stale
+    oldest_pending_at: datetime | None = None  # when the first of them was written
 
 
 # --- configuration and files ------------------------------------------------------------------------
@@ -242,8 +256,13 @@ def _rotation_problem(screen: str, env: Mapping[str, str]) -> tuple[str | None, 
 
 def _can_read_write(path: Path) -> bool:
     """Whether the service's user may open ``path`` read-write: as root, judged for that user."""
+    return _service_user_may(path, write=True)
+
+
+def _service_user_may(path: Path, *, write: bool) -> bool:
+    """Whether the service's user may read (and ``write``) ``path``: as root, judged for that user."""
     if os.geteuid() != 0:
-        return os.access(path, os.R_OK | os.W_OK)
+        return os.access(path, os.R_OK | (os.W_OK if write else 0))
     try:
         user = pwd.getpwnam(SERVICE_USER)
     except KeyError:
@@ -251,11 +270,11 @@ def _can_read_write(path: Path) -> bool:
     st = path.stat()
     groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if SERVICE_USER in g.gr_mem}
     if st.st_uid == user.pw_uid:
-        mask = stat.S_IRUSR | stat.S_IWUSR
+        mask = stat.S_IRUSR | (stat.S_IWUSR if write else 0)
     elif st.st_gid in groups:
-        mask = stat.S_IRGRP | stat.S_IWGRP
+        mask = stat.S_IRGRP | (stat.S_IWGRP if write else 0)
     else:
-        mask = stat.S_IROTH | stat.S_IWOTH
+        mask = stat.S_IROTH | (stat.S_IWOTH if write else 0)
     return st.st_mode & mask == mask
 
 
@@ -315,26 +334,32 @@ def check_serial(device: SerialConfig, published: dict[str, Any] | None = None) 
 # --- the event log, disk and clock ------------------------------------------------------------------
 
 
-def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | None, dict[str, Any]]:
-    """Integrity and chain rows, the newest event (None without a log) and the states the kiosk and the
-    sync agent publish beside the log: "sync" and "devices" (None when not published)."""
-    no_states: dict[str, Any] = {"sync": None, "devices": None}
+def check_log(store_path: Path) -> tuple[list[CheckResult], LogFacts]:
+    """Integrity and chain rows, and what else the log says (empty facts without a log)."""
     if not store_path.exists():
         row = warn("event log", f"{store_path} does not exist yet", "start the kiosk once (it creates it)")
-        return [row], None, no_states
+        return [row], LogFacts()
     try:
         log = EventLog(store_path)
     except StoreError as e:
-        return (
-            [fail("event log", str(e), "run the doctor as the kiosk user; the file must be kiosk's")],
-            None,
-            no_states,
-        )
+        return [
+            fail("event log", str(e), "run the doctor as the kiosk user; the file must be kiosk's")
+        ], LogFacts()
     with log:
         integrity = log.integrity_check()
         result = log.verify()
-        head = log.get(log.head_seq())
-        states = {key: log.get_state(key) for key in no_states}
+        head_seq = log.head_seq()
+        cursor = log.get_state(CURSOR_KEY) or {}
+        # The agent's cursor of another log (the file was replaced) means nothing for this one.
+        acked = int(cursor.get("acked_seq") or 0) if cursor.get("log_id") == log.log_id else 0
+        first_pending = log.get(acked + 1) if head_seq > acked else None
+        facts = LogFacts(
+            newest=log.get(head_seq),
+            sync=log.get_state("sync"),
+            devices=log.get_state("devices"),
+            pending=max(0, head_seq - acked),
+            oldest_pending_at=datetime.fromisoformat(first_pending["at"]) if first_pending else None,
+        )
     fix = "keep the file for analysis; restore the last backup (docs/deployment.md, Backup)"
     rows = [
         ok("log integrity", "sqlite integrity_check ok")
@@ -344,7 +369,7 @@ def check_log(store_path: Path) -> tuple[list[CheckResult], dict[str, Any] | Non
         if result.ok
         else fail("log chain", f"seq {result.first_bad_seq}: {result.problem}", fix),
     ]
-    return rows, head, states
+    return rows, facts
 
 
 def check_disk(path: Path) -> CheckResult:
@@ -371,6 +396,32 @@ def check_clock(now: datetime, newest_event: dict[str, Any] | None) -> CheckResu
 
 
 # --- hub and sync -----------------------------------------------------------------------------------
+
+
+def check_device_key(config: Config) -> CheckResult:
+    """The hub secret: present, filled in, readable by the kiosk user and by nobody else."""
+    path, device_id = config.hub.secret_file, config.device.id
+    fix_mode = f"chgrp kiosk {path}; chmod 0640 {path}"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return fail(
+            "device key",
+            f"{path} does not exist",
+            f"put the hex secret printed by `kiosk hub device add {device_id}` in it; {fix_mode}",
+        )
+    mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
+    if st.st_mode & stat.S_IROTH:
+        return warn("device key", f"{path} is readable by every user ({mode})", fix_mode)
+    if not _service_user_may(path, write=False):
+        return warn("device key", f"the {SERVICE_USER} user cannot read {path} ({mode})", fix_mode)
+    if st.st_size == 0 or (os.access(path, os.R_OK) and not path.read_bytes().strip()):
+        return fail(
+            "device key",
+            f"{path} is empty (the placeholder install.sh leaves)",
+            f"put the hex secret printed by `kiosk hub device add {device_id}` in it",
+        )
+    return ok("device key", f"{path} ({mode}: {SERVICE_USER} can read it, other users cannot)")
 
 
 def check_hub(config: Config, now: datetime) -> list[CheckResult]:
@@ -423,10 +474,15 @@ def _clock_skew_s(response: requests.Response, now: datetime) -> float | None:
         return None
 
 
-def check_sync(state: dict[str, Any] | None, now: datetime) -> CheckResult:
+def check_sync(facts: LogFacts, now: datetime) -> CheckResult:
+    """Judged by the backlog counted from the log and by how long ago the agent last reported."""
+    state, pending = facts.sync, facts.pending
+    waited = now - facts.oldest_pending_at if pending and facts.oldest_pending_at else timedelta(0)
     if state is None:
-        return warn("sync", "the sync agent has not reported yet", "systemctl status kiosk-sync")
-    pending = state.get("pending", 0)
+        detail = f"{pending} pending; the sync agent has never reported"
+        if waited > SYNC_STALE:
+            return fail("sync", detail, "systemctl status kiosk-sync; journalctl -u kiosk-sync")
+        return warn("sync", detail, "systemctl status kiosk-sync")
     detail = (
         f"{state.get('state')}: {pending} pending, last success {state.get('last_success_at') or 'never'}"
     )
@@ -436,8 +492,20 @@ def check_sync(state: dict[str, Any] | None, now: datetime) -> CheckResult:
         return fail("sync", f"{detail}; {state.get('last_error')}", "journalctl -u kiosk-sync")
     last = state.get("last_success_at")
     stale = last is None or now - datetime.fromisoformat(last) > SYNC_STALE
-    if pending and stale:
-        return fail("sync", detail, "get the hub reachable; journalctl -u kiosk-sync")
+    if pending and stale and waited > SYNC_STALE:
+        return fail(
+            "sync", detail, "get the hub reachable; systemctl status kiosk-sync; journalctl -u kiosk-sync"
+        )
+    reported = datetime.fromisoformat(state["updated_at"]) if state.get("updated_at") else None
+    if waited > AGENT_SILENT and (reported is None or reported < facts.oldest_pending_at):
+        silent = (
+            f"not reported for {_ago((now - reported).total_seconds())}" if reported else "never reported"
+        )
+        return warn(
+            "sync",
+            f"{detail}; the agent has {silent} while events wait",
+            "is the agent running? systemctl status kiosk-sync; journalctl -u kiosk-sync",
+        )
     if state.get("state") == "offline":
         return warn("sync", detail, "the hub is unreachable; ratings wait in the log")
     return ok("sync", detail)
@@ -454,14 +522,14 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
         rows.append(check_display(env, source))
         return rows
     rows += [check_roster_file(config), check_font(config), check_display(env, source)]
-    log_rows, newest, states = check_log(config.store_path)
-    rows += [check_serial(device, states["devices"]) for device in config.serial.values()]
+    log_rows, facts = check_log(config.store_path)
+    rows += [check_serial(device, facts.devices) for device in config.serial.values()]
     now = datetime.now().astimezone()
-    rows += [*log_rows, check_disk(config.store_path.parent), check_clock(now, newest)]
+    rows += [*log_rows, check_disk(config.store_path.parent), check_clock(now, facts.newest)]
     if config.hub is None:
         rows.append(skip("hub", "no [hub] section: ratings stay on this terminal"))
     else:
-        rows += [*check_hub(config, now), check_sync(states["sync"], now)]
+        rows += [check_device_key(config), *check_hub(config, now), check_sync(facts, now)]
     return rows
 
 

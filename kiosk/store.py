@@ -246,6 +246,16 @@ class EventLog:
                 ],
             )
 
+    def data_version(self) -> int:
+        """Changes when another connection commits to the file: a cheap "anything new?" for watchers."""
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def roster_version(self) -> tuple[int, str | None]:
+        """The cached roster's size and version, without reading a row's photo."""
+        count = self._conn.execute("SELECT count(*) FROM roster").fetchone()[0]
+        row = self._conn.execute("SELECT version FROM roster LIMIT 1").fetchone()
+        return count, row[0] if row else None
+
     def roster(self) -> list[dict[str, Any]]:
         return list(
             self.db.query("SELECT card, staff_no, name, title, photo, version FROM roster ORDER BY card")

@@ -263,6 +263,25 @@ def test_unknown_card_shows_a_notice_and_changes_nothing(qtbot, kiosk, sim):
     assert window.pages["ready"].name.text() == "李四"
 
 
+def test_a_roster_the_agent_caches_reaches_the_running_kiosk(qtbot, kiosk, sim):
+    window = kiosk
+    new_card = "11223344"
+    assert window.kiosk.roster.find(new_card) is None
+    window.kiosk.roster_timer.setInterval(50)  # the check's work, without waiting a whole period
+    # As the sync agent does after pulling a new roster: another process, another connection.
+    with EventLog(window.kiosk.config.store_path) as agent_log:
+        agent_log.replace_roster(
+            "v2", [{"card": new_card, "staff_no": "S100", "name": "王五", "title": "新同事", "photo": None}]
+        )
+    qtbot.waitUntil(lambda: window.kiosk.roster.find(new_card) is not None, timeout=5000)
+    sim.swipe(new_card)
+    wait_page(qtbot, window, "ready")
+    assert window.pages["ready"].name.text() == "王五"
+    assert last_event(window, "staff_signin")["payload"] == {"staff_no": "S100", "staff_name": "王五"}
+    # The local roster file still wins where both know a card, and still works beside the new one.
+    assert window.kiosk.roster.find(STAFF_CARD).name == "张三"
+
+
 def test_pause_resume_and_ticket_call(qtbot, kiosk, sim):
     window = kiosk
     sim.swipe(OTHER_CARD)

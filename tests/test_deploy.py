@@ -191,6 +191,22 @@ def test_install_again_keeps_what_the_technician_edited(tmp_path):
     assert load_config(config_file).device.id == "SITE-W07"
 
 
+def test_device_key_placeholder_is_private_and_never_overwritten(tmp_path):
+    root = tmp_path / "root"
+    assert run_script("install.sh", "--root", str(root), "--no-venv").returncode == 0
+    key = root / "etc" / "kiosk" / "device.key"
+    # Empty, 0640 (root:kiosk on a real system): the technician fills it in without choosing a mode.
+    assert key.read_bytes() == b"" and stat.S_IMODE(key.stat().st_mode) == 0o640
+    key.write_text("00112233445566778899aabbccddeeff\n")
+    key.chmod(0o600)
+    again = run_script("install.sh", "--root", str(root), "--no-venv")
+    assert again.returncode == 0 and "kept /etc/kiosk/device.key" in again.stdout
+    assert key.read_text() == "00112233445566778899aabbccddeeff\n"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    dry = run_script("install.sh", "--root", str(tmp_path / "other"), "--dry-run")
+    assert "/etc/kiosk/device.key" in dry.stdout and "chgrp kiosk /etc/kiosk/device.key" in dry.stdout
+
+
 def test_dry_run_changes_nothing_and_prints_every_step(tmp_path):
     root = tmp_path / "root"
     root.mkdir()

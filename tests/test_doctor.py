@@ -19,6 +19,7 @@ from kiosk.cli import main as kiosk_main
 from kiosk.config import SerialConfig, load_config
 from kiosk.demo import Hub
 from kiosk.store import EventLog, now_iso
+from sync.agent import CURSOR_KEY
 
 DEVICE_ID = "DOC-W01"
 NOW = datetime.now().astimezone()
@@ -43,6 +44,7 @@ def sim(tmp_path):
 def write_setup(folder: Path, hub: Hub, sim: Simulator, *, sync_state: dict | None = None) -> Path:
     """A terminal's config, device key and log in ``folder``, as a healthy installation has them."""
     (folder / "device.key").write_bytes((hub.data.parent / "device.key").read_bytes())
+    (folder / "device.key").chmod(0o640)
     config = folder / "kiosk.toml"
     config.write_text(
         f'[device]\nid = "{DEVICE_ID}"\nwindow = "01"\n\n[store]\npath = "kiosk.db"\n\n'
@@ -52,6 +54,7 @@ def write_setup(folder: Path, hub: Hub, sim: Simulator, *, sync_state: dict | No
     )
     with EventLog(folder / "kiosk.db") as log:
         log.append("staff_signin", {"staff_no": "0101", "staff_name": "测试"})
+        log.set_state(CURSOR_KEY, {"log_id": log.log_id, "acked_seq": (sync_state or {}).get("acked_seq", 1)})
         log.set_state(
             "sync",
             sync_state
@@ -92,6 +95,7 @@ def test_healthy_simulated_setup_passes(tmp_path, hub, sim, capsys):
         "log chain": "ok",
         "free disk": "ok",
         "clock": "ok",
+        "device key": "ok",
         "hub reachable": "ok",
         "hub signature": "ok",
         "sync": "ok",
@@ -162,45 +166,123 @@ def test_hub_checks(tmp_path, hub, sim):
     assert [r.status for r in rows] == ["FAIL", "skip"] and closed.url in rows[0].detail
 
 
+def facts(state: dict | None, pending: int, oldest_pending: timedelta | None = None) -> doctor.LogFacts:
+    oldest = NOW - oldest_pending if oldest_pending is not None else None
+    return doctor.LogFacts(sync=state, pending=pending, oldest_pending_at=oldest)
+
+
+def agent(state: str, *, succeeded: timedelta | None, reported: timedelta, **more) -> dict:
+    """The agent's published status, its last success and last report ``succeeded`` and ``reported`` ago."""
+    return {
+        "state": state,
+        "last_success_at": (NOW - succeeded).isoformat() if succeeded is not None else None,
+        "last_error": None,
+        "pending": 0,  # what the agent last said: the doctor counts for itself
+        "acked_seq": 0,
+        "alarm": None,
+        "updated_at": (NOW - reported).isoformat(),
+    } | more
+
+
+MINUTE, DAY = timedelta(minutes=1), timedelta(days=1)
+
+
 @pytest.mark.parametrize(
-    ("state", "expected"),
+    ("log_facts", "expected"),
     [
-        (None, "warn"),
-        ({"state": "ok", "pending": 0, "last_success_at": now_iso(), "alarm": None}, "ok"),
-        ({"state": "offline", "pending": 2, "last_success_at": now_iso(), "alarm": None}, "warn"),
-        (
-            {
-                "state": "offline",
-                "pending": 2,
-                "last_success_at": (NOW - timedelta(days=2)).isoformat(),
-                "alarm": None,
-            },
-            "FAIL",
-        ),
-        (
-            {
-                "state": "error",
-                "pending": 0,
-                "last_success_at": None,
-                "last_error": "HTTP 401",
-                "alarm": None,
-            },
-            "FAIL",
-        ),
-        ({"state": "alarm", "pending": 9, "last_success_at": now_iso(), "alarm": "fork"}, "FAIL"),
+        (facts(None, 0), "warn"),
+        (facts(agent("ok", succeeded=MINUTE, reported=MINUTE), 0), "ok"),
+        # Idle for days with nothing to send is fine: the agent reports when it has something to do.
+        (facts(agent("ok", succeeded=3 * DAY, reported=3 * DAY), 0), "ok"),
+        # A new event, the agent not woken yet: fine for a while.
+        (facts(agent("ok", succeeded=DAY, reported=DAY), 1, oldest_pending=timedelta(seconds=1)), "ok"),
+        (facts(agent("offline", succeeded=MINUTE, reported=MINUTE), 2, MINUTE), "warn"),
+        (facts(agent("offline", succeeded=2 * DAY, reported=MINUTE), 2, 2 * DAY), "FAIL"),
+        (facts(agent("error", succeeded=None, reported=MINUTE, last_error="HTTP 401"), 0), "FAIL"),
+        (facts(agent("alarm", succeeded=MINUTE, reported=MINUTE, alarm="fork"), 9, MINUTE), "FAIL"),
     ],
 )
-def test_sync_status(state, expected):
-    assert doctor.check_sync(state, NOW).status == expected
+def test_sync_status(log_facts, expected):
+    assert doctor.check_sync(log_facts, NOW).status == expected
+
+
+def test_a_dead_agent_with_events_piling_up_is_a_warning_then_a_failure():
+    """The agent's last word was "ok, 0 pending"; since then it is gone and ratings wait in the log."""
+    last_word = agent("ok", succeeded=timedelta(hours=2), reported=timedelta(hours=2))
+    row = doctor.check_sync(facts(last_word, 37, oldest_pending=timedelta(hours=1)), NOW)
+    assert row.status == "warn" and "37 pending" in row.detail and "not reported for 2 h" in row.detail
+    assert "kiosk-sync" in row.fix
+    last_word = agent("ok", succeeded=2 * DAY, reported=2 * DAY)
+    row = doctor.check_sync(facts(last_word, 37, oldest_pending=DAY + timedelta(hours=1)), NOW)
+    assert row.status == "FAIL" and "37 pending" in row.detail
+    never = doctor.check_sync(facts(None, 5, oldest_pending=DAY + timedelta(hours=1)), NOW)
+    assert never.status == "FAIL" and "5 pending" in never.detail
+
+
+def test_pending_is_counted_from_the_log_not_taken_from_the_agent(tmp_path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        for n in range(5):
+            log.append("staff_signin", {"staff_no": f"0{n}", "staff_name": "测试"})
+        third_at = log.get(3)["at"]
+        log.set_state(CURSOR_KEY, {"log_id": log.log_id, "acked_seq": 2})
+        log.set_state("sync", agent("ok", succeeded=MINUTE, reported=MINUTE, pending=0))
+    rows, log_facts = doctor.check_log(tmp_path / "kiosk.db")
+    assert log_facts.pending == 3 and log_facts.oldest_pending_at == datetime.fromisoformat(third_at)
+    assert log_facts.sync["state"] == "ok" and log_facts.newest["seq"] == 5
+    with EventLog(tmp_path / "kiosk.db") as log:  # a cursor of another log counts for nothing here
+        log.set_state(CURSOR_KEY, {"log_id": str(uuid.uuid4()), "acked_seq": 4})
+    assert doctor.check_log(tmp_path / "kiosk.db")[1].pending == 5
+
+
+# --- the device key ----------------------------------------------------------------------------------------
+
+
+def key_config(tmp_path: Path, secret: str = "00112233445566778899aabbccddeeff") -> tuple:
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(
+        '[device]\nid = "X"\nwindow = "1"\n[hub]\nurl = "http://127.0.0.1:1"\nsecret_file = "device.key"\n',
+        encoding="utf-8",
+    )
+    key = tmp_path / "device.key"
+    key.write_text(secret + "\n")
+    key.chmod(0o640)
+    return load_config(config_file), key
+
+
+def test_device_key_readable_by_everyone_is_a_warning(tmp_path):
+    config, key = key_config(tmp_path)
+    assert doctor.check_device_key(config).status == "ok"
+    key.chmod(0o644)  # what a default umask gives a file made by hand
+    row = doctor.check_device_key(config)
+    assert row.status == "warn" and "every user" in row.detail and "chmod 0640" in row.fix
+
+
+def test_device_key_the_kiosk_user_cannot_read_is_a_warning(tmp_path, monkeypatch):
+    config, key = key_config(tmp_path)
+    key.chmod(0o600)  # made by root for root
+    if os.geteuid() == 0:  # root reads anything: judge for a user that is neither owner nor group
+        monkeypatch.setattr(doctor, "SERVICE_USER", "nobody")
+    else:
+        key.chmod(0o200)
+    row = doctor.check_device_key(config)
+    assert row.status == "warn" and "cannot read" in row.detail and "chgrp kiosk" in row.fix
+
+
+def test_missing_or_placeholder_device_key_fails(tmp_path):
+    config, key = key_config(tmp_path, secret="")
+    row = doctor.check_device_key(config)
+    assert row.status == "FAIL" and "empty" in row.detail and "kiosk hub device add X" in row.fix
+    key.unlink()
+    row = doctor.check_device_key(config)
+    assert row.status == "FAIL" and "does not exist" in row.detail
 
 
 # --- the log, clock and disk -------------------------------------------------------------------------------
 
 
 def test_absent_log_is_reported_not_created(tmp_path):
-    rows, newest, states = doctor.check_log(tmp_path / "kiosk.db")
-    assert [r.status for r in rows] == ["warn"] and newest is None
-    assert states == {"sync": None, "devices": None}
+    rows, log_facts = doctor.check_log(tmp_path / "kiosk.db")
+    assert [r.status for r in rows] == ["warn"] and log_facts == doctor.LogFacts()
     assert not (tmp_path / "kiosk.db").exists()
 
 

@@ -242,6 +242,15 @@ def test_state_and_roster_tables_are_outside_the_chain(log):
     assert log.verify().count == 1
 
 
+def test_watchers_see_other_connections_commit(log, tmp_path):
+    assert log.roster_version() == (0, None)
+    before = log.data_version()
+    with EventLog(tmp_path / "kiosk.db") as agent:
+        agent.replace_roster("v3", [{"card": "26DEFAE7", "staff_no": "0372", "name": "李强"}])
+    assert log.data_version() != before
+    assert log.roster_version() == (1, "v3")
+
+
 def _kiosk(*args: str, config: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kiosk.cli", *args, "--config", str(config)], capture_output=True, text=True

@@ -4,6 +4,7 @@ and ``kiosk screenshot``."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -100,6 +101,30 @@ def test_each_page_shows_its_view(qtbot):
     show(window, views["thanks"], qtbot)
     assert window.pages["thanks"].title.text() == "感谢您的评价"
     assert window.pages["thanks"].level.text() == "您的评价：非常满意"
+
+
+def test_one_set_of_rating_buttons_is_pressable_wherever_it_shows(qtbot):
+    """contracts.md §6: rate_1 … rate_5 are the buttons to press, on the rate page and, in walk-in mode,
+    on the ready page; there is never a second set under another name."""
+    window = make_window(qtbot)
+    views = sample_views(time.monotonic())
+    rated = []
+    window.rated.connect(rated.append)
+    for page, view in (
+        ("ready", views["ready-walkin"]),
+        ("rate", views["rate"]),
+        ("ready", views["ready-walkin"]),
+    ):
+        show(window, view, qtbot)
+        for satisfaction in LEVELS:
+            buttons = window.findChildren(QAbstractButton, f"rate_{satisfaction}")
+            assert len(buttons) == 1 and buttons[0].isVisible(), (page, satisfaction)
+            assert window.pages[page].isAncestorOf(buttons[0])
+        assert not [b for b in window.findChildren(QAbstractButton) if "walkin" in b.objectName()]
+        qtbot.mouseClick(window.findChild(QAbstractButton, "rate_4"), Qt.MouseButton.LeftButton)
+    assert rated == [4, 4, 4]  # each touch reported once
+    show(window, views["ready"], qtbot)  # not walk-in: no buttons on the ready page
+    assert not window.findChild(QAbstractButton, "rate_4").isVisible()
 
 
 def test_notice_shows_over_the_page_and_goes_with_the_view(qtbot):
@@ -255,20 +280,22 @@ def test_admin_panel_stays_locked_without_a_pin_hash(qtbot):
     assert not window.admin.isVisible()
 
 
+def type_pin(window: MainWindow, qtbot, pin: str) -> None:
+    """Type ``pin`` on the pad, press 确定 and wait for the check (it runs off the GUI thread)."""
+    for digit in pin:
+        qtbot.mouseClick(window.findChild(QPushButton, f"pin_key_{digit}"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "admin_ok"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.admin.checking())
+
+
 def test_admin_pin_opens_the_panel_and_its_buttons_ask_to_restart_or_exit(qtbot):
     window = make_window(qtbot, pin_hash=adminpin.hash_pin(PIN, iterations=1000))
     window.admin.set_facts(lambda: [("设备编号", "XHA-W03"), ("串口 card", "已连接")])
     tap_corner(window, qtbot)
     assert window.admin.isVisible() and not window.admin.is_unlocked()
-
-    def type_pin(pin: str) -> None:
-        for digit in pin:
-            qtbot.mouseClick(window.findChild(QPushButton, f"pin_key_{digit}"), Qt.MouseButton.LeftButton)
-        qtbot.mouseClick(window.findChild(QPushButton, "admin_ok"), Qt.MouseButton.LeftButton)
-
-    type_pin("1111")
-    assert not window.admin.is_unlocked() and window.admin.pin_message.text() == "密码错误"
-    type_pin(PIN)
+    type_pin(window, qtbot, "1111")
+    assert not window.admin.is_unlocked() and window.admin.pin_message.text().startswith("密码错误")
+    type_pin(window, qtbot, PIN)
     assert window.admin.is_unlocked()
     assert window.admin.fact_texts() == ["设备编号", "XHA-W03", "串口 card", "已连接"]
     with qtbot.waitSignal(window.restart_requested):
@@ -277,6 +304,63 @@ def test_admin_pin_opens_the_panel_and_its_buttons_ask_to_restart_or_exit(qtbot)
         qtbot.mouseClick(window.findChild(QPushButton, "admin_exit"), Qt.MouseButton.LeftButton)
     qtbot.mouseClick(window.findChild(QPushButton, "admin_back"), Qt.MouseButton.LeftButton)
     assert not window.admin.isVisible()
+
+
+def test_wrong_pins_lock_the_pad_for_longer_each_time(qtbot):
+    window = make_window(qtbot, pin_hash=adminpin.hash_pin(PIN, iterations=1000))
+    clock = [1000.0]
+    window.admin.clock = lambda: clock[0]
+    window.admin.open_pin_pad()
+    for _ in range(adminpin.MAX_PIN_FAILURES - 1):
+        type_pin(window, qtbot, "1111")
+        assert window.admin.pin_ok.isEnabled()
+    type_pin(window, qtbot, "1111")
+    first = adminpin.LOCKOUT_BASE_S
+    assert not window.admin.pin_ok.isEnabled()
+    assert window.admin.pin_message.text() == f"密码错误次数过多，请 {first} 秒后再试"
+    type_pin(window, qtbot, PIN)  # the right PIN is not even tried while locked
+    assert not window.admin.is_unlocked()
+    clock[0] += first - 10
+    window.admin.close_panel()
+    window.admin.open_pin_pad()  # closing and opening again does not lift it
+    qtbot.waitUntil(lambda: window.admin.pin_message.text() == "密码错误次数过多，请 10 秒后再试")
+    clock[0] += 10
+    qtbot.waitUntil(lambda: window.admin.pin_ok.isEnabled())  # the countdown runs out on its own
+    type_pin(window, qtbot, "1111")  # each further failure doubles the wait
+    assert window.admin.pin_message.text() == f"密码错误次数过多，请 {2 * first} 秒后再试"
+    clock[0] += 2 * first
+    qtbot.waitUntil(lambda: window.admin.pin_ok.isEnabled())
+    type_pin(window, qtbot, PIN)
+    assert window.admin.is_unlocked()
+    window.admin.close_panel()
+    window.admin.open_pin_pad()  # a right PIN starts the count again
+    for _ in range(adminpin.MAX_PIN_FAILURES - 1):
+        type_pin(window, qtbot, "1111")
+    assert window.admin.pin_ok.isEnabled()
+
+
+def test_the_pin_is_checked_off_the_gui_thread(qtbot):
+    """PBKDF2 (200 000 rounds) takes ~60 ms here and seconds on a slow board: the screen must not freeze."""
+    release = threading.Event()
+    threads = []
+
+    def slow_check(pin: str) -> bool:
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return pin == PIN
+
+    window = make_window(qtbot)
+    window.admin._check_pin = slow_check
+    window.admin.open_pin_pad()
+    for digit in PIN:
+        qtbot.mouseClick(window.findChild(QPushButton, f"pin_key_{digit}"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "admin_ok"), Qt.MouseButton.LeftButton)
+    # The click returned while the check still runs: the GUI thread is free, the pad says it is checking.
+    assert window.admin.checking() and not window.admin.pin_ok.isEnabled()
+    assert window.admin.pin_message.text() == "正在验证…"
+    release.set()
+    qtbot.waitUntil(window.admin.is_unlocked)
+    assert threads and threads[0] is not threading.main_thread()
 
 
 def test_no_key_and_no_close_request_leaves_the_kiosk(qtbot):

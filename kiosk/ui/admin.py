@@ -1,21 +1,33 @@
 """The admin panel: a PIN pad first, then device facts and restart / exit.
 
 It sits over the whole window. The PIN is checked by a callable (``kiosk.adminpin.verify_pin`` with the
-configured hash); without a hash the pad says the panel is locked and never opens it. The facts come
-from a callable returning (label, value) rows, re-read each time the panel opens or is refreshed.
+configured hash) on a thread of its own: PBKDF2 takes ~60 ms on a desktop CPU and far longer on a slow
+board, and the screen must not freeze meanwhile. Wrong PINs lock the pad for a growing time
+(``kiosk.adminpin.PinGuard``), shown as a countdown on it. Without a hash the pad says the panel is
+locked and never opens it. The facts come from a callable returning (label, value) rows, re-read each
+time the panel opens or is refreshed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
+import threading
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
+from ..adminpin import MAX_PIN_FAILURES, PinGuard
 from . import theme
 from .widgets import FitLabel, Keypad, make_label
 
+log = logging.getLogger(__name__)
+
 IDLE_CLOSE_MS = 60_000  # an unattended panel closes itself
+LOCK_COUNTDOWN_MS = 1000
 MAX_PIN_DIGITS = 12
 CENTER = Qt.AlignmentFlag.AlignHCenter
 
@@ -23,6 +35,7 @@ CENTER = Qt.AlignmentFlag.AlignHCenter
 class AdminOverlay(QWidget):
     restart_requested = Signal()
     exit_requested = Signal()
+    _pin_checked = Signal(bool)  # from the checking thread to the GUI thread
 
     def __init__(self, check_pin: Callable[[str], bool] | None, parent=None):
         super().__init__(parent)
@@ -31,6 +44,14 @@ class AdminOverlay(QWidget):
         self._check_pin = check_pin
         self._facts: Callable[[], list[tuple[str, str]]] = list
         self._pin = ""
+        # Monotonic seconds for the lock-out; tests replace it to pass a lock without waiting.
+        self.clock: Callable[[], float] = time.monotonic
+        self._guard = PinGuard()
+        self._checking = False
+        self._pin_checked.connect(self._on_pin_checked, Qt.ConnectionType.QueuedConnection)
+        self._lock_timer = QTimer(self)
+        self._lock_timer.setInterval(LOCK_COUNTDOWN_MS)
+        self._lock_timer.timeout.connect(self._show_pad_state)
         self.stack = QStackedWidget(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -146,9 +167,7 @@ class AdminOverlay(QWidget):
 
     def open_pin_pad(self) -> None:
         self._set_pin("")
-        locked = self._check_pin is None
-        self.pin_message.setText("未设置管理员密码（[ui] admin_pin_hash），管理面板已锁定" if locked else "")
-        self.pin_ok.setEnabled(not locked)
+        self._show_pad_state()
         self.stack.setCurrentWidget(self.pin_page)
         self.setGeometry(self.parentWidget().rect())
         self.show()
@@ -158,7 +177,35 @@ class AdminOverlay(QWidget):
     def close_panel(self) -> None:
         self._set_pin("")
         self._idle.stop()
+        self._lock_timer.stop()
         self.hide()
+
+    def checking(self) -> bool:
+        """A PIN is being checked (确定 waits for the answer)."""
+        return self._checking
+
+    def _show_pad_state(self) -> None:
+        """The pad's message and whether 确定 may be pressed: no hash, checking, locked out, or free."""
+        wait = self._guard.wait_s(self.clock())
+        if wait > 0 and not self._checking:
+            if not self._lock_timer.isActive():
+                self._lock_timer.start()  # the countdown on the pad
+        else:
+            self._lock_timer.stop()
+        if self._check_pin is None:
+            message = "未设置管理员密码（[ui] admin_pin_hash），管理面板已锁定"
+        elif self._checking:
+            message = "正在验证…"
+        elif wait > 0:
+            message = f"密码错误次数过多，请 {math.ceil(wait)} 秒后再试"
+        elif self._guard.failures == 0:
+            message = ""
+        elif self._guard.failures < MAX_PIN_FAILURES:
+            message = f"密码错误，还可尝试 {MAX_PIN_FAILURES - self._guard.failures} 次"
+        else:
+            message = "密码错误，再错一次将锁定更久"
+        self.pin_message.setText(message)
+        self.pin_ok.setEnabled(self._check_pin is not None and not self._checking and wait <= 0)
 
     def _pin_digit(self, d: str) -> None:
         if len(self._pin) < MAX_PIN_DIGITS:
@@ -170,13 +217,34 @@ class AdminOverlay(QWidget):
         self._idle.start()
 
     def _try_pin(self) -> None:
-        if self._check_pin is not None and self._check_pin(self._pin):
-            self._set_pin("")
+        pin, check = self._pin, self._check_pin
+        self._set_pin("")
+        if check is None or self._checking or self._guard.wait_s(self.clock()) > 0:
+            return
+        self._checking = True
+        self._show_pad_state()
+        threading.Thread(target=self._check, args=(check, pin), name="pin-check", daemon=True).start()
+
+    def _check(self, check: Callable[[str], bool], pin: str) -> None:
+        """On the checking thread: the answer goes back to the GUI thread through a queued signal."""
+        try:
+            right = bool(check(pin))
+        except Exception:
+            log.exception("the admin PIN check failed; taken as a wrong PIN")
+            right = False
+        with contextlib.suppress(RuntimeError):  # the window went away meanwhile
+            self._pin_checked.emit(right)
+
+    def _on_pin_checked(self, right: bool) -> None:
+        self._checking = False
+        if right:
+            self._guard.succeeded()
+        else:
+            self._guard.failed(self.clock())
+        self._show_pad_state()
+        if right and self.isVisible() and self.stack.currentWidget() is self.pin_page:
             self.refresh()
             self.stack.setCurrentWidget(self.panel_page)
-        else:
-            self._set_pin("")
-            self.pin_message.setText("密码错误" if self._check_pin is not None else self.pin_message.text())
 
     def is_unlocked(self) -> bool:
         return self.isVisible() and self.stack.currentWidget() is self.panel_page

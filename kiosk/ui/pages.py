@@ -2,7 +2,8 @@
 
 Each page renders the parts of a ``kiosk.flow.View`` it shows (``show_view``) and lays itself out for
 the window's ``Metrics`` (``apply_metrics``); none of them decides anything. Object names follow
-contracts.md §6.
+contracts.md §6: there is one ``RatingPanel`` (``rate_1`` … ``rate_5``), held by the rate page and, in
+walk-in mode, moved to the ready page while it shows (``PanelHolder``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,40 @@ class Page(QWidget):
         """Once a second while shown: countdowns."""
 
 
+class PanelHolder(Page):
+    """A page that shows the window's one rating panel when it takes it (``take_panel``), last in its
+    ``outer`` layout and fitted to the page (``fit_panel``)."""
+
+    outer: QVBoxLayout
+    panel: RatingPanel
+
+    def __init__(self, name: str, station: Station, panel: RatingPanel):
+        super().__init__(name, station)
+        self.panel = panel
+        self._m: theme.Metrics | None = None
+
+    def holds_panel(self) -> bool:
+        return self.panel.parentWidget() is self
+
+    def take_panel(self) -> None:
+        if not self.holds_panel():
+            holder = self.panel.parentWidget()
+            if holder is not None and holder.layout() is not None:
+                holder.layout().removeWidget(self.panel)
+            self.outer.addWidget(self.panel, 1)
+            if self._m is not None:
+                self.fit_panel(self._m)
+        self.panel.show()
+
+    def apply_metrics(self, m: theme.Metrics) -> None:
+        self._m = m
+        if self.holds_panel():
+            self.fit_panel(m)
+
+    def fit_panel(self, m: theme.Metrics) -> None:
+        self.panel.set_metrics(m, vertical=m.portrait)
+
+
 class PausedPage(Page):
     def __init__(self, station: Station):
         super().__init__("page_paused", station)
@@ -146,11 +181,11 @@ class StatBox(QFrame):
         self.value.set_max_px(m.px(3.6))
 
 
-class ReadyPage(Page):
+class ReadyPage(PanelHolder):
     """The staff member serving, this window's record, and (walk-in) the rating buttons."""
 
-    def __init__(self, station: Station):
-        super().__init__("page_ready", station)
+    def __init__(self, station: Station, panel: RatingPanel):
+        super().__init__("page_ready", station, panel)
         outer = QVBoxLayout(self)
         self.outer = outer
         self.staff_row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
@@ -191,15 +226,11 @@ class ReadyPage(Page):
         outer.addWidget(self.called)
         self.hint = make_label("办理完毕后，请对我的服务进行评价", css_class="muted", align=CENTER)
         outer.addWidget(self.hint)
-        self.panel = RatingPanel()
-        self.panel.rename("walkin_rate_")
-        outer.addWidget(self.panel, 1)
-        self._m: theme.Metrics | None = None
         self._set_walkin(False)
         self.called.setVisible(False)
 
     def apply_metrics(self, m: theme.Metrics) -> None:
-        self._m = m
+        super().apply_metrics(m)
         side = m.px(3 if m.portrait else 4)
         self.outer.setContentsMargins(side, m.px(2), side, m.px(2))
         self.outer.setSpacing(m.px(1.5))
@@ -234,12 +265,13 @@ class ReadyPage(Page):
         self.called.set_max_px(m.px(3.2))
         self.called.setContentsMargins(m.px(1), 0, m.px(1), 0)
         self.hint.set_max_px(m.px(2.6))
-        self.panel.set_metrics(m, vertical=m.portrait)
+
+    def fit_panel(self, m: theme.Metrics) -> None:
+        super().fit_panel(m)
         self.panel.setMinimumHeight(m.px(14))
 
     def _set_walkin(self, walkin: bool) -> None:
         self._walkin = walkin
-        self.panel.setVisible(walkin)
         self.greeting.setVisible(not walkin)
         self.rate_box.setVisible(not walkin)
         self.count_box.setVisible(not walkin)
@@ -264,6 +296,10 @@ class ReadyPage(Page):
         )
         self.called.setVisible(bool(view.called_ticket))
         self.hint.setVisible(not view.called_ticket)  # the call is the more useful line
+        if view.walkin:
+            self.take_panel()
+        elif self.holds_panel():
+            self.panel.hide()
         if view.walkin != self._walkin:
             self._set_walkin(view.walkin)
             if self._m is not None:
@@ -273,11 +309,11 @@ class ReadyPage(Page):
         )
 
 
-class RatePage(Page):
+class RatePage(PanelHolder):
     """The five levels, what is being rated, the countdown and the QR code."""
 
-    def __init__(self, station: Station):
-        super().__init__("page_rate", station)
+    def __init__(self, station: Station, panel: RatingPanel):
+        super().__init__("page_rate", station, panel)
         outer = QVBoxLayout(self)
         self.outer = outer
         self.head = QBoxLayout(QBoxLayout.Direction.LeftToRight)
@@ -305,11 +341,11 @@ class RatePage(Page):
         side.addWidget(self.qr_box)
         side.addStretch(0)
         self.head.addLayout(side)
-        self.panel = RatingPanel()
-        outer.addWidget(self.panel, 1)
+        self.take_panel()
         self.qr_box.setVisible(False)
 
     def apply_metrics(self, m: theme.Metrics) -> None:
+        super().apply_metrics(m)
         margin = m.px(3 if m.portrait else 3.5)
         self.outer.setContentsMargins(margin, m.px(2), margin, m.px(2.5))
         self.outer.setSpacing(m.px(2))
@@ -330,13 +366,17 @@ class RatePage(Page):
         self.qr_box.layout().setSpacing(m.px(0.3))
         self.qr_caption.set_max_px(m.px(1.9))
         self.qr_box.setFixedWidth(qr_side + m.px(1.6))
-        self.panel.set_metrics(m, vertical=m.portrait)
+
+    def fit_panel(self, m: theme.Metrics) -> None:
+        super().fit_panel(m)
+        self.panel.setMinimumHeight(0)
 
     def set_qr(self, url: str | None) -> None:
         self.qr.set_url(url)
         self.qr_box.setVisible(bool(url))
 
     def show_view(self, view: Any, now: float) -> None:
+        self.take_panel()
         case = view.case
         item = case.item_name if case is not None and case.item_name else None
         self.item.setText(f"办理事项：{item}" if item else "办理事项：—")

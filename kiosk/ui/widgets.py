@@ -195,11 +195,6 @@ class RatingPanel(QWidget):
         for button in self.buttons.values():
             button.set_style(wide=vertical, max_px=m.px(4.2 if vertical else 3.4))
 
-    def rename(self, prefix: str) -> None:
-        """Give the buttons other object names (the walk-in row on the ready page is not the rate page's)."""
-        for satisfaction, button in self.buttons.items():
-            button.setObjectName(f"{prefix}{satisfaction}")
-
 
 class Keypad(QWidget):
     """A large digit keypad: 1-9, 清空, 0, 删除."""

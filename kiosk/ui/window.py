@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QStackedWidget, QVBoxLa
 from . import theme
 from .admin import AdminOverlay
 from .pages import PausedPage, RatePage, ReadyPage, ReasonsPage, Station, ThanksPage
-from .widgets import make_label
+from .widgets import RatingPanel, make_label
 
 NOTICE_MS = 5000
 ADMIN_TAPS = 5
@@ -126,17 +126,18 @@ class MainWindow(QWidget):
         self.stack.setMinimumSize(1, 1)
         self.header.setMinimumWidth(1)
         lay.addWidget(self.stack, 1)
+        # One set of rating buttons (contracts.md §6), moved to whichever page shows them.
+        self.rating_panel = RatingPanel()
         self.pages: dict[str, Any] = {
             "paused": PausedPage(station),
-            "ready": ReadyPage(station),
-            "rate": RatePage(station),
+            "ready": ReadyPage(station, self.rating_panel),
+            "rate": RatePage(station, self.rating_panel),
             "reasons": ReasonsPage(station),
             "thanks": ThanksPage(station),
         }
         for page in self.pages.values():
             self.stack.addWidget(page)
-        self.pages["rate"].panel.rated.connect(self.rated)
-        self.pages["ready"].panel.rated.connect(self.rated)
+        self.rating_panel.rated.connect(self.rated)
         self.pages["reasons"].submitted.connect(self.reasons_submitted)
         self.pages["reasons"].skipped.connect(self.reasons_skipped)
 
