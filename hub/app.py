@@ -29,7 +29,14 @@ from kiosk.contact import ContactError, open_contact, seal_contact
 from kiosk.events import canonical_json
 from kiosk.qrtoken import TokenClaims, TokenError, verify_token
 
-from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .auth import (
+    DEVICE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AuthError,
+    DeviceAuthenticator,
+    check_bearer,
+)
 from .qrpage import (
     FORM_SCHEMA,
     MAX_FORM_BYTES,
@@ -45,7 +52,7 @@ from .qrpage import (
     parse_form,
     thanks_page,
 )
-from .ratings import case_text, export_record, phone_rating_row, time_bound, to_csv
+from .ratings import MAX_SEQ, case_text, export_record, phone_rating_row, time_bound, to_csv
 from .storage import HubStore
 
 log = logging.getLogger("hub")
@@ -67,12 +74,25 @@ _TOKEN_REFUSALS = {
 _TOKEN_INVALID = (400, "二维码无效", "无法识别此二维码，请扫描评价器屏幕上显示的二维码。")
 
 
+# The signature headers of every device request (contracts.md §5), in the OpenAPI document.
+_DEVICE_AUTH = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in (
+            (DEVICE_HEADER, "the device id"),
+            (TIMESTAMP_HEADER, "unix seconds, at most 300 s from the hub's clock"),
+            (SIGNATURE_HEADER, 'hex(HMAC-SHA256(secret, timestamp + "\\n" + raw body))'),
+        )
+    ]
+}
+
+
 class Event(BaseModel):
     """One event of a kiosk log, exactly as contracts.md §4 writes it."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     log_id: str = Field(pattern=_LOG_ID)
-    seq: int = Field(ge=1, le=2**53)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     id: str = Field(pattern=_TOKEN)
     type: str = Field(pattern=r"^[a-z_]{1,64}$")
     at: str = Field(pattern=_TOKEN)
@@ -117,13 +137,18 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return resolve(schema)
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python's extension, not RFC 8259
+
+
 def _parse_batch(body: bytes, device_id: str) -> tuple[str, list[dict[str, Any]]]:
     """(log_id, events as sent) of a valid batch body; HubError 400/413 otherwise."""
     try:
-        obj = json.loads(body)
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        obj = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
         if _SURROGATE_ESCAPE.search(body):
             canonical_json(obj)  # a lone surrogate cannot be hashed or stored: UnicodeEncodeError
-    except (ValueError, RecursionError, UnicodeEncodeError) as e:
+    except (ValueError, RecursionError, UnicodeError) as e:
         raise HubError(400, "malformed", detail=f"not a JSON document: {type(e).__name__}") from None
     if (
         isinstance(obj, dict)
@@ -203,10 +228,11 @@ def create_app(
         "/api/v1/events",
         response_model=Acked,
         openapi_extra={
+            **_DEVICE_AUTH,
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _inline_refs(EventBatch.model_json_schema())}},
-            }
+            },
         },
         responses={
             400: {"description": "malformed"},
@@ -246,7 +272,7 @@ def create_app(
             )
         return {"acked_seq": result.acked_seq}
 
-    @app.get("/api/v1/devices/{device_id}/roster")
+    @app.get("/api/v1/devices/{device_id}/roster", openapi_extra=_DEVICE_AUTH)
     def get_roster(
         device_id: str, request: Request, if_none_match: Annotated[str | None, Header()] = None
     ) -> Response:
@@ -268,7 +294,7 @@ def create_app(
         ]
         return JSONResponse({"version": roster.version, "staff": staff}, headers={"ETag": etag})
 
-    @app.get("/api/v1/photos/{sha256}")
+    @app.get("/api/v1/photos/{sha256}", openapi_extra=_DEVICE_AUTH)
     def get_photo(sha256: str, request: Request) -> Response:
         device_of(request)
         found = store.photo(sha256) if re.fullmatch(_HEX64, sha256) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -18,6 +19,7 @@ MAX_SKEW_S = 300
 DEVICE_HEADER = "X-Kiosk-Device"
 TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
 SIGNATURE_HEADER = "X-Kiosk-Signature"
+_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 class AuthError(Exception):
@@ -50,7 +52,10 @@ class DeviceAuthenticator:
         secret = self._secret_for(device_id)
         if secret is None:
             raise AuthError("unknown device")
-        if not hmac.compare_digest(signature(secret, timestamp, body), given.strip().lower()):
+        given = given.strip().lower()
+        if not _HEX_SIGNATURE.fullmatch(given):  # before comparing: compare_digest takes ASCII text only
+            raise AuthError("signature is not 64 hex digits")
+        if not hmac.compare_digest(signature(secret, timestamp, body), given):
             raise AuthError("wrong signature")
         return device_id
 

@@ -1,7 +1,8 @@
 """``kiosk hub …``: serve the hub, register devices, import rosters, export the public key.
 
-Every command opens the store named by ``--data DIR`` (SQLite, default ./hub-data) or ``--db URL``.
-Bad input (an id, a CSV row, a photo, a database URL) is one message and exit 2.
+Every command opens the store named by ``--data DIR`` (SQLite, default ./hub-data) or ``--db URL``, else
+by ``$KIOSK_HUB_DB`` (so a database password need not be on the command line, visible in ps). The
+contact key is in ``--key-file PATH``, default contact.key in the data folder. Bad input (an id, a CSV row, a photo, a database URL) is one message and exit 2.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from nacl.public import PrivateKey
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -22,7 +24,15 @@ from kiosk.config import DEVICE_ID_PATTERN
 from kiosk.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .storage import ALL_DEVICES, HubStore, StaffEntry, database_url
+from .storage import (
+    ALL_DEVICES,
+    HubStore,
+    KeyFileError,
+    StaffEntry,
+    database_url,
+    key_file_path,
+    roster_staff,
+)
 
 log = logging.getLogger("hub")
 
@@ -30,6 +40,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
+MAX_CARD_CHARS = roster_staff.c.card.type.length
+DATABASE_ENV = "KIOSK_HUB_DB"
 
 
 class NotifyingServer(uvicorn.Server):
@@ -58,12 +70,23 @@ class HubFailure(Exception):
 
 
 def _open_store(args) -> HubStore:
+    data, db = getattr(args, "data", None), getattr(args, "db", None)
+    if not data and not db:
+        db = os.environ.get(DATABASE_ENV) or None
     try:
-        return HubStore(database_url(getattr(args, "data", None), getattr(args, "db", None)))
+        return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
         raise UsageError(f"--db: not a usable database URL: {e}") from None
     except OperationalError as e:
         raise HubFailure(f"cannot open the hub database: {e.orig}") from None
+
+
+def _contact_key(store: HubStore) -> PrivateKey:
+    """The hub's contact key, made or moved out of the database now (at start) rather than on first use."""
+    try:
+        return store.private_key
+    except KeyFileError as e:
+        raise HubFailure(str(e)) from None
 
 
 def _run(command):
@@ -87,6 +110,7 @@ def _run(command):
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
     store = _open_store(args)
+    _contact_key(store)
     token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
     if token is None:
         log.info("no --admin-token: the ratings export is disabled")
@@ -143,7 +167,7 @@ def roster_import(args) -> int:
 @_run
 def key_export(args) -> int:
     """`kiosk hub key export`: the public key (64 hex) the kiosks seal contacts to."""
-    print(_open_store(args).public_key_hex())
+    print(bytes(_contact_key(_open_store(args)).public_key).hex())
     return EXIT_OK
 
 
@@ -170,6 +194,10 @@ def read_roster_csv(path: Path) -> list[StaffEntry]:
         values = {c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS}
         if not all(values[c] for c in ROSTER_REQUIRED_COLUMNS):
             raise UsageError(f"{where}: card, staff_no and name are required")
+        if len(values["card"]) > MAX_CARD_CHARS:
+            raise UsageError(f"{where}: card has at most {MAX_CARD_CHARS} characters")
+        if any("\x00" in v for v in values.values()):  # PostgreSQL text cannot hold it
+            raise UsageError(f"{where}: a NUL character in the row")
         if values["card"] in cards:
             raise UsageError(f"{where}: card {values['card']} appears twice")
         cards.add(values["card"])

@@ -46,6 +46,7 @@ EXPORT_FIELDS = (
 )
 
 _TEXT_FIELDS = ("window", "staff_no", "staff_name", "ticket_no", "case_no", "item_code", "item_name", "input")
+MAX_SEQ = 2**53  # the largest seq the hub takes: the largest integer JSON numbers hold exactly
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -89,7 +90,9 @@ def detail_values(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     except EventError:
         return None
     rating_seq, reasons, sealed = payload["rating_seq"], payload["reasons"], payload["contact_sealed"]
-    if type(rating_seq) is not int or not isinstance(reasons, list) or not _clean_text(sealed):
+    if type(rating_seq) is not int or not 1 <= rating_seq <= MAX_SEQ or not isinstance(reasons, list):
+        return None
+    if not _clean_text(sealed):
         return None
     if not all(isinstance(r, str) and _clean_text(r) and "," not in r for r in reasons):
         return None

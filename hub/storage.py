@@ -1,5 +1,5 @@
-"""The hub's storage: devices, the kiosks' event logs, derived ratings, phone ratings, rosters, photos and
-the keypair.
+"""The hub's storage: devices, the kiosks' event logs, derived ratings, phone ratings, rosters, photos, and
+the private key that opens sealed contacts, which is kept in its own 0600 file, never in the database.
 
 SQLAlchemy Core over any URL (SQLite in ``--data DIR`` by default, PostgreSQL by ``--db URL``), the same
 statements for both. Events are keyed on (device, log, seq) and stored once; a batch is checked link by
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
@@ -170,8 +172,13 @@ meta = Table(
 )
 
 ALL_DEVICES = "*"
-PRIVATE_KEY_META = "contact_private_key"
+PRIVATE_KEY_META = "contact_private_key"  # where hubs before the key file kept it; moved out on start
 DATABASE_FILE = "hub.db"
+KEY_FILE = "contact.key"
+
+
+class KeyFileError(Exception):
+    """The contact key file cannot be read, made or trusted; the message names it."""
 
 
 def utc_now_iso() -> str:
@@ -185,6 +192,50 @@ def database_url(data: str | Path | None, db: str | None) -> str:
     folder = Path(data or "hub-data").absolute()
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / DATABASE_FILE}"
+
+
+def key_file_path(data: str | Path | None, key_file: str | Path | None) -> Path:
+    """``--key-file PATH`` as given, else contact.key in ``--data DIR`` (default ./hub-data)."""
+    return Path(key_file) if key_file else Path(data or "hub-data").absolute() / KEY_FILE
+
+
+def _read_key_file(path: Path) -> PrivateKey | None:
+    """The key in ``path``; None if there is no such file."""
+    try:
+        text = path.read_text(encoding="ascii")
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise KeyFileError(f"{path}: cannot read the contact key: {e}") from None
+    if mode & 0o077:
+        log.warning("%s can be read by others than the hub's user: chmod 600 it", path)
+    try:
+        return PrivateKey(bytes.fromhex(text.strip()))
+    except ValueError:
+        raise KeyFileError(f"{path}: expected the contact key as 64 hex digits") from None
+
+
+def _create_key_file(path: Path, key: PrivateKey | None) -> PrivateKey:
+    """Write ``key`` (a new one if None) to ``path``, mode 0600; the key of whoever wrote it first."""
+    key = key or PrivateKey.generate()
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(bytes(key).hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)  # complete or absent, and never replaces a key that exists
+        except FileExistsError:  # another hub process made it first
+            return _read_key_file(path) or key
+        finally:
+            temporary.unlink()
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot write the contact key: {e.strerror}") from None
+    return key
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -231,8 +282,9 @@ EMPTY_ROSTER_VERSION = "empty"
 class HubStore:
     """The hub's database. Thread-safe; one instance per process."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, key_file: Path | None = None):
         self.url = url
+        self.key_file = key_file
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -242,25 +294,46 @@ class HubStore:
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()
-        self.private_key = self._keypair()
+        self._key_lock = threading.Lock()
+        self._private_key: PrivateKey | None = None
 
     def close(self) -> None:
         self.engine.dispose()
 
     # --- keypair for sealed contacts -----------------------------------------------------------
 
-    def _keypair(self) -> PrivateKey:
+    @property
+    def private_key(self) -> PrivateKey:
+        """The contact key, from ``key_file`` (made on first use, or moved there out of the database)."""
+        with self._key_lock:
+            if self._private_key is None:
+                self._private_key = self._load_key()
+            return self._private_key
+
+    def _load_key(self) -> PrivateKey:
+        if self.key_file is None:
+            raise KeyFileError("this hub store has no key file for contacts")
+        with self.engine.connect() as conn:
+            legacy = conn.execute(select(meta.c.value).where(meta.c.key == PRIVATE_KEY_META)).scalar()
+        key = _read_key_file(self.key_file)
+        if key is None:
+            key = _create_key_file(self.key_file, PrivateKey(bytes.fromhex(legacy)) if legacy else None)
+        if legacy is not None:
+            if bytes(key).hex() != legacy:
+                raise KeyFileError(
+                    f"{self.key_file} holds another contact key than the database: keep the one that "
+                    "opens your contacts, and delete the other"
+                )
+            self._forget_legacy_key()
+            log.info("contact key moved out of the database into %s", self.key_file)
+        return key
+
+    def _forget_legacy_key(self) -> None:
+        """Hubs before the key file kept the private key in table meta: remove it from there."""
         with self.engine.begin() as conn:
-            value = conn.execute(select(meta.c.value).where(meta.c.key == PRIVATE_KEY_META)).scalar()
-        if value is None:
-            try:
-                with self.engine.begin() as conn:
-                    fresh = PrivateKey.generate()
-                    conn.execute(insert(meta).values(key=PRIVATE_KEY_META, value=bytes(fresh).hex()))
-                return fresh
-            except IntegrityError:  # another process generated it first
-                return self._keypair()
-        return PrivateKey(bytes.fromhex(value))
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")  # overwrite the freed page too
+            conn.execute(meta.delete().where(meta.c.key == PRIVATE_KEY_META))
 
     def public_key_hex(self) -> str:
         return bytes(self.private_key.public_key).hex()
@@ -302,23 +375,21 @@ class HubStore:
         now = utc_now_iso()
         with self._ingest_lock, self.engine.begin() as conn:
             key = (logs.c.device_id == device_id) & (logs.c.log_id == log_id)
-            row = conn.execute(
-                select(logs.c.acked_seq, logs.c.head_hash).where(key).with_for_update()
-            ).first()
-            if row is None:
-                conn.execute(
-                    insert(logs).values(
-                        device_id=device_id,
-                        log_id=log_id,
-                        acked_seq=0,
-                        head_hash=ZERO_HASH,
-                        first_seen_at=now,
-                        last_seen_at=now,
-                    )
+            # Insert-if-absent first, then lock: FOR UPDATE locks nothing while the row does not exist,
+            # and another hub process meeting the same new log would then insert it twice.
+            conn.execute(
+                self._insert_absent(logs).values(
+                    device_id=device_id,
+                    log_id=log_id,
+                    acked_seq=0,
+                    head_hash=ZERO_HASH,
+                    first_seen_at=now,
+                    last_seen_at=now,
                 )
-                acked, head = 0, ZERO_HASH
-            else:
-                acked, head = row
+            )
+            acked, head = conn.execute(
+                select(logs.c.acked_seq, logs.c.head_hash).where(key).with_for_update()
+            ).one()
             held = self._held_hashes(conn, device_id, log_id, batch, acked)
             accepted, conflict, conflict_seq = _check_batch(batch, acked, head, held)
             if accepted:
@@ -344,6 +415,11 @@ class HubStore:
                 acked, head = accepted[-1]["seq"], accepted[-1]["hash"]
             conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head, last_seen_at=now))
         return IngestResult(acked, len(accepted), conflict, conflict_seq)
+
+    def _insert_absent(self, table: Table):
+        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+        dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing()
 
     @staticmethod
     def _held_hashes(conn, device_id: str, log_id: str, batch: Sequence[dict], acked: int) -> dict[int, str]:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="operator token for /api/v1/ratings (default $KIOSK_HUB_ADMIN_TOKEN)",
     )
+    key_file_help = "the 0600 file of the key that opens contacts (default contact.key in --data)"
+    p.add_argument("--key-file", metavar="PATH", help=key_file_help)
     p.set_defaults(handler="hub.cli:serve")
     hub_sub = p.add_subparsers(dest="hub_command", metavar="HUB_COMMAND")
     device = hub_sub.add_parser("device", help="device registry").add_subparsers(
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k = key.add_parser("export", help="print the public key (hex) for the kiosks' hub.public_key_file")
     _hub_storage_args(k, under_hub=True)
+    k.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
     k.set_defaults(handler="hub.cli:key_export")
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")

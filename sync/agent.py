@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import ConfigError, load_config
-from kiosk.store import EventLog, StoreError, now_iso
+from kiosk.store import EventLog, StoreError, VerifyResult, now_iso
 from kiosk.systemd import notify
 
-from .client import ChainConflict, HubClient, HubError, HubRefused, HubUnavailable, batch_body, encode_event
+from .client import (
+    ChainConflict,
+    HubClient,
+    HubError,
+    HubRefused,
+    HubUnavailable,
+    RosterUpdate,
+    batch_body,
+    encode_event,
+)
 
 logger = logging.getLogger("sync")
 
@@ -107,8 +116,10 @@ class SyncAgent:
         previous = event_log.get_state(STATUS_KEY) or {}
         self.last_success_at: str | None = previous.get("last_success_at")
         self.last_error: str | None = None
+        self.roster_error: str | None = previous.get("roster_error")
         self.alarm: str | None = None
         self.upload_stopped = False  # the hub refused this log, or it is damaged: send no more of it
+        self._chain_check: ChainCheck | None = None  # run(): the chain verified in the background
         self.state = "ok"
         self.sent_events = 0
         self.sent_batches = 0
@@ -126,6 +137,7 @@ class SyncAgent:
             "pending": self.pending(),
             "acked_seq": self.acked_seq,
             "alarm": self.alarm,
+            "roster_error": self.roster_error,
             "updated_at": now_iso(),
         }
 
@@ -138,6 +150,7 @@ class SyncAgent:
     def _raise_alarm(self, message: str) -> None:
         if self.alarm != message:
             logger.error("ALARM: %s", message)
+            notify(f"STATUS=ALARM: {message}")  # shown by systemctl status kiosk-sync
         self.alarm = message
 
     def _set_state(self, state: str, error: str | None) -> None:
@@ -168,7 +181,9 @@ class SyncAgent:
 
     def check_local_chain(self) -> bool:
         """Recompute the local chain; an edited, deleted or relinked row raises the alarm."""
-        result = self.log.verify()
+        return self._report_chain(self.log.verify())
+
+    def _report_chain(self, result: VerifyResult) -> bool:
         if not result.ok:
             self._raise_alarm(
                 f"local log fails verification at seq {result.first_bad_seq} ({result.problem}): "
@@ -219,6 +234,15 @@ class SyncAgent:
             self._set_state("error", f"the hub refuses this device: {e}")
             self._publish()
             return Outcome("refused")
+        if acked > self.log.head_seq():
+            # The hub holds more of this log than exists here: a backup restored after its events were
+            # sent. New events would take seqs the hub holds as others, and look sent when they are not.
+            self.acked_seq = seqs[-1]
+            self._stop_upload(
+                f"the local log is behind the hub: the hub holds seq {acked} of log {self.log.log_id}, "
+                f"this log ends at seq {self.log.head_seq()} (restored from a backup?); upload stopped"
+            )
+            return Outcome("alarm")
         self.acked_seq = acked
         self.sent_events += len(seqs)
         self.sent_batches += 1
@@ -262,37 +286,53 @@ class SyncAgent:
     # --- roster --------------------------------------------------------------------------------
 
     def pull_roster(self) -> bool:
-        """Refresh the cached roster if the hub has a new one; False (cache kept) if the hub fails."""
-        cached = self.log.get_state(ROSTER_KEY) or {}
-        photos = {hashlib.sha256(r["photo"]).hexdigest(): r["photo"] for r in self.log.roster() if r["photo"]}
+        """Refresh the cached roster if the hub has a new one; False (cache kept) if that failed.
+
+        Never raises: a roster the agent cannot use must not stop the upload. Entries it cannot use are
+        left out and counted; what went wrong is ``roster_error`` in the status.
+        """
         try:
-            update = self.client.get_roster(cached.get("etag"))
-            if update is None:
-                return True
-            staff = []
-            for s in update.staff:
-                url = s.get("photo_url")
-                photo = photos.get(url.rsplit("/", 1)[-1]) if url else None
-                if url and photo is None:
-                    photo = self.client.get_photo(url)
-                staff.append({**{k: s.get(k) for k in ("card", "staff_no", "name", "title")}, "photo": photo})
+            update = self.client.get_roster((self.log.get_state(ROSTER_KEY) or {}).get("etag"))
+            if update is not None:
+                self._cache_roster(update)
+            ok = True
         except HubError as e:
-            logger.warning("roster not refreshed, the cached one stays in use: %s", e)
-            return False
+            self.roster_error, ok = f"roster not refreshed, the cached one stays in use: {e}", False
+        except Exception as e:  # whatever the hub sent, the upload goes on
+            self.roster_error, ok = f"roster not refreshed, the cached one stays in use: {e!r}", False
+        if not ok:
+            logger.warning("%s", self.roster_error)
+        self._publish()
+        return ok
+
+    def _cache_roster(self, update: RosterUpdate) -> None:
+        staff = usable_staff(update.staff)
+        photos = {hashlib.sha256(r["photo"]).hexdigest(): r["photo"] for r in self.log.roster() if r["photo"]}
+        for entry in staff:
+            url = entry.pop("photo_url")
+            entry["photo"] = photos.get(url.rsplit("/", 1)[-1]) if url else None
+            if url and entry["photo"] is None:
+                notify("WATCHDOG=1")  # one photo at a time on a slow link is being alive
+                entry["photo"] = self.client.get_photo(url)
         self.log.replace_roster(update.version, staff)
         self.log.set_state(
             ROSTER_KEY,
             {"version": update.version, "etag": update.etag, "count": len(staff), "pulled_at": now_iso()},
         )
+        skipped = len(update.staff) - len(staff)
+        self.roster_error = (
+            f"{skipped} of {len(update.staff)} roster entries unusable, left out" if skipped else None
+        )
+        if skipped:
+            logger.warning("roster version %s: %s", update.version, self.roster_error)
         logger.info("roster version %s: %d staff", update.version, len(staff))
-        return True
 
     # --- loops ---------------------------------------------------------------------------------
 
     def drain(self, max_failures: int = ONCE_MAX_FAILURES) -> bool:
-        """Send everything pending (``--once``); True if nothing is left and nothing is wrong."""
+        """Send everything pending (``--once``), then refresh the roster; True if nothing is left and
+        nothing is wrong."""
         self.check_local_chain()
-        self.pull_roster()
         failures = 0
         while True:
             outcome = self.step()
@@ -305,25 +345,26 @@ class SyncAgent:
             if failures >= max_failures:
                 break
             time.sleep(max(outcome.retry_after_s or 0, self.backoff.after(failures, self.rng)))
-        self._publish()
+        self.pull_roster()
         return self.pending() == 0 and self.alarm is None
 
     def run(self, stop: threading.Event) -> None:
-        """Forward forever, until ``stop`` is set."""
-        self.check_local_chain()
+        """Forward forever, until ``stop`` is set. Ready at once: the chain is verified meanwhile (a
+        long log would outlast systemd's start timeout), and pending events go before the roster."""
         self._publish()
         notify("READY=1")
         logger.info(
             "forwarding log %s from seq %d to %s", self.log.log_id, self.acked_seq + 1, self.client.base_url
         )
+        self._chain_check = ChainCheck(self.log.path)
         failures = 0
         retry_at = next_roster_at = time.monotonic()
         while not stop.is_set():
             notify("WATCHDOG=1")  # also between batches: draining a long backlog is being alive
-            now = time.monotonic()
-            if now >= next_roster_at:
-                next_roster_at = now + (self.roster_interval_s if self.pull_roster() else ROSTER_RETRY_S)
-            if now >= retry_at:
+            if self._chain_check is not None and self._chain_check.done():
+                self._report_chain(self._chain_check.result())
+                self._chain_check = None
+            if time.monotonic() >= retry_at:
                 outcome = self.step()
                 if outcome.kind == "sent":
                     failures = 0
@@ -335,6 +376,10 @@ class SyncAgent:
                     )
                 elif outcome.kind == "refused":
                     retry_at = time.monotonic() + self.backoff.refused(self.rng)
+            if time.monotonic() >= next_roster_at:
+                next_roster_at = time.monotonic() + (
+                    self.roster_interval_s if self.pull_roster() else ROSTER_RETRY_S
+                )
             backing_off = retry_at > time.monotonic()
             self._wait(
                 stop, min(retry_at, next_roster_at) if backing_off else next_roster_at, not backing_off
@@ -345,8 +390,54 @@ class SyncAgent:
             notify("WATCHDOG=1")
             if time.monotonic() >= deadline:
                 return
+            if self._chain_check is not None and self._chain_check.done():
+                return
             if wake_on_new_events and self.can_upload() and self.log.head_seq() > self.acked_seq:
                 return
+
+
+class ChainCheck:
+    """``EventLog.verify`` of the log at ``path`` on its own connection, in a thread of its own."""
+
+    def __init__(self, path: Path):
+        self._result: VerifyResult | None = None
+        self._thread = threading.Thread(target=self._verify, args=(path,), name="chain-check", daemon=True)
+        self._thread.start()
+
+    def _verify(self, path: Path) -> None:
+        try:
+            with EventLog(path) as own:
+                self._result = own.verify()
+        except Exception as e:  # reported as a failed check, never lost in the thread
+            self._result = VerifyResult(False, 0, None, f"could not be read: {e!r}")
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> VerifyResult:
+        assert self._result is not None, "result() before done()"
+        return self._result
+
+
+def usable_staff(entries: list[Any]) -> list[dict[str, Any]]:
+    """The roster entries the kiosk can use: objects with card, staff_no and name as text, title and
+    photo_url (a path on the hub) as text or null, each card once. Fresh dicts of those five keys."""
+    usable: list[dict[str, Any]] = []
+    cards: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        fields = {k: entry.get(k) for k in ("card", "staff_no", "name", "title", "photo_url")}
+        required = all(isinstance(fields[k], str) and fields[k] for k in ("card", "staff_no", "name"))
+        optional = all(fields[k] is None or isinstance(fields[k], str) for k in ("title", "photo_url"))
+        photo_url = fields["photo_url"]
+        if not required or not optional or fields["card"] in cards:
+            continue
+        if photo_url is not None and not photo_url.startswith("/"):
+            continue
+        cards.add(fields["card"])
+        usable.append(fields)
+    return usable
 
 
 def main(args) -> int:

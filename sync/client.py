@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
@@ -91,7 +90,7 @@ class HubClient:
         timeout_s: tuple[float, float] = DEFAULT_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
     ):
-        self.base_url = base_url.rstrip("/") + "/"
+        self.base_url = base_url.rstrip("/")  # with the path prefix a reverse proxy may serve the hub under
         self.device_id = device_id
         self._secret = secret
         self.session = session or requests.Session()
@@ -114,9 +113,9 @@ class HubClient:
         except requests.RequestException as e:
             raise HubUnavailable(f"{type(e).__name__}: cannot reach the hub") from None
 
-    def _request(self, method: str, path_or_url: str, body: bytes = b"", headers: dict | None = None):
-        url = urljoin(self.base_url, path_or_url)
-        response = self._send(method, url, body, headers)
+    def _request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+        """``path`` (``/api/v1/…``) under the base URL, prefix kept: https://gov.example/kiosk-hub/api/v1/…"""
+        response = self._send(method, self.base_url + path, body, headers)
         if response.status_code == 429 or response.status_code >= 500:
             raise HubUnavailable(
                 f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)
@@ -155,10 +154,10 @@ class HubClient:
         if response.status_code == 304:
             return None
         data = self._json(response)
-        try:
-            return RosterUpdate(str(data["version"]), response.headers.get("ETag"), list(data["staff"]))
-        except (KeyError, TypeError):
-            raise HubUnavailable("roster answer without version and staff") from None
+        if not isinstance(data, dict) or "version" not in data or not isinstance(data.get("staff"), list):
+            raise HubUnavailable("roster answer without version and a staff list")
+        return RosterUpdate(str(data["version"]), response.headers.get("ETag"), data["staff"])
 
-    def get_photo(self, photo_url: str) -> bytes:
-        return self._request("GET", photo_url).content
+    def get_photo(self, photo_path: str) -> bytes:
+        """A roster entry's ``photo_url``: a path on the hub."""
+        return self._request("GET", photo_path).content

@@ -9,18 +9,24 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from nacl.public import PublicKey
+from nacl.public import PrivateKey, PublicKey
 from PIL import Image
+from sqlalchemy import insert
 from test_hub_support import (
     ADMIN_TOKEN,
     DEVICE,
+    ROOT,
+    HubProcess,
     fill_log,
     free_port,
     post_events,
@@ -30,7 +36,7 @@ from test_hub_support import (
     thread_hub,
 )
 
-from hub.storage import HubStore, database_url
+from hub.storage import HubStore, database_url, meta
 from kiosk.cli import main as kiosk_main
 from kiosk.contact import seal_contact
 from kiosk.events import event_hash
@@ -181,6 +187,18 @@ def _batch(kiosk_log, events=None, **override) -> dict:
             lambda secret, body: {**signed_headers(secret, body), "X-Kiosk-Timestamp": "1e9"},
         ),
         ("signature of another body", lambda secret, body: signed_headers(secret, body + b" ")),
+        (
+            "non-ASCII signature",
+            lambda secret, body: {**signed_headers(secret, body), "X-Kiosk-Signature": "é" * 64},
+        ),
+        (
+            "UTF-8 signature",
+            lambda secret, body: {**signed_headers(secret, body), "X-Kiosk-Signature": "签名".encode()},
+        ),
+        (
+            "non-ASCII device",
+            lambda secret, body: {**signed_headers(secret, body), "X-Kiosk-Device": "设备".encode()},
+        ),
     ],
 )
 def test_unauthenticated_requests_get_401(hub, kiosk_log, why, headers):
@@ -226,6 +244,14 @@ def test_old_secret_dies_when_the_device_is_added_again(hub, kiosk_log):
         ("descending seqs", lambda b: {**b, "events": list(reversed(b["events"]))}),
         ("events not a list", lambda b: {**b, "events": {}}),
         ("NUL in id", lambda b: {**b, "events": [{**b["events"][0], "id": "a\x00b"}]}),
+        (
+            "raw UTF-8 surrogate",
+            lambda b: (
+                json.dumps(_chained([{"x": "SURROGATE"}])).encode().replace(b"SURROGATE", b"\xed\xa0\x80")
+            ),
+        ),
+        ("NaN", lambda b: _chained([{"x": float("nan")}])),
+        ("Infinity", lambda b: _chained([{"x": float("-inf")}])),
     ],
 )
 def test_malformed_batches_get_400(hub, kiosk_log, why, mutate):
@@ -235,6 +261,33 @@ def test_malformed_batches_get_400(hub, kiosk_log, why, mutate):
     assert r.status_code == 400, (why, r.status_code, r.text)
     assert r.json()["error"] == "malformed"
     assert stored_count(hub, kiosk_log) == 0
+
+
+def _chained(payloads: list[dict], kind: str = "rating_detail", log_id: str | None = None) -> dict:
+    """A signed-ready batch of a new log whose events hash and link correctly, whatever their payloads."""
+    log_id = log_id or str(uuid.uuid4())
+    prev, events = "0" * 64, []
+    for seq, payload in enumerate(payloads, 1):
+        event = {
+            "log_id": log_id,
+            "seq": seq,
+            "id": str(uuid.uuid4()),
+            "type": kind,
+            "at": "2026-11-28T10:15:03.512+08:00",
+            "payload": payload,
+            "prev_hash": prev,
+        }
+        event["hash"] = prev = event_hash(event)
+        events.append(event)
+    return {"device_id": DEVICE, "log_id": log_id, "events": events}
+
+
+@pytest.mark.parametrize("rating_seq", [0, -1, 2**53 + 1, 2**63, 2**70])
+def test_rating_detail_of_an_impossible_seq_is_stored_not_a_server_error(hub, rating_seq):
+    batch = _chained([{"rating_seq": rating_seq, "reasons": ["101"], "contact_sealed": None}])
+    r = _raw_post(hub, json.dumps(batch).encode())
+    assert r.status_code == 200 and r.json() == {"acked_seq": 1}
+    assert len(hub.store.log_events(DEVICE, batch["log_id"])) == 1
 
 
 def test_too_large_gets_413(hub, kiosk_log):
@@ -341,6 +394,8 @@ def test_roster_not_modified_and_per_device(hub, tmp_path):
         ("card,staff_no,name\n1,0371,王\n1,0372,李\n", "twice"),
         ("card,staff_no,name,photo\n1,0371,王,missing.png\n", "missing.png"),
         ("card,staff_no,name,photo\n1,0371,王,roster.csv\n", "not an image"),
+        ("card,staff_no,name\n" + "1" * 65 + ",0371,王\n", "at most 64"),
+        ("card,staff_no,name\n1,0371,王\x00\n", "NUL"),
     ],
 )
 def test_bad_roster_csv_is_one_message_and_exit_2(tmp_path, capsys, text, problem):
@@ -467,11 +522,77 @@ def test_ratings_export_disabled_without_token(tmp_path):
 
 
 def test_store_reopens_with_the_same_keypair(tmp_path):
-    url = database_url(tmp_path / "hub", None)
-    first = HubStore(url)
+    url, key_file = database_url(tmp_path / "hub", None), tmp_path / "hub" / "contact.key"
+    first = HubStore(url, key_file)
     public = first.public_key_hex()
     first.close()
-    assert HubStore(url).public_key_hex() == public
+    assert HubStore(url, key_file).public_key_hex() == public
+
+
+def _meta_keys(data: Path) -> list[str]:
+    with sqlite3.connect(data / "hub.db") as conn:
+        return [key for (key,) in conn.execute("SELECT key FROM meta")]
+
+
+def test_contact_key_is_a_0600_file_not_in_the_database(tmp_path, capsys):
+    data = tmp_path / "hub"
+    assert kiosk_main(["hub", "key", "export", "--data", str(data)]) == 0
+    public = capsys.readouterr().out.strip()
+    key_file = data / "contact.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert bytes(PrivateKey(bytes.fromhex(key_file.read_text().strip())).public_key).hex() == public
+    assert _meta_keys(data) == []
+    elsewhere = tmp_path / "keys" / "hub.key"
+    assert kiosk_main(["hub", "key", "export", "--data", str(data), "--key-file", str(elsewhere)]) == 0
+    assert capsys.readouterr().out.strip() != public
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
+    assert kiosk_main(["hub", "--key-file", str(elsewhere), "key", "export", "--data", str(data)]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == bytes(PrivateKey(bytes.fromhex(elsewhere.read_text())).public_key).hex()
+    )
+
+
+def test_hub_with_its_key_in_the_database_moves_it_out_on_start(tmp_path, monkeypatch):
+    data = tmp_path / "hub"
+    old_key = PrivateKey.generate()
+    store = HubStore(database_url(data, None))
+    with store.engine.begin() as conn:  # how hubs before the key file kept it
+        conn.execute(insert(meta).values(key="contact_private_key", value=bytes(old_key).hex()))
+    secret = register(store)
+    store.close()
+    monkeypatch.setenv("KIOSK_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+    hub = HubProcess(data).start()
+    try:
+        assert PrivateKey(bytes.fromhex((data / "contact.key").read_text())) == old_key
+        assert stat.S_IMODE((data / "contact.key").stat().st_mode) == 0o600
+        assert _meta_keys(data) == []
+        with _rated_log(tmp_path, bytes(old_key.public_key).hex()) as log:
+            assert post_events(hub.url, secret, log.log_id, all_events(log)).status_code == 200
+        body = requests.get(
+            f"{hub.url}/api/v1/ratings", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+        ).json()
+        assert [r["contact"] for r in body["ratings"]] == [None, "13812345678"]
+    finally:
+        hub.kill()
+
+
+def test_database_url_from_the_environment(tmp_path, monkeypatch, capsys):
+    """KIOSK_HUB_DB keeps a PostgreSQL password out of the command line (and out of ps)."""
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("KIOSK_HUB_DB", f"sqlite:///{db}")
+    monkeypatch.chdir(tmp_path)
+    assert kiosk_main(["hub", "device", "add", "XHA-W09"]) == 0
+    assert kiosk_main(["hub", "device", "add", "XHA-W10", "--data", str(tmp_path / "given")]) == 0
+    capsys.readouterr()
+    from_env, given = HubStore(f"sqlite:///{db}"), HubStore(database_url(tmp_path / "given", None))
+    assert from_env.device_secret("XHA-W09") and not from_env.device_secret("XHA-W10")
+    assert given.device_secret("XHA-W10")  # an explicit --data or --db wins
+    from_env.close()
+    given.close()
+    service = (ROOT / "deploy" / "kiosk-hub.service").read_text()
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    assert "--db" not in exec_start and "--key-file" in exec_start and "KIOSK_HUB_DB=" in service
 
 
 def test_hub_service_notifies_systemd_and_stops_on_sigterm(tmp_path):

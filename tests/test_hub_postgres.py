@@ -4,9 +4,11 @@ one and prints its URL into ``KIOSK_TEST_PG_URL``). Skipped when that variable i
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 import requests
+from sqlalchemy import insert, text
 from test_hub_support import (
     ADMIN_TOKEN,
     DEVICE,
@@ -16,10 +18,12 @@ from test_hub_support import (
     register,
     thread_hub,
     upload_case,
+    wait_until,
 )
 
-from hub.storage import ALL_DEVICES, HubStore, StaffEntry, metadata
+from hub.storage import ALL_DEVICES, HubStore, StaffEntry, logs, metadata
 from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
+from kiosk.events import ZERO_HASH
 from kiosk.store import EventLog
 from sync.agent import SyncAgent
 from sync.client import HubClient
@@ -67,13 +71,60 @@ def test_conflicts_and_hostile_text_on_postgres(pg_hub, tmp_path):
         assert pg_hub.store.acked_seq(DEVICE, log.log_id) == 2
 
 
+def test_impossible_rating_seq_is_stored_not_a_server_error_on_postgres(pg_hub, tmp_path):
+    with EventLog(tmp_path / "kiosk.db") as log:
+        for rating_seq in (2**63, 2**70):
+            log.append("rating_detail", {"rating_seq": rating_seq, "reasons": [], "contact_sealed": None})
+        response = post_events(pg_hub.url, pg_hub.secret, log.log_id, list(log.events_after(0)))
+        assert response.status_code == 200 and response.json() == {"acked_seq": 2}
+
+
+def test_two_hub_processes_meeting_a_new_log_both_store_it(pg_hub, tmp_path):
+    """The second hub's upload waits for the first's new log row, then carries on: no IntegrityError."""
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 3)
+        other_hub = HubStore(PG_URL)  # another hub process on the same database
+        conn = other_hub.engine.connect()
+        transaction = conn.begin()
+        conn.execute(
+            insert(logs).values(
+                device_id=DEVICE,
+                log_id=log.log_id,
+                acked_seq=0,
+                head_hash=ZERO_HASH,
+                first_seen_at="2026-11-28T00:00:00+00:00",
+                last_seen_at="2026-11-28T00:00:00+00:00",
+            )
+        )
+        events, answers = list(log.events_after(0)), []
+        upload = threading.Thread(
+            target=lambda: answers.append(post_events(pg_hub.url, pg_hub.secret, log.log_id, events))
+        )
+        upload.start()
+        try:
+            wait_until(lambda: _waiting_for_a_lock(conn), what="the upload waiting for the other hub's row")
+            transaction.commit()
+        finally:
+            conn.close()  # rolls back whatever is still open
+            upload.join(20)
+            other_hub.close()
+        assert answers[0].status_code == 200 and answers[0].json() == {"acked_seq": 3}
+
+
+def _waiting_for_a_lock(conn) -> bool:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    return conn.execute(query).scalar() > 0
+
+
 def test_roster_and_keypair_on_postgres(pg_hub):
     public = pg_hub.store.public_key_hex()
     version = pg_hub.store.import_roster(
         ALL_DEVICES, [StaffEntry("0006102437", "0371", "王晓燕", "", b"\x89PNG fake", "image/png")]
     )
     assert pg_hub.store.roster_for(DEVICE).version == version
-    again = HubStore(PG_URL)
+    again = HubStore(PG_URL, pg_hub.store.key_file)
     assert again.public_key_hex() == public
     again.close()
 

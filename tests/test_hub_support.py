@@ -21,14 +21,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import requests
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
 
 from hub.app import create_app
-from hub.storage import HubStore, database_url
+from hub.storage import HubStore, database_url, key_file_path
 from kiosk.qrtoken import issue_token
 from kiosk.store import EventLog
 
@@ -61,10 +63,23 @@ def free_port() -> int:
 class ThreadHub:
     """The hub app served by uvicorn on a free port in a background thread of the test process."""
 
-    def __init__(self, store: HubStore, admin_token: str | None = ADMIN_TOKEN, **app_options):
+    def __init__(
+        self,
+        store: HubStore,
+        admin_token: str | None = ADMIN_TOKEN,
+        *,
+        prefix: str = "",
+        routes: Sequence[Route] = (),
+        **app_options,
+    ):
+        """``prefix``: served under that path, as behind a reverse proxy; ``routes``: answers that take
+        precedence over the hub's own (what another hub might send)."""
         self.store = store
+        app = create_app(store, admin_token, **app_options)
+        if prefix or routes:
+            app = Starlette(routes=[*routes, Mount(prefix, app=app)])
         config = uvicorn.Config(
-            create_app(store, admin_token, **app_options),
+            app,
             host="127.0.0.1",
             port=0,
             log_level="warning",
@@ -76,7 +91,7 @@ class ThreadHub:
         self.thread.start()
         wait_until(lambda: self.server.started or not self.thread.is_alive(), what="hub start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -85,7 +100,7 @@ class ThreadHub:
 
 @contextlib.contextmanager
 def thread_hub(data: Path, url: str | None = None, **app_options) -> Iterator[ThreadHub]:
-    store = HubStore(url or database_url(data, None))
+    store = HubStore(url or database_url(data, None), key_file_path(data, None))
     hub = ThreadHub(store, **app_options)
     try:
         yield hub

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +16,8 @@ import time
 import pytest
 import requests
 from PIL import Image
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from test_hub_support import (
     DEVICE,
     agent_env,
@@ -32,7 +36,16 @@ from kiosk.store import EventLog
 from sync.agent import CURSOR_KEY, STATUS_KEY, Backoff, SyncAgent
 from sync.client import HubClient, HubUnavailable
 
-STATUS_KEYS = {"state", "last_success_at", "last_error", "pending", "acked_seq", "alarm", "updated_at"}
+STATUS_KEYS = {
+    "state",
+    "last_success_at",
+    "last_error",
+    "pending",
+    "acked_seq",
+    "alarm",
+    "roster_error",
+    "updated_at",
+}
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +174,27 @@ def test_replaced_log_with_same_id_is_a_fork(hub, kiosk_log, tmp_path):
     assert hub.store.acked_seq(DEVICE, kiosk_log.log_id) == 10
 
 
+def test_restored_backup_behind_the_hub_stops_upload_with_an_alarm(hub, kiosk_log, tmp_path):
+    """A backup taken while events were pending, restored after they reached the hub: the hub holds more
+    of this log than the restored copy. New events would reuse seqs the hub holds: say so, send nothing."""
+    fill_log(kiosk_log, 10)
+    assert make_agent(hub, kiosk_log, batch_events=5).step().kind == "sent"
+    with sqlite3.connect(kiosk_log.path) as live, sqlite3.connect(tmp_path / "backup.db") as backup:
+        live.backup(backup)
+    fill_log(kiosk_log, 5, seed=1)
+    assert make_agent(hub, kiosk_log).drain() and hub.store.acked_seq(DEVICE, kiosk_log.log_id) == 15
+    with EventLog(tmp_path / "backup.db") as restored:
+        agent = make_agent(hub, restored)
+        assert not agent.drain()
+        assert "behind the hub" in agent.alarm and restored.get_state(STATUS_KEY)["state"] == "alarm"
+        fill_log(restored, 5, seed=2)  # new ratings at seqs 11-15, which the hub holds as others
+        assert not agent.drain() and agent.pending() == 5
+        assert "5 pending" in agent.summary()
+        restarted = make_agent(hub, restored)
+        assert not restarted.drain() and restarted.alarm
+    assert hub.store.log_events(DEVICE, kiosk_log.log_id) == list(kiosk_log.events_after(0))
+
+
 def test_wrong_secret_is_an_error_with_slow_backoff(hub, kiosk_log):
     fill_log(kiosk_log, 3)
     agent = make_agent(hub, kiosk_log, secret=b"wrong")
@@ -237,7 +271,173 @@ def test_roster_is_cached_with_photos_and_kept_when_the_hub_is_gone(tmp_path, ki
     assert kiosk_log.roster() == cached
 
 
+def test_each_photo_download_tells_systemd_the_agent_is_alive(tmp_path, kiosk_log, monkeypatch):
+    """A roster of many photos on a slow link must not outlast WatchdogSec: one WATCHDOG=1 per photo."""
+    rows = ["card,staff_no,name,title,photo"]
+    for i, color in enumerate(("red", "green", "blue")):
+        Image.new("RGB", (8, 8), color).save(tmp_path / f"{color}.png")
+        rows.append(f"000610243{i},037{i},员工{i},,{color}.png")
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
+    with (
+        thread_hub(tmp_path / "hub") as h,
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket,
+    ):
+        h.store.import_roster(ALL_DEVICES, read_roster_csv(tmp_path / "r.csv"))
+        notify_socket.bind(str(tmp_path / "notify.sock"))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        assert make_agent(h, kiosk_log, secret=register(h.store)).pull_roster()
+        notify_socket.setblocking(False)
+        messages = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                messages.append(notify_socket.recv(256))
+    assert messages.count(b"WATCHDOG=1") == 3 and len(kiosk_log.roster()) == 3
+
+
+def test_hub_behind_a_path_prefix(tmp_path, kiosk_log):
+    """A reverse proxy serves the hub under /kiosk-hub: events, roster and photos all go there."""
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "p.png")
+    (tmp_path / "r.csv").write_text("card,staff_no,name,title,photo\n0006102437,0371,王晓燕,科长,p.png\n")
+    with thread_hub(tmp_path / "hub", prefix="/kiosk-hub") as prefixed:
+        assert prefixed.url.endswith("/kiosk-hub")
+        prefixed.store.import_roster(ALL_DEVICES, read_roster_csv(tmp_path / "r.csv"))
+        fill_log(kiosk_log, 5)
+        agent = make_agent(prefixed, kiosk_log, secret=register(prefixed.store))
+        assert agent.drain(), agent.summary()
+        assert prefixed.store.acked_seq(DEVICE, kiosk_log.log_id) == 5
+        assert kiosk_log.roster()[0]["photo"] == (tmp_path / "p.png").read_bytes()
+
+
+def _roster_answer(staff) -> Route:
+    """The roster route of a hub that answers ``staff`` (what the reference hub never would)."""
+    return Route(
+        "/api/v1/devices/{device_id}/roster",
+        lambda request: JSONResponse({"version": "v-hostile", "staff": staff}),
+    )
+
+
+HOSTILE_STAFF = [
+    "not an object",
+    {"card": None, "staff_no": "0370", "name": "无卡", "title": None, "photo_url": None},
+    {"card": "0006102437", "staff_no": "0371", "name": "王晓燕", "title": None, "photo_url": None},
+    {"card": "0006102437", "staff_no": "0379", "name": "重复", "title": None, "photo_url": None},
+    {"card": "26DEFAE7", "staff_no": "0372", "name": None, "title": "", "photo_url": None},
+    {"card": "26DEFAE8", "staff_no": "0373", "name": "李强", "title": 5, "photo_url": None},
+    {"card": "26DEFAE9", "staff_no": "0374", "name": "赵敏", "title": "", "photo_url": 7},
+]
+
+
+def test_unusable_roster_entries_are_skipped_and_counted(tmp_path, kiosk_log):
+    with thread_hub(tmp_path / "hub", routes=[_roster_answer(HOSTILE_STAFF)]) as hostile:
+        agent = make_agent(hostile, kiosk_log, secret=register(hostile.store))
+        assert agent.pull_roster()
+    assert [(r["card"], r["name"]) for r in kiosk_log.roster()] == [("0006102437", "王晓燕")]
+    assert "6 of 7 roster entries" in kiosk_log.get_state(STATUS_KEY)["roster_error"]
+
+
+def test_a_failing_roster_pull_never_stops_the_upload(tmp_path, kiosk_log):
+    stop = threading.Event()
+    with thread_hub(tmp_path / "hub", routes=[_roster_answer({"not": "a list"})]) as hostile:
+        secret = register(hostile.store)
+        thread = threading.Thread(target=_run_agent, args=(hostile, kiosk_log.path, stop, secret))
+        thread.start()
+        try:
+            fill_log(kiosk_log, 5)
+            wait_until(lambda: hostile.store.acked_seq(DEVICE, kiosk_log.log_id) == 5, what="upload")
+            wait_until(
+                lambda: (kiosk_log.get_state(STATUS_KEY) or {}).get("roster_error"), what="roster error"
+            )
+            assert thread.is_alive()
+        finally:
+            stop.set()
+            thread.join(10)
+
+
+def test_pending_events_go_before_the_roster(tmp_path, kiosk_log):
+    """At start the backlog is sent first: a roster answer that takes its time holds nothing up."""
+    release = threading.Event()
+
+    def slow_roster(request):
+        release.wait(30)
+        return JSONResponse({"version": "v", "staff": []})
+
+    stop = threading.Event()
+    fill_log(kiosk_log, 5)
+    with thread_hub(tmp_path / "hub", routes=[Route("/api/v1/devices/{device_id}/roster", slow_roster)]) as h:
+        secret = register(h.store)
+        thread = threading.Thread(target=_run_agent, args=(h, kiosk_log.path, stop, secret))
+        thread.start()
+        try:
+            wait_until(lambda: h.store.acked_seq(DEVICE, kiosk_log.log_id) == 5, timeout_s=5, what="upload")
+        finally:
+            release.set()
+            stop.set()
+            thread.join(10)
+
+
 # --- the loop and the command ------------------------------------------------------------------
+
+
+def _run_agent(hub, path, stop, secret=None, **options) -> None:
+    with EventLog(path) as own_log:  # one EventLog per thread, as in the real agent process
+        make_agent(hub, own_log, secret, **options).run(stop)
+
+
+def test_a_new_event_is_sent_at_once_without_polling_the_hub(hub, kiosk_log):
+    """The agent watches the database: the event is posted within a second of its append, in one POST,
+    while nothing else (no retry timer, no roster interval) could have woken the agent."""
+    seen: list[str] = []
+    session = requests.Session()
+    session.hooks["response"].append(
+        lambda r, *a, **k: seen.append(f"{r.request.method} {r.request.path_url}")
+    )
+    stop = threading.Event()
+
+    def agent_thread():
+        with EventLog(kiosk_log.path) as own_log:
+            client = HubClient(hub.url, DEVICE, hub.secret, session=session)
+            SyncAgent(own_log, client, roster_interval_s=3600, backoff=Backoff(base_s=600, cap_s=600)).run(
+                stop
+            )
+
+    thread = threading.Thread(target=agent_thread)
+    thread.start()
+    try:
+        wait_until(lambda: any("/roster" in r for r in seen), what="the agent's first roster pull")
+        wait_until(lambda: (kiosk_log.get_state(STATUS_KEY) or {}).get("updated_at"), what="agent idle")
+        before = len(seen)
+        appended_at = time.monotonic()
+        kiosk_log.append("rating_skipped", {"case_seq": 1, "why": "timeout"})
+        wait_until(lambda: hub.store.acked_seq(DEVICE, kiosk_log.log_id) == 1, what="upload")
+        elapsed = time.monotonic() - appended_at
+    finally:
+        stop.set()
+        thread.join(10)
+    assert elapsed < 1.0, f"sent {elapsed:.2f} s after the append"
+    assert seen[before:] == ["POST /api/v1/events"]
+
+
+def test_ready_is_sent_before_the_chain_is_verified(hub, kiosk_log, tmp_path, monkeypatch):
+    """A long log must not hold READY=1 past systemd's start timeout: verification comes after it, and
+    a damaged log is then reported to systemd as the unit's status."""
+    fill_log(kiosk_log, 20)
+    drop_triggers(tmp_path / "kiosk.db").execute("UPDATE events SET type = 'staff_signout' WHERE seq = 12")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify_socket:
+        notify_socket.bind(str(tmp_path / "notify.sock"))
+        notify_socket.settimeout(20)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        stop = threading.Event()
+        thread = threading.Thread(target=_run_agent, args=(hub, kiosk_log.path, stop))
+        thread.start()
+        try:
+            messages = [notify_socket.recv(4096).decode()]
+            while not messages[-1].startswith("STATUS="):
+                messages.append(notify_socket.recv(4096).decode())
+        finally:
+            stop.set()
+            thread.join(10)
+    assert messages[0] == "READY=1"
+    assert "ALARM" in messages[-1] and "seq 12" in messages[-1]
 
 
 def test_run_forwards_new_events_and_stops(hub, kiosk_log):
