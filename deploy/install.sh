@@ -146,7 +146,11 @@ install_hub() {
     if [ -e "$ROOT/etc/kiosk-hub/hub.env" ]; then
         note "kept /etc/kiosk-hub/hub.env"
     else
-        echo "KIOSK_HUB_ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >"$WORK/hub.env"
+        {
+            echo "KIOSK_HUB_ADMIN_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+            echo "# PostgreSQL instead of /var/lib/kiosk-hub/hub.db (here, not on the command line: ps shows that):"
+            echo "# KIOSK_HUB_DB=postgresql+psycopg://hub:PASSWORD@db.example/hub"
+        } >"$WORK/hub.env"
         # Read by systemd itself (EnvironmentFile=), so root only.
         run install -m 0600 "$WORK/hub.env" "$ROOT/etc/kiosk-hub/hub.env"
     fi

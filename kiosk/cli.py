@@ -36,7 +36,10 @@ def _hub_storage_args(p: argparse.ArgumentParser, *, under_hub: bool = False) ->
         help="hub data folder (SQLite database and keys); default ./hub-data",
     )
     g.add_argument(
-        "--db", metavar="URL", default=default, help="SQLAlchemy database URL, e.g. postgresql+psycopg://…"
+        "--db",
+        metavar="URL",
+        default=default,
+        help="SQLAlchemy database URL, e.g. postgresql+psycopg://… (default $KIOSK_HUB_DB)",
     )
 
 

@@ -487,7 +487,9 @@ def check_sync(facts: LogFacts, now: datetime) -> CheckResult:
         f"{state.get('state')}: {pending} pending, last success {state.get('last_success_at') or 'never'}"
     )
     if state.get("alarm"):
-        return fail("sync", f"alarm: {state['alarm']}", "see docs/sync.md on alarms; the hub's log")
+        return fail(
+            "sync", f"alarm: {state['alarm']}", "docs/hub.md, When a kiosk raises the alarm; the hub's log"
+        )
     if state.get("state") == "error":
         return fail("sync", f"{detail}; {state.get('last_error')}", "journalctl -u kiosk-sync")
     last = state.get("last_success_at")
@@ -508,6 +510,12 @@ def check_sync(facts: LogFacts, now: datetime) -> CheckResult:
         )
     if state.get("state") == "offline":
         return warn("sync", detail, "the hub is unreachable; ratings wait in the log")
+    if state.get("roster_error"):
+        return warn(
+            "sync",
+            f"{detail}; {state['roster_error']}",
+            "check the roster imported on the hub (kiosk hub roster import); the cached roster stays in use",
+        )
     return ok("sync", detail)
 
 

@@ -3,7 +3,7 @@
 A citizen who scans the rate page's QR code opens ``qr.base_url + token`` on their phone; the hub
 verifies the token before it offers the online form, so a code cannot be forged, altered or kept for
 later. The token is binary, HMAC-SHA256 signed and base64url encoded, a few hundred characters at
-most so the code stays easy to scan. Format: docs/qr-token.md. Shared by the kiosk (issue) and the hub
+most so the code stays easy to scan. Format: docs/protocol.md §5. Shared by the kiosk (issue) and the hub
 (verify). No I/O here.
 """
 
@@ -37,7 +37,7 @@ MAX_TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(_HEADER.size + 5 * (1 + MAX
 
 
 class TokenError(ValueError):
-    """A token that is not to be trusted; ``reason`` is one of the codes in docs/qr-token.md."""
+    """A token that is not to be trusted; ``reason`` is one of the codes in docs/protocol.md §5."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")

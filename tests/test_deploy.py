@@ -168,7 +168,9 @@ def test_install_into_a_scratch_root(tmp_path):
     assert (root / "var" / "lib" / "kiosk").is_dir()
     hub_env = etc / "kiosk-hub" / "hub.env"
     assert stat.S_IMODE(hub_env.stat().st_mode) == 0o600
-    assert re.fullmatch(r"KIOSK_HUB_ADMIN_TOKEN=[0-9a-f]{48}\n", hub_env.read_text())
+    token, *comments = hub_env.read_text().splitlines()
+    assert re.fullmatch(r"KIOSK_HUB_ADMIN_TOKEN=[0-9a-f]{48}", token)
+    assert "# KIOSK_HUB_DB=postgresql+psycopg://hub:PASSWORD@db.example/hub" in comments
     if shutil.which("systemd-sysusers"):
         passwd = (etc / "passwd").read_text()
         assert re.search(r"^kiosk:x:\d+:\d+:[^:]*:/var/lib/kiosk:/usr/sbin/nologin$", passwd, re.M)

@@ -200,6 +200,10 @@ MINUTE, DAY = timedelta(minutes=1), timedelta(days=1)
         (facts(agent("offline", succeeded=2 * DAY, reported=MINUTE), 2, 2 * DAY), "FAIL"),
         (facts(agent("error", succeeded=None, reported=MINUTE, last_error="HTTP 401"), 0), "FAIL"),
         (facts(agent("alarm", succeeded=MINUTE, reported=MINUTE, alarm="fork"), 9, MINUTE), "FAIL"),
+        (
+            facts(agent("ok", succeeded=MINUTE, reported=MINUTE, roster_error="roster not refreshed"), 0),
+            "warn",
+        ),
     ],
 )
 def test_sync_status(log_facts, expected):
