@@ -17,6 +17,7 @@ import array
 import dataclasses
 import fcntl
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -483,7 +484,10 @@ def station_for(config: Config, public_key: PublicKey | None) -> Station:
 
 def create_window(config_path: Path | str) -> MainWindow:
     """The fully wired main window, not yet shown; ``window.kiosk`` drives it (already started)."""
-    config = load_config(config_path)
+    return _window_for(load_config(config_path))
+
+
+def _window_for(config: Config) -> MainWindow:
     install_cjk_font(config)
     public_key = read_public_key(config)
     station = station_for(config, public_key)
@@ -501,16 +505,39 @@ def create_window(config_path: Path | str) -> MainWindow:
     return window
 
 
+def _hold_single_instance(config: Config) -> int | None:
+    """An open descriptor locking this kiosk's log for the process's lifetime; None when another kiosk
+    holds it. Two evaluators on one log would each close the other's cases."""
+    lock_path = config.store_path.with_name(config.store_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def main(args) -> int:
     """``kiosk run [--windowed]``."""
     config_path = Path(args.config) if getattr(args, "config", None) else default_config_path()
+    # Before Qt: a bad configuration is exit 2 with its message even where no display can be opened.
+    config = load_config(config_path)
+    try:
+        lock = _hold_single_instance(config)
+    except OSError as e:
+        print(f"kiosk run: cannot lock {config.store_path}: {e.strerror}", file=sys.stderr)
+        return 1
+    if lock is None:
+        print(f"kiosk run: another kiosk is already running on {config.store_path}", file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
     try:
-        window = create_window(config_path)
+        window = _window_for(config)
     except StoreError as e:
         print(f"kiosk run: {e}", file=sys.stderr)
         return 1
-    config = window.kiosk.config
     windowed = getattr(args, "windowed", False) or not config.ui.fullscreen
     if windowed:
         window.resize(*WINDOWED_SIZE)

@@ -363,11 +363,36 @@ def test_kiosk_run_notifies_systemd_and_stops_on_sigterm(tmp_path):
             messages = set()
             while not {"READY=1", "WATCHDOG=1"} <= messages:
                 messages.add(notify.recv(256).decode())
+            # A second evaluator on the same log would close the first one's cases: refused.
+            second = subprocess.run(
+                [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config), "--windowed"],
+                env=env | {"NOTIFY_SOCKET": ""},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 1
+            assert "another kiosk is already running" in second.stderr
             proc.terminate()
             assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
             proc.communicate()
+
+
+def test_a_bad_configuration_is_exit_2_even_without_a_display(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[device]\nid = "X"\nwindow = "01"\n[ui]\nthanks_s = "three"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config)],
+        env=env | {"QT_QPA_PLATFORM": "xcb"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "[ui] thanks_s: expected an integer" in result.stderr
 
 
 def test_device_states_are_published_for_the_doctor(qtbot, kiosk, sim):
