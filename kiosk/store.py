@@ -104,22 +104,29 @@ class EventLog:
             raise StoreError(f"cannot open event log {self.path}: {e}") from None
         self.log_id: str = conn.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()[0]
 
+    def _schema_version(self) -> int:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"event log {self.path} has schema version {version}, newer than this software "
+                f"({SCHEMA_VERSION}); upgrade the software"
+            )
+        return version
+
     def _migrate(self) -> None:
+        # A current file is opened without writing, so reading commands work on a full disk too.
+        if self._schema_version() == SCHEMA_VERSION:
+            return
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"event log {self.path} has schema version {version}, newer than this software "
-                    f"({SCHEMA_VERSION}); upgrade the software"
-                )
-            for migration in MIGRATIONS[version:]:
+            for migration in MIGRATIONS[self._schema_version() :]:  # again: another process may have migrated
                 migration(self.db)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:

@@ -127,6 +127,20 @@ def test_migrates_an_empty_file_and_refuses_a_newer_one(tmp_path):
         EventLog(path)
 
 
+def test_opening_a_current_log_writes_nothing(tmp_path):
+    """So verify and export work on a full disk, and while the kiosk holds the write lock."""
+    path = tmp_path / "kiosk.db"
+    EventLog(path).close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process mid-append
+    try:
+        with EventLog(path) as reader:  # would wait out the busy timeout if opening wrote
+            assert reader.verify().ok
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_not_a_database_is_a_store_error(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
