@@ -33,6 +33,7 @@ from sync.agent import CURSOR_KEY, read_secret
 from sync.client import HubClient, HubError, HubRefused
 
 from .config import Config, ConfigError, SerialConfig, load_config
+from .contact import ContactError, load_public_key
 from .fonts import find_cjk_font
 from .roster import Roster
 from .store import EventLog, StoreError
@@ -96,7 +97,11 @@ def check_config(path: str | Path | None) -> tuple[CheckResult, Config | None]:
     try:
         config = load_config(path)
     except ConfigError as e:
-        return fail("config", str(e), "correct the named key (config/kiosk.example.toml explains each)"), None
+        if e.key is None:  # the file itself: missing, unreadable, not TOML
+            fix = "give --config PATH or $KIOSK_CONFIG; start from config/kiosk.example.toml"
+        else:
+            fix = "correct the named key (config/kiosk.example.toml explains each)"
+        return fail("config", str(e), fix), None
     fitted = ", ".join(sorted(config.serial)) or "none"
     return ok("config", f"{config.path} (device {config.device.id}, serial: {fitted})"), config
 
@@ -411,17 +416,36 @@ def check_device_key(config: Config) -> CheckResult:
             f"put the hex secret printed by `kiosk hub device add {device_id}` in it; {fix_mode}",
         )
     mode = f"mode {stat.S_IMODE(st.st_mode):04o}"
+    if os.access(path, os.R_OK):
+        text = path.read_bytes().strip()
+        fix_secret = f"put the hex secret printed by `kiosk hub device add {device_id}` in it"
+        if not text:
+            return fail("device key", f"{path} is empty (the placeholder install.sh leaves)", fix_secret)
+        try:
+            bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            return fail("device key", f"{path} is not a hex secret", fix_secret)
     if st.st_mode & stat.S_IROTH:
         return warn("device key", f"{path} is readable by every user ({mode})", fix_mode)
     if not _service_user_may(path, write=False):
         return warn("device key", f"the {SERVICE_USER} user cannot read {path} ({mode})", fix_mode)
-    if st.st_size == 0 or (os.access(path, os.R_OK) and not path.read_bytes().strip()):
-        return fail(
-            "device key",
-            f"{path} is empty (the placeholder install.sh leaves)",
-            f"put the hex secret printed by `kiosk hub device add {device_id}` in it",
-        )
     return ok("device key", f"{path} ({mode}: {SERVICE_USER} can read it, other users cannot)")
+
+
+def check_hub_public_key(config: Config) -> CheckResult:
+    """The hub's public key that phone numbers are sealed to: without a usable one, no phone field."""
+    path = config.hub.public_key_file
+    if path is None:
+        return skip("hub public key", "no [hub] public_key_file: the reasons page offers no phone number")
+    try:
+        load_public_key(path)
+    except OSError as e:
+        return fail(
+            "hub public key", f"{path}: {e.strerror}", "copy the output of `kiosk hub key export` there"
+        )
+    except ContactError as e:
+        return fail("hub public key", str(e), "copy the output of `kiosk hub key export` there")
+    return ok("hub public key", f"{path}: phone numbers are sealed to it")
 
 
 def check_hub(config: Config, now: datetime) -> list[CheckResult]:
@@ -537,7 +561,8 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
     if config.hub is None:
         rows.append(skip("hub", "no [hub] section: ratings stay on this terminal"))
     else:
-        rows += [check_device_key(config), *check_hub(config, now), check_sync(facts, now)]
+        rows += [check_device_key(config), check_hub_public_key(config)]
+        rows += [*check_hub(config, now), check_sync(facts, now)]
     return rows
 
 

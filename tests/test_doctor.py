@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import serial
+from nacl.public import PrivateKey
 
 from drivers.sim import Simulator
 from kiosk import doctor
@@ -45,11 +46,12 @@ def write_setup(folder: Path, hub: Hub, sim: Simulator, *, sync_state: dict | No
     """A terminal's config, device key and log in ``folder``, as a healthy installation has them."""
     (folder / "device.key").write_bytes((hub.data.parent / "device.key").read_bytes())
     (folder / "device.key").chmod(0o640)
+    (folder / "hub.pub").write_text(bytes(PrivateKey.generate().public_key).hex())
     config = folder / "kiosk.toml"
     config.write_text(
         f'[device]\nid = "{DEVICE_ID}"\nwindow = "01"\n\n[store]\npath = "kiosk.db"\n\n'
         f"{sim.config_fragment()}\n"
-        f'[hub]\nurl = "{hub.url}"\nsecret_file = "device.key"\n',
+        f'[hub]\nurl = "{hub.url}"\nsecret_file = "device.key"\npublic_key_file = "hub.pub"\n',
         encoding="utf-8",
     )
     with EventLog(folder / "kiosk.db") as log:
@@ -96,11 +98,21 @@ def test_healthy_simulated_setup_passes(tmp_path, hub, sim, capsys):
         "free disk": "ok",
         "clock": "ok",
         "device key": "ok",
+        "hub public key": "ok",
         "hub reachable": "ok",
         "hub signature": "ok",
         "sync": "ok",
     }
     assert "0 failed" in out
+
+
+def test_key_files_that_cannot_serve_are_failures(tmp_path, hub, sim):
+    config = load_config(write_setup(tmp_path, hub, sim))
+    (tmp_path / "hub.pub").write_text("not a key")
+    (tmp_path / "device.key").write_text("zz-not-hex\n")
+    assert doctor.check_hub_public_key(config).status == "FAIL"
+    row = doctor.check_device_key(config)
+    assert row.status == "FAIL" and "not a hex secret" in row.detail
 
 
 def test_broken_setup_fails_naming_each_failure(tmp_path, hub, sim, capsys):
