@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import inspect
 import json
 import os
 import random
@@ -299,6 +300,11 @@ class _Console:
         handler = getattr(self, f"do_{command}", None)
         if handler is None:
             return f"unknown command {command!r}; type help"
+        try:
+            inspect.signature(handler).bind(*args)
+        except TypeError:
+            usage = next((u.strip() for u in HELP.splitlines() if u.strip().startswith(command)), command)
+            return f"usage: {usage}"
         try:
             return handler(*args) or "ok"
         except (TypeError, ValueError, RuntimeError, KeyError) as e:

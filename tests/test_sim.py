@@ -178,6 +178,8 @@ def test_kiosk_sim_command(tmp_path):
             wait_until(lambda: TicketCalled("A2") in events, what="call after replug")
             sim.send('rate "C 1')
             assert sim.expect(lambda line: line.startswith("error")) == "error: No closing quotation"
+            sim.send("swipe")
+            assert sim.expect(lambda line: line.startswith("usage")).startswith("usage: swipe CARD")
             sim.send("frobnicate")
             assert (
                 sim.expect(lambda line: line.startswith("unknown"))

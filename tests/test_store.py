@@ -293,3 +293,21 @@ def test_export_and_verify_commands(tmp_path):
     bad = _kiosk("store", "verify", config=config)
     assert bad.returncode == 1
     assert "seq 4" in bad.stdout
+
+
+def test_export_into_a_closed_pipe_stops_quietly(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[device]\nid = "T1"\nwindow = "01"\n', encoding="utf-8")
+    with EventLog(tmp_path / "kiosk.db") as log:
+        for i in range(5000):  # more than a pipe buffer holds
+            log.append("staff_signout", {"staff_no": str(i)})
+    export = subprocess.Popen(
+        [sys.executable, "-m", "kiosk.cli", "export", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert export.stdout.readline().startswith(b'{"log_id"')
+    export.stdout.close()  # like `kiosk export | head -1`
+    stderr = export.stderr.read().decode()
+    assert export.wait() == 1
+    assert "Traceback" not in stderr
