@@ -102,6 +102,23 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
+def _reason_codes(reasons: Sequence[str]) -> list[str]:
+    """Reason codes in the order chosen, each once; ValueError for anything that is not one."""
+    codes = list(dict.fromkeys(reasons))
+    if not all(isinstance(c, str) and _REASON_CODE.fullmatch(c) for c in codes):
+        raise ValueError(f"reasons must be reason codes, got {reasons!r}")
+    return codes
+
+
+def _same_visit(fields: dict[str, str | None], case: Case) -> bool:
+    """Whether a rate request names this case: the same case number, or when it has none, the same
+    ticket, case number and item."""
+    if fields["case_no"] is not None:
+        return fields["case_no"] == case.case_no
+    identity = (fields["ticket_no"], fields["case_no"], fields["item_code"])
+    return any(identity) and case.identity == identity
+
+
 class Flow:
     """One window's evaluation flow. Not thread-safe: drive it from one thread (the GUI thread)."""
 
@@ -145,6 +162,7 @@ class Flow:
         self._shown_case: Case | None = None
         self._satisfaction: int | None = None
         self._deadline: float | None = None
+        self._noted_reasons: list[str] = []  # chosen on the reasons page, not submitted (yet)
         self._page_since = now
         self._now = now  # the time of the input being handled
         self._last_press: float | None = None
@@ -233,11 +251,9 @@ class Flow:
             "item_code": _text(item_code),
             "item_name": _text(item_name),
         }
-        if self._is_shown(fields):
+        if self._is_current(fields):
             return self.view  # the same request again (a double scan): still the same visit
         refusal = self._refusal(fields["case_no"])
-        if refusal is None and self._page == "reasons":
-            self._write_detail((), None)  # the previous citizen has left the counter
         if self._open_case is not None:
             self._skip("superseded")  # uses up the called ticket if it was this case's
         if fields["ticket_no"] is None and source == "scanner" and refusal != SKIP_ALREADY_RATED:
@@ -249,9 +265,9 @@ class Flow:
             self._settle(now)
             already_rated = refusal == SKIP_ALREADY_RATED
             self._set_notice(ALREADY_RATED_NOTICE if already_rated else NOT_SERVING_NOTICE, now)
-            return self.view
-        self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
-        self._clear_notice()
+        elif not self._giving_reasons():  # otherwise the case waits until their thanks page ends
+            self._show_open_case(now)
+            self._clear_notice()
         return self.view
 
     def pause(self, now: float) -> View:
@@ -285,7 +301,7 @@ class Flow:
                 self._set_notice(WALKIN_WAIT_NOTICE, now)  # a silent button would look broken
                 return False
             self._open(dict.fromkeys(("ticket_no", "case_no", "item_code", "item_name")), "walkin")
-            self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
+            self._show_open_case(now)
         elif self._page != "rate":
             return False
         case, staff = self._open_case, self._staff
@@ -310,15 +326,25 @@ class Flow:
             self._last_walkin = now
         if is_bad(satisfaction):
             self._show("reasons", now, case, satisfaction, now + self._reasons_timeout_s)
+            self._noted_reasons = []
         else:
             self._show("thanks", now, case, satisfaction, now + self._thanks_s)
         return True
 
+    def note_reasons(self, reasons: Sequence[str], now: float) -> View:
+        """The reasons the citizen has chosen so far (maybe none), not submitted: nothing is recorded, but
+        they are the reasons given if the page times out. Call it whenever the choice changes."""
+        codes = _reason_codes(reasons)
+        self._expire(now)
+        if self._page == "reasons":
+            self._noted_reasons = codes
+        return self.view
+
     def submit_reasons(self, reasons: Sequence[str], contact_sealed: str | None, now: float) -> View:
         """The citizen's reasons for a 差评 (at least one code) and optionally a sealed phone number."""
-        codes = list(dict.fromkeys(reasons))
-        if not codes or not all(isinstance(c, str) and _REASON_CODE.fullmatch(c) for c in codes):
-            raise ValueError(f"reasons must be one or more reason codes, got {reasons!r}")
+        codes = _reason_codes(reasons)
+        if not codes:
+            raise ValueError("reasons must be one or more reason codes, got none")
         if contact_sealed is not None and not (isinstance(contact_sealed, str) and contact_sealed):
             raise ValueError("contact_sealed must be a non-empty string or None")
         self._expire(now)
@@ -350,16 +376,20 @@ class Flow:
         if self._open_case is not None and self._page != "rate":
             # A failed write left a case open that cannot be rated: close it as it would have been.
             why = self._refusal(self._open_case.case_no)
-            assert why is not None  # guaranteed by the transitions: a case to be rated is on the rate page
-            self._skip(why)
+            if why is not None:
+                self._skip(why)
+            else:  # guaranteed by the transitions: a case to be rated is on the rate page, or waits
+                assert self._giving_reasons()
         if self._deadline is None or now < self._deadline:
             return
         if self._page == "rate":
             self._skip("timeout")  # never a default rating
             self._show_idle(now)
         elif self._page == "reasons":
-            self._write_detail((), None)
+            self._write_detail(self._noted_reasons, None)  # what the citizen chose counts
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+        elif self._open_case is not None:  # the case that waited for this thanks page
+            self._show_open_case(now)
         else:
             self._show_idle(now)
 
@@ -372,16 +402,15 @@ class Flow:
         elif self._page == "reasons" and self._detail_due is None:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
 
-    def _is_shown(self, fields: dict[str, str | None]) -> bool:
-        """Whether a rate request is for the case on screen: the same case number, or when it has none,
-        the same ticket, case number and item."""
-        shown = self._shown_case
-        if shown is None:
-            return False
-        if fields["case_no"] is not None:
-            return fields["case_no"] == shown.case_no
-        identity = (fields["ticket_no"], fields["case_no"], fields["item_code"])
-        return any(identity) and shown.identity == identity
+    def _is_current(self, fields: dict[str, str | None]) -> bool:
+        """Whether a rate request is for the case on screen or the one waiting for it."""
+        return any(_same_visit(fields, case) for case in (self._shown_case, self._open_case) if case)
+
+    def _giving_reasons(self) -> bool:
+        """Whether a citizen who gave a 差评 is on the reasons page or the thanks page after it: they are
+        never cut off, a new case waits for them."""
+        thanked = self._page == "thanks" and self._satisfaction is not None and is_bad(self._satisfaction)
+        return self._page == "reasons" or thanked
 
     def _refusal(self, case_no: str | None) -> str | None:
         """Why a case with this number cannot be rated now (a rating_skipped why), or None if it can."""
@@ -395,6 +424,9 @@ class Flow:
 
     def _idle_page(self) -> Page:
         return "ready" if self._staff is not None and not self._paused else "paused"
+
+    def _show_open_case(self, now: float) -> None:
+        self._show("rate", now, self._open_case, None, now + self._rating_timeout_s)
 
     def _show_idle(self, now: float) -> None:
         self._show(self._idle_page(), now, None, None, None)

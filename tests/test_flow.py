@@ -443,12 +443,173 @@ def test_pause_or_signout_lets_a_citizen_finish_the_reasons(log):
     assert types(log, 3) == ["window_paused", "staff_signout", "rating_detail"]
 
 
-def test_a_new_rate_request_during_reasons_closes_them_empty(log):
+def bad_rating_on_the_reasons_page(log: EventLog) -> Flow:
+    """A citizen who rated 不满意 at 1 (rating seq 3) and chooses reasons until 61."""
     flow = rating_page(log, 0)
-    flow.press(1, "touch", 1)
-    view = flow.rate_request(**(CASE | {"case_no": "NEXT"}), now=30)
-    assert (view.page, view.case.case_no) == ("rate", "NEXT")
-    assert recorded(log, 3)[0] == ("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})
+    assert flow.press(1, "touch", 1)
+    return flow
+
+
+NEXT = CASE | {"ticket_no": "A013", "case_no": "NEXT"}
+
+
+def test_a_rate_request_during_reasons_waits_for_the_citizen_and_their_thanks(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    view = flow.rate_request(**NEXT, now=30)
+    assert (view.page, view.case.seq, view.deadline) == ("reasons", 2, 61)  # not cut off
+    assert recorded(log, 3) == [("case_opened", NEXT)]  # recorded at once, the 差评 detail still due
+    assert not flow.press(2, "touch", 31)  # the tap meant for 提交评价 rates nobody
+    view = flow.submit_reasons(["101"], None, 40)
+    assert (view.page, view.case.seq, view.deadline) == ("thanks", 2, 43)
+    assert flow.tick(42.9).page == "thanks"
+    assert not flow.press(2, "touch", 42.95)
+    view = flow.tick(43)
+    assert (view.page, view.case.seq, view.case.case_no, view.deadline) == ("rate", 4, "NEXT", 103)
+    assert not flow.press(5, "touch", 43 + DEBOUNCE_S / 2)  # the page just appeared
+    assert flow.press(5, "touch", 44)
+    assert types(log, 3) == ["case_opened", "rating_detail", "rating"]
+    assert recorded(log, 5)[0][1]["case_seq"] == 4
+
+
+def test_a_case_waiting_for_the_citizen_gets_its_full_countdown_from_when_it_shows(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.rate_request(**NEXT, now=2)
+    assert flow.tick(61).page == "thanks"  # the reasons time out, then the thanks page runs its course
+    assert flow.tick(64).deadline == 124
+    assert flow.tick(123.9).page == "rate"
+    assert flow.press(4, "keypad", 123.95)
+
+
+def test_a_request_during_the_thanks_page_after_reasons_waits_for_it_too(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.skip_reasons(2)
+    assert flow.rate_request(**NEXT, now=3).page == "thanks"
+    view = flow.tick(5)
+    assert (view.page, view.case.case_no, view.deadline) == ("rate", "NEXT", 65)
+
+
+def test_a_request_during_the_thanks_page_after_a_good_rating_shows_at_once(log):
+    flow = rating_page(log, 0)
+    assert flow.press(5, "touch", 1)
+    view = flow.rate_request(**NEXT, now=2)
+    assert (view.page, view.case.case_no, view.deadline) == ("rate", "NEXT", 62)
+
+
+def test_a_second_request_supersedes_the_waiting_one_which_never_shows(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.rate_request(**NEXT, now=10)
+    view = flow.rate_request(**(NEXT | {"case_no": "THIRD"}), now=20)
+    assert (view.page, view.case.seq) == ("reasons", 2)
+    assert recorded(log, 4) == [
+        ("rating_skipped", {"case_seq": 4, "why": "superseded"}),
+        ("case_opened", NEXT | {"case_no": "THIRD"}),
+    ]
+    flow.tick(61)
+    assert flow.tick(64).case.case_no == "THIRD"
+
+
+def test_the_waiting_case_scanned_again_is_the_same_visit(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.rate_request(**NEXT, now=10)
+    flow.rate_request(
+        ticket_no=None, case_no="NEXT", item_code=None, item_name=None, source="scanner", now=11
+    )
+    assert types(log, 3) == ["case_opened"]
+
+
+@pytest.mark.parametrize(
+    ("ending", "then"), [("paused", "paused"), ("signout", "paused"), ("restart", "ready")]
+)
+def test_pause_signout_or_restart_close_the_waiting_case_as_usual(log, ending, then):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.rate_request(**NEXT, now=10)
+    if ending == "paused":
+        flow.pause(11)
+    elif ending == "signout":
+        flow.swipe(WANG_CARD, 11)
+    else:
+        flow = make_flow(log, now=0)
+    assert recorded(log, 4)[0] == ("rating_skipped", {"case_seq": 4, "why": ending})
+    if ending != "restart":
+        assert flow.view.page == "reasons"  # the citizen still finishes
+        flow.submit_reasons(["101"], None, 12)
+    assert flow.tick(100).page == then
+    assert types(log, 4).count("rating_detail") == 1
+
+
+# --- reasons chosen but not submitted ---------------------------------------------------------------
+
+
+def detail_reasons(log: EventLog) -> list[list[str]]:
+    return [e["payload"]["reasons"] for e in log.events_after(0, types=("rating_detail",))]
+
+
+def test_reasons_noted_on_the_page_are_recorded_when_it_times_out(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    view = flow.note_reasons(["101"], 5)
+    assert (view.page, view.deadline) == ("reasons", 61)  # noting neither records nor extends the page
+    flow.note_reasons(["201", "101", "201"], 6)
+    assert types(log, 3) == []
+    assert flow.tick(61).page == "thanks"
+    assert recorded(log, 3) == [
+        ("rating_detail", {"rating_seq": 3, "reasons": ["201", "101"], "contact_sealed": None})
+    ]
+
+
+def test_reasons_noted_and_cleared_again_are_not_given(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.note_reasons(["101"], 5)
+    flow.note_reasons([], 6)
+    flow.tick(61)
+    assert recorded(log, 3) == [("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})]
+
+
+def test_noted_reasons_survive_pause_and_signout_and_a_waiting_request(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.note_reasons(["301"], 5)
+    flow.pause(6)
+    flow.resume(7)
+    flow.rate_request(**NEXT, now=8)
+    flow.swipe(WANG_CARD, 9)
+    flow.tick(61)
+    assert detail_reasons(log) == [["301"]]
+
+
+def test_skipping_declines_the_noted_reasons_and_submitting_replaces_them(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.note_reasons(["101"], 5)
+    flow.skip_reasons(6)
+    flow.tick(10)
+    flow.rate_request(**NEXT, now=20)
+    assert flow.press(2, "touch", 21)
+    flow.note_reasons(["101"], 22)
+    flow.submit_reasons(["201"], None, 23)
+    assert detail_reasons(log) == [[], ["201"]]
+
+
+def test_noted_reasons_belong_to_their_page_only(log):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.note_reasons(["101"], 5)
+    flow.tick(61)
+    assert flow.note_reasons(["201"], 62).page == "thanks"  # too late: the detail is recorded
+    flow.tick(70)
+    flow.rate_request(**NEXT, now=71)
+    assert flow.note_reasons(["201"], 72).page == "rate"  # nothing to note on the rate page
+    assert flow.press(1, "touch", 73)
+    flow.tick(133)  # the next 差评's page starts with nothing noted
+    assert detail_reasons(log) == [["101"], []]
+
+
+@pytest.mark.parametrize(
+    "reasons", [["bad code!"], [201], ["101", None]], ids=["bad_code", "not_text", "none"]
+)
+def test_note_reasons_refuses_what_is_not_a_reason(log, reasons):
+    flow = bad_rating_on_the_reasons_page(log)
+    flow.note_reasons(["101"], 5)
+    with pytest.raises(ValueError):
+        flow.note_reasons(reasons, 6)
+    flow.tick(61)
+    assert recorded(log, 3)[0][1]["reasons"] == ["101"]
 
 
 # --- tickets and walk-in ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Random sequences of swipes, calls, rate requests, presses, reasons, pauses, ticks and restarts against
 the flow, with the disk failing now and then, checking after every step that the log it writes keeps
 the 一次一评 invariants (one rating per case and per case number, a card lying on the reader never
-toggles, a called ticket goes to one case at most) and the screen shows only what the log holds."""
+toggles, a called ticket goes to one case at most), that a citizen giving reasons is never cut off (a
+rate request meanwhile waits for the thanks page to end), that a 差评's reasons are those submitted, or
+noted on the page when it timed out, and that the screen shows only what the log holds."""
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -13,7 +15,7 @@ from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, SWIPE_GUARD_S, Flow
 
 STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}
 CARDS = (*STAFF, "card-unknown")
-RATING_TIMEOUT_S, WALKIN_INTERVAL_S = 60, 30
+RATING_TIMEOUT_S, REASONS_TIMEOUT_S, WALKIN_INTERVAL_S = 60, 60, 30
 # Time steps around every threshold: debounce, card guard, thanks, timeouts, walk-in interval.
 STEPS = st.sampled_from([0.0, 0.1, 0.29, 0.31, 1.0, 2.9, 3.0, 10.0, 29.0, 31.0, 59.0, 61.0, 200.0])
 # A citizen's press comes mostly a moment after the page appears.
@@ -21,6 +23,7 @@ PRESS_STEPS = st.sampled_from([0.0, 0.29, 0.31, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 59
 TEXT = st.sampled_from([None, "", "A012", "370211-2026-0001", "事项"])
 # Few case numbers, so that cases come back after their rating (一次一评 across visits).
 CASE_NOS = st.sampled_from([None, "", "370211-2026-0001", "370211-2026-0002"])
+REASONS = st.sampled_from(["101", "201", "901"])
 
 
 class WriteFailed(OSError):
@@ -64,10 +67,15 @@ class FlowMachine(RuleBasedStateMachine):
         self.closed: set[int] = set()
         self.opened: dict[int, dict] = {}
         self.ratings: dict[int, dict] = {}
+        self.rated_at: dict[int, float] = {}
+        self.shown_at: dict[int, float] = {}  # case seq -> when the rate page first showed it
         self.details: set[int] = set()
         self.rated_case_nos: set[str] = set()
         self.must_refuse: int | None = None  # seq of a case opened for a case number already rated
         self.request: dict | None = None  # the rate request being handled
+        self.submitted: list[str] | None = None  # the reasons being submitted
+        self.skipping = self.restarting = False  # the citizen declines the reasons; the kiosk restarts
+        self.noted: dict[int, list[str]] = {}  # rating seq -> reasons noted on its page
         self.last_toggle: tuple[str, float] | None = None  # staff_no whose sign-in or -out was last, when
         self.flow = self.make_flow()
         if signed_in:
@@ -81,7 +89,7 @@ class FlowMachine(RuleBasedStateMachine):
             window="03",
             rating_timeout_s=RATING_TIMEOUT_S,
             thanks_s=3,
-            reasons_timeout_s=60,
+            reasons_timeout_s=REASONS_TIMEOUT_S,
             walkin=self.walkin,
             walkin_interval_s=WALKIN_INTERVAL_S,
             now=self.now,
@@ -91,10 +99,24 @@ class FlowMachine(RuleBasedStateMachine):
     def attempt(self, step: float, action):
         """Run one input at a later time; an injected write failure is the only error allowed."""
         self.now += step
+        before, written_before = self.flow.view, len(self.log.events)
         try:
             return action(self.now)
         except WriteFailed:
             return None
+        finally:
+            self.note_shown(before, written_before)
+
+    def note_shown(self, before, written_before: int) -> None:
+        """When the rate page first shows a case; one opened by an earlier input waited for a citizen giving
+        reasons and may show only when their thanks page has ended."""
+        view = self.flow.view
+        if view.page != "rate" or view.case.seq in self.shown_at:
+            return
+        self.shown_at[view.case.seq] = self.now
+        if view.case.seq <= written_before:
+            assert giving_reasons(before) and before.page == "thanks", "a waiting case cut a citizen off"
+            assert self.now >= before.deadline, "a waiting case shown before the thanks page ended"
 
     @rule(writes_before=st.integers(0, 3))
     def disk_fails(self, writes_before):
@@ -132,12 +154,18 @@ class FlowMachine(RuleBasedStateMachine):
             "item_name": item,
             "source": source,
         }
-        self.request, before = fields, len(self.log.events)
+        self.request, before, shown = fields, len(self.log.events), self.flow.view
+        busy = giving_reasons(shown) and self.now + step < shown.deadline  # and so they stay
         self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
         self.follow_log()
         self.request = None
-        skips = [e["payload"]["why"] for e in self.log.events[before:] if e["type"] == "rating_skipped"]
-        event(f"rate request: {'skipped ' + skips[-1] if skips else 'shown or ignored'}")
+        written = self.log.events[before:]
+        if busy:
+            assert (self.flow.view.page, self.flow.view.case) == (shown.page, shown.case), "citizen cut off"
+            assert "rating_detail" not in [e["type"] for e in written]
+        skips = [e["payload"]["why"] for e in written if e["type"] == "rating_skipped"]
+        outcome = "skipped " + skips[-1] if skips else "waits" if busy and written else "shown or ignored"
+        event(f"rate request: {outcome}")
 
     @precondition(lambda self: self.rated_case_nos)
     @rule(pick=st.integers(0, 3), source=st.sampled_from(["queue", "scanner"]), step=STEPS)
@@ -146,6 +174,12 @@ class FlowMachine(RuleBasedStateMachine):
         case_no = sorted(self.rated_case_nos)[pick % len(self.rated_case_nos)]
         self.rate_request(ticket=None, case=case_no, item=None, source=source, step=step)
         self.press(satisfaction=1, input="keypad", step=1.0)
+
+    @rule(satisfaction=st.integers(1, 2), case=CASE_NOS, step=STEPS)
+    def rate_badly(self, satisfaction, case, step):
+        """A service and at once a 差评: the reasons page, where the next request may find the citizen."""
+        self.rate_request(ticket="A012", case=case, item="事项", source="queue", step=step)
+        self.press(satisfaction=satisfaction, input="touch", step=1.0)
 
     @rule(step=STEPS)
     def pause(self, step):
@@ -170,13 +204,28 @@ class FlowMachine(RuleBasedStateMachine):
         assert page in ("rate", "ready")
         assert self.flow.view.page == ("reasons" if is_bad(satisfaction) else "thanks")
 
-    @rule(reasons=st.lists(st.sampled_from(["101", "201", "901"]), min_size=1, max_size=3), step=PRESS_STEPS)
+    @rule(reasons=st.lists(REASONS, min_size=1, max_size=3), step=PRESS_STEPS)
     def submit_reasons(self, reasons, step):
+        self.submitted = reasons
         self.attempt(step, lambda now: self.flow.submit_reasons(reasons, None, now))
+        self.follow_log()
+        self.submitted = None
 
     @rule(step=PRESS_STEPS)
     def skip_reasons(self, step):
+        self.skipping = True
         self.attempt(step, self.flow.skip_reasons)
+        self.follow_log()
+        self.skipping = False
+
+    @rule(reasons=st.lists(REASONS, max_size=3), step=PRESS_STEPS)
+    def note_reasons(self, reasons, step):
+        """The citizen taps reasons on and off; the flow remembers the choice without recording it."""
+        done = self.attempt(step, lambda now: self.flow.note_reasons(reasons, now))
+        self.follow_log()  # it writes only what time closed (expected_reasons checks a timed-out page)
+        due = self.pending_details()
+        if done is not None and due and self.now < self.rated_at[max(due)] + REASONS_TIMEOUT_S:
+            self.noted[max(due)] = list(dict.fromkeys(reasons))
 
     @rule(step=STEPS)
     def tick(self, step):
@@ -185,11 +234,13 @@ class FlowMachine(RuleBasedStateMachine):
     @rule(step=STEPS)
     def restart(self, step):
         self.now += step
+        self.restarting = True
         try:
             self.flow = self.make_flow()
         except WriteFailed:
             self.flow = self.make_flow()  # the service manager starts the kiosk again
         assert self.open_case_in_log() is None
+        self.restarting = False
         if self.last_toggle is not None:  # the card may still lie on the reader
             self.last_toggle = (self.last_toggle[0], self.now)
 
@@ -241,17 +292,17 @@ class FlowMachine(RuleBasedStateMachine):
                     assert self.last_walkin_at is None or at - self.last_walkin_at >= WALKIN_INTERVAL_S
                     self.last_walkin_at = at
                 else:
-                    opened_at = self.opened[case_seq]["at"]  # the same arithmetic as the flow's
-                    assert at - opened_at >= DEBOUNCE_S and at < opened_at + RATING_TIMEOUT_S
+                    shown_at = self.shown_at[case_seq]  # the same arithmetic as the flow's
+                    assert at - shown_at >= DEBOUNCE_S and at < shown_at + RATING_TIMEOUT_S
                 assert p["case_no"] not in self.rated_case_nos, "a case number rated twice"
                 if p["case_no"] is not None:
                     self.rated_case_nos.add(p["case_no"])
                 self.close_case(case_seq)
-                self.ratings[seq] = p
+                self.ratings[seq], self.rated_at[seq] = p, at
             elif type_ == "rating_skipped":
                 assert p["case_seq"] == self.open_case and p["why"] in SKIP_WHYS
                 if p["why"] == "timeout":
-                    assert at >= self.opened[p["case_seq"]]["at"] + RATING_TIMEOUT_S
+                    assert at >= self.shown_at[p["case_seq"]] + RATING_TIMEOUT_S
                 if p["why"] == "already_rated":
                     assert self.opened[p["case_seq"]]["case_no"] in self.rated_case_nos
                 self.close_case(p["case_seq"])
@@ -260,6 +311,8 @@ class FlowMachine(RuleBasedStateMachine):
                 assert rating is not None and is_bad(rating["satisfaction"]), "detail of no 差评"
                 assert p["rating_seq"] not in self.details, "two details for one rating"
                 self.details.add(p["rating_seq"])
+                assert p["contact_sealed"] is None
+                assert p["reasons"] == self.expected_reasons(p["rating_seq"], at), "wrong reasons"
             else:
                 assert type_ == "ticket_called"
                 self.called_ticket = p["ticket_no"]
@@ -271,6 +324,17 @@ class FlowMachine(RuleBasedStateMachine):
             self.called_ticket = None
         self.closed.add(case_seq)
         self.open_case = None
+
+    def expected_reasons(self, rating_seq: int, at: float) -> list[str]:
+        """What a 差评's detail must say, by what ended its reasons page."""
+        if self.restarting:
+            return []  # the noted reasons were never recorded: they went with the process
+        if at >= self.rated_at[rating_seq] + REASONS_TIMEOUT_S:
+            return self.noted.get(rating_seq, [])
+        if self.submitted is not None:
+            return list(dict.fromkeys(self.submitted))
+        assert self.skipping, "the reasons page ended early"
+        return []
 
     def pending_details(self) -> set[int]:
         return {s for s, r in self.ratings.items() if is_bad(r["satisfaction"])} - self.details
@@ -289,7 +353,10 @@ class FlowMachine(RuleBasedStateMachine):
             refused = (
                 self.open_case is not None and self.opened[self.open_case]["case_no"] in self.rated_case_nos
             )
-            assert self.open_case is None or not serving or refused, "a case is open but not on screen"
+            waiting = giving_reasons(view)  # a case that waits for the citizen before to finish
+            assert self.open_case is None or not serving or refused or waiting, "a case is open off screen"
+            if waiting and self.open_case is not None:
+                assert view.case.seq != self.open_case
         if view.page in ("ready", "paused"):
             assert view.page == ("ready" if serving else "paused")
             assert view.case is None and view.deadline is None
@@ -301,11 +368,16 @@ class FlowMachine(RuleBasedStateMachine):
     def teardown(self):
         # Let every page run its course: each opened case ends rated or skipped exactly once.
         self.log.fail_in = None
-        for _ in range(3):
+        for _ in range(4):  # reasons, thanks, a case that waited for them, and its rate page
             self.attempt(1000, self.flow.tick)
         self.follow_log()
         assert self.open_case is None and set(self.opened) == self.closed
         assert not self.pending_details()
+
+
+def giving_reasons(view) -> bool:
+    """Whether a citizen who gave a 差评 is on the reasons page or the thanks page after it."""
+    return view.page == "reasons" or view.page == "thanks" and is_bad(view.satisfaction)
 
 
 FlowMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
