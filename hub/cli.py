@@ -174,11 +174,10 @@ def key_export(args) -> int:
 def read_roster_csv(path: Path) -> list[StaffEntry]:
     """The staff of a roster CSV (card,staff_no,name,title,photo); photo paths are relative to the file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as e:
         raise UsageError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text") from None
+    text = _csv_text(path, data)
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     missing = [c for c in ROSTER_REQUIRED_COLUMNS if c not in header]
@@ -208,6 +207,19 @@ def read_roster_csv(path: Path) -> list[StaffEntry]:
             StaffEntry(values["card"], values["staff_no"], values["name"], values["title"], photo, media_type)
         )
     return staff
+
+
+def _csv_text(path: Path, data: bytes) -> str:
+    """UTF-8 (an Excel BOM is fine) first, else GB18030: Excel on a Chinese Windows saves "CSV" as GBK,
+    which GB18030 contains (the rule of the kiosk's local roster). Bytes neither reads stop the import."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: neither UTF-8 nor GB18030 text (byte {e.start})") from None
 
 
 def _read_photo(path: Path, where: str) -> tuple[bytes, str]:

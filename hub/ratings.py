@@ -177,7 +177,9 @@ def time_bound(text: str, *, end: bool) -> str:
 
 
 def to_csv(records: Iterable[dict[str, Any]]) -> str:
+    """The export as CSV text starting with a BOM: without it Excel on a Chinese Windows reads UTF-8 as GBK."""
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for record in records:

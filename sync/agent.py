@@ -1,12 +1,15 @@
 """The sync agent: sends the kiosk's event log to the hub in signed batches, exactly once and in order,
 and keeps the kiosk's roster cache fresh. ``kiosk sync`` runs it forever; ``--once`` drains and exits.
 
-The cursor (``sync_cursor`` in the log's state table) only ever moves to the hub's ``acked_seq``, so a
-crash at any point resends at most one batch, which the hub recognises. A ``gap`` answer moves the
-cursor to where the hub wants to resume; a ``fork`` or ``bad_hash`` (the log was edited or replaced)
-stops this log's upload and raises the alarm in the status (key ``sync``) that the admin panel and
-``kiosk doctor`` show. New events are noticed by watching the database, never by polling the hub.
-Logs name seqs, counts and HTTP answers, never an event's payload.
+The cursor (``sync_cursor`` in the log's state table) only ever moves to what the hub holds of the log
+(its ``acked_seq``, or the seq before one it refuses as altered), so a crash at any point resends at most
+one batch, which the hub recognises. A ``gap`` answer moves the cursor to where the hub wants to resume;
+a ``fork`` or ``bad_hash`` (the log was edited or replaced) stops this log's upload and raises the alarm
+in the status (key ``sync``) that the admin panel and ``kiosk doctor`` show. New events are noticed by
+watching the database, never by polling the hub; the hub is asked what it holds once even with nothing to
+send, so a log restored from a backup behind it is reported before new events reuse its seqs. A rotated
+device secret is taken from ``[hub] secret_file`` as soon as the file changes. Logs name seqs, counts and
+HTTP answers, never an event's payload.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kiosk.config import ConfigError, load_config
 from kiosk.store import EventLog, StoreError, VerifyResult, now_iso
@@ -48,6 +52,8 @@ ONCE_MAX_FAILURES = 3  # --once gives up after this many failed attempts in a ro
 CURSOR_KEY = "sync_cursor"
 STATUS_KEY = "sync"
 ROSTER_KEY = "sync_roster"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,46 @@ def read_secret(config_path: Path, secret_file: Path) -> bytes:
     return secret
 
 
+class SecretFile:
+    """The device secret in ``[hub] secret_file``, read again when the file changes: a secret rotated with
+    ``kiosk hub device add`` is taken without restarting the agent."""
+
+    def __init__(self, config_path: Path, path: Path):
+        self.config_path, self.path = config_path, path
+        self._stamp = self._stat()
+        self.secret = read_secret(config_path, path)  # ConfigError at start: the agent cannot run
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def changed(self) -> bool:
+        """Whether the file looks rewritten since it was last read (mtime, size or inode)."""
+        return self._stat() != self._stamp
+
+    def reload(self) -> bool:
+        """Read the file again; True if it now holds another secret. A file that cannot be used (being
+        rewritten, or emptied) keeps the secret in use, and is read again at the next change."""
+        self._stamp = self._stat()
+        try:
+            secret = read_secret(self.config_path, self.path)
+        except ConfigError as e:
+            logger.warning("device secret not reloaded, the one in use stays: %s", e)
+            return False
+        if secret == self.secret:
+            return False
+        self.secret = secret
+        logger.info("device secret in %s changed: signing with the new one", self.path)
+        return True
+
+
 class SyncAgent:
-    """Forwards one EventLog through one HubClient. Not thread-safe: one agent, one thread."""
+    """Forwards one EventLog through one HubClient. Not thread-safe: one agent, one thread.
+
+    ``secret_file``: where the client's secret came from, watched for a rotated one (None: fixed)."""
 
     def __init__(
         self,
@@ -101,9 +145,11 @@ class SyncAgent:
         roster_interval_s: float = ROSTER_INTERVAL_S,
         watch_interval_s: float = WATCH_INTERVAL_S,
         rng: random.Random | None = None,
+        secret_file: SecretFile | None = None,
     ):
         self.log = event_log
         self.client = client
+        self.secret_file = secret_file
         self.backoff = backoff
         self.batch_events = batch_events
         self.batch_bytes = batch_bytes
@@ -112,7 +158,9 @@ class SyncAgent:
         self.rng = rng or random.Random()
         cursor = event_log.get_state(CURSOR_KEY) or {}
         # A cursor of another log (the database was replaced) means nothing for this one.
+        # acked_seq: the last seq of this log the hub holds as the same event (everything after is pending).
         self.acked_seq: int = cursor.get("acked_seq", 0) if cursor.get("log_id") == event_log.log_id else 0
+        self.hub_acked_seq: int | None = None  # what the hub last said it holds of this log; None: not asked
         previous = event_log.get_state(STATUS_KEY) or {}
         self.last_success_at: str | None = previous.get("last_success_at")
         self.last_error: str | None = None
@@ -167,9 +215,11 @@ class SyncAgent:
 
     def summary(self) -> str:
         s = self.status()
+        hub = self.hub_acked_seq  # the hub's own answer; the cursor may be older than that
+        held = "the hub did not answer" if hub is None else f"hub holds seq {hub}"
         text = (
-            f"sent {self.sent_events} events in {self.sent_batches} batches; hub holds seq {s['acked_seq']} "
-            f"of log {self.log.log_id}; {s['pending']} pending; state {s['state']}"
+            f"sent {self.sent_events} events in {self.sent_batches} batches; {held} of log {self.log.log_id}; "
+            f"local log ends at seq {self.log.head_seq()}; {s['pending']} pending; state {s['state']}"
         )
         if s["alarm"]:
             text += f"; ALARM: {s['alarm']}"
@@ -212,51 +262,93 @@ class SyncAgent:
         return seqs, batch_body(self.client.device_id, self.log.log_id, encoded)
 
     def step(self) -> Outcome:
-        """Send the next batch once and record what came of it."""
+        """Send the next batch once and record what came of it. With nothing to send, ask the hub once
+        (an empty batch) what it holds of this log."""
         if not self.can_upload():
             return Outcome("alarm")
         batch = self.next_batch()
         if batch is None:
-            return Outcome("idle")
-        seqs, body = batch
-        if seqs[0] != self.acked_seq + 1:
+            if self.hub_acked_seq is not None:
+                return Outcome("idle")
+            seqs, body = [], batch_body(self.client.device_id, self.log.log_id, [])
+        else:
+            seqs, body = batch
+        if seqs and seqs[0] != self.acked_seq + 1:
             self._stop_upload(f"local log is missing seq {self.acked_seq + 1}: a row was deleted")
             return Outcome("alarm")
         try:
-            acked = self.client.post_batch(body)
+            acked = self._signed(lambda: self.client.post_batch(body))
         except ChainConflict as e:
+            self.hub_acked_seq = e.expected_seq - 1
             return self._conflict(e, seqs)
         except HubUnavailable as e:
             self._set_state("offline", str(e))
             self._publish()
             return Outcome("unavailable", e.retry_after_s)
         except HubRefused as e:
-            self._set_state("error", f"the hub refuses this device: {e}")
+            self._set_state("error", self._refusal(e))
             self._publish()
             return Outcome("refused")
+        self.hub_acked_seq = acked
         if acked > self.log.head_seq():
             # The hub holds more of this log than exists here: a backup restored after its events were
             # sent. New events would take seqs the hub holds as others, and look sent when they are not.
-            self.acked_seq = seqs[-1]
+            self.acked_seq = seqs[-1] if seqs else self.acked_seq
             self._stop_upload(
                 f"the local log is behind the hub: the hub holds seq {acked} of log {self.log.log_id}, "
                 f"this log ends at seq {self.log.head_seq()} (restored from a backup?); upload stopped"
             )
             return Outcome("alarm")
+        resend = acked < self.acked_seq  # only after an empty batch: a hub restored from an old backup
         self.acked_seq = acked
-        self.sent_events += len(seqs)
-        self.sent_batches += 1
         self.last_success_at = now_iso()
         self._set_state("ok", None)
         self._publish()
+        if not seqs:
+            logger.info("hub holds seq %d of log %s", acked, self.log.log_id)
+            return Outcome("sent" if resend else "idle")
+        self.sent_events += len(seqs)
+        self.sent_batches += 1
         logger.debug("sent seq %d-%d, hub holds %d", seqs[0], seqs[-1], acked)
         return Outcome("sent")
+
+    def _reload_secret(self) -> bool:
+        """Sign with the secret now in the secret file; True if it is another than before."""
+        if self.secret_file is None or not self.secret_file.reload():
+            return False
+        self.client.secret = self.secret_file.secret
+        return True
+
+    def _secret_file_changed(self) -> bool:
+        return self.secret_file is not None and self.secret_file.changed()
+
+    def _signed(self, request: Callable[[], T]) -> T:
+        """``request`` signed with the secret now in the secret file; after a 401, once more if the file
+        holds another secret than the one refused (rewritten with its size and times kept)."""
+        if self._secret_file_changed():
+            self._reload_secret()
+        try:
+            return request()
+        except HubRefused as e:
+            if e.status != 401 or not self._reload_secret():
+                raise
+        return request()
+
+    def _refusal(self, refused: HubRefused) -> str:
+        """The status text of a refusal, naming what to check."""
+        if refused.status != 401:
+            return f"the hub refuses this device: {refused}"
+        key = self.secret_file.path if self.secret_file is not None else "the device secret"
+        return (
+            f"the hub refuses this device's signature: check {key} against "
+            f"`kiosk hub device add {self.client.device_id}` ({refused})"
+        )
 
     def _conflict(self, conflict: ChainConflict, seqs: list[int]) -> Outcome:
         hub_acked = conflict.expected_seq - 1
         if conflict.error == "gap":
-            if conflict.expected_seq == seqs[0]:  # a hub that contradicts itself: report, retry slowly
-                self._set_state("error", f"the hub answers gap but expects seq {seqs[0]}, which it was sent")
+            if not seqs or conflict.expected_seq == seqs[0]:  # a hub contradicting itself: retry slowly
+                self._set_state("error", f"the hub answers gap but expects seq {conflict.expected_seq}")
                 self._publish()
                 return Outcome("refused")
             if hub_acked > self.log.head_seq():
@@ -271,7 +363,9 @@ class SyncAgent:
             self.acked_seq = min(hub_acked, self.log.head_seq())
             self._publish()
             return Outcome("sent")
-        self.acked_seq = hub_acked
+        # The hub holds none of this log's events from the refused one on, whatever it holds past it.
+        refused_seq = conflict.seq if isinstance(conflict.seq, int) else conflict.expected_seq
+        self.acked_seq = max(0, min(hub_acked, refused_seq - 1, self.log.head_seq()))
         self._stop_upload(
             f"the hub refuses seq {conflict.seq} ({conflict.error}): the local log was edited or replaced; "
             f"upload of log {self.log.log_id} stopped"
@@ -291,8 +385,9 @@ class SyncAgent:
         Never raises: a roster the agent cannot use must not stop the upload. Entries it cannot use are
         left out and counted; what went wrong is ``roster_error`` in the status.
         """
+        etag = (self.log.get_state(ROSTER_KEY) or {}).get("etag")
         try:
-            update = self.client.get_roster((self.log.get_state(ROSTER_KEY) or {}).get("etag"))
+            update = self._signed(lambda: self.client.get_roster(etag))
             if update is not None:
                 self._cache_roster(update)
             ok = True
@@ -361,6 +456,8 @@ class SyncAgent:
         retry_at = next_roster_at = time.monotonic()
         while not stop.is_set():
             notify("WATCHDOG=1")  # also between batches: draining a long backlog is being alive
+            if self._secret_file_changed() and self._reload_secret():
+                retry_at = time.monotonic()  # a rotated secret: try it now, not after a refusal's wait
             if self._chain_check is not None and self._chain_check.done():
                 self._report_chain(self._chain_check.result())
                 self._chain_check = None
@@ -393,6 +490,8 @@ class SyncAgent:
             if self._chain_check is not None and self._chain_check.done():
                 return
             if wake_on_new_events and self.can_upload() and self.log.head_seq() > self.acked_seq:
+                return
+            if self._secret_file_changed():
                 return
 
 
@@ -445,14 +544,15 @@ def main(args) -> int:
     config = load_config(args.config)
     if config.hub is None:
         raise ConfigError(config.path, "[hub]", "kiosk sync needs a [hub] section with url and secret_file")
-    secret = read_secret(config.path, config.hub.secret_file)
+    secret_file = SecretFile(config.path, config.hub.secret_file)
     try:
         event_log = EventLog(config.store_path)
     except StoreError as e:
         logger.error("%s", e)
         return 1
     with event_log:
-        agent = SyncAgent(event_log, HubClient(config.hub.url, config.device.id, secret))
+        client = HubClient(config.hub.url, config.device.id, secret_file.secret)
+        agent = SyncAgent(event_log, client, secret_file=secret_file)
         if args.once:
             ok = agent.drain()
             print(agent.summary())

@@ -92,14 +92,14 @@ class HubClient:
     ):
         self.base_url = base_url.rstrip("/")  # with the path prefix a reverse proxy may serve the hub under
         self.device_id = device_id
-        self._secret = secret
+        self.secret = secret  # the agent puts a rotated one here
         self.session = session or requests.Session()
         self.timeout_s = timeout_s
         self._clock = clock
 
     def _send(self, method: str, url: str, body: bytes, headers: dict | None) -> requests.Response:
         timestamp = str(int(self._clock()))
-        signature = hmac.new(self._secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        signature = hmac.new(self.secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
         all_headers = {
             "X-Kiosk-Device": self.device_id,
             "X-Kiosk-Timestamp": timestamp,

@@ -386,6 +386,24 @@ def test_roster_not_modified_and_per_device(hub, tmp_path):
     assert _signed_get(hub, "/api/v1/devices/XHA-W04/roster").status_code == 403
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
+def test_roster_import_reads_utf8_and_the_gbk_excel_saves_on_chinese_windows(hub, tmp_path, encoding):
+    """UTF-8 (with or without BOM) first, else GB18030, a superset of GBK: as the kiosk's local roster."""
+    csv_path = tmp_path / "roster.csv"
+    csv_path.write_bytes("card,staff_no,name,title\r\n0006102437,0371,王晓燕,综合受理\r\n".encode(encoding))
+    command = ["hub", "roster", "import", str(csv_path), "--device", "XHA-GBK", "--data", hub.data]
+    assert kiosk_main(command) == 0
+    staff = hub.store.roster_for("XHA-GBK").staff
+    assert [(s["name"], s["title"]) for s in staff] == [("王晓燕", "综合受理")]
+
+
+def test_roster_in_neither_utf8_nor_gb18030_is_refused(tmp_path, capsys):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(b"card,staff_no,name\n1,0371,\xfe\xff\n")
+    assert kiosk_main(["hub", "roster", "import", str(path), "--data", str(tmp_path / "hub")]) == 2
+    assert "neither UTF-8 nor GB18030" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "text, problem",
     [
@@ -484,7 +502,10 @@ def test_ratings_export_in_national_field_names(fresh_hub, tmp_path):
 
         r = requests.get(f"{hub.url}/api/v1/ratings?format=csv", headers=auth, timeout=10)
         assert r.headers["Content-Type"].startswith("text/csv") and r.headers["X-Unlinked-Count"] == "1"
-        rows = list(csv.DictReader(io.StringIO(r.text)))
+        # A UTF-8 BOM first: Excel on a Chinese Windows reads the file as GBK without it.
+        text = r.content.decode("utf-8-sig")
+        assert r.content.startswith(b"\xef\xbb\xbfprojectNo,") and "不动产登记" in text
+        rows = list(csv.DictReader(io.StringIO(text)))
         assert [row["satisfaction"] for row in rows] == ["5", "1"] and rows[1]["linked"] == "0"
 
         day = good["assessTime"][:10]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import socket
@@ -23,6 +24,7 @@ from test_hub_support import (
     agent_env,
     drop_triggers,
     fill_log,
+    rating_payload,
     register,
     thread_hub,
     wait_until,
@@ -33,7 +35,7 @@ from hub.cli import read_roster_csv
 from hub.storage import ALL_DEVICES
 from kiosk.cli import main as kiosk_main
 from kiosk.store import EventLog
-from sync.agent import CURSOR_KEY, STATUS_KEY, Backoff, SyncAgent
+from sync.agent import CURSOR_KEY, STATUS_KEY, Backoff, SecretFile, SyncAgent
 from sync.client import HubClient, HubUnavailable
 
 STATUS_KEYS = {
@@ -193,6 +195,102 @@ def test_restored_backup_behind_the_hub_stops_upload_with_an_alarm(hub, kiosk_lo
         restarted = make_agent(hub, restored)
         assert not restarted.drain() and restarted.alarm
     assert hub.store.log_events(DEVICE, kiosk_log.log_id) == list(kiosk_log.events_after(0))
+
+
+def test_sync_once_after_the_documented_restore_tells_the_truth(tmp_path, capsys):
+    """deployment.md's restore: a backup of the log, later events sent, the copy put back. Before the kiosk
+    writes anything, --once asks the hub and raises the alarm; a rating written after the restore is
+    pending (the hub holds another event at its seq), and the summary quotes what the hub answered."""
+    once = ["sync", "--once", "--config"]
+    with thread_hub(tmp_path / "hub") as h:
+        once.append(str(write_kiosk_config(tmp_path, h.url, register(h.store))))
+        with EventLog(tmp_path / "kiosk.db") as log:
+            fill_log(log, 10)
+            assert kiosk_main(once) == 0
+            with sqlite3.connect(log.path) as live, sqlite3.connect(tmp_path / "backup.db") as backup:
+                live.backup(backup)
+            fill_log(log, 2, seed=1)
+            log_id, sent = log.log_id, list(log.events_after(0))
+        assert kiosk_main(once) == 0 and h.store.acked_seq(DEVICE, log_id) == 12
+        for name in ("kiosk.db-wal", "kiosk.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        (tmp_path / "backup.db").replace(tmp_path / "kiosk.db")
+        capsys.readouterr()
+
+        assert kiosk_main(once) == 1
+        out = capsys.readouterr().out
+        assert "hub holds seq 12 of log" in out and "local log ends at seq 10" in out
+        assert "0 pending" in out and "state alarm" in out and "behind the hub" in out
+
+        with EventLog(tmp_path / "kiosk.db") as restored:
+            restored.append("rating", rating_payload(11, satisfaction=1))  # the kiosk's first rating since
+            assert kiosk_main(once) == 1
+            out = capsys.readouterr().out
+            assert "hub holds seq 12 of log" in out and "local log ends at seq 11" in out
+            assert "1 pending" in out and "state alarm" in out
+            assert restored.get_state(STATUS_KEY)["pending"] == 1
+        assert h.store.log_events(DEVICE, log_id) == sent
+
+
+def test_summary_does_not_pass_the_cursor_off_as_the_hubs_answer(kiosk_log):
+    fill_log(kiosk_log, 3)
+    kiosk_log.set_state(CURSOR_KEY, {"log_id": kiosk_log.log_id, "acked_seq": 3})
+    agent = SyncAgent(kiosk_log, HubClient("http://127.0.0.1:9", DEVICE, b"k", timeout_s=(1, 1)))
+    assert agent.step().kind == "unavailable"
+    assert "hub holds" not in agent.summary() and "the hub did not answer" in agent.summary()
+
+
+def test_running_agent_takes_a_rotated_device_secret(tmp_path):
+    """`kiosk hub device add` again (a rotation) while `kiosk sync` runs: uploads are refused and the status
+    says why; once the new secret is in device.key the backlog arrives, without restarting the agent (whose
+    retry after a refusal is 30-60 s away: the change of the file wakes it)."""
+    with thread_hub(tmp_path / "hub") as h, EventLog(tmp_path / "kiosk.db") as log:
+        config = write_kiosk_config(tmp_path, h.url, register(h.store))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "sync", "--config", str(config)],
+            env=agent_env(),
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            fill_log(log, 3)
+            wait_until(lambda: h.store.acked_seq(DEVICE, log.log_id) == 3, what="upload")
+            rotated = register(h.store)
+            fill_log(log, 2, seed=1)
+            status = wait_until(
+                lambda: (s := log.get_state(STATUS_KEY)) and s["state"] == "error" and s, what="the refusal"
+            )
+            assert status["last_error"].startswith("the hub refuses this device's signature")
+            key = tmp_path / "device.key"
+            assert f"check {key} against `kiosk hub device add {DEVICE}`" in status["last_error"]
+            assert status["pending"] == 2
+            key.write_text(rotated.hex() + "\n")
+            wait_until(lambda: h.store.acked_seq(DEVICE, log.log_id) == 5, timeout_s=10, what="the backlog")
+            wait_until(lambda: log.get_state(STATUS_KEY)["state"] == "ok", what="state ok again")
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+
+
+def test_a_401_reads_the_secret_file_once_more_before_reporting(tmp_path, kiosk_log):
+    """A secret rewritten in place with the file's size and times kept: only the hub's 401 shows it."""
+    with thread_hub(tmp_path / "hub") as h:
+        key = tmp_path / "device.key"
+        key.write_text(register(h.store).hex())
+        secret_file = SecretFile(tmp_path / "kiosk.toml", key)
+        agent = make_agent(h, kiosk_log, secret_file.secret, secret_file=secret_file)
+        fill_log(kiosk_log, 2)
+        assert agent.step().kind == "sent"
+        before = key.stat()
+        key.write_text(register(h.store).hex())
+        os.utime(key, ns=(before.st_atime_ns, before.st_mtime_ns))
+        fill_log(kiosk_log, 2, seed=1)
+        assert agent.step().kind == "sent" and agent.last_error is None
+        register(h.store)  # rotated on the hub only
+        fill_log(kiosk_log, 1, seed=2)
+        assert agent.step().kind == "refused"
+    assert h.store.acked_seq(DEVICE, kiosk_log.log_id) == 4
+    assert f"check {key} against" in kiosk_log.get_state(STATUS_KEY)["last_error"]
 
 
 def test_wrong_secret_is_an_error_with_slow_backoff(hub, kiosk_log):
