@@ -234,6 +234,7 @@ class Kiosk(QObject):
         window.rated.connect(self._touch)
         window.reasons_submitted.connect(self._submit_reasons)
         window.reasons_skipped.connect(self._skip_reasons)
+        window.reasons_changed.connect(self._note_reasons)
         window.restart_requested.connect(lambda: self.quit(EXIT_RESTART))
         window.exit_requested.connect(lambda: self.quit(0))
         self.timer = QTimer(self)
@@ -320,6 +321,8 @@ class Kiosk(QObject):
         self.stats.add(event)
         if type_ == "rating":
             self._update_stats()
+        elif type_ == "rating_detail":
+            self.window.set_reasons_given(bool(payload["reasons"]))  # what the thanks page may promise
         return event
 
     def _guarded(self, what: str, action) -> Any:
@@ -378,6 +381,12 @@ class Kiosk(QObject):
             self.flow.submit_reasons(reasons, sealed, now)
 
         self._guarded("reasons", submit)
+        self._render()
+
+    def _note_reasons(self, reasons: list) -> None:
+        """The choice so far, kept by the flow so that a timeout records it."""
+        now = self.clock()
+        self._guarded("reasons choice", lambda: self.flow.note_reasons(reasons, now))
         self._render()
 
     def _skip_reasons(self) -> None:
@@ -461,7 +470,8 @@ class Kiosk(QObject):
         if sync:
             result = SYNC_STATES.get(sync.get("state"), str(sync.get("state")))
             last = sync.get("last_success_at") or "从未成功"
-            problem = sync.get("alarm") or sync.get("last_error")
+            # An old error beside 正常 would read as a current fault: problems only when not ok.
+            problem = None if sync.get("state") == "ok" else sync.get("alarm") or sync.get("last_error")
             rows.append(("最近同步", f"{result} · 上次成功 {last}" + (f" · {problem}" if problem else "")))
         else:
             rows.append(("最近同步", "同步程序尚未运行"))

@@ -100,6 +100,7 @@ def _render_all(app, config, out: Path, sizes: tuple[tuple[int, int], ...]) -> l
         window = MainWindow(station)
         window.set_stats(0.986, 128)
         window.set_qr(qrtoken.qr_url(config.qr.base_url if config.qr else SAMPLE_BASE_URL, token))
+        window.set_reasons_given(True)  # thanks-bad: the citizen named reasons
         window.resize(width, height)
         window.show()
         now = time.monotonic()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QAbstractButton, QPushButton
 
 from drivers.sim import Simulator
 from kiosk import contact, qrtoken
-from kiosk.app import EXIT_RESTART, create_window
+from kiosk.app import EXIT_RESTART, REASONS_TIMEOUT_S, create_window
 from kiosk.flow import DEBOUNCE_S
 from kiosk.store import EventLog
 
@@ -128,7 +128,7 @@ def test_swipe_request_and_keypad_rating_reach_the_log_before_the_thanks_page(qt
     ready = window.pages["ready"]
     assert ready.name.text() == "张三" and ready.staff_no.text() == "工号 S007"
     rate = window.pages["rate"]
-    assert rate.item.text() == "办理事项：不动产登记" and "3702****0012" in rate.case.text()
+    assert rate.item.text() == "办理事项：不动产登记" and "3702**********0012" in rate.case.text()
 
     # What the log holds at the moment the thanks page becomes current.
     seen_at_thanks = []
@@ -182,6 +182,7 @@ def test_bad_touch_rating_asks_for_reasons_and_seals_the_phone(qtbot, kiosk, sim
     assert window.pages["reasons"].phone.text() == "138****8000"
     qtbot.mouseClick(window.findChild(QPushButton, "reasons_submit"), Qt.MouseButton.LeftButton)
     wait_page(qtbot, window, "thanks")
+    assert "整改" in window.pages["thanks"].note.text()  # reasons were given
     detail = last_event(window, "rating_detail")["payload"]
     assert detail["rating_seq"] == last_event(window, "rating")["seq"]
     assert detail["reasons"] == ["201", "203"]
@@ -205,6 +206,34 @@ def test_skipping_reasons_keeps_the_rating(qtbot, kiosk, sim):
         "reasons": [],
         "contact_sealed": None,
     }
+    assert "整改" not in window.pages["thanks"].note.text()  # QA 15: nothing to rectify was named
+
+
+def test_reasons_chosen_before_a_timeout_are_recorded(qtbot, kiosk, sim):
+    """QA 7: a reason ticked, an incomplete phone number (submit stays off), then the time runs out."""
+    window = kiosk
+    sign_in_and_request(qtbot, window, sim)
+    sim.press(2)
+    wait_page(qtbot, window, "reasons")
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_101"), Qt.MouseButton.LeftButton)
+    for digit in "12345":
+        qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
+    assert not window.pages["reasons"].submit.isEnabled()
+    window.kiosk.clock.advance(REASONS_TIMEOUT_S + 1)
+    wait_page(qtbot, window, "thanks")
+    assert last_event(window, "rating_detail")["payload"]["reasons"] == ["101"]
+    assert "整改" in window.pages["thanks"].note.text()
+
+
+def test_a_rate_request_closes_the_admin_pad(qtbot, kiosk, sim):
+    """QA 6: five taps on the clock must not hide the rate page from the citizen."""
+    window = kiosk
+    sim.swipe(STAFF_CARD)
+    wait_page(qtbot, window, "ready")
+    window.admin.open_pin_pad()
+    sim.rate(CASE_NO)
+    wait_page(qtbot, window, "rate")
+    assert not window.admin.isVisible()
 
 
 def test_the_qr_code_on_the_rate_page_verifies_and_carries_the_case(qtbot, kiosk, sim, tmp_path):
@@ -320,6 +349,15 @@ def test_admin_panel_facts_and_restart(qtbot, kiosk, sim, monkeypatch):
     kiosk.exit_requested.emit()
     assert exits == [EXIT_RESTART, 0]
     assert kiosk.close()  # the admin panel's restart and exit may close the window
+
+
+def test_the_sync_line_shows_an_error_only_when_sync_is_not_ok(qtbot, kiosk, sim):
+    """QA 18: "正常 · … ConnectionError" read as a fault; an old error stays in the state, not on screen."""
+    state = {"state": "ok", "last_success_at": "2026-11-28T05:50:00", "last_error": "ConnectionError"}
+    kiosk.kiosk.log.set_state("sync", state)
+    assert dict(kiosk.kiosk.admin_facts())["最近同步"] == "正常 · 上次成功 2026-11-28T05:50:00"
+    kiosk.kiosk.log.set_state("sync", state | {"state": "offline"})
+    assert dict(kiosk.kiosk.admin_facts())["最近同步"].endswith("ConnectionError")
 
 
 def test_walkin_without_devices_or_hub(qtbot, tmp_path):

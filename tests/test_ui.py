@@ -14,13 +14,15 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QAbstractButton, QLabel, QPushButton, QStackedWidget
 
+from hub.qrpage import mask_case_no as hub_mask_case_no
 from kiosk import adminpin, fonts
 from kiosk.app import install_cjk_font
 from kiosk.config import load_config
 from kiosk.domain import DEFAULT_REASONS, LEVELS, Reason
 from kiosk.flow import View
 from kiosk.screenshot import SAMPLE_CASE, SAMPLE_STAFF, SIZES, render, sample_views
-from kiosk.ui.pages import Station, mask_case_no
+from kiosk.ui import theme
+from kiosk.ui.pages import ITEM_LINES, Station, mask_case_no
 from kiosk.ui.widgets import FitLabel, RatingButton
 from kiosk.ui.window import MainWindow
 
@@ -29,12 +31,18 @@ PIN = "2468"
 
 
 def make_window(
-    qtbot, *, contact=True, pin_hash=None, size=(1280, 800), reasons=DEFAULT_REASONS
+    qtbot,
+    *,
+    contact=True,
+    pin_hash=None,
+    size=(1280, 800),
+    reasons=DEFAULT_REASONS,
+    hall="青岛西海岸新区政务服务大厅",
 ) -> MainWindow:
     install_cjk_font(None)
     station = Station(
         window="03",
-        hall="青岛西海岸新区政务服务大厅",
+        hall=hall,
         reasons=reasons,
         contact=contact,
         rating_timeout_s=60,
@@ -94,7 +102,7 @@ def test_each_page_shows_its_view(qtbot):
     show(window, views["rate"], qtbot)
     rate = window.pages["rate"]
     assert SAMPLE_CASE.item_name in rate.item.text()
-    assert "3702****0012" in rate.case.text() and SAMPLE_CASE.case_no not in rate.case.text()
+    assert "3702**********0012" in rate.case.text() and SAMPLE_CASE.case_no not in rate.case.text()
     assert rate.countdown.remaining == 48  # 47.2 s left, rounded up
     assert rate.qr.isVisible()
 
@@ -127,13 +135,26 @@ def test_one_set_of_rating_buttons_is_pressable_wherever_it_shows(qtbot):
     assert not window.findChild(QAbstractButton, "rate_4").isVisible()
 
 
-def test_notice_shows_over_the_page_and_goes_with_the_view(qtbot):
+def test_notice_shows_and_goes_with_the_view(qtbot):
     window = make_window(qtbot)
     views = sample_views(time.monotonic())
     show(window, views["notice"], qtbot)
     assert window.notice.isVisible() and window.notice.text() == views["notice"].notice
     show(window, views["paused"], qtbot)
     assert not window.notice.isVisible()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_notice_never_covers_page_text_or_buttons(qtbot, size):
+    """QA 15: the notice has a band of its own (over the header), never over what a page shows."""
+    window = make_window(qtbot, size=size)
+    views = sample_views(time.monotonic())
+    for name in ("ready", "ready-walkin", "rate", "reasons", "paused"):
+        show(window, replace(views[name], notice="该办件已评价，感谢您的参与"), qtbot)
+        qtbot.waitUntil(window.notice.isVisible)
+        band = window.notice_band.geometry()
+        assert not band.intersects(window.stack.geometry()), name
+        assert window.notice.text_fits() and window.notice.font().pixelSize() >= theme.READABLE_PX
 
 
 def png_bytes(width: int, height: int) -> bytes:
@@ -218,8 +239,44 @@ def test_text_shrinks_to_fit_a_long_item_name(qtbot):
         SAMPLE_CASE, item_name="企业投资项目备案及建设工程规划许可证核发（含变更、延续、补证）联办"
     )
     show(window, replace(views["rate"], case=long_case), qtbot)
-    assert window.pages["rate"].item.text_fits()
+    item = window.pages["rate"].item
+    assert item.text_fits() and "…" not in "".join(item.shown_lines())
     assert text_problems(window) == []
+
+
+# 200 characters: 600 bytes of UTF-8, the most the feed carries.
+LONG_ITEM = ("中华人民共和国居民身份证申领换领补领及临时居民身份证办理" * 8)[:200]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_200_character_item_name_wraps_at_a_readable_size_then_ends_in_an_ellipsis(qtbot, size):
+    """QA 5: never a one-line sliver of 6 px: a few lines at a readable size, then "…"."""
+    window = make_window(qtbot, size=size)
+    show(
+        window,
+        replace(sample_views(time.monotonic())["rate"], case=replace(SAMPLE_CASE, item_name=LONG_ITEM)),
+        qtbot,
+    )
+    item = window.pages["rate"].item
+    assert item.text() == f"办理事项：{LONG_ITEM}"  # the whole name is kept
+    lines = item.shown_lines()
+    assert 2 <= len(lines) <= ITEM_LINES and lines[-1].endswith("…")
+    assert item.font().pixelSize() >= max(theme.READABLE_PX, theme.Metrics(*size).px(2))
+    assert item.text_fits() and text_problems(window) == []
+
+
+LONG_HALL = "青岛市西海岸新区（黄岛区）行政审批服务局综合政务服务大厅二楼东区（综合服务）"  # 38 characters
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_long_hall_name_stays_readable_in_the_header(qtbot, size):
+    window = make_window(qtbot, size=size, hall=LONG_HALL)
+    show(window, sample_views(time.monotonic())["ready"], qtbot)
+    label = window.header.hall
+    assert label.text() == LONG_HALL
+    assert label.font().pixelSize() >= theme.READABLE_PX
+    assert label.text_fits() and text_problems(window) == []
+    assert label.geometry().bottom() <= window.header.contentsRect().bottom()
 
 
 def test_reasons_need_one_choice_and_a_whole_phone_number(qtbot):
@@ -261,6 +318,41 @@ def test_reasons_reset_for_the_next_bad_rating_and_skip_is_always_there(qtbot):
     assert skipped == [True]
 
 
+def test_the_ready_page_says_its_figures_are_the_windows(qtbot):
+    """QA 11: a citizen must not read this window's month figures as the staff member's own."""
+    window = make_window(qtbot)
+    ready = window.pages["ready"]
+    assert ready.rate_box.caption.text() == "本窗口本月满意率"
+    assert ready.count_box.caption.text() == "本窗口本月评价"
+    assert ready.compact_stats.text().startswith("本窗口本月")
+
+
+def test_thanks_promises_rectification_only_for_reasons_given(qtbot):
+    window = make_window(qtbot)
+    bad = sample_views(time.monotonic())["thanks-bad"]
+    window.set_reasons_given(False)  # 跳过, or the time ran out with nothing chosen
+    show(window, bad, qtbot)
+    assert "整改" not in window.pages["thanks"].note.text()
+    window.set_reasons_given(True)
+    show(window, replace(bad, case=replace(SAMPLE_CASE, seq=77)), qtbot)
+    assert "整改" in window.pages["thanks"].note.text()
+
+
+def test_touching_a_reason_reports_the_choice_but_a_reset_does_not(qtbot):
+    window = make_window(qtbot)
+    views = sample_views(time.monotonic())
+    changes = []
+    window.reasons_changed.connect(changes.append)
+    show(window, views["reasons"], qtbot)
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_101"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_201"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_101"), Qt.MouseButton.LeftButton)
+    assert changes == [["101"], ["101", "201"], ["201"]]
+    show(window, views["thanks"], qtbot)
+    show(window, replace(views["reasons"], case=replace(SAMPLE_CASE, seq=99)), qtbot)  # reset
+    assert changes == [["101"], ["101", "201"], ["201"]]
+
+
 def tap_corner(window: MainWindow, qtbot, times: int = 5) -> None:
     corner = window.admin_corner().center()
     for _ in range(times):
@@ -278,6 +370,39 @@ def test_admin_panel_stays_locked_without_a_pin_hash(qtbot):
     assert not window.admin.pin_ok.isEnabled()
     qtbot.mouseClick(window.findChild(QPushButton, "admin_cancel"), Qt.MouseButton.LeftButton)
     assert not window.admin.isVisible()
+
+
+def test_admin_corner_takes_fast_taps(qtbot):
+    """QA 16: presses 0.2 s apart; Qt delivers every second one as a double click."""
+    window = make_window(qtbot)
+    corner = window.admin_corner().center()
+    for _ in range(5):  # press, 100 ms, release, 100 ms, press …, through the platform as a finger would
+        qtbot.mouseClick(
+            window.windowHandle(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, corner, 100
+        )
+    qtbot.waitUntil(window.admin.isVisible)
+
+
+@pytest.mark.parametrize("page", ["rate", "reasons"])
+def test_the_admin_pad_and_panel_give_way_to_a_citizen(qtbot, page):
+    """QA 6: a rate request (or a 差评's reasons page) closes an open PIN pad or panel at once."""
+    window = make_window(qtbot, pin_hash=adminpin.hash_pin(PIN, iterations=1000))
+    views = sample_views(time.monotonic())
+    show(window, views["ready"], qtbot)
+    tap_corner(window, qtbot)
+    assert window.admin.isVisible()
+    show(window, views[page], qtbot)
+    assert not window.admin.isVisible()
+    show(window, views["ready"], qtbot)
+    tap_corner(window, qtbot)
+    type_pin(window, qtbot, PIN)
+    assert window.admin.is_unlocked()
+    show(window, views[page], qtbot)
+    assert not window.admin.isVisible()
+    # Opened on purpose while a citizen's page already shows: a re-render does not close it.
+    tap_corner(window, qtbot)
+    window.show_view(views[page], time.monotonic())
+    assert window.admin.isVisible()
 
 
 def type_pin(window: MainWindow, qtbot, pin: str) -> None:
@@ -373,11 +498,15 @@ def test_no_key_and_no_close_request_leaves_the_kiosk(qtbot):
     assert window.close()
 
 
-def test_mask_case_no():
-    assert mask_case_no("370211202611280012") == "3702****0012"
-    assert mask_case_no("123456") == "12****"
-    assert mask_case_no("A12") == "A12"
+def test_mask_case_no_is_the_phone_pages_rule():
+    """QA 15: one masking rule wherever a citizen sees a case number (the kiosk and hub/qrpage.py)."""
+    assert mask_case_no("370211202611280012") == "3702**********0012"
+    assert mask_case_no("CA202630") == "CA****30"
+    assert mask_case_no("A12") == "***"
     assert mask_case_no(None) == "—"
+    for n in range(1, 40):
+        case_no = "CA2026113012345678901234567890123456789"[:n]
+        assert mask_case_no(case_no) == hub_mask_case_no(case_no)
 
 
 def test_admin_pin_hash_round_trip_and_command(monkeypatch, capsys):

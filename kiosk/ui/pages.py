@@ -36,6 +36,7 @@ PHONE_DIGITS = 11
 MAX_REASON_COLUMNS = 4
 READABLE_REASON_UNITS = 2  # more columns only while reason labels stay this large
 GROUP_LABEL_UNITS = 9
+ITEM_LINES = 3  # a long item name wraps onto this many lines before it ends in "…"
 CONTACT_TITLE = "留下手机号便于回访（选填，加密保存）"
 CONTACT_INCOMPLETE = "请输入完整的 11 位手机号码"
 
@@ -57,12 +58,14 @@ class Station:
 
 
 def mask_case_no(case_no: str | None) -> str:
-    """3702****0012: enough to recognise one's own case, not enough to read someone else's."""
+    """3702**********0012, CA****30: enough to recognise one's own case, not enough to read someone else's.
+    The same rule as the phone page (hub/qrpage.py), so a citizen sees one form everywhere."""
     if not case_no:
         return "—"
-    if len(case_no) <= 8:
-        return case_no[:2] + "*" * (len(case_no) - 2) if len(case_no) > 4 else case_no
-    return case_no[:4] + "****" + case_no[-4:]
+    if len(case_no) <= 4:
+        return "*" * len(case_no)
+    keep = 4 if len(case_no) >= 12 else 2
+    return case_no[:keep] + "*" * (len(case_no) - 2 * keep) + case_no[-keep:]
 
 
 def seconds_left(deadline: float | None, now: float) -> int:
@@ -211,8 +214,8 @@ class ReadyPage(PanelHolder):
 
         stats = QHBoxLayout()
         self.stats = stats
-        self.rate_box = StatBox("本月满意率")
-        self.count_box = StatBox("本月评价")
+        self.rate_box = StatBox("本窗口本月满意率")
+        self.count_box = StatBox("本窗口本月评价")
         self.rate_value, self.count_value = self.rate_box.value, self.count_box.value
         stats.addWidget(self.rate_box, 1)
         stats.addWidget(self.count_box, 1)
@@ -281,7 +284,7 @@ class ReadyPage(PanelHolder):
         rate_text = "—" if rate is None else f"{rate * 100:.1f}%"
         self.rate_value.setText(rate_text)
         self.count_value.setText(f"{count} 次")
-        self.compact_stats.setText(f"本月满意率 {rate_text}　本月评价 {count} 次")
+        self.compact_stats.setText(f"本窗口本月：满意率 {rate_text}　评价 {count} 次")
 
     def show_view(self, view: Any, now: float) -> None:
         staff = view.staff
@@ -321,7 +324,7 @@ class RatePage(PanelHolder):
         text = QVBoxLayout()
         self.text = text
         self.title = make_label("请您对本次服务进行评价", bold=True)
-        self.item = make_label()
+        self.item = make_label(max_lines=ITEM_LINES)
         self.case = make_label(css_class="muted")
         self.staff = make_label(css_class="muted")
         for w in (self.title, self.item, self.case, self.staff):
@@ -356,7 +359,7 @@ class RatePage(PanelHolder):
         for index, stretch in enumerate((1, 0, 0, 1) if m.portrait else (0, 0, 0, 0)):
             self.side.setStretch(index, stretch)
         self.title.set_max_px(m.px(5))
-        self.item.set_max_px(m.px(3))
+        self.item.set_fit(max_px=m.px(3), min_px=max(theme.READABLE_PX, m.px(2)))
         self.case.set_max_px(m.px(2.5))
         self.staff.set_max_px(m.px(2.5))
         self.countdown.setFixedSize(m.px(9), m.px(9))
@@ -408,6 +411,7 @@ class ReasonsPage(Page):
 
     submitted = Signal(list, str)  # reason codes, phone digits ("" for none)
     skipped = Signal()
+    changed = Signal(list)  # the citizen ticked or unticked a reason: the codes now chosen
 
     def __init__(self, station: Station):
         super().__init__("page_reasons", station)
@@ -451,6 +455,8 @@ class ReasonsPage(Page):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             button.toggled.connect(self._update_submit)
+            # Only a touch reports the choice (a reset for the next case is not the citizen's).
+            button.clicked.connect(lambda _=False: self.changed.emit(self.selected()))
             button.installEventFilter(self)
             self.reason_buttons[reason.code] = button
         self._columns = 0
@@ -642,6 +648,7 @@ class ThanksPage(Page):
         for w in (self.title, self.level, self.note):
             outer.addWidget(w)
         outer.addStretch(1)
+        self.reasons_given = False  # the last 差评's detail named reasons (set from what was recorded)
 
     def apply_metrics(self, m: theme.Metrics) -> None:
         self.outer.setContentsMargins(m.px(4), m.px(2), m.px(4), m.px(2))
@@ -659,6 +666,10 @@ class ThanksPage(Page):
             return
         self.level.setText(f"您的评价：{LEVELS[satisfaction]}")
         self.level.setStyleSheet(f"color: {theme.LEVEL_COLOURS[satisfaction]};")
-        self.note.setText(
-            "您的意见我们将认真核实整改" if is_bad(satisfaction) else "祝您生活愉快，欢迎再次光临"
-        )
+        # 整改 is promised only for reasons the citizen gave; a skipped or empty choice is just thanked.
+        if is_bad(satisfaction) and self.reasons_given:
+            self.note.setText("您的意见我们将认真核实整改")
+        elif is_bad(satisfaction):
+            self.note.setText("感谢您的参与，祝您生活愉快")
+        else:
+            self.note.setText("祝您生活愉快，欢迎再次光临")

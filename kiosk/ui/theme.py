@@ -33,6 +33,7 @@ LEVEL_COLOURS: dict[int, str] = {
 }
 
 MIN_FONT_PX = 9
+READABLE_PX = 14  # the smallest a name a citizen must read (item, hall) is drawn: it wraps, then elides
 HEADER_UNITS = 7.5  # the header's height
 
 
@@ -112,7 +113,8 @@ def stylesheet(m: Metrics) -> str:
     QPushButton.primary:disabled {{ background: #9fb2cb; border-color: #9fb2cb; color: #eef2f7; }}
     QPushButton.danger {{ background: {GOV_RED}; color: white; border-color: {GOV_RED}; }}
     QPushButton.key {{ background: #f7f9fc; }}
-    #notice {{ background: rgba(28, 39, 51, 225); color: white; border-radius: {r}px; }}
+    #notice_band {{ background: {GOLD}; border-bottom: {max(2, m.px(0.35))}px solid {GOV_RED}; }}
+    #notice {{ color: {INK}; }}
     #admin_overlay {{ background: {PAPER}; }}
     QScrollArea, QScrollArea > QWidget {{ background: transparent; }}
     """

@@ -1,8 +1,9 @@
 """The kiosk's own widgets: self-fitting labels, the five rating buttons, the digit keypad, the staff
 photo, the QR code and the countdown ring.
 
-Widgets that show text size their font to the room they get (``theme.fitted_px``), so text is never
-clipped at any window size; each exposes what it needs for tests to check that.
+Widgets that show text size their font to the room they get (``theme.fitted_px``) and a label may
+wrap a long text onto a few lines, so text is never clipped at any window size; each exposes what it
+needs for tests to check that.
 """
 
 from __future__ import annotations
@@ -27,19 +28,31 @@ LONGEST_LEVEL_WORD = max(LEVELS.values(), key=len)
 
 
 class FitLabel(QLabel):
-    """A label that shrinks its font below ``max_px`` until every line fits its width."""
+    """A label that fits its text to its width: first a smaller font (down to ``min_px``), then up to
+    ``max_lines`` lines (at the largest size that needs no more), and only then an "…" at the end of
+    the last line. ``text()`` is always the whole text; what is drawn is the fitted form of it."""
 
     def __init__(
-        self, text: str = "", *, max_px: int = 20, bold: bool = False, css_class: str = "", parent=None
+        self,
+        text: str = "",
+        *,
+        max_px: int = 20,
+        min_px: int = theme.MIN_FONT_PX,
+        max_lines: int = 1,
+        bold: bool = False,
+        css_class: str = "",
+        parent=None,
     ):
-        super().__init__(text, parent)
-        self._max_px = max_px
+        super().__init__("", parent)
+        self._text = text
+        self._max_px, self._min_px, self._max_lines = max_px, min(min_px, max_px), max_lines
         self._bold = bold
+        self._shown: list[str] = [text]
         if css_class:
             self.setProperty("class", css_class)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self._apply_max()
+        self._refit()
 
     # The text adapts to the width it gets, so it never asks for width of its own.
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -48,37 +61,93 @@ class FitLabel(QLabel):
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(1, super().minimumSizeHint().height())
 
-    def set_max_px(self, px: int) -> None:
-        if px != self._max_px:
-            self._max_px = px
-            self._apply_max()
+    def text(self) -> str:
+        return self._text
 
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
-        if text != self.text():
-            super().setText(text)
+    def set_max_px(self, px: int) -> None:
+        self.set_fit(max_px=px)
+
+    def set_fit(self, *, max_px: int, min_px: int | None = None, max_lines: int | None = None) -> None:
+        """The largest font size, the smallest it may shrink to, and how many lines it may wrap onto."""
+        min_px = self._min_px if min_px is None else min_px
+        max_lines = self._max_lines if max_lines is None else max_lines
+        if (max_px, min_px, max_lines) != (self._max_px, self._min_px, self._max_lines):
+            self._max_px, self._min_px, self._max_lines = max_px, min(min_px, max_px), max_lines
             self._refit()
 
-    def _apply_max(self) -> None:
-        # The height stays that of the largest font, so a shrunken text never moves the layout.
-        f = theme.font("", self._max_px, bold=self._bold)
-        lines = max(1, self.text().count("\n") + 1)
-        self.setFixedHeight(QFontMetrics(f).height() * lines + self.contentsMargins().top() * 2)
-        self._refit()
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        if text != self._text:
+            self._text = text
+            self._refit()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._refit()
 
     def _refit(self) -> None:
+        room = self.contentsRect().width() - 2
+        paragraphs = self._text.split("\n")
         f = theme.font("", self._max_px, bold=self._bold)
-        px = theme.fitted_px(f, self.text().split("\n"), self.contentsRect().width() - 2, self._max_px)
+        px = theme.fitted_px(f, paragraphs, room, self._max_px)
+        lines = paragraphs
+        if px < self._min_px and room > 0:
+            px, lines = self._wrapped(f, paragraphs, room)
+        f.setPixelSize(px)
         if self.font().pixelSize() != px or self.font().bold() != self._bold:
-            f.setPixelSize(px)
             self.setFont(f)
+        self._shown = lines
+        shown = "\n".join(lines)
+        if super().text() != shown:
+            super().setText(shown)
+        # One line keeps the height of the largest font, so a shrunken text never moves the layout.
+        line_h = max(QFontMetrics(theme.font("", self._max_px, bold=self._bold)).height(), 1)
+        height = max(line_h, QFontMetrics(f).lineSpacing() * len(lines))
+        margins = self.contentsMargins()
+        self.setFixedHeight(height + margins.top() + margins.bottom())
+
+    def _wrapped(self, f: QFont, paragraphs: list[str], room: int) -> tuple[int, list[str]]:
+        """The largest size from ``max_px`` down to ``min_px`` whose wrapped lines number at most
+        ``max_lines``; at ``min_px`` the lines that fit, the last one ending in "…"."""
+        for px in range(self._max_px, self._min_px - 1, -1):
+            f.setPixelSize(px)
+            lines = [line for p in paragraphs for line in wrap_text(QFontMetrics(f), p, room)]
+            if len(lines) <= self._max_lines:
+                return px, lines
+        fm = QFontMetrics(f)
+        kept = lines[: self._max_lines - 1]
+        rest = "".join(lines[len(kept) :])
+        return self._min_px, [*kept, fm.elidedText(rest, Qt.TextElideMode.ElideRight, room)]
+
+    def shown_lines(self) -> list[str]:
+        """The lines as drawn (wrapped, perhaps with a final "…")."""
+        return list(self._shown)
 
     def text_fits(self) -> bool:
         room = self.contentsRect().width()
-        return all(self.fontMetrics().horizontalAdvance(t) <= room for t in self.text().split("\n"))
+        fm = self.fontMetrics()
+        return all(fm.horizontalAdvance(t) <= room for t in self._shown) and (
+            fm.lineSpacing() * len(self._shown) <= self.contentsRect().height()
+        )
+
+
+def wrap_text(fm: QFontMetrics, text: str, room: int) -> list[str]:
+    """``text`` in lines no wider than ``room``: Chinese breaks between any two characters, other words
+    at a space when the line has one."""
+    lines: list[str] = []
+    while text:
+        lo, hi = 1, len(text)  # the longest prefix that fits (at least one character)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fm.horizontalAdvance(text[:mid]) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        if cut < len(text) and text[cut - 1].isascii() and text[cut].isascii() and " " in text[1:cut]:
+            cut = text.rindex(" ", 1, cut) + 1
+        lines.append(text[:cut].rstrip())
+        text = text[cut:].lstrip(" ")
+    return lines or [""]
 
 
 def orient(layout: QBoxLayout, *, vertical: bool) -> None:
@@ -399,10 +468,11 @@ def make_label(
     text: str = "",
     *,
     max_px: int = 20,
+    max_lines: int = 1,
     bold: bool = False,
     css_class: str = "",
     align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft,
 ) -> FitLabel:
-    label = FitLabel(text, max_px=max_px, bold=bold, css_class=css_class)
+    label = FitLabel(text, max_px=max_px, max_lines=max_lines, bold=bold, css_class=css_class)
     label.setAlignment(align | Qt.AlignmentFlag.AlignVCenter)
     return label

@@ -1,5 +1,6 @@
 """The main window: the header (好差评 title, hall, window number, clock), the page stack, the
-transient notice, the hidden admin gesture and the admin overlay.
+transient notice (a band over the header, so it never hides page text or buttons), the hidden admin
+gesture and the admin overlay.
 
 It shows what it is given (``show_view``, ``set_stats``, ``set_qr``) and reports what the citizen did
 through signals; ``kiosk.app`` connects those to the flow. No key closes it, and ``closeEvent`` is
@@ -13,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
 
 from . import theme
 from .admin import AdminOverlay
@@ -25,6 +26,7 @@ NOTICE_MS = 5000
 ADMIN_TAPS = 5
 ADMIN_TAP_WINDOW_S = 3.0
 WEEKDAYS = "一二三四五六日"
+CITIZEN_PAGES = ("rate", "reasons")  # pages a citizen is using: the admin panel closes for them
 
 
 class Emblem(QWidget):
@@ -81,8 +83,15 @@ class Header(QWidget):
         self.lay.setContentsMargins(m.px(2), m.px(0.5), m.px(2), m.px(0.6))
         self.lay.setSpacing(m.px(1.5))
         self.emblem.setFixedSize(m.px(4.6), m.px(4.6))
-        self.title.set_max_px(m.px(2.5))
-        self.hall.set_max_px(m.px(1.6))
+        title_px = m.px(2.2 if m.portrait else 2.5)
+        self.title.set_max_px(title_px)
+        # A long hall name wraps onto the lines the header has room for at a readable size, then elides.
+        inner_h = m.px(theme.HEADER_UNITS) - m.px(0.5) - m.px(0.6)
+        title_h = QFontMetrics(theme.font("", title_px, bold=True)).height()
+        line_h = QFontMetrics(theme.font("", theme.READABLE_PX)).lineSpacing()
+        self.hall.set_fit(
+            max_px=m.px(1.6), min_px=theme.READABLE_PX, max_lines=max(1, (inner_h - title_h) // line_h)
+        )
         self.window_no.set_max_px(m.px(2.8))
         self.window_no.setFixedWidth(m.px(13))
         self.clock.set_max_px(m.px(2.6))
@@ -100,6 +109,7 @@ class MainWindow(QWidget):
     rated = Signal(int)  # a rating button was touched (satisfaction code)
     reasons_submitted = Signal(list, str)  # reason codes, phone digits or ""
     reasons_skipped = Signal()
+    reasons_changed = Signal(list)  # the reason codes chosen so far, after each touch
     restart_requested = Signal()
     exit_requested = Signal()
     first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
@@ -140,14 +150,19 @@ class MainWindow(QWidget):
         self.rating_panel.rated.connect(self.rated)
         self.pages["reasons"].submitted.connect(self.reasons_submitted)
         self.pages["reasons"].skipped.connect(self.reasons_skipped)
+        self.pages["reasons"].changed.connect(self.reasons_changed)
 
+        # The notice band lies over the header: pages keep their room, nothing of theirs is covered.
+        self.notice_band = QFrame(self)
+        self.notice_band.setObjectName("notice_band")
+        band = QVBoxLayout(self.notice_band)
         self.notice = make_label("", bold=True, align=Qt.AlignmentFlag.AlignHCenter)
-        self.notice.setParent(self)
         self.notice.setObjectName("notice")
-        self.notice.hide()
+        band.addWidget(self.notice)
+        self.notice_band.hide()
         self._notice_timer = QTimer(self)
         self._notice_timer.setSingleShot(True)
-        self._notice_timer.timeout.connect(self.notice.hide)
+        self._notice_timer.timeout.connect(self.notice_band.hide)
         self._view_notice: str | None = None
 
         self.admin = AdminOverlay(check_pin, self)
@@ -171,12 +186,18 @@ class MainWindow(QWidget):
         return self.stack.currentWidget().objectName().removeprefix("page_")
 
     def show_view(self, view: Any, now: float) -> None:
-        self._view = view
+        previous, self._view = self._view, view
+        if view.page in CITIZEN_PAGES and self._screen_of(previous) != self._screen_of(view):
+            self.admin.close_panel()  # a citizen needs the screen now: the admin pad or panel gives way
         page = self.pages[view.page]
         page.show_view(view, now)
         if self.stack.currentWidget() is not page:
             self.stack.setCurrentWidget(page)
         self._follow_notice(view.notice)
+
+    @staticmethod
+    def _screen_of(view: Any) -> tuple:
+        return (None, None) if view is None else (view.page, view.case.seq if view.case else None)
 
     def tick(self, now: float) -> None:
         """Once a second: the clock and the current page's countdown."""
@@ -190,6 +211,10 @@ class MainWindow(QWidget):
     def set_qr(self, url: str | None) -> None:
         self.pages["rate"].set_qr(url)
 
+    def set_reasons_given(self, given: bool) -> None:
+        """Whether the 差评 just detailed named reasons: only then does the thanks page promise 整改."""
+        self.pages["thanks"].reasons_given = given
+
     def _follow_notice(self, text: str | None) -> None:
         """The flow's notice shows while the view carries it (the flow lets it fade)."""
         if text == self._view_notice:
@@ -198,26 +223,24 @@ class MainWindow(QWidget):
         if text:
             self.flash_notice(text)
         else:
-            self.notice.hide()
+            self.notice_band.hide()
 
     def flash_notice(self, text: str) -> None:
-        """Show ``text`` over the page for a few seconds."""
+        """Show ``text`` for a few seconds in a band over the header, where no page text or button is."""
         self.notice.setText(text)
         self._place_notice()
-        self.notice.show()
-        self.notice.raise_()
+        self.notice_band.show()
+        self.notice_band.raise_()
+        self.notice_band.stackUnder(self.admin)  # never over the admin panel
         self._notice_timer.start(NOTICE_MS)
 
     def _place_notice(self) -> None:
         if self._metrics is None:
             return
         m = self._metrics
-        w = int(m.width * (0.9 if m.portrait else 0.7))
-        h = m.px(7)
-        self.notice.set_max_px(m.px(2.8))
-        self.notice.setFixedHeight(h)
-        self.notice.setContentsMargins(m.px(2), 0, m.px(2), 0)
-        self.notice.setGeometry((m.width - w) // 2, m.height - h - m.px(4), w, h)
+        self.notice_band.layout().setContentsMargins(m.px(2), 0, m.px(2), 0)
+        self.notice.set_fit(max_px=m.px(3), min_px=theme.READABLE_PX, max_lines=2)
+        self.notice_band.setGeometry(0, 0, m.width, m.px(theme.HEADER_UNITS))
 
     # --- layout
 
@@ -257,7 +280,8 @@ class MainWindow(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if (
-            event.type() == QEvent.Type.MouseButtonPress
+            # Qt turns the second of two quick presses into a double click: a tap all the same.
+            event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick)
             and isinstance(watched, QWidget)
             and watched.window() is self
             # One press reaches the filter again for each parent it propagates to; count it once.
