@@ -199,6 +199,7 @@ class Kiosk(QObject):
         self.log = event_log
         self.public_key = public_key
         self.secret = secret
+        self._secret_stamp = self._secret_file_stamp()
         # The flow's monotonic time and the QR tokens' wall time; tests replace them to pass timeouts
         # and token expiry without waiting for them.
         self.clock: Callable[[], float] = time.monotonic
@@ -419,8 +420,25 @@ class Kiosk(QObject):
         month = self.stats.month(time.strftime("%Y-%m"))
         self.window.set_stats(month.satisfaction_rate, month.count)
 
+    def _secret_file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.config.hub.secret_file.stat()
+        except (AttributeError, OSError):  # no [hub], or no file
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _follow_secret_file(self) -> None:
+        """A secret rotated with `kiosk hub device add` signs the next token without a restart."""
+        stamp = self._secret_file_stamp()
+        if stamp != self._secret_stamp:
+            self._secret_stamp = stamp
+            self.secret = read_secret(self.config)
+            self._qr_case = None  # the shown token was signed with the old secret
+
     def _update_qr(self, view) -> None:
         """A new token per case, and again before the shown one expires; no code without a secret."""
+        if view.page == "rate":
+            self._follow_secret_file()
         if view.page != "rate" or view.case is None or self.secret is None or self.config.qr is None:
             if view.page != "rate":
                 self._qr_case = None

@@ -260,6 +260,18 @@ def test_the_qr_code_on_the_rate_page_verifies_and_carries_the_case(qtbot, kiosk
     assert last_event(window, "rating_skipped")["payload"]["why"] == "superseded"
 
 
+def test_a_rotated_device_secret_signs_the_next_qr_code(qtbot, kiosk, sim, tmp_path):
+    window = kiosk
+    sign_in_and_request(qtbot, window, sim)
+    base_url = "http://127.0.0.1:8700/q/"
+    old_url = window.pages["rate"].qr.url
+    rotated = bytes(range(100, 132))
+    (tmp_path / "device.key").write_text(rotated.hex() + "\n")  # `kiosk hub device add` again
+    qtbot.waitUntil(lambda: window.pages["rate"].qr.url != old_url)
+    token = window.pages["rate"].qr.url.removeprefix(base_url)
+    assert qrtoken.verify_token(token, {"XHA-W03": rotated}.get, int(time.time())).case_no == CASE_NO
+
+
 def test_the_qr_code_is_renewed_before_it_expires(qtbot, kiosk, sim):
     window = kiosk
     sign_in_and_request(qtbot, window, sim)
