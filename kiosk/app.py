@@ -46,7 +46,7 @@ from drivers.devices import (
 )
 
 from . import __version__, adminpin, contact, qrtoken, systemd
-from .config import Config, default_config_path, load_config
+from .config import Config, ConfigError, default_config_path, file_stamp, load_config, read_device_secret
 from .flow import HISTORY_TYPES, Flow
 from .fonts import find_cjk_font
 from .roster import Roster
@@ -101,16 +101,12 @@ def read_secret(config: Config) -> bytes | None:
     if config.hub is None or config.qr is None:
         return None
     try:
-        secret = bytes.fromhex(config.hub.secret_file.read_text().strip())
-    except FileNotFoundError:
-        log.warning("no device secret at %s: the rate page shows no QR code", config.hub.secret_file)
+        return read_device_secret(config.path, config.hub.secret_file)
+    except ConfigError as e:
+        # Absent is a setup not finished yet; present but unusable is a mistake.
+        level = logging.ERROR if config.hub.secret_file.exists() else logging.WARNING
+        log.log(level, "%s: the rate page shows no QR code", e)
         return None
-    except (OSError, ValueError) as e:
-        log.error(
-            "cannot use the device secret %s (%s): the rate page shows no QR code", config.hub.secret_file, e
-        )
-        return None
-    return secret or None
 
 
 def read_public_key(config: Config) -> PublicKey | None:
@@ -199,7 +195,7 @@ class Kiosk(QObject):
         self.log = event_log
         self.public_key = public_key
         self.secret = secret
-        self._secret_stamp = self._secret_file_stamp()
+        self._secret_stamp = file_stamp(config.hub.secret_file) if config.hub else None
         # The flow's monotonic time and the QR tokens' wall time; tests replace them to pass timeouts
         # and token expiry without waiting for them.
         self.clock: Callable[[], float] = time.monotonic
@@ -420,16 +416,9 @@ class Kiosk(QObject):
         month = self.stats.month(time.strftime("%Y-%m"))
         self.window.set_stats(month.satisfaction_rate, month.count)
 
-    def _secret_file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.config.hub.secret_file.stat()
-        except (AttributeError, OSError):  # no [hub], or no file
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
-
     def _follow_secret_file(self) -> None:
         """A secret rotated with `kiosk hub device add` signs the next token without a restart."""
-        stamp = self._secret_file_stamp()
+        stamp = file_stamp(self.config.hub.secret_file) if self.config.hub else None
         if stamp != self._secret_stamp:
             self._secret_stamp = stamp
             self.secret = read_secret(self.config)

@@ -93,6 +93,30 @@ class Config:
         return self.serial.get(name)
 
 
+def read_device_secret(config_path: Path, secret_file: Path) -> bytes:
+    """The device secret (the hex text `kiosk hub device add` printed) as key bytes, for the hub's request
+    signatures and the QR tokens alike; ConfigError naming the file otherwise."""
+    try:
+        text = secret_file.read_text(encoding="ascii")
+        secret = bytes.fromhex(text.strip())
+    except OSError as e:
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: expected hex text") from None
+    if not secret:
+        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: is empty")
+    return secret
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is rewritten (mtime, size, inode); None when there is no file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def default_config_path() -> Path:
     """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (contracts.md §1)."""
     env = os.environ.get("KIOSK_CONFIG")

@@ -29,10 +29,10 @@ from typing import Any
 import requests
 import serial
 
-from sync.agent import CURSOR_KEY, read_secret
+from sync.agent import CURSOR_KEY
 from sync.client import HubClient, HubError, HubRefused
 
-from .config import Config, ConfigError, SerialConfig, load_config
+from .config import Config, ConfigError, SerialConfig, load_config, read_device_secret
 from .contact import ContactError, load_public_key
 from .fonts import find_cjk_font
 from .roster import Roster
@@ -462,7 +462,7 @@ def check_hub(config: Config, now: datetime) -> list[CheckResult]:
         return [fail("hub reachable", detail, fix), skip("hub signature", "hub unreachable")]
     rows = [ok("hub reachable", f"{hub.url}/healthz")]
     try:
-        secret = read_secret(config.path, hub.secret_file)
+        secret = read_device_secret(config.path, hub.secret_file)
     except ConfigError as e:
         fix = f"put the hex secret printed by `kiosk hub device add {device_id}` in {hub.secret_file}"
         return [*rows, fail("hub signature", str(e), fix)]

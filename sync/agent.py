@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kiosk.config import ConfigError, load_config
+from kiosk.config import ConfigError, file_stamp, load_config, read_device_secret
 from kiosk.store import EventLog, StoreError, VerifyResult, now_iso
 from kiosk.systemd import notify
 
@@ -79,46 +79,25 @@ class Outcome:
     retry_after_s: float | None = None
 
 
-def read_secret(config_path: Path, secret_file: Path) -> bytes:
-    """The device secret (hex text) as HMAC key bytes; ConfigError naming the file otherwise."""
-    try:
-        text = secret_file.read_text(encoding="ascii")
-        secret = bytes.fromhex(text.strip())
-    except OSError as e:
-        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: expected hex text") from None
-    if not secret:
-        raise ConfigError(config_path, "[hub] secret_file", f"{secret_file}: is empty")
-    return secret
-
-
 class SecretFile:
     """The device secret in ``[hub] secret_file``, read again when the file changes: a secret rotated with
     ``kiosk hub device add`` is taken without restarting the agent."""
 
     def __init__(self, config_path: Path, path: Path):
         self.config_path, self.path = config_path, path
-        self._stamp = self._stat()
-        self.secret = read_secret(config_path, path)  # ConfigError at start: the agent cannot run
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        self._stamp = file_stamp(path)
+        self.secret = read_device_secret(config_path, path)  # ConfigError at start: the agent cannot run
 
     def changed(self) -> bool:
         """Whether the file looks rewritten since it was last read (mtime, size or inode)."""
-        return self._stat() != self._stamp
+        return file_stamp(self.path) != self._stamp
 
     def reload(self) -> bool:
         """Read the file again; True if it now holds another secret. A file that cannot be used (being
         rewritten, or emptied) keeps the secret in use, and is read again at the next change."""
-        self._stamp = self._stat()
+        self._stamp = file_stamp(self.path)
         try:
-            secret = read_secret(self.config_path, self.path)
+            secret = read_device_secret(self.config_path, self.path)
         except ConfigError as e:
             logger.warning("device secret not reloaded, the one in use stays: %s", e)
             return False

@@ -133,3 +133,18 @@ def test_config_comes_from_the_environment(tmp_path, monkeypatch):
     path = write(tmp_path, MINIMAL)
     monkeypatch.setenv("KIOSK_CONFIG", str(path))
     assert load_config().path == path
+
+
+def test_the_device_secret_file(tmp_path):
+    from kiosk.config import read_device_secret
+
+    config, key = tmp_path / "kiosk.toml", tmp_path / "device.key"
+    key.write_text("00ff10\n")
+    assert read_device_secret(config, key) == b"\x00\xff\x10"
+    for text, words in (("", "is empty"), ("zz", "expected hex text"), ("秘密", "expected hex text")):
+        key.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=words):
+            read_device_secret(config, key)
+    key.unlink()
+    with pytest.raises(ConfigError, match=r"\[hub\] secret_file"):
+        read_device_secret(config, key)
