@@ -28,10 +28,10 @@ from pathlib import Path
 # This file's own name would shadow pyserial's ``serial`` package: run from the project root instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from core.config import SerialConfig  # noqa: E402
 from drivers.card import em4100_frame  # noqa: E402
 from drivers.devices import CardSwiped, Devices  # noqa: E402
 from drivers.sim import Simulator, wait_until  # noqa: E402
-from kiosk.config import SerialConfig  # noqa: E402
 
 TARGET_P99_MS = 20.0
 BITS_PER_BYTE_8N1 = 10

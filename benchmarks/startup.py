@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.store import EventLog
 from kiosk.flow import HISTORY_TYPES, Flow
 from kiosk.stats import WindowStats
-from kiosk.store import EventLog
 
 RATING = {
     "staff_no": "0301",

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiosk.store import EventLog
+from core.store import EventLog
 
 PAYLOAD = {
     "case_seq": 41,

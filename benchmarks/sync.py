@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.store import PAYLOAD as RATING  # noqa: E402
+from core.store import EventLog  # noqa: E402
 from hub.storage import HubStore, database_url  # noqa: E402
-from kiosk.store import EventLog  # noqa: E402
 from sync.agent import SyncAgent  # noqa: E402
 from sync.client import HubClient  # noqa: E402
 
@@ -50,7 +50,7 @@ def start_hub(data: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(data), "--port", str(port)],
+        [sys.executable, "-m", "commands.cli", "hub", "--data", str(data), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -31,12 +31,12 @@ from PySide6.QtCore import QEvent, QObject, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from core.store import EventLog  # noqa: E402
 from drivers.card import REPEAT_HOLD_S, em4100_frame  # noqa: E402
 from drivers.devices import RateRequested  # noqa: E402
 from drivers.sim import Simulator, em4100_data  # noqa: E402
 from kiosk.app import create_window  # noqa: E402
 from kiosk.flow import DEBOUNCE_S, SWIPE_GUARD_S  # noqa: E402
-from kiosk.store import EventLog  # noqa: E402
 
 TAP_TARGET_P99_MS = 100.0
 RSS_TARGET_MB = 150.0
@@ -134,7 +134,7 @@ def bench_start(folder: Path, runs: int) -> tuple[list[float], list[float]]:
     env = os.environ | {"QT_QPA_PLATFORM": "offscreen"}
     kiosk = [
         time_to_ready(
-            [sys.executable, "-m", "kiosk.cli", "run", "--windowed", "--config", str(config)], env, folder
+            [sys.executable, "-m", "commands.cli", "run", "--windowed", "--config", str(config)], env, folder
         )
         for _ in range(runs)
     ]

@@ -6,5 +6,5 @@ normaliser (``cardnum``), the ``Devices`` facade the kiosk uses (``devices``) an
 simulator of all three devices (``sim``, also ``kiosk sim``).
 
 Must not import Qt or the kiosk UI modules: readers run on plain threads and hand events to a callback.
-It may import ``kiosk.config`` (for ``SerialConfig`` and ``ConfigError``) and nothing else of the kiosk.
+It may import ``core.config`` (for ``SerialConfig`` and ``ConfigError``) and nothing else of the kiosk.
 """

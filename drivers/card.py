@@ -15,7 +15,8 @@ import math
 from functools import reduce
 from operator import xor
 
-from .cardnum import card_keys
+from core.cardnum import card_keys
+
 from .events import BadFrame, CardSwiped, Outcome
 from .framing import LineProtocol
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from kiosk.config import SerialConfig
+from core.config import SerialConfig
 
 from . import keypad
 from .card import REPEAT_HOLD_S, CardLineParser, Em4100Parser

@@ -27,10 +27,10 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
-from kiosk.config import ConfigError
+from core.cardnum import card_keys, card_number
+from core.config import ConfigError
 
 from .card import EM4100_DATA_CHARS, REPEAT_HOLD_S, em4100_frame
-from .cardnum import card_keys, card_number
 from .devices import DEVICE_NAMES
 from .keypad import BOUNCE_S
 from .ticket import ENCODINGS

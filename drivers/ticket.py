@@ -4,7 +4,7 @@ A line starting with ``{`` is a JSON message (call, rate, pause, resume); any ot
 case number, taken as a rate request. Lines end in CR, LF, CRLF or TAB (scanners' configurable suffix),
 are at most 1024 bytes, and are decoded as UTF-8 or GB18030 per config. Every field is checked, its
 length in UTF-8 bytes: case number and item code go into the rate page's QR token, which holds 64 bytes
-a field (kiosk.qrtoken.MAX_FIELD_BYTES), so a case the feed accepts always gets its QR code. A line that
+a field (core.qrtoken.MAX_FIELD_BYTES), so a case the feed accepts always gets its QR code. A line that
 fails is one BadFrame whose reason names the problem but never quotes the line (it may identify a
 citizen). Pure: bytes in, outcomes out.
 """
@@ -20,7 +20,7 @@ from .framing import LineProtocol
 
 ENCODINGS = ("utf-8", "gb18030")
 # Field -> longest accepted value in UTF-8 bytes. Codes and numbers are single words; names may have
-# spaces. case_no and item_code: the QR token's field size (kiosk.qrtoken.MAX_FIELD_BYTES; drivers may not
+# spaces. case_no and item_code: the QR token's field size (core.qrtoken.MAX_FIELD_BYTES; drivers may not
 # import it, a test checks they agree). item_name is not in the token: 200 Chinese characters.
 QR_FIELD_BYTES = 64
 _WORD_FIELDS = {"ticket": 32, "case_no": QR_FIELD_BYTES, "item_code": QR_FIELD_BYTES}

@@ -4,5 +4,5 @@ export in the national field names.
 
 Storage goes through SQLAlchemy Core so SQLite and PostgreSQL share one code path. This package must
 not import Qt, nor ``sync`` (the hub and the agent meet only over HTTP, contracts.md §5); it uses
-``kiosk.events`` for the one definition of the hash chain.
+``core.events`` for the one definition of the hash chain.
 """

@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kiosk.config import DEVICE_ID_PATTERN
-from kiosk.contact import ContactError, open_contact, seal_contact
-from kiosk.events import canonical_json
-from kiosk.qrtoken import TokenClaims, TokenError, verify_token
+from core.config import DEVICE_ID_PATTERN
+from core.contact import ContactError, open_contact, seal_contact
+from core.events import canonical_json
+from core.qrtoken import TokenClaims, TokenError, verify_token
 
 from .auth import (
     DEVICE_HEADER,

@@ -20,8 +20,8 @@ from nacl.public import PrivateKey
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from kiosk.config import DEVICE_ID_PATTERN
-from kiosk.systemd import notify, watchdog_interval_s
+from core.config import DEVICE_ID_PATTERN
+from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
 from .storage import (

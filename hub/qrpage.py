@@ -12,8 +12,8 @@ import html
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from kiosk.contact import valid_phone
-from kiosk.domain import DEFAULT_REASONS, LEVEL_ORDER, LEVELS, is_bad
+from core.contact import valid_phone
+from core.domain import DEFAULT_REASONS, LEVEL_ORDER, LEVELS, is_bad
 
 MAX_FORM_BYTES = 4096  # the largest honest form (a level, every reason, a phone) is under 300 bytes
 MAX_PHONE_CHARS = 32

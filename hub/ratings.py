@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kiosk.domain import check_satisfaction, to_gbt39046
-from kiosk.events import EventError, check_payload
-from kiosk.qrtoken import TokenClaims
+from core.domain import check_satisfaction, to_gbt39046
+from core.events import EventError, check_payload
+from core.qrtoken import TokenClaims
 
 # National names first (Zhejiang-style operational interface), then this hub's own columns.
 EXPORT_FIELDS = (

@@ -3,7 +3,7 @@ the private key that opens sealed contacts, which is kept in its own 0600 file, 
 
 SQLAlchemy Core over any URL (SQLite in ``--data DIR`` by default, PostgreSQL by ``--db URL``), the same
 statements for both. Events are keyed on (device, log, seq) and stored once; a batch is checked link by
-link with ``kiosk.events.chain_error`` and its valid prefix is stored in one transaction with the
+link with ``core.events.chain_error`` and its valid prefix is stored in one transaction with the
 ratings derived from it, so the derived table never disagrees with the log. Phone ratings from the QR
 code page have their own table; a case has at most one phone rating, and none once its terminal rating
 is at the hub (一次一评).
@@ -45,8 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
-from kiosk.events import ZERO_HASH, canonical_json, chain_error, event_hash
+from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
+from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
 from .ratings import detail_values, rating_row
 

@@ -4,5 +4,3 @@ Only the UI modules (``app``, ``ui``, ``screenshot``, and ``demo``, which import
 the window) may import Qt. Everything else here is plain Python, so that ``drivers``, ``sync`` and
 ``hub`` can use the configuration, the domain tables and the event log without a GUI toolkit.
 """
-
-__version__ = "0.1.0"

@@ -34,6 +34,9 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication
 
+from core import __version__, contact, qrtoken, systemd
+from core.config import Config, ConfigError, default_config_path, file_stamp, load_config, read_device_secret
+from core.store import EventLog, StoreError
 from drivers.devices import (
     CardSwiped,
     DeviceEvent,
@@ -45,13 +48,11 @@ from drivers.devices import (
     WindowResumed,
 )
 
-from . import __version__, adminpin, contact, qrtoken, systemd
-from .config import Config, ConfigError, default_config_path, file_stamp, load_config, read_device_secret
+from . import adminpin
 from .flow import HISTORY_TYPES, Flow
 from .fonts import find_cjk_font
 from .roster import Roster
 from .stats import WindowStats
-from .store import EventLog, StoreError
 from .ui.pages import Station
 from .ui.window import MainWindow
 

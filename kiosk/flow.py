@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
-from .events import RATING_INPUTS
+from core.domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
+from core.events import RATING_INPUTS
 
 Page = Literal["paused", "ready", "rate", "reasons", "thanks"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .config import Config
+from core.config import Config
 
 # Substrings of family names, best first; anything else fontconfig lists for zh comes after these.
 PREFERRED_FAMILIES = (

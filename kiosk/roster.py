@@ -3,7 +3,7 @@
 Two sources: the local CSV a technician keeps beside the config (contracts.md §2: header
 ``card,staff_no,name,title,photo``, photo a path relative to the CSV) and the roster the hub provides,
 cached in the event log's store. The local file wins where both know a card: it is the technician's
-override on site. A card in the roster may be written in any form a reader prints (drivers.cardnum).
+override on site. A card in the roster may be written in any form a reader prints (core.cardnum).
 Bad rows are reported in ``problems`` (by file and line, never by card number: the messages are logged)
 and left out; they never stop the others from working.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.cardnum import card_keys
+from core.cardnum import card_keys
 
 from .flow import Staff
 

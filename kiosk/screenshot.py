@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import default_config_path, load_config
+from core.config import default_config_path, load_config
+
 from .flow import Case, Staff, View
 
 SIZES = ((1024, 600), (1280, 800), (1920, 1080), (800, 1280))
@@ -78,7 +79,8 @@ def _without_offscreen_noise(mode, context, message: str) -> None:
 
 
 def _render_all(app, config, out: Path, sizes: tuple[tuple[int, int], ...]) -> list[Path]:
-    from . import qrtoken
+    from core import qrtoken
+
     from .app import install_cjk_font, read_public_key, read_secret, station_for
     from .ui.window import MainWindow
 

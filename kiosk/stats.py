@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .domain import is_satisfied
+from core.domain import is_satisfied
 
 if TYPE_CHECKING:
-    from .store import EventLog
+    from core.store import EventLog
 
 
 @dataclass(frozen=True)

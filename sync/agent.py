@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kiosk.config import ConfigError, file_stamp, load_config, read_device_secret
-from kiosk.store import EventLog, StoreError, VerifyResult, now_iso
-from kiosk.systemd import notify
+from core.config import ConfigError, file_stamp, load_config, read_device_secret
+from core.store import EventLog, StoreError, VerifyResult, now_iso
+from core.systemd import notify
 
 from .client import (
     ChainConflict,

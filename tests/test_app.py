@@ -19,11 +19,11 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QPushButton
 
+from core import contact, qrtoken
+from core.store import EventLog
 from drivers.sim import Simulator
-from kiosk import contact, qrtoken
 from kiosk.app import EXIT_RESTART, REASONS_TIMEOUT_S, create_window
 from kiosk.flow import DEBOUNCE_S
-from kiosk.store import EventLog
 
 STAFF_CARD = "26DEFAE7"
 OTHER_CARD = "0006102437"
@@ -403,7 +403,7 @@ def test_kiosk_run_notifies_systemd_and_stops_on_sigterm(tmp_path):
         }
         env.pop("WATCHDOG_PID", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config), "--windowed"],
+            [sys.executable, "-m", "commands.cli", "run", "--config", str(config), "--windowed"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -415,7 +415,7 @@ def test_kiosk_run_notifies_systemd_and_stops_on_sigterm(tmp_path):
                 messages.add(notify.recv(256).decode())
             # A second evaluator on the same log would close the first one's cases: refused.
             second = subprocess.run(
-                [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config), "--windowed"],
+                [sys.executable, "-m", "commands.cli", "run", "--config", str(config), "--windowed"],
                 env=env | {"NOTIFY_SOCKET": ""},
                 capture_output=True,
                 text=True,
@@ -435,7 +435,7 @@ def test_a_bad_configuration_is_exit_2_even_without_a_display(tmp_path):
     config.write_text('[device]\nid = "X"\nwindow = "01"\n[ui]\nthanks_s = "three"\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     result = subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "commands.cli", "run", "--config", str(config)],
         env=env | {"QT_QPA_PLATFORM": "xcb"},
         capture_output=True,
         text=True,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from core.cardnum import card_keys, card_number
 from drivers.card import em4100_frame
-from drivers.cardnum import card_keys, card_number
 
 # One 125 kHz card (domain.md): EM data, its card number in decimal and 8H10D, and as an 8-hex UID.
 EM_CARD = ["13005D1DA5", "13005d1da5", "0006102437", "093,07589", "005D1DA5"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import ConfigError, load_config
-from kiosk.domain import DEFAULT_REASONS
+from core.config import ConfigError, load_config
+from core.domain import DEFAULT_REASONS
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = '[device]\nid = "XHA-W03"\nwindow = "03"\n'
@@ -120,7 +120,9 @@ def test_missing_file_and_syntax_error(tmp_path):
 def test_config_error_is_exit_2_with_one_line_and_no_traceback(tmp_path):
     path = write(tmp_path, MINIMAL + "[ui]\nthanks_s = 'three'\n")
     result = subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", "export", "--config", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "commands.cli", "export", "--config", str(path)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -136,7 +138,7 @@ def test_config_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_the_device_secret_file(tmp_path):
-    from kiosk.config import read_device_secret
+    from core.config import read_device_secret
 
     config, key = tmp_path / "kiosk.toml", tmp_path / "device.key"
     key.write_text("00ff10\n")

@@ -3,7 +3,7 @@
 import pytest
 from nacl.public import PrivateKey
 
-from kiosk.contact import ContactError, load_public_key, mask_phone, open_contact, seal_contact, valid_phone
+from core.contact import ContactError, load_public_key, mask_phone, open_contact, seal_contact, valid_phone
 
 
 def test_seal_and_open(tmp_path):

@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from kiosk.demo import TOUR_CASES
+from commands.demo import TOUR_CASES
 
 DEADLINE_S = 100
 
 
 def start_demo(out: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "demo", "--offscreen", "--out", str(out)],
+        [sys.executable, "-m", "commands.cli", "demo", "--offscreen", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import load_config
-from kiosk.doctor import qt_platform_plugin, read_env_file
+from commands.doctor import qt_platform_plugin, read_env_file
+from core.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

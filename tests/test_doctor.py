@@ -14,12 +14,12 @@ import pytest
 import serial
 from nacl.public import PrivateKey
 
+from commands import doctor
+from commands.cli import main as kiosk_main
+from commands.demo import Hub
+from core.config import SerialConfig, load_config
+from core.store import EventLog, now_iso
 from drivers.sim import Simulator
-from kiosk import doctor
-from kiosk.cli import main as kiosk_main
-from kiosk.config import SerialConfig, load_config
-from kiosk.demo import Hub
-from kiosk.store import EventLog, now_iso
 from sync.agent import CURSOR_KEY
 
 DEVICE_ID = "DOC-W01"

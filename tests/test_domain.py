@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.domain import (
+from core.domain import (
     CHANNELS,
     DEFAULT_REASONS,
     LEVEL_ORDER,

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from core.config import SerialConfig
 from drivers.card import em4100_frame
 from drivers.devices import (
     CardSwiped,
@@ -19,7 +20,6 @@ from drivers.devices import (
 from drivers.framing import PARTIAL_LINE_SILENCE_S
 from drivers.port import BACKOFF_CAP_S
 from drivers.sim import Simulator, wait_until
-from kiosk.config import SerialConfig
 
 
 class Rig:

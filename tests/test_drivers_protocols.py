@@ -6,8 +6,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from core import qrtoken
+from core.cardnum import card_keys
 from drivers.card import REPEAT_HOLD_S, CardLineParser, Em4100Parser, em4100_frame
-from drivers.cardnum import card_keys
 from drivers.events import (
     BadFrame,
     CardSwiped,
@@ -20,7 +21,6 @@ from drivers.events import (
 from drivers.framing import OVERLONG, PARTIAL_LINE_SILENCE_S, LineSplitter
 from drivers.keypad import KeypadParser, answer
 from drivers.ticket import QR_FIELD_BYTES, TicketParser
-from kiosk import qrtoken
 
 WORKED_FRAME = b"\x0213005D1DA5F6\x03"  # domain.md
 WORKED_SWIPE = CardSwiped("13005D1DA5F6")  # what the card reader reports: the frame's 12 hex chars

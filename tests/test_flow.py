@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from core.store import EventLog
 from kiosk.flow import (
     ALREADY_RATED_NOTICE,
     DEBOUNCE_S,
@@ -16,7 +17,6 @@ from kiosk.flow import (
     Staff,
 )
 from kiosk.roster import Roster, RosterEntry
-from kiosk.store import EventLog
 
 WANG = Staff("0371", "王晓燕", "科员", b"\x89PNG wang")
 LI = Staff("0372", "李明")

@@ -9,8 +9,8 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from kiosk.domain import is_bad
-from kiosk.events import check_payload
+from core.domain import is_bad
+from core.events import check_payload
 from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, SWIPE_GUARD_S, Flow, Staff
 
 STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}

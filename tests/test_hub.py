@@ -36,11 +36,11 @@ from test_hub_support import (
     thread_hub,
 )
 
+from commands.cli import main as kiosk_main
+from core.contact import seal_contact
+from core.events import event_hash
+from core.store import EventLog
 from hub.storage import HubStore, database_url, meta
-from kiosk.cli import main as kiosk_main
-from kiosk.contact import seal_contact
-from kiosk.events import event_hash
-from kiosk.store import EventLog
 
 
 def _registered_hub(data: Path):
@@ -456,7 +456,7 @@ def test_hub_that_cannot_listen_exits_1(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = str(taken.getsockname()[1])
         result = subprocess.run(
-            [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(tmp_path), "--port", port],
+            [sys.executable, "-m", "commands.cli", "hub", "--data", str(tmp_path), "--port", port],
             capture_output=True,
             text=True,
             timeout=60,
@@ -625,7 +625,7 @@ def test_hub_service_notifies_systemd_and_stops_on_sigterm(tmp_path):
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
         port = str(free_port())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(tmp_path / "hub"), "--port", port],
+            [sys.executable, "-m", "commands.cli", "hub", "--data", str(tmp_path / "hub"), "--port", port],
             env=env,
         )
         try:

@@ -21,10 +21,10 @@ from test_hub_support import (
     wait_until,
 )
 
+from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
+from core.events import ZERO_HASH
+from core.store import EventLog
 from hub.storage import ALL_DEVICES, HubStore, StaffEntry, logs, metadata
-from kiosk.domain import PF_HALL_EVALUATOR, PF_QRCODE
-from kiosk.events import ZERO_HASH
-from kiosk.store import EventLog
 from sync.agent import SyncAgent
 from sync.client import HubClient
 

@@ -12,8 +12,8 @@ import requests
 from sqlalchemy import inspect, select, text
 from test_hub_support import ADMIN_TOKEN, DEVICE, qr_token, register, thread_hub, upload_case
 
+from core.domain import DEFAULT_REASONS, LEVELS, PF_HALL_EVALUATOR, PF_QRCODE
 from hub.storage import ALL_DEVICES, HubStore, StaffEntry, database_url, phone_ratings
-from kiosk.domain import DEFAULT_REASONS, LEVELS, PF_HALL_EVALUATOR, PF_QRCODE
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from core.qrtoken import issue_token
+from core.store import EventLog
 from hub.app import create_app
 from hub.storage import HubStore, database_url, key_file_path
-from kiosk.qrtoken import issue_token
-from kiosk.store import EventLog
 
 DEVICE = "XHA-W03"
 ADMIN_TOKEN = "operator-token-for-tests"
@@ -118,7 +118,16 @@ class HubProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> HubProcess:
-        cmd = [sys.executable, "-m", "kiosk.cli", "hub", "--data", str(self.data), "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "commands.cli",
+            "hub",
+            "--data",
+            str(self.data),
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._healthy, what="hub process start")
         return self

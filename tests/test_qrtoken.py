@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kiosk.qrtoken import (
+from core.qrtoken import (
     CLOCK_SKEW_S,
     MAX_FIELD_BYTES,
     MAX_TOKEN_CHARS,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from core.store import EventLog
 from kiosk.flow import Staff
 from kiosk.roster import Roster, RosterEntry
-from kiosk.store import EventLog
 
 HEADER = "card,staff_no,name,title,photo\n"
 # One card in the forms readers print it (domain.md): EM4100 data, decimal, 8H10D.

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import drivers.sim
+from core.config import load_config, parse_config
 from drivers.card import em4100_frame
 from drivers.devices import CardSwiped, Devices, KeyPressed, TicketCalled
 from drivers.sim import Simulator, em4100_data, wait_until
-from kiosk.config import load_config, parse_config
 
 
 def test_paths_are_stable_symlinks_to_ptys_and_follow_a_replug(tmp_path):
@@ -109,7 +109,7 @@ class SimProcess:
 
     def __init__(self, *args):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "sim", *map(str, args)],
+            [sys.executable, "-m", "commands.cli", "sim", *map(str, args)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -201,7 +201,7 @@ def test_kiosk_sim_command(tmp_path):
 
 def test_kiosk_sim_with_an_unreadable_roster_is_a_usage_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", "sim", "--roster", str(tmp_path / "missing.csv")],
+        [sys.executable, "-m", "commands.cli", "sim", "--roster", str(tmp_path / "missing.csv")],
         capture_output=True,
         text=True,
         timeout=30,

@@ -2,8 +2,8 @@
 
 import pytest
 
+from core.store import EventLog
 from kiosk.stats import MonthStats, WindowStats
-from kiosk.store import EventLog
 
 
 def rating(satisfaction: int, window: str = "03") -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.events import PAYLOAD_FIELDS, ZERO_HASH, EventError, event_hash
-from kiosk.store import SCHEMA_VERSION, EventLog, StoreError
+from core.events import PAYLOAD_FIELDS, ZERO_HASH, EventError, event_hash
+from core.store import SCHEMA_VERSION, EventLog, StoreError
 
 SAMPLE_PAYLOADS = {
     "staff_signin": {"staff_no": "0371", "staff_name": "王晓燕"},
@@ -48,7 +48,7 @@ SAMPLE_PAYLOADS = {
 
 APPEND_CHILD = """
 import sys
-from kiosk.store import EventLog
+from core.store import EventLog
 log = EventLog(sys.argv[1])
 for i in range(int(sys.argv[2])):
     event = log.append("staff_signout", {"staff_no": sys.argv[3] + str(i)})
@@ -267,7 +267,7 @@ def test_watchers_see_other_connections_commit(log, tmp_path):
 
 def _kiosk(*args: str, config: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", *args, "--config", str(config)], capture_output=True, text=True
+        [sys.executable, "-m", "commands.cli", *args, "--config", str(config)], capture_output=True, text=True
     )
 
 
@@ -302,7 +302,7 @@ def test_export_into_a_closed_pipe_stops_quietly(tmp_path):
         for i in range(5000):  # more than a pipe buffer holds
             log.append("staff_signout", {"staff_no": str(i)})
     export = subprocess.Popen(
-        [sys.executable, "-m", "kiosk.cli", "export", "--config", str(config)],
+        [sys.executable, "-m", "commands.cli", "export", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

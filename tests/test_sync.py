@@ -31,10 +31,10 @@ from test_hub_support import (
     write_kiosk_config,
 )
 
+from commands.cli import main as kiosk_main
+from core.store import EventLog
 from hub.cli import read_roster_csv
 from hub.storage import ALL_DEVICES
-from kiosk.cli import main as kiosk_main
-from kiosk.store import EventLog
 from sync.agent import CURSOR_KEY, STATUS_KEY, Backoff, SecretFile, SyncAgent
 from sync.client import HubClient, HubUnavailable
 
@@ -247,7 +247,7 @@ def test_running_agent_takes_a_rotated_device_secret(tmp_path):
     with thread_hub(tmp_path / "hub") as h, EventLog(tmp_path / "kiosk.db") as log:
         config = write_kiosk_config(tmp_path, h.url, register(h.store))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "sync", "--config", str(config)],
+            [sys.executable, "-m", "commands.cli", "sync", "--config", str(config)],
             env=agent_env(),
             stderr=subprocess.DEVNULL,
         )
@@ -611,7 +611,7 @@ def test_sync_service_notifies_systemd_forwards_and_stops_on_sigterm(hub, tmp_pa
         notify_socket.settimeout(20)
         env = {**agent_env(), "NOTIFY_SOCKET": str(notify_path)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.cli", "sync", "--config", str(config)],
+            [sys.executable, "-m", "commands.cli", "sync", "--config", str(config)],
             env=env,
             stderr=subprocess.PIPE,
         )

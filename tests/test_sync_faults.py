@@ -22,9 +22,9 @@ from test_hub_support import (
     wait_until,
 )
 
+from core.events import ZERO_HASH, chain_error
+from core.store import EventLog
 from hub.storage import HubStore, database_url
-from kiosk.events import ZERO_HASH, chain_error
-from kiosk.store import EventLog
 from sync.agent import STATUS_KEY, Backoff, SyncAgent
 from sync.client import HubClient
 
@@ -97,7 +97,7 @@ AGENT_SCRIPT = """
 import sys
 from sync.agent import Backoff, SyncAgent
 from sync.client import HubClient
-from kiosk.store import EventLog
+from core.store import EventLog
 url, secret, path = sys.argv[1:4]
 with EventLog(path) as log:
     SyncAgent(log, HubClient(url, "XHA-W03", bytes.fromhex(secret)), batch_events=20,

@@ -14,11 +14,11 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QAbstractButton, QLabel, QPushButton, QStackedWidget
 
+from core.config import load_config
+from core.domain import DEFAULT_REASONS, LEVELS, Reason
 from hub.qrpage import mask_case_no as hub_mask_case_no
 from kiosk import adminpin, fonts
 from kiosk.app import install_cjk_font
-from kiosk.config import load_config
-from kiosk.domain import DEFAULT_REASONS, LEVELS, Reason
 from kiosk.flow import View
 from kiosk.screenshot import SAMPLE_CASE, SAMPLE_STAFF, SIZES, render, sample_views
 from kiosk.ui import theme
@@ -291,7 +291,7 @@ def test_reasons_need_one_choice_and_a_whole_phone_number(qtbot):
     assert page.submit.isEnabled()
     for digit in "1380013":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
-    assert page.phone.text() == "138****"  # masked while typed (kiosk.contact.mask_phone)
+    assert page.phone.text() == "138****"  # masked while typed (core.contact.mask_phone)
     assert not page.submit.isEnabled()  # an incomplete number is not sent
     for digit in "8000":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)

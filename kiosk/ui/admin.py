@@ -20,7 +20,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
-from ..adminpin import MAX_PIN_FAILURES, PinGuard
+from kiosk.adminpin import MAX_PIN_FAILURES, PinGuard
+
 from . import theme
 from .widgets import FitLabel, Keypad, make_label
 

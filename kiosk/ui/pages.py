@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..contact import mask_phone, valid_phone
-from ..domain import LEVELS, Reason, is_bad
+from core.contact import mask_phone, valid_phone
+from core.domain import LEVELS, Reason, is_bad
+
 from . import theme
 from .widgets import CountdownRing, FitLabel, Keypad, Mark, PhotoView, QrView, RatingPanel, make_label, orient
 

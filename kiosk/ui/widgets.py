@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..domain import LEVEL_ORDER, LEVELS
+from core.domain import LEVEL_ORDER, LEVELS
+
 from . import painting, theme
 
 LONGEST_LEVEL_WORD = max(LEVELS.values(), key=len)

@@ -29,14 +29,13 @@ from typing import Any
 import requests
 import serial
 
+from core.config import Config, ConfigError, SerialConfig, load_config, read_device_secret
+from core.contact import ContactError, load_public_key
+from core.store import EventLog, StoreError
+from kiosk.fonts import find_cjk_font
+from kiosk.roster import Roster
 from sync.agent import CURSOR_KEY
 from sync.client import HubClient, HubError, HubRefused
-
-from .config import Config, ConfigError, SerialConfig, load_config, read_device_secret
-from .contact import ContactError, load_public_key
-from .fonts import find_cjk_font
-from .roster import Roster
-from .store import EventLog, StoreError
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 SERVICE_USER = "kiosk"

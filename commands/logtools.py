@@ -6,8 +6,8 @@ import csv
 import json
 import sys
 
-from .config import load_config
-from .store import EventLog
+from core.config import load_config
+from core.store import EventLog
 
 CSV_COLUMNS = ("log_id", "seq", "id", "type", "at", "payload", "prev_hash", "hash")
 

@@ -38,13 +38,13 @@ from typing import Any
 import requests
 from PIL import Image, ImageDraw
 
+from core.store import EventLog
 from drivers.sim import Simulator
+from kiosk.flow import DEBOUNCE_S
 
 from .doctor import FAIL, check_display
-from .flow import DEBOUNCE_S
-from .store import EventLog
 
-ASSETS = Path(__file__).parent / "assets" / "demo"
+ASSETS = Path(__file__).resolve().parent.parent / "kiosk" / "assets" / "demo"
 DEVICE_ID = "DEMO-W03"
 AREA_CODE = "370211"
 WINDOW_SIZE = (1280, 800)
@@ -99,7 +99,7 @@ def free_port() -> int:
 
 def kiosk_command(*args: str) -> list[str]:
     """The command line of a ``kiosk`` subcommand run with this Python."""
-    return [sys.executable, "-m", "kiosk.cli", *args]
+    return [sys.executable, "-m", "commands.cli", *args]
 
 
 def run_kiosk(*args: str) -> str:
@@ -467,7 +467,7 @@ def run_demo(folder: Path, out: Path, *, offscreen: bool) -> int:
 def _run_window(config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, *, offscreen: bool) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from .app import create_window
+    from kiosk.app import create_window
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     window = create_window(config)

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError
+from core.config import ConfigError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -111,23 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the installation and print a table")
     _config_arg(p)
-    p.set_defaults(handler="kiosk.doctor:main")
+    p.set_defaults(handler="commands.doctor:main")
 
     p = sub.add_parser("export", help="print the local event log")
     _config_arg(p)
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    p.set_defaults(handler="kiosk.logtools:export")
+    p.set_defaults(handler="commands.logtools:export")
 
     p = sub.add_parser("store", help="the local event log")
     store_sub = p.add_subparsers(dest="store_command", metavar="STORE_COMMAND", required=True)
     v = store_sub.add_parser("verify", help="verify the log's hash chain")
     _config_arg(v)
-    v.set_defaults(handler="kiosk.logtools:verify")
+    v.set_defaults(handler="commands.logtools:verify")
 
     p = sub.add_parser("demo", help="hub, simulator, sync agent and kiosk at once on an embedded default")
     p.add_argument("--offscreen", action="store_true", help="play the scripted tour without a display")
     p.add_argument("--out", metavar="DIR", default="demo-out", help="where the tour saves screenshots")
-    p.set_defaults(handler="kiosk.demo:main")
+    p.set_defaults(handler="commands.demo:main")
 
     p = sub.add_parser("screenshot", help="render every page at the reference sizes to PNG")
     _config_arg(p)
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from core import __version__
 
     return __version__
 
