@@ -24,15 +24,9 @@ from core.config import DEVICE_ID_PATTERN
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .storage import (
-    ALL_DEVICES,
-    HubStore,
-    KeyFileError,
-    StaffEntry,
-    database_url,
-    key_file_path,
-    roster_staff,
-)
+from .keys import KeyFileError, key_file_path
+from .schema import ALL_DEVICES, roster_staff
+from .storage import HubStore, StaffEntry, database_url
 
 log = logging.getLogger("hub")
 

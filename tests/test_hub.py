@@ -40,7 +40,8 @@ from commands.cli import main as kiosk_main
 from core.contact import seal_contact
 from core.events import event_hash
 from core.store import EventLog
-from hub.storage import HubStore, database_url, meta
+from hub.schema import meta
+from hub.storage import HubStore, database_url
 
 
 def _registered_hub(data: Path):

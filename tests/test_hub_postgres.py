@@ -24,7 +24,8 @@ from test_hub_support import (
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH
 from core.store import EventLog
-from hub.storage import ALL_DEVICES, HubStore, StaffEntry, logs, metadata
+from hub.schema import ALL_DEVICES, logs, metadata
+from hub.storage import HubStore, StaffEntry
 from sync.agent import SyncAgent
 from sync.client import HubClient
 

@@ -13,7 +13,8 @@ from sqlalchemy import inspect, select, text
 from test_hub_support import ADMIN_TOKEN, DEVICE, qr_token, register, thread_hub, upload_case
 
 from core.domain import DEFAULT_REASONS, LEVELS, PF_HALL_EVALUATOR, PF_QRCODE
-from hub.storage import ALL_DEVICES, HubStore, StaffEntry, database_url, phone_ratings
+from hub.schema import ALL_DEVICES, phone_ratings
+from hub.storage import HubStore, StaffEntry, database_url
 
 
 @pytest.fixture(scope="module")

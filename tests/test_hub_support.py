@@ -32,7 +32,8 @@ from starlette.routing import Mount, Route
 from core.qrtoken import issue_token
 from core.store import EventLog
 from hub.app import create_app
-from hub.storage import HubStore, database_url, key_file_path
+from hub.keys import key_file_path
+from hub.storage import HubStore, database_url
 
 DEVICE = "XHA-W03"
 ADMIN_TOKEN = "operator-token-for-tests"
