@@ -38,6 +38,8 @@ def pg_hub(tmp_path):
     # A clean schema per test: the test database outlives the run.
     wipe = HubStore(PG_URL)
     metadata.drop_all(wipe.engine)
+    with wipe.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     wipe.close()
     with thread_hub(tmp_path, url=PG_URL) as hub:
         hub.secret = register(hub.store, area_code="370211")
