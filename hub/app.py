@@ -8,13 +8,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .auth import DeviceAuthenticator
+from .config import HubConfig
 from .errors import install_error_handlers
 from .routers import devices, operators, phone
 from .storage import HubStore
 
 
 def create_app(
-    store: HubStore, admin_token: str | None = None, *, max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT
+    store: HubStore,
+    admin_token: str | None = None,
+    *,
+    config: HubConfig | None = None,
+    max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
 ) -> FastAPI:
     app = FastAPI(
         title="好差评 reference hub",
@@ -22,6 +27,7 @@ def create_app(
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
     )
     app.state.store = store
+    app.state.config = config or HubConfig()
     app.state.admin_token = admin_token
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .config import HubConfig
 from .errors import HubError
 from .storage import HubStore
 
@@ -58,3 +59,10 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HubError(413, "too_large", detail=f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def get_config(request: Request) -> HubConfig:
+    return request.app.state.config
+
+
+Config = Annotated[HubConfig, Depends(get_config)]
