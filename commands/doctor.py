@@ -50,7 +50,7 @@ SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long
 # event waiting this long with no report since it was written means the agent is not running.
 AGENT_SILENT = timedelta(minutes=10)
 HUB_TIMEOUT_S = 5.0
-HUB_CLOCK_SKEW_LIMIT_S = 300  # contracts.md §5: the hub refuses timestamps further off than this
+HUB_CLOCK_SKEW_LIMIT_S = 300  # docs/protocol.md §2: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
 
 
@@ -581,6 +581,6 @@ def main(args) -> int:
     rows = run_checks(args.config)
     print(format_table(rows))
     sys.stdout.flush()
-    if rows[0].status == FAIL:  # the configuration itself: exit 2 like every command (contracts.md §1)
+    if rows[0].status == FAIL:  # the configuration itself: exit 2 like every command (docs/configuration.md)
         return 2
     return 1 if any(r.status == FAIL for r in rows) else 0

@@ -1,4 +1,4 @@
-"""The kiosk configuration: one TOML file (contracts.md §2) loaded into typed, immutable objects.
+"""The kiosk configuration: one TOML file (docs/configuration.md) loaded into typed, immutable objects.
 
 Every problem is a ConfigError naming the file, the key and what was expected; the command line turns
 it into one message and exit status 2. Relative paths are resolved against the file's folder.
@@ -118,7 +118,7 @@ def file_stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def default_config_path() -> Path:
-    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (contracts.md §1)."""
+    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (docs/configuration.md)."""
     env = os.environ.get("KIOSK_CONFIG")
     if env:
         return Path(env)

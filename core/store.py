@@ -1,6 +1,6 @@
 """The local event log: one SQLite file, append-only, hash-chained, durable before anyone is told.
 
-Events (contracts.md §4) are written with WAL and ``synchronous=FULL`` in a ``BEGIN IMMEDIATE``
+Events (docs/protocol.md §1) are written with WAL and ``synchronous=FULL`` in a ``BEGIN IMMEDIATE``
 transaction, so concurrent writers in other processes never leave a gap or a duplicate seq. Triggers
 refuse UPDATE and DELETE on events; ``verify()`` catches whoever drops them. Small tables beside the
 log hold state that is not history (the sync cursor and status, the roster cache).

@@ -1,4 +1,4 @@
-"""The ticket/case feed protocol (contracts.md §3): one message a line from the queue system or a scanner.
+"""The ticket/case feed protocol (docs/hardware.md): one message a line from the queue system or a scanner.
 
 A line starting with ``{`` is a JSON message (call, rate, pause, resume); any other line is a scanned
 case number, taken as a rate request. Lines end in CR, LF, CRLF or TAB (scanners' configurable suffix),
