@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .domain import DEFAULT_REASONS, REASON_CODE_PATTERN, Reason
 
@@ -164,8 +164,12 @@ class _Section:
         return f"[{self.name}] {key}"
 
     def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, check: Callable | None = None
-    ):
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = _REQUIRED,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         self.seen.add(key)
         if key not in self.data:
             if default is _REQUIRED:
@@ -183,7 +187,11 @@ class _Section:
                 raise ConfigError(self.path, self.key(key), problem)
         return value
 
-    def path_value(self, key: str, default: Any = _REQUIRED) -> Path | None:
+    @overload
+    def path_value(self, key: str, default: str) -> Path: ...
+    @overload
+    def path_value(self, key: str, default: None) -> Path | None: ...
+    def path_value(self, key: str, default: str | None) -> Path | None:
         value = self.get(key, str, default, check=lambda v: "expected a non-empty path" if not v else None)
         if value is None or isinstance(value, Path):
             return value
@@ -194,6 +202,13 @@ class _Section:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise ConfigError(self.path, self.key(unknown[0]), "unknown key")
+
+
+class _TopLevel(_Section):
+    """The file itself: its keys are tables, named as written (``[device]``, ``[[reasons]]``)."""
+
+    def key(self, key: str) -> str:
+        return _TOP_LEVEL_NAMES.get(key, key)
 
 
 _TYPE_NAMES = {
@@ -233,8 +248,7 @@ _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     path = Path(path).absolute()
-    top = _Section(path, "", data)
-    top.key = lambda key: _TOP_LEVEL_NAMES.get(key, key)
+    top = _TopLevel(path, "", data)
 
     device_s = _Section(path, "device", top.get("device", dict))
     device = DeviceConfig(

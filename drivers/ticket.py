@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any
+from typing import Any, Literal, overload
 
 from .events import BadFrame, Outcome, RateRequested, TicketCalled, WindowPaused, WindowResumed
 from .framing import LineProtocol
@@ -46,6 +46,10 @@ def _word(value: str, field: str) -> str:
     return value
 
 
+@overload
+def _field(message: dict[str, Any], field: str, *, required: Literal[True]) -> str: ...
+@overload
+def _field(message: dict[str, Any], field: str, *, required: bool) -> str | None: ...
 def _field(message: dict[str, Any], field: str, *, required: bool) -> str | None:
     value = message.get(field)
     if value is not None and not isinstance(value, str):

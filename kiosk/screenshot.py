@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from core.config import default_config_path, load_config
 
@@ -33,8 +34,8 @@ SAMPLE_BASE_URL = "https://hub.example.gov.cn/q/"
 def sample_views(now: float) -> dict[str, View]:
     """One view per screenshot, named as its file will be."""
 
-    def view(page: str, **changes) -> View:
-        base = dict(
+    def view(page: str, **changes: Any) -> View:
+        base: dict[str, Any] = dict(
             page=page,
             staff=SAMPLE_STAFF,
             case=None,
