@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.config import DEVICE_ID_PATTERN
+from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
@@ -31,7 +32,6 @@ from .storage import HubStore, StaffEntry, database_url
 log = logging.getLogger("hub")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
 MAX_CARD_CHARS = roster_staff.c.card.type.length
@@ -225,8 +225,17 @@ def _read_photo(path: Path, where: str) -> tuple[bytes, str]:
         raise UsageError(f"{where}: photo {path} is over {MAX_PHOTO_BYTES // 1024} KB")
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max(width, height) > MAX_PHOTO_SIDE_PX:
+                raise UsageError(
+                    f"{where}: photo {path} is {width}x{height} pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+                )
             image.verify()
             media_type = Image.MIME.get(image.format or "", "application/octet-stream")
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
+        raise UsageError(
+            f"{where}: photo {path} has too many pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UsageError(f"{where}: photo {path} is not an image") from None
     return data, media_type

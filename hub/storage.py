@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
+from . import signature_policy  # its table is created with the others
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -196,7 +197,20 @@ class HubStore:
                         created_at=utc_now_iso(),
                     )
                 )
+                signature_policy.set_v1(conn, device_id, False, utc_now_iso())  # registered now: v2 only
         return secret, exists
+
+    def v1_allowed(self, device_id: str) -> bool:
+        """Whether ``device_id`` may still sign v1 (registered before v2, not yet turned off)."""
+        return signature_policy.v1_allowed(self.engine, device_id)
+
+    def turn_off_v1(self, device_id: str) -> bool:
+        """Refuse v1 signatures from ``device_id`` from now on; False for an unknown device."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is None:
+                return False
+            signature_policy.set_v1(conn, device_id, False, utc_now_iso())
+        return True
 
     def device_secret(self, device_id: str) -> bytes | None:
         with self.engine.connect() as conn:
