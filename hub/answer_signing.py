@@ -43,7 +43,10 @@ class AnswerSigning:
             secret, request_signature = key
             body = b"".join(chunks)
             signature = sign_answer(secret, request_signature, start["status"], body)
-            headers = [*start.get("headers", []), (ANSWER_SIGNATURE_HEADER.lower().encode(), signature.encode())]
+            headers = [
+                *start.get("headers", []),
+                (ANSWER_SIGNATURE_HEADER.lower().encode(), signature.encode()),
+            ]
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 

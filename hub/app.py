@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from .answer_signing import AnswerSigning
 from .auth import DeviceAuthenticator
-from .dependencies import BodyReads
+from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
 from .errors import install_error_handlers
 from .routers import devices, operators, phone
 from .storage import HubStore
@@ -25,6 +25,7 @@ def create_app(
     *,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     max_body_reads: int = MAX_BODY_READS,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> FastAPI:
     app = FastAPI(
         title="好差评 reference hub",
@@ -35,7 +36,7 @@ def create_app(
     app.state.admin_token = admin_token
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret, store.v1_allowed)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
-    app.state.body_reads = BodyReads(max_body_reads)
+    app.state.body_reads = BodyReads(max_body_reads, body_read_timeout_s)
     install_error_handlers(app)
     app.add_middleware(AnswerSigning)
 

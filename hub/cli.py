@@ -147,6 +147,16 @@ def device_add(args) -> int:
 
 
 @_run
+def device_v1_off(args) -> int:
+    """`kiosk hub device v1-off ID`: from now on the device must sign v2 (docs/protocol.md §1)."""
+    store = _open_store(args)
+    if not store.turn_off_v1(args.id):
+        raise UsageError(f"device {args.id!r} is not registered")
+    print(f"device {args.id}: signature version 1 refused from now on")
+    return EXIT_OK
+
+
+@_run
 def roster_import(args) -> int:
     """`kiosk hub roster import FILE.csv`: replace the roster of one device (--device) or of all."""
     path = Path(args.file)

@@ -12,6 +12,7 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.requests import ClientDisconnect
 
 from core.signing import Claimed
 
@@ -93,17 +94,18 @@ class BodyReads:
     """Request bodies being read at once, over every route; beyond ``limit`` the hub answers 429 at once
     rather than hold one more connection's buffers. Only the event loop's thread touches it."""
 
-    def __init__(self, limit: int):
-        self.limit, self.used = limit, 0
+    def __init__(self, limit: int, timeout_s: float = BODY_READ_TIMEOUT_S):
+        self.limit, self.used, self.timeout_s = limit, 0, timeout_s
 
 
-async def read_body(request: Request, limit: int, timeout_s: float = BODY_READ_TIMEOUT_S) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes, with 429 when
-    too many bodies are being read, with 408 when it takes over ``timeout_s``."""
+    too many bodies are being read, with 408 when it takes longer than the hub allows."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise HubError(413, "too_large", detail=f"body over {limit} bytes")
     reads: BodyReads | None = getattr(request.app.state, "body_reads", None)
+    timeout_s = reads.timeout_s if reads is not None else BODY_READ_TIMEOUT_S
     if reads is not None and reads.used >= reads.limit:
         raise HubError(429, "busy", headers={"Retry-After": "1"})
 
@@ -123,6 +125,10 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_READ_T
             return await read()
     except TimeoutError:
         raise HubError(408, "timeout", detail=f"body not received within {timeout_s:g} s") from None
+    except ClientDisconnect:  # gone before its body was whole: nobody to answer, nothing to log as an error
+        raise HubError(
+            400, "incomplete", detail="the client went away before its body was complete"
+        ) from None
     finally:
         if reads is not None:
             reads.used -= 1

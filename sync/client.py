@@ -214,12 +214,12 @@ def _read_capped(response: requests.Response, max_bytes: int) -> None:
     length = response.headers.get("Content-Length", "")
     if length.isdigit() and int(length) > max_bytes:
         response.close()
-        raise PhotoTooLarge(f"answer of {length} bytes, at most {max_bytes}")
+        raise PhotoTooLarge(f"photo of {length} bytes, at most {max_bytes}")
     chunks, size = [], 0
     for chunk in response.iter_content(64 * 1024):
         size += len(chunk)
         if size > max_bytes:
             response.close()
-            raise PhotoTooLarge(f"answer over {max_bytes} bytes")
+            raise PhotoTooLarge(f"photo over {max_bytes} bytes")
         chunks.append(chunk)
     response._content = b"".join(chunks)  # what .content returns from now on
