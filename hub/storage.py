@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Sequence
@@ -70,8 +71,20 @@ def database_url(data: str | Path | None, db: str | None) -> str:
     if db:
         return db
     folder = Path(data or "hub-data").absolute()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds every device secret
     return f"sqlite:///{folder / DATABASE_FILE}"
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 under 022), or make
+    an existing one 0600; SQLite gives its -wal and -shm files the database file's mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by others: made 0600 (it holds every device secret)", path)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -124,6 +137,9 @@ class HubStore:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            database = self.engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _private_sqlite_file(Path(database))
         metadata.create_all(self.engine)
         for index in ratings.indexes:  # added after the table: a database made before gets it now
             index.create(self.engine, checkfirst=True)

@@ -8,8 +8,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import random
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -46,6 +48,7 @@ from core.signing import ANSWER_SIGNATURE_HEADER, answer_is_genuine
 from core.spreadsheet import FORMULA_PREFIXES, safe_cell
 from core.store import EventLog
 from hub.signature_policy import signature_policy
+from hub.storage import HubStore, database_url
 from sync.agent import STATUS_KEY, Backoff, SyncAgent
 from sync.client import AnswerNotGenuine, HubClient, batch_body, encode_event
 
@@ -415,3 +418,42 @@ def test_the_agent_takes_no_photo_that_is_too_big_or_not_the_one_named(tmp_path,
         assert not agent.pull_roster()
         assert log.roster() == []
         assert "photo" in log.get_state(STATUS_KEY)["roster_error"]
+
+
+# --- 4. the hub's database is private ------------------------------------------------------------------
+
+
+def _kiosk_with_umask(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "commands.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+
+
+def test_the_hub_data_directory_is_0700_and_its_database_files_0600_under_umask_022(tmp_path):
+    data = tmp_path / "hub-data"
+    assert _kiosk_with_umask("hub", "device", "add", "XHA-W03", "--data", str(data)).returncode == 0
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [p for p in data.iterdir() if p.name.startswith("hub.db")]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), [
+        (p.name, oct(p.stat().st_mode)) for p in files
+    ]
+    store = HubStore(database_url(data, None))
+    try:
+        with store.engine.connect():  # WAL mode: the -wal and -shm files exist while a connection is open
+            wal = [p for p in data.iterdir() if p.name.startswith("hub.db-")]
+            assert wal and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in wal)
+    finally:
+        store.close()
+
+
+def test_a_world_readable_database_of_an_older_hub_is_made_0600(tmp_path):
+    data = tmp_path / "hub-data"
+    assert _kiosk_with_umask("hub", "device", "add", "XHA-W03", "--data", str(data)).returncode == 0
+    (data / "hub.db").chmod(0o644)
+    assert _kiosk_with_umask("hub", "device", "add", "XHA-W04", "--data", str(data)).returncode == 0
+    assert stat.S_IMODE((data / "hub.db").stat().st_mode) == 0o600
