@@ -8,13 +8,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .auth import DeviceAuthenticator
+from .desk.settings import DeskSettings
+from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
-from .routers import devices, operators, phone
+from .routers import devices, manage, operators, phone
 from .storage import HubStore
 
 
 def create_app(
-    store: HubStore, admin_token: str | None = None, *, max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT
+    store: HubStore,
+    admin_token: str | None = None,
+    *,
+    max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
+    desk: DeskSettings | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="好差评 reference hub",
@@ -25,6 +31,9 @@ def create_app(
     app.state.admin_token = admin_token
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
+    desk = desk or DeskSettings()
+    app.state.desk_settings = desk
+    app.state.desk = DeskStore(store.engine, desk.calendar, desk.working_days, desk.today or local_today)
     install_error_handlers(app)
 
     @app.get("/healthz")
@@ -34,4 +43,5 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(phone.router)
     app.include_router(operators.router)
+    app.include_router(manage.router)
     return app

@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .desk.roles import Principal
+from .desk.store import DeskStore
 from .errors import HubError
 from .storage import HubStore
 
@@ -58,3 +60,52 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HubError(413, "too_large", detail=f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# --- the 差评 desk: users, roles and section scope (API by bearer token, console by session) -------------
+
+
+def get_desk(request: Request) -> DeskStore:
+    return request.app.state.desk
+
+
+Desk = Annotated[DeskStore, Depends(get_desk)]
+
+
+def api_user(desk: Desk, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The desk user behind ``Authorization: Bearer TOKEN`` (``kiosk hub user token NAME``); 401 otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    principal = desk.principal_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    if principal is None:
+        raise HubError(401, "unauthorized", detail="missing or wrong user token")
+    return principal
+
+
+ApiUser = Annotated[Principal, Depends(api_user)]
+
+
+def item_reader(user: ApiUser) -> Principal:
+    """A user who may read 差评 items (supervisor, or dept for its own section); 403 otherwise."""
+    if not user.sees_items():
+        raise HubError(403, "forbidden", detail=f"a {user.role} user sees no 差评 items")
+    return user
+
+
+ItemReader = Annotated[Principal, Depends(item_reader)]
+
+
+def audit_reader(user: ApiUser) -> Principal:
+    if not user.sees_audit():
+        raise HubError(403, "forbidden", detail=f"a {user.role} user may not read the audit log")
+    return user
+
+
+AuditReader = Annotated[Principal, Depends(audit_reader)]
+
+
+def scoped_dept(user: Principal, dept: str | None) -> str | None:
+    """The section filter a request may use: a dept user's own, whatever it asked; 403 for another."""
+    own = user.item_scope()
+    if own is not None and dept not in (None, own):
+        raise HubError(403, "forbidden", detail="a dept user sees only its own section")
+    return dept

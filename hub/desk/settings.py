@@ -1,0 +1,35 @@
+"""What the desk is configured with: the deadline rule, the calendar, the alert targets, the public URL
+the alerts link to. Built from the hub's configuration file; defaults are the seed's rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from . import calendar as cal
+
+DEFAULT_WORKING_DAYS = 5  # seed 第十三条
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    kind: str  # webhook | wecom | dingtalk
+    url: str
+    events: tuple[str, ...]
+    secret: str | None = None  # 钉钉 加签 secret: the URL is signed with it
+
+
+@dataclass(frozen=True)
+class DeskSettings:
+    working_days: int = DEFAULT_WORKING_DAYS
+    calendar_file: Path | None = None
+    alerts: tuple[AlertTarget, ...] = ()
+    public_url: str = ""
+    today: Callable[[], date] | None = None  # tests fix the date; None: the hub's local date
+    calendar: cal.WorkCalendar = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.calendar is None:
+            object.__setattr__(self, "calendar", cal.load(self.calendar_file))
