@@ -5,13 +5,16 @@ checks every route shares in ``hub/dependencies.py``.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from .auth import DeviceAuthenticator
+from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
-from .routers import devices, manage, operators, phone
+from .routers import console, devices, manage, operators, phone
 from .storage import HubStore
 
 
@@ -21,8 +24,19 @@ def create_app(
     *,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     desk: DeskSettings | None = None,
+    alert_interval_s: float = 30.0,
+    alert_backoff_s: float = 10.0,
 ) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.alerts.start()  # only when [[alerts]] are configured
+        try:
+            yield
+        finally:
+            app.state.alerts.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="好差评 reference hub",
         version="1",
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
@@ -34,6 +48,9 @@ def create_app(
     desk = desk or DeskSettings()
     app.state.desk_settings = desk
     app.state.desk = DeskStore(store.engine, desk.calendar, desk.working_days, desk.today or local_today)
+    app.state.alerts = Alerts(
+        store.engine, app.state.desk, desk, interval_s=alert_interval_s, backoff_s=alert_backoff_s
+    )
     install_error_handlers(app)
 
     @app.get("/healthz")
@@ -44,4 +61,5 @@ def create_app(
     app.include_router(phone.router)
     app.include_router(operators.router)
     app.include_router(manage.router)
+    console.install(app)
     return app

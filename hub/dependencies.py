@@ -4,11 +4,13 @@ the operator behind a bearer token. A route declares what it needs; the checks a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .console.session import COOKIE, Session, Signer
 from .desk.roles import Principal
 from .desk.store import DeskStore
 from .errors import HubError
@@ -109,3 +111,38 @@ def scoped_dept(user: Principal, dept: str | None) -> str | None:
     if own is not None and dept not in (None, own):
         raise HubError(403, "forbidden", detail="a dept user sees only its own section")
     return dept
+
+
+class ConsoleRedirect(Exception):
+    """Answer a console page with a redirect (to the login or the password page)."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    principal: Principal
+    session: Session
+
+
+def console_session(request: Request, desk: Desk) -> ConsoleUser:
+    """The user of a valid console session, even one that must still change its password."""
+    signer: Signer = request.app.state.console_signer
+    session = signer.read(request.cookies.get(COOKIE))
+    principal = desk.principal(session.user) if session else None
+    if session is None or principal is None:
+        raise ConsoleRedirect("/console/login")
+    return ConsoleUser(principal, session)
+
+
+def console_user(user: Annotated[ConsoleUser, Depends(console_session)]) -> ConsoleUser:
+    """The user of a valid console session that has set its own password; else to that page."""
+    if user.session.must_change:
+        raise ConsoleRedirect("/console/password")
+    return user
+
+
+SessionUser = Annotated[ConsoleUser, Depends(console_session)]
+PageUser = Annotated[ConsoleUser, Depends(console_user)]
