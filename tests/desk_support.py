@@ -97,7 +97,10 @@ def desk_hub(
 ) -> Iterator[Desk]:
     store = HubStore(url or database_url(tmp, None), key_file_path(tmp, None))
     clock = Clock()
-    settings = DeskSettings(alerts=alerts, public_url=public_url, today=clock)
+    # Years after the package's, so the tests pass whenever they run; not a real schedule.
+    calendar_file = tmp / "calendar.toml"
+    calendar_file.write_text('["2027"]\nholidays = []\n["2028"]\nholidays = []\n', encoding="utf-8")
+    settings = DeskSettings(alerts=alerts, public_url=public_url, today=clock, calendar_file=calendar_file)
     hub = ThreadHub(store, desk=settings)
     desk: DeskStore = hub.app_desk
     env = Desk(hub, store, desk, clock)

@@ -9,6 +9,7 @@ router, a template extending base.html, and an entry to ``NAV``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -42,3 +43,16 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def local_time(iso: str | None) -> str:
+    """A stored UTC time as the hub's local ``yyyy-MM-dd HH:mm:ss``."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+templates.filters["local"] = local_time

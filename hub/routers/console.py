@@ -72,15 +72,15 @@ def install(app: FastAPI) -> None:
 
 
 def render(
-    request: Request, name: str, user: ConsoleUser | None, *, status: int = 200, **context
+    request: Request, template: str, user: ConsoleUser | None, *, status: int = 200, **context
 ) -> HTMLResponse:
     settings = request.app.state.desk_settings
     nav = [n for n in NAV if user and user.principal.role in n.roles]
-    html = templates.get_template(name).render(
+    html = templates.get_template(template).render(
         user=user.principal if user else None,
         csrf=user.session.csrf if user else None,
         nav=nav,
-        path=request.url.path,
+        path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         role_labels=ROLE_LABELS,
         status_labels=wf.STATUS_LABELS,
         action_labels={**wf.ACTION_LABELS, "contact": "查看号码（回访）"},
@@ -306,6 +306,7 @@ def item_page(request: Request, item_id: int, user: PageUser, desk: Desk) -> Res
 def _item_response(
     request, user, desk, item, *, status: int = 200, error: str | None = None, phone=None, revealed=False
 ):
+    item["reason_labels"] = [REASON_LABELS.get(code, code) for code in item["reasons"]]
     allowed = wf.allowed_actions(item["state"], user.principal.role)
     return render(
         request,
