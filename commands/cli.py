@@ -30,6 +30,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def _hub_storage_args(p: argparse.ArgumentParser, *, under_hub: bool = False) -> None:
     # Under `kiosk hub`, an option not repeated after the subcommand must not reset the one given before it.
     default = argparse.SUPPRESS if under_hub else None
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="hub configuration file (default: $KIOSK_HUB_CONFIG, then /etc/kiosk/hub.toml if it exists)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--data",
@@ -65,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hub", help="the reference central hub")
     _hub_storage_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--host", help="address to listen on (default [server] host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default [server] port, else 8700)")
     p.add_argument(
         "--admin-token",
         metavar="TOKEN",

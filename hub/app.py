@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .auth import DeviceAuthenticator
+from .config import HubConfig
 from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
@@ -22,6 +23,7 @@ def create_app(
     store: HubStore,
     admin_token: str | None = None,
     *,
+    config: HubConfig | None = None,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     desk: DeskSettings | None = None,
     alert_interval_s: float = 30.0,
@@ -42,10 +44,11 @@ def create_app(
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
     )
     app.state.store = store
+    app.state.config = config or HubConfig()
     app.state.admin_token = admin_token
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
-    desk = desk or DeskSettings()
+    desk = desk or DeskSettings.from_config(app.state.config)
     app.state.desk_settings = desk
     app.state.desk = DeskStore(store.engine, desk.calendar, desk.working_days, desk.today or local_today)
     app.state.alerts = Alerts(

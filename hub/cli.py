@@ -24,6 +24,7 @@ from core.config import DEVICE_ID_PATTERN
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
+from .config import HubConfig, load_hub_config
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
@@ -63,10 +64,17 @@ class HubFailure(Exception):
     """Anything else that stops the command (a database that does not answer). Exit 1."""
 
 
-def _open_store(args) -> HubStore:
+def _hub_config(args) -> HubConfig:
+    return load_hub_config(getattr(args, "config", None))
+
+
+def _open_store(args, config: HubConfig | None = None) -> HubStore:
+    """The store named by --data or --db, else $KIOSK_HUB_DB, else the file's [database] url, else the
+    SQLite database in ./hub-data."""
+    config = config or _hub_config(args)
     data, db = getattr(args, "data", None), getattr(args, "db", None)
     if not data and not db:
-        db = os.environ.get(DATABASE_ENV) or None
+        db = os.environ.get(DATABASE_ENV) or config.database_url
     try:
         return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
@@ -103,19 +111,21 @@ def _run(command):
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
-    store = _open_store(args)
+    config = _hub_config(args)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    store = _open_store(args, config)
     _contact_key(store)
     token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
     if token is None:
         log.info("no --admin-token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
-        args.host,
-        args.port,
+        host,
+        port,
         store.engine.url.render_as_string(),
     )
     config = uvicorn.Config(
-        create_app(store, token), host=args.host, port=args.port, access_log=False, log_config=None
+        create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
     )
     server = NotifyingServer(config)
     try:
@@ -125,7 +135,7 @@ def serve(args) -> int:
     finally:
         store.close()
     if not server.started:
-        raise HubFailure(f"could not listen on {args.host}:{args.port}")
+        raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .config import HubConfig
 from .console.session import COOKIE, Session, Signer
 from .desk.roles import Principal
 from .desk.store import DeskStore
@@ -62,6 +63,13 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HubError(413, "too_large", detail=f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def get_config(request: Request) -> HubConfig:
+    return request.app.state.config
+
+
+Config = Annotated[HubConfig, Depends(get_config)]
 
 
 # --- the 差评 desk: users, roles and section scope (API by bearer token, console by session) -------------

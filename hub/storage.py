@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
+from . import migrate
 from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
@@ -47,7 +48,6 @@ from .schema import (
     events,
     logs,
     meta,
-    metadata,
     phone_ratings,
     photos,
     ratings,
@@ -124,9 +124,7 @@ class HubStore:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        for index in ratings.indexes:  # added after the table: a database made before gets it now
-            index.create(self.engine, checkfirst=True)
+        migrate.upgrade(self.engine)
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()

@@ -151,7 +151,7 @@ def test_a_date_outside_the_calendar_is_an_alarm_not_a_guess(env):
     try:
         item = env.api("sup", "GET", f"/bad-ratings/{env.item1}").json()
         assert item["deadline"] is not None and item["overdue"] is True  # received in a known year
-        assert item["daysLeft"] is None and "2027 年" in item["calendarError"]
+        assert item["daysLeft"] is None and "calendar_file" in item["calendarError"]
         listing = env.api("sup", "GET", "/bad-ratings?overdue=true")
         assert listing.status_code == 503 and listing.json()["error"] == "calendar_unknown"
         assert "calendar_file" in listing.json()["detail"]

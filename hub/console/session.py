@@ -1,6 +1,6 @@
 """Console sessions: a signed, expiring cookie (HttpOnly, SameSite=Strict) naming the user and carrying
 the session's CSRF token; every form posts that token back. Failed logins are throttled per user name
-and per client address. No I/O but the session key, kept in the hub's meta table."""
+and per client address. No I/O."""
 
 from __future__ import annotations
 
@@ -14,15 +14,9 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-
-from ..schema import meta
-
 COOKIE = "kiosk_console"
 LOGIN_CSRF_COOKIE = "kiosk_login_csrf"
 SESSION_S = 8 * 3600
-SESSION_KEY_META = "console_session_key"
 MAX_FAILURES = 5  # per user name within the window
 MAX_ADDRESS_FAILURES = 20  # per client address (an office behind one NAT has several users)
 FAILURE_WINDOW_S = 15 * 60
@@ -34,22 +28,6 @@ class Session:
     csrf: str
     must_change: bool
     expires: int
-
-
-def session_key(engine) -> bytes:
-    """The key sessions are signed with: made once, kept in the database so a restart keeps sessions."""
-    with engine.connect() as conn:
-        value = conn.execute(select(meta.c.value).where(meta.c.key == SESSION_KEY_META)).scalar()
-    if value is None:
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(meta).values(key=SESSION_KEY_META, value=secrets.token_hex(32)))
-        except IntegrityError:  # another hub process made it first
-            pass
-    with engine.connect() as conn:
-        return bytes.fromhex(
-            conn.execute(select(meta.c.value).where(meta.c.key == SESSION_KEY_META)).scalar()
-        )
 
 
 class Signer:

@@ -30,6 +30,21 @@ class DeskSettings:
     today: Callable[[], date] | None = None  # tests fix the date; None: the hub's local date
     calendar: cal.WorkCalendar = field(default=None)  # type: ignore[assignment]
 
+    @classmethod
+    def from_config(cls, config) -> DeskSettings:
+        """From the hub's configuration file (hub.config.HubConfig): [deadline], [[alerts]], public_url.
+        CalendarFileError or OSError when a file it names cannot be read."""
+        targets = []
+        for a in config.alerts:
+            secret = a.secret_file.read_text(encoding="utf-8").strip() if a.secret_file else None
+            targets.append(AlertTarget(a.kind, a.url, tuple(a.events), secret))
+        return cls(
+            working_days=config.deadline.working_days,
+            calendar_file=config.deadline.calendar_file,
+            alerts=tuple(targets),
+            public_url=config.server.public_url or "",
+        )
+
     def __post_init__(self):
         if self.calendar is None:
             object.__setattr__(self, "calendar", cal.load(self.calendar_file))

@@ -7,6 +7,7 @@ another section's item, as in the API. A phone number is shown only on the page 
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -25,7 +26,6 @@ from ..console.session import (
     LoginThrottle,
     Signer,
     same_token,
-    session_key,
 )
 from ..dependencies import ConsoleRedirect, ConsoleUser, Desk, PageUser, SessionUser, Store, read_body
 from ..desk import workflow as wf
@@ -56,8 +56,9 @@ class PageRefused(Exception):
 
 def install(app: FastAPI) -> None:
     """The console's router, its session signer and throttle, and its two answers by exception."""
-    store = app.state.store
-    app.state.console_signer = Signer(session_key(store.engine))
+    # A key per process, never stored: a restart signs everyone out, and nobody with a copy of the
+    # database can forge a session.
+    app.state.console_signer = Signer(secrets.token_bytes(32))
     app.state.login_throttle = LoginThrottle()
 
     @app.exception_handler(ConsoleRedirect)
@@ -136,7 +137,7 @@ def home(user: PageUser) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> Response:
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or __import__("secrets").token_urlsafe(24)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "login.html", None, login_csrf=token)
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, max_age=3600, path="/console", httponly=True, samesite="strict"
