@@ -5,8 +5,10 @@ session (forged cookie, missing CSRF token, password guessing) over plain HTTP."
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from desk_support import PHONE, desk_hub
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCRATCH = Path(tempfile.gettempdir()) / f"kiosk-console-shots-{os.getpid()}"
 NEW_PASSWORD = "新的密码-0123456789"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -67,8 +70,11 @@ def check_axe(page, name: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+    """Each page as a PNG: into docs/screenshots/ with KIOSK_REFRESH_SCREENSHOTS=1, else a temporary
+    folder (the pictures hold today's dates, so every run would change the stored ones)."""
+    folder = SHOTS if os.environ.get("KIOSK_REFRESH_SCREENSHOTS") == "1" else SCRATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
 
 
 def login(context, env, user: str, *, first: bool = True):

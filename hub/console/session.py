@@ -94,4 +94,6 @@ class LoginThrottle:
 
 
 def same_token(given: str | None, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())

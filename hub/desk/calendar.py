@@ -150,7 +150,8 @@ def _as_date(value: object) -> date | None:
 
 def load(calendar_file: Path | None) -> WorkCalendar:
     """The official calendar: the ``chinese-calendar`` package's years plus ``calendar_file``'s."""
-    from chinese_calendar import constants  # the package's tables; importing it reads no files
+    # The package's tables; importing it reads no files. It ships no type information.
+    from chinese_calendar import constants  # type: ignore[import-untyped]
 
     extra = {}
     if calendar_file is not None:
