@@ -3,6 +3,8 @@ the audit, section scope for every route, and the desk record's chain."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from desk_support import PHONE, desk_hub
 from sqlalchemy import text
@@ -169,3 +171,29 @@ def test_the_record_is_a_verified_chain_and_an_edit_is_found(env):
         with env.store.engine.begin() as conn:
             original = conn.execute(text("SELECT action FROM desk_actions WHERE seq = 2")).scalar()
             assert original
+
+
+PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
+
+
+@pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
+def test_the_desk_on_postgresql(tmp_path):
+    from test_hub_postgres import wipe_database
+
+    wipe_database()
+    with desk_hub(tmp_path, url=PG_URL) as env:
+        mine = env.bad_rating("W1", "370211202611280011")
+        other = env.bad_rating("W2", "370211202611280012")
+        assert [i["id"] for i in env.api("d1", "GET", "/bad-ratings").json()["items"]] == [mine]
+        assert env.api("d1", "GET", f"/contact/{other}").status_code == 403
+        assert env.api("d1", "GET", f"/contact/{mine}").json()["phone"] == PHONE
+        for body in (
+            {"action": "callback", "reached": True},
+            {"action": "rectify", "note": "培训"},
+            {"action": "close", "note": "已反馈"},
+        ):
+            assert env.api("d1", "POST", f"/bad-ratings/{mine}/actions", json=body).status_code == 200
+        assert env.api("sup", "GET", "/bad-ratings?status=closed").json()["count"] == 1
+        assert env.api("sup", "GET", "/bad-ratings?overdue=false").json()["count"] == 2
+        assert [r["user"] for r in env.api("sup", "GET", "/audit").json()["reveals"]] == ["d1"]
+        assert check_desk_chain(env.store.engine) is None

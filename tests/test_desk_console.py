@@ -289,3 +289,21 @@ def test_password_guessing_is_throttled(env):
         timeout=5,
     )
     assert right.status_code == 429  # even the right password waits out the window
+
+
+def test_a_dept_user_cannot_post_to_another_sections_item(env):
+    env.passwords["d1b"] = env.desk.add_user("d1b", "dept", "D1")  # d1 is locked out by the guessing test
+    s = _session(env, "d1b")
+    page = s.get(f"{env.url}/console/items", timeout=5).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    before = len(env.desk.audit())
+    reveal = s.post(f"{env.url}/console/items/{env.item2}/contact", data={"csrf": csrf}, timeout=5)
+    assert reveal.status_code == 403 and PHONE not in reveal.text
+    act = s.post(
+        f"{env.url}/console/items/{env.item2}/actions",
+        data={"csrf": csrf, "action": "callback", "reached": "1"},
+        timeout=5,
+    )
+    assert act.status_code == 403
+    assert len(env.desk.audit()) == before
+    assert s.get(f"{env.url}/console/reviews", timeout=5).text.count("370211202611280002") == 0

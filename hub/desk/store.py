@@ -529,8 +529,10 @@ def _history_row(r) -> dict[str, Any]:
     }
 
 
-def check_desk_chain(engine) -> str | None:
-    """None when the desk's action record is one unbroken chain; else what is wrong, naming the seq."""
+def check_desk_chain(store) -> str | None:
+    """None when the desk's action record is one unbroken chain; else what is wrong, naming the seq.
+    ``store``: a HubStore or its engine (for `kiosk hub verify`'s registry of checks)."""
+    engine = getattr(store, "engine", store)
     expected, prev = 1, ZERO_HASH
     with engine.connect() as conn:
         for row in conn.execute(select(actions).order_by(actions.c.seq)).mappings():
