@@ -7,11 +7,10 @@ password (``user add``) and an API token (``user token``) are printed once; only
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 
 from ..cli import EXIT_OK, UsageError, _open_store, _run
-from .store import DeskError, DeskStore, check_desk_chain
+from .store import DeskError, DeskStore
 
 SECTION_CODE = r"[A-Za-z0-9_-]{1,32}"
 USER_NAME = r"[A-Za-z0-9_.@-]{1,64}"
@@ -101,13 +100,3 @@ def device_dept(args) -> int:
 def set_device_section(args) -> None:
     """For `kiosk hub device add ID --dept CODE` (hub.cli): after registering."""
     _desk_call(lambda: _desk(args).set_device_section(args.id, args.dept))
-
-
-@_run
-def verify_desk(args) -> int:
-    problem = check_desk_chain(_open_store(args).engine)
-    if problem:
-        print(f"kiosk hub: {problem}", file=sys.stderr)
-        return 1
-    print("desk record: chain intact")
-    return EXIT_OK
