@@ -17,7 +17,6 @@ import array
 import dataclasses
 import fcntl
 import logging
-import os
 import signal
 import socket
 import sqlite3
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import QApplication
 
 from core import __version__, contact, qrtoken, systemd
 from core.config import Config, ConfigError, default_config_path, file_stamp, load_config, read_device_secret
+from core.lock import hold_lock, lock_path
 from core.store import EventLog, StoreError
 from drivers.devices import (
     CardSwiped,
@@ -526,15 +526,7 @@ def _window_for(config: Config) -> MainWindow:
 def _hold_single_instance(config: Config) -> int | None:
     """An open descriptor locking this kiosk's log for the process's lifetime; None when another kiosk
     holds it. Two evaluators on one log would each close the other's cases."""
-    lock_path = config.store_path.with_name(config.store_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return hold_lock(lock_path(config.store_path))
 
 
 def main(args) -> int:
