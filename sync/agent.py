@@ -65,9 +65,11 @@ class SyncAgent(Uploader):
         roster_interval_s: float = ROSTER_INTERVAL_S,
         heartbeat_s: float | None = HEARTBEAT_S,
         watch_interval_s: float = WATCH_INTERVAL_S,
+        window: str | None = None,
         **upload_options: Any,
     ):
-        """``heartbeat_s`` None: no heartbeat and no settings (tests of the upload alone)."""
+        """``heartbeat_s`` None: no heartbeat and no settings (tests of the upload alone); ``window``: the
+        window number the heartbeat reports."""
         super().__init__(event_log, client, **upload_options)
         self.roster_interval_s = roster_interval_s
         self.heartbeat_s = heartbeat_s
@@ -75,7 +77,12 @@ class SyncAgent(Uploader):
         self.roster = RosterCache(event_log, client, self.signer, self._previous_status.get("roster_error"))
         self.settings = SettingsCache(event_log, client, self.signer)
         self.heartbeat = Heartbeat(
-            event_log, client, self.signer, lambda: (self.pending(), self.acked_seq), self.status
+            event_log,
+            client,
+            self.signer,
+            lambda: (self.pending(), self.acked_seq),
+            self.status,
+            {"window": window, "heartbeat_s": heartbeat_s},
         )
 
     @property
@@ -201,7 +208,13 @@ def main(args) -> int:
         return 1
     with event_log:
         client = HubClient(config.hub.url, config.device.id, secret_file.secret)
-        agent = SyncAgent(event_log, client, secret_file=secret_file, heartbeat_s=config.hub.heartbeat_s)
+        agent = SyncAgent(
+            event_log,
+            client,
+            secret_file=secret_file,
+            heartbeat_s=config.hub.heartbeat_s,
+            window=config.device.window,
+        )
         if args.once:
             ok = agent.drain()
             print(agent.summary())

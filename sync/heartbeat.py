@@ -55,10 +55,13 @@ class Heartbeat:
         signer: Signer,
         pending: Callable[[], tuple[int, int]],
         sync_status: Callable[[], dict[str, Any]],
+        facts: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        """``pending()``: (pending events, the seq the hub holds up to); ``sync_status()``: the upload's."""
+        """``pending()``: (pending events, the seq the hub holds up to); ``sync_status()``: the upload's;
+        ``facts``: fixed facts to report (window, heartbeat_s)."""
         self.log, self.client, self.signer = event_log, client, signer
+        self.facts = dict(facts or {})
         self._pending, self._sync_status, self._clock = pending, sync_status, clock
         self.started_at = clock()
         self.clock_offset_s: float | None = None
@@ -85,6 +88,7 @@ class Heartbeat:
         kiosk_started = kiosk.get("started_at")
         return {
             "device_id": self.client.device_id,
+            **self.facts,
             "version": __version__,
             "sent_at": now_iso(),
             "uptime_s": round(now - kiosk_started) if isinstance(kiosk_started, (int, float)) else None,
