@@ -30,7 +30,8 @@ log = logging.getLogger("hub")
 
 HISTORY_PER_DEVICE = 100  # heartbeats kept per device besides the latest
 ALL_SCOPE = "*"
-SWEEP_S = 5.0
+SWEEP_S = 5.0  # at most; shorter for devices with a short heartbeat period (a fifth of the shortest)
+MIN_SWEEP_S = 1.0
 
 
 def scope_of(kind: str, name: str | None = None) -> str:
@@ -180,6 +181,16 @@ class Fleet:
             found.setdefault(r.device_id, {})[r.kind] = r.detail
         return found
 
+    def alarm_history(self, device_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(device_alarms)
+                .where(device_alarms.c.device_id == device_id)
+                .order_by(device_alarms.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [{"event": r.kind, "state": r.state, "at": r.at, "detail": r.detail} for r in rows]
+
     def append_alarm(self, device_id: str, change: health.Transition) -> str:
         at = utc_now_iso()
         with self.engine.begin() as conn:
@@ -270,9 +281,14 @@ class FleetMonitor:
     ``device_offline``); appends each raise and clear and delivers it. One judge at a time (a lock)."""
 
     def __init__(
-        self, fleet: Fleet, sweep_s: float = SWEEP_S, limits: health.Thresholds = health.DEFAULT_THRESHOLDS
+        self,
+        fleet: Fleet,
+        sweep_s: float | None = None,
+        limits: health.Thresholds = health.DEFAULT_THRESHOLDS,
     ):
-        self.fleet, self.sweep_s, self.limits = fleet, sweep_s, limits
+        """``sweep_s``: a fixed sweep period (None: a fifth of the shortest heartbeat period, 1-5 s)."""
+        self.fleet, self.fixed_sweep_s, self.limits = fleet, sweep_s, limits
+        self.sweep_s = sweep_s or SWEEP_S
         self.channels: list[Callable[[DeviceAlarm], None]] = []
         self.delivered: list[DeviceAlarm] = []  # this process's, newest last (bounded), for tests and the log
         self._lock = threading.Lock()
@@ -294,6 +310,9 @@ class FleetMonitor:
         with self._lock:
             seen = self.fleet.health()
             raised = self.fleet.raised_alarms()
+            if self.fixed_sweep_s is None and seen:
+                shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
+                self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
             with self.fleet.engine.connect() as conn:
                 query = select(devices.c.id, devices.c.dept_code)
                 if only is not None:

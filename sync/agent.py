@@ -27,7 +27,7 @@ from core.store import EventLog, StoreError
 from core.systemd import notify
 
 from .client import HubClient
-from .heartbeat import Heartbeat
+from .heartbeat import KIOSK_KEY, Heartbeat
 from .roster import ROSTER_KEY, RosterCache, usable_staff
 from .secret import SecretFile, Signer
 from .settings import SettingsCache
@@ -76,6 +76,7 @@ class SyncAgent(Uploader):
         self.watch_interval_s = watch_interval_s
         self.roster = RosterCache(event_log, client, self.signer, self._previous_status.get("roster_error"))
         self.settings = SettingsCache(event_log, client, self.signer)
+        self._reported_applied: Any = None  # the kiosk's applied settings version, as last reported
         self.heartbeat = Heartbeat(
             event_log,
             client,
@@ -97,9 +98,13 @@ class SyncAgent(Uploader):
         self._publish()
         return ok
 
+    def _kiosk_applied(self) -> Any:
+        return (self.log.get_state(KIOSK_KEY) or {}).get("settings_version")
+
     def beat(self) -> None:
         """One heartbeat, then the settings if the hub's answer names others than those cached (or the
         hub did not answer with a version)."""
+        self._reported_applied = self._kiosk_applied()
         self.heartbeat.send()
         version = self.heartbeat.answer.get("settings_version")
         if version is None or version != self.settings.cached().get("version"):
@@ -146,6 +151,8 @@ class SyncAgent(Uploader):
             if self._chain_check is not None and self._chain_check.done():
                 self._report_chain(self._chain_check.result())
                 self._chain_check = None
+            if self.heartbeat_s is not None and self._kiosk_applied() != self._reported_applied:
+                next_beat_at = time.monotonic()  # the kiosk applied new settings: say so now, not a period on
             if time.monotonic() >= next_beat_at:
                 # On its own clock, even while a backlog drains: the backlog is what it reports.
                 next_beat_at = time.monotonic() + self.heartbeat_s
@@ -180,6 +187,8 @@ class SyncAgent(Uploader):
             if wake_on_new_events and self.can_upload() and self.log.head_seq() > self.acked_seq:
                 return
             if self.signer.changed():
+                return
+            if self.heartbeat_s is not None and self._kiosk_applied() != self._reported_applied:
                 return
 
 

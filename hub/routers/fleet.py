@@ -108,7 +108,11 @@ def show_device(device_id: str, fleet: Annotated[Fleet, Depends(_fleet)]) -> dic
     found = [d for d in fleet.devices() if d["id"] == device_id]
     if not found:
         raise HubError(404, "not_found", detail=f"no device {device_id}")
-    return {**found[0], "history": fleet.history(device_id, limit=20)}
+    return {
+        **found[0],
+        "history": fleet.history(device_id, limit=20),
+        "alarmHistory": fleet.alarm_history(device_id),
+    }
 
 
 class SettingsChange(BaseModel):
