@@ -252,7 +252,9 @@ def test_a_hub_without_heartbeats_never_slows_uploads(tmp_path, caplog):
             thread.start()
             try:
                 agent = wait_until(lambda: agents and agents[0], what="the agent")
-                wait_until(lambda: hub.store.acked_seq(DEVICE, log.log_id) == 50, timeout_s=10, what="the upload")
+                wait_until(
+                    lambda: hub.store.acked_seq(DEVICE, log.log_id) == 50, timeout_s=10, what="the upload"
+                )
                 wait_until(lambda: agent.heartbeat.hub_lacks_heartbeat, what="the 404 noted")
                 wait_until(lambda: agent.settings.hub_lacks_settings, what="the 404 noted")
                 fill_log(log, 5, seed=1)
