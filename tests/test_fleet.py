@@ -22,6 +22,7 @@ from test_hub_support import (
     fill_log,
     free_port,
     register,
+    signed_headers,
     thread_hub,
     wait_until,
     write_kiosk_config,
@@ -29,6 +30,7 @@ from test_hub_support import (
 
 from core.config import load_config
 from core.store import EventLog
+from hub.storage import HubStore, database_url
 from kiosk.remote import RemoteSettings
 from sync.agent import SyncAgent
 from sync.client import HubClient
@@ -294,3 +296,79 @@ def test_two_sync_agents_on_one_log(tmp_path):
     finally:
         first.terminate()
         first.wait(10)
+
+
+def test_fleet_routes_refuse_what_they_must(tmp_path, caplog):
+    """Heartbeats and settings are signed device requests for the device's own path; the management
+    routes need the operator; settings are per scope, checked, and served with their ETag."""
+    with thread_hub(tmp_path / "hub") as hub:
+        secret = register(hub.store)
+        other = register(hub.store, "XHA-W04", dept_code="11370211MB0001234X")
+        beat = f"{hub.url}/api/v1/devices/{DEVICE}/heartbeat"
+        body = b'{"window": "03", "heartbeat_s": 5, "pending": 0}'
+        with caplog.at_level("WARNING", logger="hub"):
+            r = requests.post(beat, data=body, headers=signed_headers(b"wrong", body), timeout=5)
+        assert r.status_code == 401
+        refusal = [m for m in caplog.messages if m.startswith(f"refused device '{DEVICE}'")]
+        assert len(refusal) == 1 and "/heartbeat" in refusal[0] and "hub.db" in refusal[0]
+        r = requests.post(beat, data=body, headers=signed_headers(other, body, "XHA-W04"), timeout=5)
+        assert r.status_code == 403
+        r = requests.post(beat, data=b"[1, NaN]", headers=signed_headers(secret, b"[1, NaN]"), timeout=5)
+        assert r.status_code == 400
+        r = requests.post(beat, data=body, headers=signed_headers(secret, body), timeout=5)
+        assert r.status_code == 200 and r.json()["settings_version"]
+
+        manage = f"{hub.url}/api/v1/manage"
+        assert requests.get(f"{manage}/devices", timeout=5).status_code == 401
+        rows = {
+            d["id"]: d for d in requests.get(f"{manage}/devices", headers=AUTH, timeout=5).json()["devices"]
+        }
+        assert rows[DEVICE]["online"] and rows[DEVICE]["window"] == "03" and rows[DEVICE]["heartbeatS"] == 5
+        assert not rows["XHA-W04"]["online"] and rows["XHA-W04"]["lastSeen"] is None
+        assert rows["XHA-W04"]["dept"] == "11370211MB0001234X"
+
+        def put(scope, settings):
+            return requests.put(
+                f"{manage}/settings", json={"scope": scope, "settings": settings}, headers=AUTH, timeout=5
+            )
+
+        assert (
+            requests.put(f"{manage}/settings", json={"scope": "*", "settings": {}}, timeout=5).status_code
+            == 401
+        )
+        assert put("window:3", {}).status_code == 422
+        assert put("device:NOPE", {"ui.walkin": True}).status_code == 404
+        assert put("*", {"ui.thanks_s": 4}).status_code == 200
+        assert put("dept:11370211MB0001234X", {"ui.thanks_s": 5, "ui.walkin": True}).status_code == 200
+        assert put(f"device:{DEVICE}", {"qr.ttl_s": 300}).status_code == 200
+
+        def settings_of(device, key, **headers):
+            path = f"/api/v1/devices/{device}/settings"
+            return requests.get(
+                hub.url + path, headers={**signed_headers(key, b"", device), **headers}, timeout=5
+            )
+
+        mine = settings_of(DEVICE, secret)
+        assert mine.json()["settings"] == {"ui.thanks_s": 4, "qr.ttl_s": 300}
+        assert settings_of("XHA-W04", other).json()["settings"] == {"ui.thanks_s": 5, "ui.walkin": True}
+        assert settings_of(DEVICE, secret, **{"If-None-Match": mine.headers["ETag"]}).status_code == 304
+        assert settings_of(DEVICE, other).status_code == 401
+        assert (
+            requests.get(
+                f"{hub.url}/api/v1/devices/{DEVICE}/settings",
+                headers=signed_headers(other, b"", "XHA-W04"),
+                timeout=5,
+            ).status_code
+            == 403
+        )
+        history = requests.get(f"{manage}/settings", params={"scope": "*"}, headers=AUTH, timeout=5).json()
+        assert [v["settings"] for v in history["versions"]] == [{"ui.thanks_s": 4}]
+        assert "ui.thanks_s" in history["keys"]
+
+
+def test_a_new_empty_hub_database_is_announced_loudly(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="hub"):
+        HubStore(database_url(tmp_path / "first", None)).close()
+        HubStore(database_url(tmp_path / "first", None)).close()
+    warnings = [m for m in caplog.messages if m.startswith("NEW EMPTY DATABASE")]
+    assert len(warnings) == 1 and str(tmp_path / "first" / "hub.db") in warnings[0]
