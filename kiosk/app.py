@@ -17,6 +17,7 @@ import array
 import dataclasses
 import fcntl
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -577,11 +578,32 @@ def _hold_single_instance(config: Config) -> int | None:
     return hold_lock(lock_path(config.store_path))
 
 
+def display_problem(env: dict[str, str] | os._Environ) -> str | None:
+    """Why Qt could open no screen here, before Qt tries (it would abort with a misleading message about
+    xcb-cursor0); None when a display is set or the platform needs none (eglfs, linuxfb, offscreen…)."""
+    platform = (env.get("QT_QPA_PLATFORM") or "").split(":")[0]
+    if not platform and (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return None
+    if platform in ("", "xcb") and not env.get("DISPLAY"):
+        return f"no display: DISPLAY is not set (Qt platform {platform or 'xcb, the default'})"
+    if platform.startswith("wayland") and not env.get("WAYLAND_DISPLAY"):
+        return f"no display: WAYLAND_DISPLAY is not set (Qt platform {platform})"
+    return None
+
+
 def main(args) -> int:
     """``kiosk run [--windowed]``."""
     config_path = Path(args.config) if getattr(args, "config", None) else default_config_path()
     # Before Qt: a bad configuration is exit 2 with its message even where no display can be opened.
     config = load_config(config_path)
+    problem = display_problem(os.environ)
+    if problem:
+        print(
+            f"kiosk run: {problem}; set DISPLAY=:0, or QT_QPA_PLATFORM=eglfs or linuxfb "
+            "(deploy/display/*.env), or offscreen to test; `kiosk doctor` checks the display",
+            file=sys.stderr,
+        )
+        return 2
     try:
         lock = _hold_single_instance(config)
     except OSError as e:

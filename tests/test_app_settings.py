@@ -4,6 +4,10 @@ good one kept, and what was applied published for the agent's heartbeat."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 from test_app import STAFF_CARD, kiosk, sign_in_and_request, sim, wait_page  # noqa: F401  (fixtures)
@@ -47,7 +51,10 @@ def test_remote_settings_wait_for_an_idle_page_and_a_file_key_wins(qtbot, kiosk,
     qtbot.waitUntil(lambda: window.kiosk.remote.version == version, timeout=5000)
     # Applied without a restart; [ui] thanks_s is written in kiosk.toml, so the file's 3 stays.
     assert window.findChild(QPushButton, "reason_A1") is not None
-    assert window.findChild(QPushButton, "reason_101") is None
+    assert list(window.pages["reasons"].reason_buttons) == ["A1"]
+    qtbot.waitUntil(
+        lambda: window.findChild(QPushButton, "reason_101") is None
+    )  # the old page, deleted later
     config = window.kiosk.config
     assert (config.ui.thanks_s, config.ui.reasons_timeout_s, config.qr.ttl_s) == (3, 20, 120)
     assert window.kiosk.remote.local == ("ui.thanks_s",)
@@ -82,3 +89,22 @@ def test_a_bad_remote_set_keeps_the_last_good_one(qtbot, kiosk, sim):  # noqa: F
     assert window.findChild(QPushButton, "reason_A1") is not None
     state = published(window)
     assert state["settings_version"] == good and bad in state["settings_error"]
+
+
+def test_kiosk_run_without_a_display_exits_2_with_one_line(tmp_path):
+    """Before Qt starts: Qt itself would abort with "xcb-cursor0 is needed", which sends a technician
+    hunting for a library."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[device]\nid = "X"\nwindow = "01"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run(
+        [sys.executable, "-m", "commands.cli", "run", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DISPLAY is not set" in lines[0] and "kiosk doctor" in lines[0]
+    assert not (tmp_path / "kiosk.db").exists()  # nothing started
