@@ -298,7 +298,9 @@ def _running_kiosk_view(device: SerialConfig, published: dict[str, Any] | None) 
     if not mine or age > DEVICE_STATUS_STALE_S:
         return ok(name, f"{held} (no recent status from it)")
     d = mine[0]
-    counters = f"{d['frames']} frames, {d['bad_frames']} bad, {d['reconnects']} reconnects"
+    counters = ", ".join(
+        [_count(d["frames"], "frame"), f"{d['bad_frames']} bad", _count(d["reconnects"], "reconnect")]
+    )
     if d["last_frame_at"]:
         counters += f", last frame {_ago(time.time() - d['last_frame_at'])} ago"
     if d["state"] != "connected":
@@ -314,6 +316,10 @@ def _ago(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_serial(device: SerialConfig, published: dict[str, Any] | None = None) -> CheckResult:

@@ -57,3 +57,7 @@ def test_clock_against_the_hub(skew, status):
 
 def test_the_fix_for_a_refused_device_names_the_hubs_data_folder():
     assert "--data folder" in doctor.FIX_REGISTRY and "NEW EMPTY DATABASE" in doctor.FIX_REGISTRY
+
+
+def test_counters_read_as_english():
+    assert doctor._count(1, "frame") == "1 frame" and doctor._count(0, "reconnect") == "0 reconnects"
