@@ -48,7 +48,9 @@ def test_the_ratings_export_on_the_command_line_is_the_apis(tmp_path):
     result = kiosk("hub", "ratings", "export", "--data", str(data), "--format", "csv", "--from", "2000-01-01")
     assert result.stdout == api_csv.text.replace("\r\n", "\n")  # (text=True reads CRLF as LF)
     result = kiosk("hub", "ratings", "export", "--data", str(data), "--to", "yesterday")
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("kiosk hub: --from/--to:")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        "kiosk hub: --from/--to:"
+    )
 
 
 def test_a_misspelt_section_is_named_as_a_section(tmp_path):
