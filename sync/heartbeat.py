@@ -37,11 +37,12 @@ def heartbeat_path(device_id: str) -> str:
 
 
 def clock_offset_s(date_header: str | None, sent_at: float, received_at: float) -> float | None:
-    """This machine's clock minus the hub's, from an answer's ``Date`` (whole seconds: ±1 s)."""
+    """This machine's clock minus the hub's, from an answer's ``Date`` (±0.5 s plus half the round trip:
+    ``Date`` is whole seconds, truncated, so the hub's time was half a second past it on average)."""
     if not date_header:
         return None
     try:
-        hub_time = parsedate_to_datetime(date_header).timestamp()
+        hub_time = parsedate_to_datetime(date_header).timestamp() + 0.5
     except (TypeError, ValueError):
         return None
     return round((sent_at + received_at) / 2 - hub_time, 1)
