@@ -37,7 +37,7 @@ class Setting:
 
 
 def _integer(lo: int, hi: int) -> Callable[[Any], int]:
-    def parse(v: Any) -> int:
+    def parse(v: object) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise SettingError(f"expected an integer, got {v!r}")
         if not lo <= v <= hi:
@@ -47,7 +47,7 @@ def _integer(lo: int, hi: int) -> Callable[[Any], int]:
     return parse
 
 
-def _boolean(v: Any) -> bool:
+def _boolean(v: object) -> bool:
     if not isinstance(v, bool):
         raise SettingError(f"expected true or false, got {v!r}")
     return v

@@ -96,7 +96,7 @@ class Fleet:
             ).all()
         return [{"receivedAt": _iso(r.received_at), "report": json.loads(r.report)} for r in rows]
 
-    def health(self) -> dict[str, tuple[float, dict[str, Any]]]:
+    def latest_reports(self) -> dict[str, tuple[float, dict[str, Any]]]:
         """device id → (received_at, latest report), for every device that ever reported."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(device_health)).all()
@@ -115,11 +115,12 @@ class Fleet:
             raise KeyError(name)
         text = json.dumps(settings, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         with self.engine.begin() as conn:
-            number = conn.execute(
+            key = conn.execute(
                 insert(settings_versions).values(
                     scope=scope, settings=text, created_at=utc_now_iso(), created_by=by
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+        number = int(key[0]) if key else 0
         log.info("settings of %s: version %d by %s", scope, number, by)
         return number
 
@@ -143,10 +144,10 @@ class Fleet:
 
     def _current(self, conn, scopes: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """scope → its newest settings, of ``scopes`` (None: every scope)."""
-        newest = select(settings_versions.c.scope, func.max(settings_versions.c.id).label("id"))
+        query = select(settings_versions.c.scope, func.max(settings_versions.c.id).label("id"))
         if scopes is not None:
-            newest = newest.where(settings_versions.c.scope.in_(scopes))
-        newest = newest.group_by(settings_versions.c.scope).subquery()
+            query = query.where(settings_versions.c.scope.in_(scopes))
+        newest = query.group_by(settings_versions.c.scope).subquery()
         rows = conn.execute(
             select(settings_versions.c.scope, settings_versions.c.settings).join(
                 newest, settings_versions.c.id == newest.c.id
@@ -209,7 +210,7 @@ class Fleet:
         with self.engine.connect() as conn:
             registered = conn.execute(select(devices.c.id, devices.c.dept_code).order_by(devices.c.id)).all()
             current = self._current(conn)
-        seen, alarms = self.health(), self.raised_alarms()
+        seen, alarms = self.latest_reports(), self.raised_alarms()
         listed = []
         for device in registered:
             received_at, report = seen.get(device.id, (None, {}))
@@ -241,7 +242,8 @@ def device_row(
     settings_wanted: str,
     alarms: dict[str, str],
 ) -> dict[str, Any]:
-    serial = report.get("serial") if isinstance(report.get("serial"), list) else []
+    reported = report.get("serial")
+    serial = reported if isinstance(reported, list) else []
     return {
         "id": device_id,
         "dept": dept,
@@ -308,7 +310,7 @@ class FleetMonitor:
     def judge(self, only: str | None = None) -> None:
         now = self.fleet.clock()
         with self._lock:
-            seen = self.fleet.health()
+            seen = self.fleet.latest_reports()
             raised = self.fleet.raised_alarms()
             if self.fixed_sweep_s is None and seen:
                 shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())

@@ -142,8 +142,9 @@ class SyncAgent(Uploader):
         self._chain_check = ChainCheck(self.log.path)
         failures = 0
         retry_at = next_roster_at = next_beat_at = time.monotonic()
+        period = self.heartbeat_s if self.heartbeat_s is not None else float("inf")
         if self.heartbeat_s is None:
-            next_beat_at = float("inf")
+            next_beat_at = period
         while not stop.is_set():
             notify("WATCHDOG=1")  # also between batches: draining a long backlog is being alive
             if self.signer.changed() and self.signer.reload():
@@ -155,7 +156,7 @@ class SyncAgent(Uploader):
                 next_beat_at = time.monotonic()  # the kiosk applied new settings: say so now, not a period on
             if time.monotonic() >= next_beat_at:
                 # On its own clock, even while a backlog drains: the backlog is what it reports.
-                next_beat_at = time.monotonic() + self.heartbeat_s
+                next_beat_at = time.monotonic() + period
                 self.beat()
             if time.monotonic() >= retry_at:
                 outcome = self.step()

@@ -81,11 +81,13 @@ class Heartbeat:
         kiosk = self.log.get_state(KIOSK_KEY) or {}
         devices = self.log.get_state(DEVICES_KEY) or {}
         sync = self._sync_status()
+        free: int | None = None
+        total: int | None = None
         try:
             disk = shutil.disk_usage(self.log.path.parent)
             free, total = disk.free, disk.total
         except OSError:
-            free = total = None
+            pass
         kiosk_started = kiosk.get("started_at")
         return {
             "device_id": self.client.device_id,

@@ -82,6 +82,6 @@ def usable_staff(entries: list[Any]) -> list[dict[str, Any]]:
             continue
         if photo_url is not None and not photo_url.startswith("/"):
             continue
-        cards.add(fields["card"])
+        cards.add(str(fields["card"]))
         usable.append(fields)
     return usable

@@ -209,7 +209,8 @@ class Uploader:
         if batch is None:
             if self.hub_acked_seq is not None:
                 return Outcome("idle")
-            seqs, body = [], batch_body(self.client.device_id, self.log.log_id, [])
+            seqs: list[int] = []
+            body = batch_body(self.client.device_id, self.log.log_id, [])
         else:
             seqs, body = batch
         if seqs and seqs[0] != self.acked_seq + 1:

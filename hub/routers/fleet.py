@@ -31,7 +31,7 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     """The fleet's routes and its sweep (started and stopped with the app) on ``app``; the monitor is
     ``app.state.fleet_monitor``: alert channels connect to its ``channels``."""
     fleet = Fleet(app.state.store)
-    monitor = FleetMonitor(fleet, **({"sweep_s": sweep_s} if sweep_s is not None else {}))
+    monitor = FleetMonitor(fleet, sweep_s)
     app.state.fleet, app.state.fleet_monitor = fleet, monitor
     app.include_router(devices_router)
     app.include_router(operators_router)
