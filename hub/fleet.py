@@ -28,7 +28,7 @@ from .storage import HubStore, utc_now_iso
 
 log = logging.getLogger("hub")
 
-HISTORY_PER_DEVICE = 100  # heartbeats kept per device besides the latest
+HISTORY_PER_DEVICE = 100  # heartbeats kept per device, the latest included
 ALL_SCOPE = "*"
 SWEEP_S = 5.0  # at most; shorter for devices with a short heartbeat period (a fifth of the shortest)
 MIN_SWEEP_S = 1.0
