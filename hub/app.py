@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from .auth import DeviceAuthenticator
 from .config import HubConfig
 from .errors import install_error_handlers
-from .routers import devices, operators, phone
+from .routers import devices, operators, phone, upstream
 from .storage import HubStore
 
 
@@ -40,4 +40,5 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(phone.router)
     app.include_router(operators.router)
+    app.include_router(upstream.router)
     return app

@@ -94,9 +94,11 @@ def retry_after_s(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def delay_after_failure(attempts: int, jitter: float, retry_after: float | None) -> float:
+def delay_after_failure(
+    attempts: int, jitter: float, retry_after: float | None, base_s: float = BASE_S
+) -> float:
     """The wait before the next try: the backoff, but never sooner than the target asked."""
-    delay = backoff_s(attempts, jitter)
+    delay = backoff_s(attempts, jitter, base_s=base_s)
     return max(delay, retry_after) if retry_after is not None else delay
 
 
@@ -115,6 +117,7 @@ class Circuit:
     failures: int = 0  # consecutive failed batches
     open_until: float | None = None  # monotonic seconds
     open_s: float = OPEN_S
+    base_open_s: float = OPEN_S  # the first opening's length, again after a success
 
     @property
     def is_open(self) -> bool:
@@ -129,13 +132,13 @@ class Circuit:
         return "open" if now < self.open_until else "half-open"
 
     def after_success(self) -> Circuit:
-        return Circuit()
+        return Circuit(open_s=self.base_open_s, base_open_s=self.base_open_s)
 
     def after_failure(self, now: float) -> Circuit:
         failures = self.failures + 1
         if self.open_until is not None:  # the half-open probe failed
             open_s = min(MAX_OPEN_S, self.open_s * 2)
-            return Circuit(failures, now + open_s, open_s)
+            return replace(self, failures=failures, open_until=now + open_s, open_s=open_s)
         if failures >= FAILURES_TO_OPEN:
-            return Circuit(failures, now + self.open_s, self.open_s)
+            return replace(self, failures=failures, open_until=now + self.open_s)
         return replace(self, failures=failures)

@@ -116,6 +116,8 @@ class Sender:
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         poster: HttpPoster | None = None,
+        backoff_base_s: float = rules.BASE_S,
+        circuit_open_s: float = rules.OPEN_S,
     ):
         self.engine, self.target = engine, target
         self.profile = target.profile
@@ -124,7 +126,8 @@ class Sender:
         requests_per_round = 1 if self.profile.per_record_answer else 1 + self.profile.max_batch
         # Far beyond the longest a round can take: only a crashed sender's records wait this long.
         self.lease_s = 30 + 3 * requests_per_round * target.timeout_s
-        self.circuit = rules.Circuit()
+        self.circuit = rules.Circuit(open_s=circuit_open_s, base_open_s=circuit_open_s)
+        self._backoff_base_s = backoff_base_s
         self.last_error: str | None = None
         self._lock = threading.Lock()  # one round at a time in this process
         self._stop = threading.Event()
@@ -207,7 +210,7 @@ class Sender:
         now = self._clock()
         wait = rules.retry_after_s(failure.retry_after, datetime.fromtimestamp(now).astimezone())
         for c in claimed:
-            delay = rules.delay_after_failure(c.attempts + 1, self._jitter(), wait)
+            delay = rules.delay_after_failure(c.attempts + 1, self._jitter(), wait, self._backoff_base_s)
             settled.append(
                 (
                     [c.id],
@@ -227,7 +230,7 @@ class Sender:
         log.warning("upstream %s: batch of %d not sent: %s", self.profile.name, len(claimed), failure.detail)
         if self.circuit.is_open and not was_open:
             log.error(
-                "upstream %s: circuit open after %d failed batches; probing again in %.0f s",
+                "upstream %s: circuit open after %d failed batches; probing again in %.1f s",
                 self.profile.name,
                 self.circuit.failures,
                 self.circuit.open_s,

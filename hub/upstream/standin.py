@@ -18,6 +18,7 @@ import contextlib
 import json
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -147,6 +148,7 @@ class StandinProvince:
         self.held: dict[tuple[str, int], dict[str, Any]] = {}
         self.counts: Counter[str] = Counter()
         self._in_flight: Counter[tuple[str, int]] = Counter()
+        self._connections: set = set()  # open client connections, closed by stop() like a real outage
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -159,7 +161,7 @@ class StandinProvince:
 
     def start(self) -> StandinProvince:
         handler = type("Handler", (_Handler,), {"province": self})
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server = _QuietServer(("127.0.0.1", self.port), handler)
         server.daemon_threads = True
         self._server, self.port = server, server.server_address[1]
         self._thread = threading.Thread(target=server.serve_forever, name="standin-province", daemon=True)
@@ -171,6 +173,11 @@ class StandinProvince:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> StandinProvince:
         return self.start()
@@ -334,9 +341,28 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away (the sender's timeout): nothing to report
+
+
 class _Handler(BaseHTTPRequestHandler):
     province: StandinProvince
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.province._lock:
+            self.province._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.province._lock:
+            self.province._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, *_args: Any) -> None:  # quiet: the counts say what happened
         pass
