@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import getpass
+import time
 from datetime import date, timedelta
 
 from ..cli import EXIT_FAILURE, EXIT_OK, UsageError, _hub_config, _open_store, _run
@@ -71,8 +72,9 @@ def send(args) -> int:
         sender.stop()
     with store.engine.connect() as conn:
         counts = outbox.counts(conn)
+        left = outbox.left_to_send(conn, time.time())
+    print(f"sent by this run: {sender.sent_total}")
     print(", ".join(f"{s} {n}" for s, n in counts.items() if n) or "nothing to report")
-    left = counts[rules.PENDING] + counts[rules.FAILING]
     return EXIT_OK if left == 0 else EXIT_FAILURE
 
 

@@ -424,7 +424,11 @@ def reconciliation(
     return [days[d] for d in sorted(days)]
 
 
-def unsent_total(conn: Connection) -> int:
+def left_to_send(conn: Connection, now: float) -> int:
+    """Pending or failing records that no live sender holds (another process's lease is its job)."""
     return conn.execute(
-        select(func.count()).where(outbox.c.status.notin_([rules.SENT, rules.NOT_REPORTABLE]))
+        select(func.count()).where(
+            outbox.c.status.in_(rules.SENDABLE)
+            & or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+        )
     ).scalar_one()

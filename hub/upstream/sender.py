@@ -129,6 +129,7 @@ class Sender:
         self.circuit = rules.Circuit(open_s=circuit_open_s, base_open_s=circuit_open_s)
         self._backoff_base_s = backoff_base_s
         self.last_error: str | None = None
+        self.sent_total = 0  # by this process, since it started
         self._lock = threading.Lock()  # one round at a time in this process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,6 +168,7 @@ class Sender:
             with self.engine.begin() as conn:
                 for ids, values in settled:
                     outbox.settle(conn, token, ids, **values)
+            self.sent_total += result.sent
             return result
 
     def _send(self, claimed: list, records: list[dict], settled: list, result: Round) -> None:
@@ -287,4 +289,5 @@ class Sender:
             "url": self.target.url,
             "circuit": self.circuit.state(self._monotonic()),
             "lastError": self.last_error,
+            "sentByThisProcess": self.sent_total,
         }
