@@ -30,6 +30,7 @@ IMPORT_NAMES = {
     "uvicorn": ["uvicorn"],
     "SQLAlchemy": ["sqlalchemy"],
     "alembic": ["alembic"],
+    "gmssl": ["gmssl"],
     "psycopg[binary]": ["psycopg"],
 }
 

@@ -256,7 +256,7 @@ def claim(conn: Connection, limit: int, now: float, lease_s: float) -> tuple[str
     )
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    ids = list(conn.execute(due).scalars())
+    ids: list[int] = list(conn.execute(due).scalars())
     if not ids:
         return token, []
     # The lease condition again: on SQLite another process may have taken some between our read and write.
@@ -333,8 +333,8 @@ def list_records(conn: Connection, status: str | None, limit: int = 1000, after_
 
 
 def counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
-    return {s: 0 for s in rules.STATUSES} | {s: n for s, n in rows}
+    rows: Any = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+    return {s: 0 for s in rules.STATUSES} | {str(s): int(n) for s, n in rows}
 
 
 def history(conn: Connection, outbox_id: int) -> list[dict[str, Any]]:
@@ -385,7 +385,7 @@ def act(conn: Connection, outbox_id: int, what: str, who: str, **detail: Any) ->
 
 def retry_failing(conn: Connection, who: str) -> int:
     """Every failing record due now (after the cause was fixed); one appended action per record."""
-    ids = list(conn.execute(select(outbox.c.id).where(outbox.c.status == rules.FAILING)).scalars())
+    ids: list[int] = list(conn.execute(select(outbox.c.id).where(outbox.c.status == rules.FAILING)).scalars())
     for outbox_id in ids:
         act(conn, outbox_id, "retry", who)
     return len(ids)
@@ -404,8 +404,9 @@ def reconciliation(
             query = query.where(day >= first)
         if last:
             query = query.where(day <= last)
-        for d, n in conn.execute(query):
-            held[d] = held.get(d, 0) + n
+        counted: Any = conn.execute(query)
+        for d, n in counted:
+            held[str(d)] = held.get(str(d), 0) + int(n)
     by_status = select(outbox.c.assess_day, outbox.c.status, func.count()).group_by(
         outbox.c.assess_day, outbox.c.status
     )
@@ -417,7 +418,8 @@ def reconciliation(
     for d in held:
         days[d] = {"day": d, "held": held[d], **{s: 0 for s in rules.STATUSES}}
     for d, status, n in conn.execute(by_status):
-        days.setdefault(d, {"day": d, "held": 0, **{s: 0 for s in rules.STATUSES}})[status] = n
+        key = str(d)
+        days.setdefault(key, {"day": key, "held": 0, **{s: 0 for s in rules.STATUSES}})[str(status)] = n
     for row in days.values():
         row["recorded"] = sum(row[s] for s in rules.STATUSES)
         row["agrees"] = row["recorded"] == row["held"]

@@ -26,7 +26,8 @@ class SigningKeyError(ValueError):
 
 
 class Signer(Protocol):
-    algorithm: str
+    @property
+    def algorithm(self) -> str: ...
 
     def sign(self, message: bytes) -> str: ...
 

@@ -145,9 +145,9 @@ class StandinProvince:
         self.timeout_s, self.hold_s, self.retry_after = timeout_s, hold_s, retry_after
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self.held: dict[tuple[str, int], dict[str, Any]] = {}
+        self.held: dict[tuple[Any, Any], dict[str, Any]] = {}
         self.counts: Counter[str] = Counter()
-        self._in_flight: Counter[tuple[str, int]] = Counter()
+        self._in_flight: Counter[tuple[Any, Any]] = Counter()
         self._connections: set = set()  # open client connections, closed by stop() like a real outage
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -202,6 +202,7 @@ class StandinProvince:
 
     def check_signature(self, headers, body: bytes, envelope: dict[str, Any] | None) -> None:
         if self.profile == "shandong":
+            assert envelope is not None
             inner = envelope["txnBodyCom"]
             if inner.get("appMark") != self.app:
                 raise _Refusal("appMark unknown")
@@ -217,7 +218,7 @@ class StandinProvince:
         if not isinstance(signature, str) or not (
             self._hmac.verify(message, signature)
             if self._hmac
-            else sm2_verify(self._sm2_public, message, signature)
+            else sm2_verify(self._sm2_public or "", message, signature)
         ):
             raise _Refusal("signature does not verify")
 
