@@ -15,6 +15,7 @@ processes never send one record at the same time, and a crashed sender's records
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import zlib
@@ -189,6 +190,7 @@ class Claimed:
     waits_for_detail: bool  # a window 差评 whose reasons have not arrived
 
 
+@functools.cache
 def _source_query():
     w, p, d = ratings.alias("w"), phone_ratings.alias("p"), devices.alias("d")
     pick = lambda a, b: case((outbox.c.channel == WINDOW, a), else_=b)  # noqa: E731
@@ -241,9 +243,16 @@ def _claimed(row) -> Claimed:
     return Claimed(row.id, row.status, row.attempts, rating, waits)
 
 
+def _relaxed_commit(conn: Connection) -> None:
+    """This transaction's commit need not wait for the disk (see sender.progress_engine for why)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def claim(conn: Connection, limit: int, now: float, lease_s: float) -> tuple[str, list[Claimed]]:
     """Lease up to ``limit`` due records (oldest first) to a new token; the caller commits."""
     token = secrets.token_hex(16)
+    _relaxed_commit(conn)
     due = (
         select(outbox.c.id)
         .where(
@@ -283,6 +292,7 @@ def settle(
     """Record an outcome for records this token leased, and free them; returns how many it still held."""
     if not ids:
         return 0
+    _relaxed_commit(conn)
     values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_until": None}
     if attempts_inc:
         values["attempts"] = outbox.c.attempts + attempts_inc

@@ -114,7 +114,14 @@ def _code(table: Mapping[Any, int]) -> Callable[[Any], Any]:
 
 def _time(name: str) -> Callable[[str], str]:
     out = TIME_FORMATS[name]
-    return lambda value: datetime.strptime(value, HUB_TIME).strftime(out)
+
+    def encode(value: str) -> str:
+        parsed = datetime.fromisoformat(value)  # ValueError for anything but a date and time
+        if out == HUB_TIME and len(value) == 19 and value[10] == " ":
+            return value  # already in the target's form
+        return parsed.strftime(out)
+
+    return encode
 
 
 def _reasons(value: tuple[str, ...] | None) -> str | None:
@@ -152,7 +159,13 @@ def map_record(fields: Sequence[Field], rating: UpstreamRating) -> dict[str, Any
         elif value is None or problem:
             record[f.name] = None
         else:
-            record[f.name] = f.encode(value)
+            try:
+                record[f.name] = f.encode(value)
+            except (ValueError, KeyError):
+                if f.required:
+                    problems.append(f"{f.name}: {value!r} is not usable")
+                else:
+                    record[f.name] = None
     return NeedsLinkage(tuple(problems)) if problems else record
 
 

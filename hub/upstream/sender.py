@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, event
 
 from . import outbox, rules
 from .profiles import Failure, NeedsLinkage, Outcome, Profile, excerpt
@@ -92,6 +92,28 @@ class HttpPoster:
             self._conn = None
 
 
+def _sqlite_progress_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def progress_engine(engine: Engine) -> Engine:
+    """The engine the sender records its progress with. The outbox's leases and outcomes need not survive
+    a power cut the way a rating must: one lost, the record is sent again and the target, keyed by
+    (projectNo, assessNumber), holds it once. So on SQLite the sender's own connections commit without
+    waiting for the disk (synchronous=NORMAL, WAL: never corrupt, an application crash loses nothing);
+    on PostgreSQL ``outbox.claim`` and ``outbox.settle`` turn synchronous_commit off per transaction.
+    Ratings and people's actions keep the store's fully durable commits."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    progress = create_engine(engine.url, pool_pre_ping=True)
+    event.listen(progress, "connect", _sqlite_progress_pragmas)
+    return progress
+
+
 @dataclass
 class Round:
     """What one round did."""
@@ -119,7 +141,8 @@ class Sender:
         backoff_base_s: float = rules.BASE_S,
         circuit_open_s: float = rules.OPEN_S,
     ):
-        self.engine, self.target = engine, target
+        self._store_engine = engine
+        self.engine, self.target = progress_engine(engine), target
         self.profile = target.profile
         self._clock, self._monotonic, self._jitter = clock, monotonic, jitter
         self._poster = poster or HttpPoster(target.url, target.timeout_s)
@@ -271,6 +294,8 @@ class Sender:
             self._thread.join(timeout=self.target.timeout_s + 5)
             self._thread = None
         self._poster.close()
+        if self.engine is not self._store_engine:
+            self.engine.dispose()
 
     def _run(self) -> None:
         delay = 0.0

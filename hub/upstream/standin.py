@@ -403,3 +403,34 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {}, b'{"results": [{"projectNo"')
         self._send(*province.answer(records, problems))
         return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hub.upstream.standin --profile P --key-hex HEX [--port N]``: serve until stopped;
+    prints the URL on the first line and the counts on exit (for benchmarks and a technician's dry run)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="a stand-in provincial 好差评 server")
+    parser.add_argument("--profile", default="json-v1", choices=sorted(SCHEMAS))
+    parser.add_argument("--key-hex", required=True)
+    parser.add_argument("--app", default="APPMARK")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    province = StandinProvince(
+        args.profile, key=bytes.fromhex(args.key_hex), app=args.app, fault_rate=args.fault_rate
+    )
+    province.port = args.port
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with province:
+        print(province.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    print(json.dumps(province.summary()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
