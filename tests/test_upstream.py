@@ -219,3 +219,24 @@ def test_upstream_mistakes_are_exit_2_naming_the_key(
     assert main(["hub", "--config", str(config), "--data", str(tmp_path), "upstream", "status"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and problem in err and "Traceback" not in err
+
+
+def test_the_migration_gives_ratings_held_before_it_their_records(tmp_path):
+    from sqlalchemy import text
+
+    from hub.storage import HubStore
+
+    store = new_store(tmp_path)
+    add_window_ratings(store, tmp_path, 6, seed=9)
+    assert add_phone_rating(store, "PHONE-1", 4, "ab" * 8)
+    with store.engine.begin() as conn:  # as a hub before revision 0004 left it
+        conn.execute(outbox.outbox.delete())
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    store.close()
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        keys = {(r["projectNo"], r["assessNumber"], r["channel"]) for r in records(store)}
+        assert len(keys) == 7 and ("PHONE-1", 1, "phone") in keys and (case_no(0), 1, "window") in keys
+        assert set(statuses(store)) <= {"pending", "awaiting_detail"}
+    finally:
+        store.close()

@@ -22,17 +22,27 @@ from upstream_support import KEY, add_window_ratings, make_sender
 from core.store import EventLog
 from hub.upstream.standin import StandinProvince
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
 
 def test_the_outbox_api(tmp_path):
     with thread_hub(tmp_path) as hub:
+        desk = hub.app_desk
+        tokens = {}
+        for name, role in (("sup", "supervisor"), ("adm", "admin"), ("view", "viewer")):
+            desk.add_user(name, role, None)
+            tokens[role] = {"Authorization": f"Bearer {desk.new_token(name)}"}
+        AUTH = tokens["supervisor"]
         hub.store.add_device(DEVICE, area_code="370211", dept_code="11370211MB0000001X")
         add_window_ratings(hub.store, tmp_path, 4, seed=3)
         add_window_ratings(hub.store, tmp_path, 1, seed=4, start=50, item_code="UNKNOWN-ITEM")
         url = f"{hub.url}/api/v1/manage/upstream"
         assert requests.get(url, timeout=5).status_code == 401
         assert requests.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
+        assert (
+            requests.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=5).status_code
+            == 401
+        )
+        assert requests.get(url, headers=tokens["viewer"], timeout=5).status_code == 403
+        assert requests.get(url, headers=tokens["admin"], timeout=5).status_code == 200
         listing = requests.get(url, params={"status": "pending"}, headers=AUTH, timeout=5).json()
         assert listing["count"] == 5 and listing["counts"]["pending"] == 5
         item = listing["records"][0]
@@ -52,11 +62,16 @@ def test_the_outbox_api(tmp_path):
             assert requests.post(f"{url}/999999/resend", headers=AUTH, timeout=5).status_code == 404
             assert requests.post(f"{url}/abc/resend", headers=AUTH, timeout=5).status_code == 400
             p.reject_task_codes.clear()
+            refused = requests.post(
+                f"{url}/{record['id']}/resend", json={}, headers=tokens["admin"], timeout=5
+            )
+            assert refused.status_code == 403  # only a supervisor acts
             answer = requests.post(
                 f"{url}/{record['id']}/resend", json={"note": "已入目录"}, headers=AUTH, timeout=5
             )
             assert answer.status_code == 200 and answer.json()["status"] == "pending"
             assert answer.json()["history"][0]["note"] == "已入目录"
+            assert answer.json()["history"][0]["who"] == "sup"
             make_sender(hub.store, "json-v1", p.url).drain(10)
         bad = requests.post(
             f"{url}/{record['id']}/actions", json={"action": "delete"}, headers=AUTH, timeout=5
@@ -84,6 +99,9 @@ def test_a_hub_process_reports_what_kiosks_upload(tmp_path):
             check=True,
         )
         secret = bytes.fromhex(added.stdout.strip())
+        subprocess.run(
+            [*base, "user", "add", "sup", "--role", "supervisor"], cwd=ROOT, capture_output=True, check=True
+        )
         port = free_port()
         hub = subprocess.Popen(
             [*base, "--port", str(port), "--admin-token", ADMIN_TOKEN],
@@ -108,7 +126,11 @@ def test_a_hub_process_reports_what_kiosks_upload(tmp_path):
                     log.append("rating", rating_payload(i, case_no=f"CASE-{i}", satisfaction=3 + i % 3))
                 assert post_events(url, secret, log.log_id, list(log.events_after(0))).status_code == 200
             wait_until(lambda: province.summary()["held"] == 12, what="the province holds all 12")
-            listing = requests.get(f"{url}/api/v1/manage/upstream", headers=AUTH, timeout=5).json()
+            token = subprocess.run(
+                [*base, "user", "token", "sup"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            auth = {"Authorization": f"Bearer {token}"}
+            listing = requests.get(f"{url}/api/v1/manage/upstream", headers=auth, timeout=5).json()
             assert listing["counts"]["sent"] == 12 and listing["sender"]["circuit"] == "closed"
             assert listing["sender"]["profile"] == "shandong"
         finally:

@@ -9,15 +9,30 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..dependencies import Store, require_operator
+from ..dependencies import ApiUser, Store
+from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
 from ..ratings import time_bound
 from ..upstream import outbox, rules
 
-# TODO(lead): switch to the supervisor role dependency (issue 11) once it is on main; until then the
-# operator's token guards these routes, and actions are recorded as by "operator".
-router = APIRouter(tags=["upstream"], dependencies=[Depends(require_operator)])
-ACTOR = "operator"
+
+def upstream_reader(user: ApiUser) -> Principal:
+    """Supervisors and admins read the outbox (no personal data in it); 403 for other roles."""
+    if user.role not in (SUPERVISOR, ADMIN):
+        raise HubError(403, "forbidden", detail=f"a {user.role} user does not see the upstream outbox")
+    return user
+
+
+def upstream_actor(user: ApiUser) -> Principal:
+    """Only a supervisor (局机关大督查) acts on upstream records; 403 otherwise."""
+    if user.role != SUPERVISOR:
+        raise HubError(403, "forbidden", detail="only a supervisor acts on upstream records")
+    return user
+
+
+Reader = Annotated[Principal, Depends(upstream_reader)]
+Actor = Annotated[Principal, Depends(upstream_actor)]
+router = APIRouter(tags=["upstream"])
 Status = Literal[
     "pending", "sent", "rejected", "failing", "needs_linkage", "not_reportable", "awaiting_detail"
 ]
@@ -45,6 +60,7 @@ def _sender_state(request: Request) -> dict[str, Any] | None:
 @router.get("/api/v1/manage/upstream")
 def list_upstream(
     store: Store,
+    _user: Reader,
     request: Request,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
@@ -59,6 +75,7 @@ def list_upstream(
 @router.get("/api/v1/manage/upstream/reconciliation")
 def reconciliation(
     store: Store,
+    _user: Reader,
     from_: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     to: Annotated[str | None, Query(max_length=10)] = None,
 ) -> dict[str, Any]:
@@ -73,7 +90,9 @@ def reconciliation(
 
 
 @router.get("/api/v1/manage/upstream/{record_id}")
-def get_upstream(store: Store, record_id: Annotated[int, Path(ge=1, le=2**31)]) -> dict[str, Any]:
+def get_upstream(
+    store: Store, _user: Reader, record_id: Annotated[int, Path(ge=1, le=2**31)]
+) -> dict[str, Any]:
     return _record(store, record_id)
 
 
@@ -85,10 +104,10 @@ def _record(store, record_id: int) -> dict[str, Any]:
         return {**outbox.item(found), "history": outbox.history(conn, record_id)}
 
 
-def _act(store, record_id: int, what: str, **detail: Any) -> dict[str, Any]:
+def _act(store, who: str, record_id: int, what: str, **detail: Any) -> dict[str, Any]:
     try:
         with store.engine.begin() as conn:
-            outbox.act(conn, record_id, what, ACTOR, **detail)
+            outbox.act(conn, record_id, what, who, **detail)
     except outbox.ActionError as e:
         error = {404: "not_found", 409: "conflict"}.get(e.status, "malformed")
         raise HubError(e.status, error, detail=str(e)) from None
@@ -97,16 +116,18 @@ def _act(store, record_id: int, what: str, **detail: Any) -> dict[str, Any]:
 
 @router.post("/api/v1/manage/upstream/{record_id}/resend")
 def resend(
-    store: Store, record_id: Annotated[int, Path(ge=1, le=2**31)], body: Resend | None = None
+    store: Store, user: Actor, record_id: Annotated[int, Path(ge=1, le=2**31)], body: Resend | None = None
 ) -> dict[str, Any]:
     """Send a rejected record again (after fixing the cause); 409 for a record in another state."""
-    return _act(store, record_id, "resend", note=body.note if body else None)
+    return _act(store, user.name, record_id, "resend", note=body.note if body else None)
 
 
 @router.post("/api/v1/manage/upstream/{record_id}/actions")
-def act(store: Store, record_id: Annotated[int, Path(ge=1, le=2**31)], body: Action) -> dict[str, Any]:
+def act(
+    store: Store, user: Actor, record_id: Annotated[int, Path(ge=1, le=2**31)], body: Action
+) -> dict[str, Any]:
     detail = body.model_dump(exclude={"action"})
-    return _act(store, record_id, body.action, **detail)
+    return _act(store, user.name, record_id, body.action, **detail)
 
 
 assert set(Status.__args__) == set(rules.STATUSES)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The upstream outbox: one record per rating held, and the appended actions of people on them.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Ratings the hub already holds get their records here (pending, or needs_linkage without a case number;
 a window 差评 without its reasons yet waits for them), numbered per case number in the order of their
 assess time, so every rating held before this revision is reported upward too. Frozen copies of the
@@ -26,8 +26,8 @@ from sqlalchemy import (
     select,
 )
 
-revision = "0002"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -109,9 +109,26 @@ def upgrade() -> None:
         for r in bind.execute(select(phone_ratings).order_by(phone_ratings.c.assess_time))
     ]
     held.sort(key=lambda r: r["assess_time"])
+    # Records that exist already (a table made before this revision was recorded) are kept as they are.
     numbers: dict[str, int] = {}
+    present = set()
+    for o in bind.execute(
+        select(
+            outbox.c.device_id,
+            outbox.c.log_id,
+            outbox.c.seq,
+            outbox.c.nonce,
+            outbox.c.project_no,
+            outbox.c.assess_number,
+        )
+    ):
+        present.add((o.device_id, o.log_id, o.seq, o.nonce))
+        if o.project_no and o.assess_number:
+            numbers[o.project_no] = max(numbers.get(o.project_no, 0), o.assess_number)
     records = []
     for r in held:
+        if (r["device_id"], r.get("log_id"), r.get("seq"), r.get("nonce")) in present:
+            continue
         case_no = r["case_no"] or None
         if case_no:
             numbers[case_no] = numbers.get(case_no, 0) + 1
