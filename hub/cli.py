@@ -27,7 +27,7 @@ from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .config import HubConfig, load_hub_config
+from .config import HubConfig, load_hub_config, upstream_target
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
@@ -126,20 +126,33 @@ def serve(args) -> int:
         port,
         store.engine.url.render_as_string(),
     )
-    server = NotifyingServer(
-        uvicorn.Config(
-            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
-        )
-    )
+    app = create_app(store, token, config=config)
+    sender = _upstream_sender(store, config)
+    app.state.upstream_sender = sender
+    server = NotifyingServer(uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None))
     try:
+        if sender is not None:
+            sender.start()
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
         pass
     finally:
+        if sender is not None:
+            sender.stop()
         store.close()
     if not server.started:
         raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
+
+
+def _upstream_sender(store: HubStore, config: HubConfig):
+    """The background sender of ratings to [upstream], or None without that section."""
+    if config.upstream is None:
+        log.info("no [upstream] in the configuration: nothing is reported upward")
+        return None
+    from .upstream.sender import Sender
+
+    return Sender(store.engine, upstream_target(config.upstream, config.path))
 
 
 @_run

@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 
 from core.qrtoken import issue_token
 from core.signing import request_headers, sign_v1
@@ -83,7 +83,7 @@ class ThreadHub:
         if prefix or routes:
             app = Starlette(routes=[*routes, Mount(prefix, app=app)])
         if routes:
-            app = _SignedLikeTheHub(app, store)
+            app = _SignedLikeTheHub(app, store, routes)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -106,13 +106,18 @@ class ThreadHub:
 
 class _SignedLikeTheHub:
     """Signs the answers of the stand-in ``routes`` as the hub would (it holds the device's secret): a
-    hostile hub, not a man in the middle. Headers are checked, the body is not."""
+    hostile hub, not a man in the middle. Headers are checked, the body is not. The hub's own answers are
+    signed by the hub already."""
 
-    def __init__(self, app, store: HubStore):
-        self.app = AnswerSigning(app)
+    def __init__(self, app, store: HubStore, routes: Sequence[Route]):
+        self.plain, self.app = app, AnswerSigning(app)
+        self.routes = routes
         self.authenticator = DeviceAuthenticator(store.device_secret)
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not any(r.matches(scope)[0] == Match.FULL for r in self.routes):
+            await self.plain(scope, receive, send)
+            return
         if scope["type"] == "http":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             headers = {k.title(): v for k, v in headers.items()}
