@@ -15,7 +15,8 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-MAX_SKEW_S = 300
+from core.domain import CLOCK_SKEW_S
+
 DEVICE_HEADER = "X-Kiosk-Device"
 TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
 SIGNATURE_HEADER = "X-Kiosk-Signature"
@@ -47,8 +48,8 @@ class DeviceAuthenticator:
         if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
             raise AuthError("timestamp is not unix seconds")
         now = self._clock()
-        if abs(now - int(timestamp)) > MAX_SKEW_S:
-            raise AuthError(f"timestamp more than {MAX_SKEW_S} s from the hub's clock")
+        if abs(now - int(timestamp)) > CLOCK_SKEW_S:
+            raise AuthError(f"timestamp more than {CLOCK_SKEW_S} s from the hub's clock")
         secret = self._secret_for(device_id)
         if secret is None:
             raise AuthError("unknown device")

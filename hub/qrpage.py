@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from core.contact import valid_phone
+from core.contact import mask_case_no, valid_phone
 from core.domain import DEFAULT_REASONS, LEVEL_ORDER, LEVELS, is_bad
 
 MAX_FORM_BYTES = 4096  # the largest honest form (a level, every reason, a phone) is under 300 bytes
@@ -81,14 +81,6 @@ def already_rated() -> PageError:
 def invalid_form(status: int = 400) -> PageError:
     """A body no page of ours sends: wrong fields, an unknown reason, too large, not a form."""
     return PageError(status, "提交的内容无效", "请返回评价页面重新选择后提交。")
-
-
-def mask_case_no(case_no: str) -> str:
-    """Enough of the case number to recognise it, not enough to read it off someone's screen."""
-    if len(case_no) <= 4:
-        return "*" * len(case_no)
-    keep = 4 if len(case_no) >= 12 else 2
-    return case_no[:keep] + "*" * (len(case_no) - 2 * keep) + case_no[-keep:]
 
 
 def parse_form(body: bytes) -> RatingForm:

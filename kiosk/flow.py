@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.config import UiConfig
 from core.domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
 from core.events import RATING_INPUTS
 
@@ -24,6 +25,8 @@ Page = Literal["paused", "ready", "rate", "reasons", "thanks"]
 DEBOUNCE_S = 0.3
 # How long a notice stays on screen.
 NOTICE_S = 5.0
+# How long the reasons page (差评) waits for a touch; not configurable: the rating is already kept.
+REASONS_TIMEOUT_S = 60.0
 UNKNOWN_CARD_NOTICE = "未登记的工作人员卡，请联系管理员"
 NOT_SERVING_NOTICE = "本窗口暂停服务，暂不能评价"
 WALKIN_WAIT_NOTICE = "刚刚已有评价，请稍后再评"
@@ -130,9 +133,9 @@ class Flow:
         window: str,
         rating_timeout_s: float,
         thanks_s: float,
-        reasons_timeout_s: float = 60,
+        reasons_timeout_s: float = REASONS_TIMEOUT_S,
         walkin: bool = False,
-        walkin_interval_s: float = 30,
+        walkin_interval_s: float = UiConfig.walkin_interval_s,
         now: float,
         history: Iterable[dict] = (),
         staff_by_no: Callable[[str], Staff | None] | None = None,
