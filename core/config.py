@@ -7,28 +7,15 @@ it into one message and exit status 2. Relative paths are resolved against the f
 from __future__ import annotations
 
 import os
-import re
-import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from .domain import DEFAULT_REASONS, REASON_CODE_PATTERN, Reason
+from .tomlconfig import ConfigError, Section, http_url, int_range, one_of, pattern, read_toml
 
 DEFAULT_PATHS = (Path("/etc/kiosk/kiosk.toml"), Path("config/kiosk.toml"))
 DEVICE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used; ``str()`` is the whole message for the technician."""
-
-    def __init__(self, path: Path | str, key: str | None, problem: str):
-        self.path = Path(path)
-        self.key = key
-        self.problem = problem
-        where = f"{self.path}: {key}: " if key else f"{self.path}: "
-        super().__init__(where + problem)
 
 
 @dataclass(frozen=True)
@@ -130,112 +117,7 @@ def default_config_path() -> Path:
 
 def load_config(path: Path | str | None = None) -> Config:
     path = Path(path) if path is not None else default_config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found") from None
-    except OSError as e:
-        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, None, f"TOML syntax error: {e}") from None
-    return parse_config(data, path)
-
-
-# --- parsing ---------------------------------------------------------------------------------------
-
-_REQUIRED = object()
-
-
-class _Section:
-    """Reads one table, checking each key's type and rejecting keys nobody asked for."""
-
-    def __init__(self, path: Path, name: str, data: Any):
-        self.path, self.name = path, name
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"[{name}]", "expected a table")
-        self.data = data
-        self.seen: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"[{self.name}] {key}"
-
-    def get(
-        self,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = _REQUIRED,
-        check: Callable[[Any], str | None] | None = None,
-    ) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if default is _REQUIRED:
-                raise ConfigError(self.path, self.key(key), "required key is missing")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are not integers here, whatever Python thinks.
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join(_TYPE_NAMES[k] for k in kinds)
-            raise ConfigError(self.path, self.key(key), f"expected {names}, got {value!r}")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise ConfigError(self.path, self.key(key), problem)
-        return value
-
-    @overload
-    def path_value(self, key: str, default: str) -> Path: ...
-    @overload
-    def path_value(self, key: str, default: None) -> Path | None: ...
-    def path_value(self, key: str, default: str | None) -> Path | None:
-        value = self.get(key, str, default, check=lambda v: "expected a non-empty path" if not v else None)
-        if value is None or isinstance(value, Path):
-            return value
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(self.path, self.key(unknown[0]), "unknown key")
-
-
-class _TopLevel(_Section):
-    """The file itself: its keys are tables, named as written (``[device]``, ``[[reasons]]``)."""
-
-    def key(self, key: str) -> str:
-        return _TOP_LEVEL_NAMES.get(key, key)
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    bool: "true or false",
-    float: "a number",
-    list: "a list",
-    dict: "a table",
-}
-
-
-def _pattern(pattern: str, what: str) -> Callable[[str], str | None]:
-    rx = re.compile(pattern)
-    return lambda v: None if rx.fullmatch(v) else f"expected {what}, got {v!r}"
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    return lambda v: None if v in choices else f"expected one of {', '.join(choices)}, got {v!r}"
-
-
-def _range(lo: int, hi: int) -> Callable[[int], str | None]:
-    return lambda v: None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
-
-
-def _url(v: str) -> str | None:
-    return None if re.match(r"https?://[^\s/]+", v) else f"expected an http:// or https:// URL, got {v!r}"
+    return parse_config(read_toml(path), path)
 
 
 _TOP_LEVEL_NAMES = {
@@ -246,56 +128,61 @@ _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
+class _TopLevel(Section):
+    """The file itself: its keys are tables, named as written (``[device]``, ``[[reasons]]``)."""
+
+    def key(self, key: str) -> str:
+        return _TOP_LEVEL_NAMES.get(key, key)
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     path = Path(path).absolute()
     top = _TopLevel(path, "", data)
 
-    device_s = _Section(path, "device", top.get("device", dict))
+    device_s = Section(path, "device", top.get("device", dict))
     device = DeviceConfig(
-        id=device_s.get("id", str, check=_pattern(DEVICE_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 . _ -")),
-        window=device_s.get("window", str, check=_pattern(r"\S{1,16}", "a window number of 1-16 characters")),
+        id=device_s.get("id", str, check=pattern(DEVICE_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 . _ -")),
+        window=device_s.get("window", str, check=pattern(r"\S{1,16}", "a window number of 1-16 characters")),
         hall=device_s.get("hall", str, DeviceConfig.hall),
         area_code=device_s.get(
-            "area_code", str, DeviceConfig.area_code, check=_pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")
+            "area_code", str, DeviceConfig.area_code, check=pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")
         ),
         dept_code=device_s.get(
             "dept_code",
             str,
             DeviceConfig.dept_code,
-            check=_pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)"),
+            check=pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)"),
         ),
     )
     device_s.done()
 
-    store_s = _Section(path, "store", top.get("store", dict, {}))
+    store_s = Section(path, "store", top.get("store", dict, {}))
     store_path = store_s.path_value("path", "kiosk.db")
     store_s.done()
 
-    roster_s = _Section(path, "roster", top.get("roster", dict, {}))
+    roster_s = Section(path, "roster", top.get("roster", dict, {}))
     roster_path = roster_s.path_value("path", None)
     roster_s.done()
 
     serial: dict[str, SerialConfig] = {}
-    serial_top = _Section(path, "serial", top.get("serial", dict, {}))
+    serial_top = Section(path, "serial", top.get("serial", dict, {}))
     for name in list(serial_top.data):
         if name not in _SERIAL_KEYS:
             raise ConfigError(path, f"[serial.{name}]", "unknown device; expected card, ticket or keypad")
-        s = _Section(path, f"serial.{name}", serial_top.get(name, dict))
+        s = Section(path, f"serial.{name}", serial_top.get(name, dict))
         kwargs: dict[str, Any] = {
             "port": s.get(
                 "port", str, check=lambda v: None if v.strip() else "expected a device path or URL"
             ),
-            "baudrate": s.get("baudrate", int, SerialConfig.baudrate, check=_range(1200, 115200)),
+            "baudrate": s.get("baudrate", int, SerialConfig.baudrate, check=int_range(1200, 115200)),
         }
         if kwargs["baudrate"] not in _BAUDRATES:
             raise ConfigError(path, s.key("baudrate"), f"expected one of {_BAUDRATES}")
         if "protocol" in _SERIAL_KEYS[name]:
-            kwargs["protocol"] = s.get(
-                "protocol", str, SerialConfig.protocol, check=_one_of("em4100", "line")
-            )
+            kwargs["protocol"] = s.get("protocol", str, SerialConfig.protocol, check=one_of("em4100", "line"))
         if "encoding" in _SERIAL_KEYS[name]:
             kwargs["encoding"] = s.get(
-                "encoding", str, SerialConfig.encoding, check=_one_of("utf-8", "gb18030")
+                "encoding", str, SerialConfig.encoding, check=one_of("utf-8", "gb18030")
             )
         s.done()
         serial[name] = SerialConfig(name=name, **kwargs)
@@ -303,9 +190,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
     hub = None
     if "hub" in data:
-        hub_s = _Section(path, "hub", top.get("hub", dict))
+        hub_s = Section(path, "hub", top.get("hub", dict))
         hub = HubConfig(
-            url=hub_s.get("url", str, check=_url).rstrip("/"),
+            url=hub_s.get("url", str, check=http_url).rstrip("/"),
             secret_file=hub_s.path_value("secret_file", "device.key"),
             public_key_file=hub_s.path_value("public_key_file", None),
         )
@@ -313,21 +200,23 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     else:
         top.seen.add("hub")
 
-    qr_s = _Section(path, "qr", top.get("qr", dict, {}))
+    qr_s = Section(path, "qr", top.get("qr", dict, {}))
     default_base = f"{hub.url}/q/" if hub else None
-    base_url = qr_s.get("base_url", str, default_base, check=_url)
-    ttl_s = qr_s.get("ttl_s", int, QrConfig.ttl_s, check=_range(30, 86400))
+    base_url = qr_s.get("base_url", str, default_base, check=http_url)
+    ttl_s = qr_s.get("ttl_s", int, QrConfig.ttl_s, check=int_range(30, 86400))
     qr_s.done()
     qr = QrConfig(base_url=base_url, ttl_s=ttl_s) if base_url else None
 
-    ui_s = _Section(path, "ui", top.get("ui", dict, {}))
+    ui_s = Section(path, "ui", top.get("ui", dict, {}))
     ui = UiConfig(
         fullscreen=ui_s.get("fullscreen", bool, UiConfig.fullscreen),
-        rating_timeout_s=ui_s.get("rating_timeout_s", int, UiConfig.rating_timeout_s, check=_range(5, 3600)),
-        thanks_s=ui_s.get("thanks_s", int, UiConfig.thanks_s, check=_range(1, 60)),
+        rating_timeout_s=ui_s.get(
+            "rating_timeout_s", int, UiConfig.rating_timeout_s, check=int_range(5, 3600)
+        ),
+        thanks_s=ui_s.get("thanks_s", int, UiConfig.thanks_s, check=int_range(1, 60)),
         walkin=ui_s.get("walkin", bool, UiConfig.walkin),
         walkin_interval_s=ui_s.get(
-            "walkin_interval_s", int, UiConfig.walkin_interval_s, check=_range(0, 3600)
+            "walkin_interval_s", int, UiConfig.walkin_interval_s, check=int_range(0, 3600)
         ),
         hide_cursor=ui_s.get("hide_cursor", bool, UiConfig.hide_cursor),
         font_path=ui_s.path_value("font_path", None),
@@ -335,9 +224,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             "admin_pin_hash",
             str,
             None,
-            check=_pattern(
-                r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"
-            ),
+            check=pattern(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"),
         ),
     )
     ui_s.done()
@@ -349,11 +236,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise ConfigError(path, "[[reasons]]", "expected at least one reason")
         parsed = []
         for i, item in enumerate(items):
-            r = _Section(path, f"reasons.{i}", item)
+            r = Section(path, f"reasons.{i}", item)
             parsed.append(
                 Reason(
                     code=r.get(
-                        "code", str, check=_pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")
+                        "code", str, check=pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")
                     ),
                     label=r.get("label", str, check=lambda v: None if v.strip() else "expected a label"),
                     group=r.get("group", str, "其他"),

@@ -5,7 +5,8 @@ without regard to case or surrounding spaces; ``title`` and ``photo`` are option
 relative to the CSV. The text is UTF-8 (an Excel BOM is fine), else GB18030 (what Excel on a Chinese
 Windows saves, GBK included); bytes neither reads are refused, never guessed at. A row needs a card that
 is a card number (core.cardnum: any printed form), a staff number and a name; a card may appear once
-(in whatever form); a photo is an image (PNG, JPEG, GIF, WebP or BMP) of at most 2 MB.
+(in whatever form); a photo is an image (PNG, JPEG, GIF, WebP or BMP) within core.photo's limits (2 MB,
+4096 pixels a side).
 
 What cannot be used is described in ``problems``, by file and line and never by card number (the
 messages are logged, and a staff card is a key to the premises). The kiosk uses the good rows and logs
@@ -19,21 +20,16 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+
 from .cardnum import card_keys
+from .photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 
 REQUIRED_COLUMNS = ("card", "staff_no", "name")
 OPTIONAL_COLUMNS = ("title", "photo")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
-
-# Leading bytes of the image formats a kiosk (Qt) and a browser both show.
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
+# Image formats the kiosk (Qt) and a browser both show.
+SHOWN_FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP", "BMP"})
 
 
 @dataclass(frozen=True)
@@ -51,13 +47,6 @@ class RosterRow:
 class RosterFile:
     rows: list[RosterRow] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def image_type(data: bytes) -> str | None:
-    """The media type of an image by its leading bytes, or None when it is not one we show."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return next((kind for signature, kind in _IMAGE_SIGNATURES if data.startswith(signature)), None)
 
 
 def decode_csv_text(data: bytes) -> str:
@@ -138,8 +127,26 @@ def _read_photo(folder: Path, name: str, where: str, problems: list[str]) -> tup
     except OSError as e:
         problems.append(f"{where}: photo {name}: {e.strerror}")
         return None, None
-    kind = image_type(data)
-    if kind is None:
-        problems.append(f"{where}: photo {name} is not an image (PNG, JPEG, GIF, WebP or BMP)")
+    problem, media_type = _check_image(data)
+    if problem:
+        problems.append(f"{where}: photo {name} {problem}")
         return None, None
-    return data, kind
+    return data, media_type
+
+
+def _check_image(data: bytes) -> tuple[str | None, str | None]:
+    """(what is wrong, None) or (None, media type). The size in pixels is checked from the header before
+    anything is decoded: a small file can unpack into gigabytes (an attack on memory)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max(width, height) > MAX_PHOTO_SIDE_PX:
+                return f"is {width}x{height} pixels, at most {MAX_PHOTO_SIDE_PX} a side", None
+            image.verify()
+            if image.format not in SHOWN_FORMATS:
+                return f"is {image.format}, not one of {', '.join(sorted(SHOWN_FORMATS))}", None
+            return None, Image.MIME.get(image.format, "application/octet-stream")
+    except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
+        return f"has too many pixels, at most {MAX_PHOTO_SIDE_PX} a side", None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return "is not an image", None

@@ -22,14 +22,10 @@ from core.config import DEVICE_ID_PATTERN
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .storage import (
-    ALL_DEVICES,
-    HubStore,
-    KeyFileError,
-    StaffEntry,
-    database_url,
-    key_file_path,
-)
+from .config import HubConfig, load_hub_config
+from .keys import KeyFileError, key_file_path
+from .schema import ALL_DEVICES
+from .storage import HubStore, StaffEntry, database_url
 
 log = logging.getLogger("hub")
 
@@ -62,10 +58,17 @@ class HubFailure(Exception):
     """Anything else that stops the command (a database that does not answer). Exit 1."""
 
 
-def _open_store(args) -> HubStore:
+def _hub_config(args) -> HubConfig:
+    return load_hub_config(getattr(args, "config", None))
+
+
+def _open_store(args, config: HubConfig | None = None) -> HubStore:
+    """The store named by --data or --db, else $KIOSK_HUB_DB, else the file's [database] url, else the
+    SQLite database in ./hub-data."""
+    config = config or _hub_config(args)
     data, db = getattr(args, "data", None), getattr(args, "db", None)
     if not data and not db:
-        db = os.environ.get(DATABASE_ENV) or None
+        db = os.environ.get(DATABASE_ENV) or config.database_url
     try:
         return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
@@ -102,21 +105,24 @@ def _run(command):
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
-    store = _open_store(args)
+    config = _hub_config(args)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    store = _open_store(args, config)
     _contact_key(store)
     token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
     if token is None:
         log.info("no --admin-token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
-        args.host,
-        args.port,
+        host,
+        port,
         store.engine.url.render_as_string(),
     )
-    config = uvicorn.Config(
-        create_app(store, token), host=args.host, port=args.port, access_log=False, log_config=None
+    server = NotifyingServer(
+        uvicorn.Config(
+            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+        )
     )
-    server = NotifyingServer(config)
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
@@ -124,7 +130,7 @@ def serve(args) -> int:
     finally:
         store.close()
     if not server.started:
-        raise HubFailure(f"could not listen on {args.host}:{args.port}")
+        raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
 
 
@@ -138,10 +144,39 @@ def device_add(args) -> int:
     if not re.fullmatch(r"([0-9A-Z]{18})?", args.dept_code):
         raise UsageError(f"--dept-code {args.dept_code!r}: expected 18 characters (统一社会信用代码)")
     store = _open_store(args)
+    if getattr(args, "dept", None):
+        from .desk.store import DeskError
+
+        if args.dept not in _desk_sections(store):
+            raise UsageError(f"--dept {args.dept}: no such section (kiosk hub dept add {args.dept} NAME)")
     secret, existed = store.add_device(args.id, args.area_code, args.dept_code)
+    if getattr(args, "dept", None):
+        from .desk.cli import set_device_section
+
+        try:
+            set_device_section(args)
+        except DeskError as e:
+            raise UsageError(str(e)) from None
     if existed:
         print(f"kiosk hub: device {args.id} was registered; its old secret no longer works", file=sys.stderr)
     print(secret)
+    return EXIT_OK
+
+
+def _desk_sections(store: HubStore) -> dict[str, str]:
+    from .desk.calendar import WorkCalendar
+    from .desk.store import DeskStore
+
+    return DeskStore(store.engine, WorkCalendar(frozenset())).sections()
+
+
+@_run
+def device_v1_off(args) -> int:
+    """`kiosk hub device v1-off ID`: from now on the device must sign v2 (docs/protocol.md §2)."""
+    store = _open_store(args)
+    if not store.turn_off_v1(args.id):
+        raise UsageError(f"device {args.id!r} is not registered")
+    print(f"device {args.id}: signature version 1 refused from now on")
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from core import config as config_module
 from core.config import parse_config
+from core.tomlconfig import Section
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "kiosk.example.toml"
@@ -29,7 +30,7 @@ def _section_name(name: str) -> str:
 def parser_keys() -> set[str]:
     """``section.key`` of every value the parser asks for (tables themselves left out)."""
     asked: set[tuple[str, str, object]] = set()
-    original = config_module._Section.get
+    original = Section.get
 
     def recording_get(self, key, kind, *args, **kwargs):
         asked.add((_section_name(self.name), key, kind))
@@ -37,7 +38,7 @@ def parser_keys() -> set[str]:
 
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8") + ONE_REASON)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(config_module._Section, "get", recording_get)
+        mp.setattr(Section, "get", recording_get)
         parse_config(data, EXAMPLE)
 
     tables = {(section, key) for section, key, kind in asked if kind in (dict, list)}

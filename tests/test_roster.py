@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from core.store import EventLog
 from kiosk.flow import Staff
@@ -56,10 +57,10 @@ def test_a_uid_written_in_any_form_matches_the_reader(tmp_path, written):
 
 def test_photo_is_read_relative_to_the_csv_and_bom_is_accepted(tmp_path):
     (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "0371.png").write_bytes(b"\x89PNG wang")
+    Image.new("RGB", (30, 40), "red").save(tmp_path / "photos" / "0371.png")
     path = write_roster(tmp_path, f"{EM_DATA},0371,王晓燕,科员,photos/0371.png\n", encoding="utf-8-sig")
     roster = Roster.load(path)
-    assert roster.find(EM_DATA).photo == b"\x89PNG wang"
+    assert roster.find(EM_DATA).photo == (tmp_path / "photos" / "0371.png").read_bytes()
     assert roster.problems == []
 
 
@@ -167,7 +168,7 @@ def test_bytes_neither_utf8_nor_gb18030_are_refused_not_guessed(tmp_path, cached
 
 
 def test_a_photo_too_large_or_not_an_image_is_left_out_and_named(tmp_path):
-    from core.roster import MAX_PHOTO_BYTES
+    from core.photo import MAX_PHOTO_BYTES
 
     (tmp_path / "big.png").write_bytes(b"\x89PNG" + bytes(MAX_PHOTO_BYTES))
     (tmp_path / "notes.txt").write_bytes(b"not a picture")
@@ -176,7 +177,7 @@ def test_a_photo_too_large_or_not_an_image_is_left_out_and_named(tmp_path):
     assert roster.find(EM_DATA).photo is None and roster.find(UID_HEX).photo is None
     assert roster.problems == [
         f"roster.csv line 2: photo big.png is {MAX_PHOTO_BYTES + 4} bytes, at most {MAX_PHOTO_BYTES}",
-        "roster.csv line 3: photo notes.txt is not an image (PNG, JPEG, GIF, WebP or BMP)",
+        "roster.csv line 3: photo notes.txt is not an image",
     ]
 
 
