@@ -66,6 +66,15 @@ class RatingForm:
 
 
 @dataclass(frozen=True)
+class CompleteRating:
+    """A form with everything a rating needs: a level, and reasons for a 差评."""
+
+    satisfaction: int
+    reasons: tuple[str, ...]
+    phone: str | None
+
+
+@dataclass(frozen=True)
 class CaseView:
     """What the page shows of the case being rated."""
 
@@ -113,7 +122,7 @@ def parse_form(body: bytes) -> RatingForm:
     return RatingForm(int(level) if level else None, tuple(reasons), phone or None)
 
 
-def complete_rating(form: RatingForm) -> RatingForm:
+def complete_rating(form: RatingForm) -> CompleteRating:
     """The rating to store; FormError with a message for the citizen while something is missing."""
     if form.satisfaction is None:
         raise FormError("请选择您的评价。", hostile=False)
@@ -121,10 +130,10 @@ def complete_rating(form: RatingForm) -> RatingForm:
         raise FormError("手机号码格式不正确，请输入 11 位手机号码，或留空。", hostile=False)
     if not is_bad(form.satisfaction):
         # Reasons ticked and then hidden by choosing a good level are not part of a good rating.
-        return RatingForm(form.satisfaction, (), form.phone)
+        return CompleteRating(form.satisfaction, (), form.phone)
     if not form.reasons:
         raise FormError("请至少选择一项不满意的原因。", hostile=False)
-    return form
+    return CompleteRating(form.satisfaction, form.reasons, form.phone)
 
 
 _STYLE = """
