@@ -235,8 +235,10 @@ class EventLog:
     # --- state beside the log ------------------------------------------------------------------
 
     def get_state(self, key: str) -> dict[str, Any] | None:
-        row = next(self.db.table("state").rows_where("key = ?", [key], select="value", limit=1), None)
-        return json.loads(row["value"]) if row else None
+        # Plain SQL: with sqlite-utils' rows_where here, `kiosk run` did not stop within 30 s of SIGTERM
+        # (tests/test_app.py), for a reason not yet found.
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+        return json.loads(row[0]) if row else None
 
     # Writes are single SQL statements, not sqlite-utils' upsert or insert_all: those read the table's
     # schema first, and a transaction that reads before it writes fails at once ("database is locked")
