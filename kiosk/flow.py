@@ -25,8 +25,6 @@ Page = Literal["paused", "ready", "rate", "reasons", "thanks"]
 DEBOUNCE_S = 0.3
 # How long a notice stays on screen.
 NOTICE_S = 5.0
-# How long the reasons page (差评) waits for a touch; not configurable: the rating is already kept.
-REASONS_TIMEOUT_S = 60.0
 UNKNOWN_CARD_NOTICE = "未登记的工作人员卡，请联系管理员"
 NOT_SERVING_NOTICE = "本窗口暂停服务，暂不能评价"
 WALKIN_WAIT_NOTICE = "刚刚已有评价，请稍后再评"
@@ -133,7 +131,7 @@ class Flow:
         window: str,
         rating_timeout_s: float,
         thanks_s: float,
-        reasons_timeout_s: float = REASONS_TIMEOUT_S,
+        reasons_timeout_s: float = UiConfig.reasons_timeout_s,
         walkin: bool = False,
         walkin_interval_s: float = UiConfig.walkin_interval_s,
         now: float,
@@ -185,6 +183,13 @@ class Flow:
         if self._detail_due is not None:
             self._write_detail((), None)
         self._show_idle(now)
+
+    def configure(
+        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+    ) -> None:
+        """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
+        self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
+        self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
 
     # --- what the screen shows ---------------------------------------------------------------------
 
