@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from drivers.sim import Simulator
 from kiosk.flow import DEBOUNCE_S
 
 from .doctor import FAIL, check_display
+from .hubprocess import STOP_TIMEOUT_S, HubProcess, HubProcessError, kiosk_command
 
 ASSETS = Path(__file__).resolve().parent.parent / "kiosk" / "assets" / "demo"
 DEVICE_ID = "DEMO-W03"
@@ -59,7 +59,6 @@ STEP_TIMEOUT_S = 30.0
 # While the hub is down the agent backs off (up to 60 s, jittered); recovery may take that long.
 RECOVERY_TIMEOUT_S = 120.0
 POLL_S = 0.02
-STOP_TIMEOUT_S = 10.0
 TOUR_PACE_S = 2.5  # with a display: how long each step stays on screen
 PHOTO_SIZE = (240, 320)
 
@@ -97,17 +96,6 @@ def wait_until(
         if pump is not None:
             pump()
         time.sleep(POLL_S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kiosk_command(*args: str) -> list[str]:
-    """The command line of a ``kiosk`` subcommand run with this Python."""
-    return [sys.executable, "-m", "commands.cli", *args]
 
 
 def run_kiosk(*args: str) -> str:
@@ -158,23 +146,10 @@ class Hub:
     def __init__(self, folder: Path, admin_token: str | None = None, config: Path | None = None):
         self.data = folder / "hub"
         self.admin_token = admin_token or secrets.token_hex(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        options = ["--config", str(config)] if config else []
-        self._child = Child(
-            "kiosk hub",
-            [
-                "hub",
-                *options,
-                "--data",
-                str(self.data),
-                "--port",
-                str(self.port),
-                "--admin-token",
-                self.admin_token,
-            ],
-            folder / "hub.log",
+        self.process = HubProcess(
+            self.data, admin_token=self.admin_token, log_path=folder / "hub.log", config=config
         )
+        self.port, self.url = self.process.port, self.process.url
 
     def command(self, *args: str) -> str:
         """``kiosk hub ARGS --data DIR`` (device add, roster import, key export)."""
@@ -187,22 +162,16 @@ class Hub:
         key_file.write_text(secret + "\n", encoding="ascii")
 
     def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=2).json().get("ok") is True
-        except (requests.RequestException, ValueError):
-            return False
+        return self.process.healthy()
 
     def start(self) -> None:
-        self._child.start()
-
-        def up() -> bool:
-            self._child.check_alive()
-            return self.healthy()
-
-        wait_until(up, STARTUP_TIMEOUT_S, f"the hub to answer on {self.url}")
+        try:
+            self.process.start(STARTUP_TIMEOUT_S)
+        except HubProcessError as e:
+            raise DemoError(str(e)) from None
 
     def stop(self) -> None:
-        self._child.stop()
+        self.process.stop()
 
     def ratings(self) -> list[dict[str, Any]]:
         """The operator's export (GET /api/v1/ratings, JSON)."""

@@ -35,6 +35,15 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "****" + phone[7:]
 
 
+def mask_case_no(case_no: str) -> str:
+    """3702**********0012, CA****30: enough of a case number to recognise one's own case, not enough to
+    read someone else's off a screen. The kiosk's rate page and the hub's phone page both show this."""
+    if len(case_no) <= 4:
+        return "*" * len(case_no)
+    keep = 4 if len(case_no) >= 12 else 2
+    return case_no[:keep] + "*" * (len(case_no) - 2 * keep) + case_no[-keep:]
+
+
 def load_public_key(path: Path) -> PublicKey:
     """The hub's public key as `kiosk hub key export` prints it: 64 hex characters."""
     try:

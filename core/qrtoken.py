@@ -18,13 +18,13 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .domain import CLOCK_SKEW_S  # a token issued this far in the future is still good
+
 VERSION = 1
 NONCE_BYTES = 8
 MAC_BYTES = 32
 # Longest text field in UTF-8 bytes (21 Chinese characters, 64 ASCII): keeps the code scannable.
 MAX_FIELD_BYTES = 64
-# A token issued this far in the verifier's future is still accepted: the clocks may differ a little.
-CLOCK_SKEW_S = 300
 # Signed together with the token so the MAC can never double as a hub request signature.
 MAC_CONTEXT = b"kiosk-qr-token\n"
 

@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from core.contact import valid_phone
+from core.contact import mask_case_no, valid_phone
 from core.domain import DEFAULT_REASONS, LEVEL_ORDER, LEVELS, is_bad
 
 MAX_FORM_BYTES = 4096  # the largest honest form (a level, every reason, a phone) is under 300 bytes
@@ -66,6 +66,15 @@ class RatingForm:
 
 
 @dataclass(frozen=True)
+class CompleteRating:
+    """A form with everything a rating needs: a level, and reasons for a 差评."""
+
+    satisfaction: int
+    reasons: tuple[str, ...]
+    phone: str | None
+
+
+@dataclass(frozen=True)
 class CaseView:
     """What the page shows of the case being rated."""
 
@@ -81,14 +90,6 @@ def already_rated() -> PageError:
 def invalid_form(status: int = 400) -> PageError:
     """A body no page of ours sends: wrong fields, an unknown reason, too large, not a form."""
     return PageError(status, "提交的内容无效", "请返回评价页面重新选择后提交。")
-
-
-def mask_case_no(case_no: str) -> str:
-    """Enough of the case number to recognise it, not enough to read it off someone's screen."""
-    if len(case_no) <= 4:
-        return "*" * len(case_no)
-    keep = 4 if len(case_no) >= 12 else 2
-    return case_no[:keep] + "*" * (len(case_no) - 2 * keep) + case_no[-keep:]
 
 
 def parse_form(body: bytes) -> RatingForm:
@@ -121,7 +122,7 @@ def parse_form(body: bytes) -> RatingForm:
     return RatingForm(int(level) if level else None, tuple(reasons), phone or None)
 
 
-def complete_rating(form: RatingForm) -> RatingForm:
+def complete_rating(form: RatingForm) -> CompleteRating:
     """The rating to store; FormError with a message for the citizen while something is missing."""
     if form.satisfaction is None:
         raise FormError("请选择您的评价。", hostile=False)
@@ -129,10 +130,10 @@ def complete_rating(form: RatingForm) -> RatingForm:
         raise FormError("手机号码格式不正确，请输入 11 位手机号码，或留空。", hostile=False)
     if not is_bad(form.satisfaction):
         # Reasons ticked and then hidden by choosing a good level are not part of a good rating.
-        return RatingForm(form.satisfaction, (), form.phone)
+        return CompleteRating(form.satisfaction, (), form.phone)
     if not form.reasons:
         raise FormError("请至少选择一项不满意的原因。", hostile=False)
-    return form
+    return CompleteRating(form.satisfaction, form.reasons, form.phone)
 
 
 _STYLE = """

@@ -14,8 +14,6 @@ import random
 import socket
 import sqlite3
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,6 +25,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Match, Mount, Route
 
+from commands.hubprocess import HubProcess, free_port  # noqa: F401  (the tests' hub launcher)
 from core.qrtoken import issue_token
 from core.signing import request_headers, sign_v1
 from core.store import EventLog
@@ -52,12 +51,6 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 20.0, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the hub ---------------------------------------------------------------------------------------
@@ -136,42 +129,6 @@ def thread_hub(data: Path, url: str | None = None, **app_options) -> Iterator[Th
     finally:
         hub.stop()
         store.close()
-
-
-class HubProcess:
-    """``kiosk hub`` as its own process, to be killed and restarted on the same port."""
-
-    def __init__(self, data: Path, port: int | None = None):
-        self.data, self.port = data, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> HubProcess:
-        cmd = [
-            sys.executable,
-            "-m",
-            "commands.cli",
-            "hub",
-            "--data",
-            str(self.data),
-            "--port",
-            str(self.port),
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._healthy, what="hub process start")
-        return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, "hub process exited"
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def register(data_or_store: Path | HubStore, device: str = DEVICE, **codes) -> bytes:
