@@ -242,6 +242,7 @@ border:2px solid #4a5664;background:#fff;color:#fff;font-size:1rem;line-height:1
 .reasons label{min-height:2.9rem;margin-top:.4rem;padding:.35rem .75rem;border-radius:.4rem;font-size:1.1rem}
 .reasons label::before{border-radius:.25rem}
 #s2:checked~.reasons,#s1:checked~.reasons{display:block}
+.reasons legend{float:left;width:100%;margin-bottom:.1rem}.reasons>*{clear:both}
 input:checked+label{border-width:3px;font-weight:bold}
 .good:checked+label{border-color:#0b6b37;background:#e3f4ea;color:#0b5a2e}
 .bad:checked+label{border-color:#a4161a;background:#fdecea;color:#8c1116}
