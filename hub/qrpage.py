@@ -115,7 +115,7 @@ SERVER_ERROR = PageError(
     "服务器出现问题，您的评价可能没有保存。请稍后重新扫描二维码再试，给您带来不便，敬请谅解。",
 )
 EXPIRED_WHILE_OPEN = (
-    "二维码已过期（有效期 10 分钟），这次评价没有提交。您的选择仍显示在下面。"
+    "二维码已过期，这次评价没有提交。您的选择仍显示在下面。"
     "如果评价器屏幕上还显示着二维码，请重新扫描后再提交；如果已不显示，可请窗口工作人员重新出示评价二维码。"
 )
 
@@ -224,6 +224,7 @@ h1{font-size:1.4rem;line-height:1.3;margin:.2rem 0 .6rem;color:#0b4f9c}
 .case{display:grid;grid-template-columns:auto 1fr;gap:0 .75rem;background:#fff;border:1px solid #8895a3;
 border-radius:.75rem;padding:.5rem 1rem;margin:0 0 .75rem}
 .case dt{color:#4a5664}.case dd{margin:0;min-width:0;overflow-wrap:anywhere;word-break:break-all}
+#problem{scroll-margin-top:.75rem}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 fieldset{border:0;margin:0;padding:0;min-width:0}
 legend{padding:0;font-weight:bold;font-size:1.15rem}
@@ -264,10 +265,12 @@ border:2px solid #0b4f9c;border-radius:.75rem;background:#0b4f9c;color:#fff;curs
 button:focus-visible{outline:.2rem solid #1d2733;outline-offset:.15rem}
 button:disabled,form[aria-busy=true] button{background:#4a5664;border-color:#4a5664}
 .status{min-height:1.5em;margin:.4rem 0 0;color:#4a5664;text-align:center}
-.result{background:#fff;border:1px solid #8895a3;border-radius:.75rem;padding:1rem;margin-top:.5rem}
+.result{background:#fff;border:1px solid #8895a3;border-radius:.75rem;padding:1rem;margin-top:.5rem}.result p{margin:0}
 .mark{display:inline-block;width:2.2rem;height:2.2rem;line-height:2.2rem;border-radius:50%;text-align:center;
 color:#fff;background:#0b6b37;font-weight:bold;margin-right:.5rem}
 .mark.bad{background:#a4161a}
+@media (max-width:22rem){main{padding:.5rem .5rem 1.5rem}.reasons{padding:.4rem}.case{display:block}
+.levels label,.reasons label{padding-left:.5rem;padding-right:.5rem;gap:.5rem}}
 """
 
 

@@ -88,6 +88,19 @@ def axe_violations(page: Any, impacts: tuple[str, ...] = AXE_FAILING_IMPACTS) ->
     ]
 
 
+def axe_violations_without_script(page: Any, impacts: tuple[str, ...] = AXE_FAILING_IMPACTS) -> list[dict]:
+    """axe on a page whose context has JavaScript off (where axe cannot run): on a copy of its
+    current markup, at the same size, in a context of its own with JavaScript on."""
+    browser = page.context.browser
+    copy_context = browser.new_context(viewport=page.viewport_size, locale="zh-CN")
+    try:
+        copy = copy_context.new_page()
+        copy.set_content(page.content())
+        return axe_violations(copy, impacts)
+    finally:
+        copy_context.close()
+
+
 def parse_css_color(text: str) -> tuple[float, float, float, float]:
     """``rgb(r, g, b)`` or ``rgba(r, g, b, a)`` as computed styles give them."""
     inside = text[text.index("(") + 1 : text.rindex(")")].replace("/", ",")

@@ -35,6 +35,7 @@ def browser_page(chromium_browser):
             locale="zh-CN",
             **options,
         )
+        context.set_default_timeout(15_000)  # a page that never comes fails the test, not the run
         contexts.append(context)
         return context.new_page()
 
