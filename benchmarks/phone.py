@@ -39,8 +39,10 @@ def start_hub(data: Path) -> tuple[subprocess.Popen, str, bytes]:
     )
     secret = bytes.fromhex(added.stdout.split()[-1])
     port = free_port()
+    config = data / "hub.toml"
+    config.write_text('[server]\nhall = "青岛西海岸新区政务服务大厅"\n', encoding="utf-8")
     proc = subprocess.Popen(
-        [*cli, "--port", str(port), "--hall", "青岛西海岸新区政务服务大厅"],
+        [*cli, "--config", str(config), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

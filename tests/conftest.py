@@ -7,10 +7,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
-    """One headless Debian chromium for the whole run (tests/browser.py). Skipped, saying why, only
-    where chromium is truly absent; under CI (which installs it) its absence fails."""
+    """One headless Debian chromium per test module (tests/browser.py): Playwright's sync API allows
+    one running instance at a time, so a module that starts its own never overlaps this one. Skipped,
+    saying why, only where chromium is truly absent; under CI (which installs it) its absence fails."""
     from browser import chromium_missing, launched_chromium
 
     missing = chromium_missing()

@@ -25,6 +25,7 @@ from browser import (
 from sqlalchemy import select
 from test_hub_support import DEVICE, qr_token, register, thread_hub, upload_case, wait_until
 
+from hub.config import HubConfig, ServerConfig
 from hub.schema import phone_ratings
 
 HALL = "青岛西海岸新区政务服务大厅"
@@ -33,7 +34,7 @@ CASE_WITH_ITEM = "370211202611300012"
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with thread_hub(tmp_path_factory.mktemp("hub"), hall=HALL) as h:
+    with thread_hub(tmp_path_factory.mktemp("hub"), config=HubConfig(server=ServerConfig(hall=HALL))) as h:
         h.secret = register(h.store, area_code="370211")
         upload_case(h.url, h.secret, tmp_path_factory.mktemp("kiosk") / "kiosk.db", CASE_WITH_ITEM)
         h.next_case = 100

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from test_hub_support import ADMIN_TOKEN, DEVICE, qr_token, register, thread_hub, upload_case, wait_until
 
 from core.contact import seal_contact, valid_phone
+from hub.config import HubConfig, ServerConfig
 from hub.qrpage import FormError, RatingForm, complete_rating, normalize_phone
 from hub.schema import phone_ratings
 
@@ -23,7 +24,7 @@ HALL = "青岛西海岸新区政务服务大厅"
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with thread_hub(tmp_path_factory.mktemp("hub"), hall=HALL) as h:
+    with thread_hub(tmp_path_factory.mktemp("hub"), config=HubConfig(server=ServerConfig(hall=HALL))) as h:
         h.secret = register(h.store, area_code="370211")
         yield h
 
@@ -201,6 +202,16 @@ def test_the_page_names_the_hall_and_window_and_never_a_raw_item_code(hub, tmp_p
     upload_case(hub.url, hub.secret, tmp_path / "kiosk.db", case_no)
     r = requests.get(f"{hub.url}/q/{token}", timeout=10)
     assert "<dt>办理事项</dt><dd>不动产登记</dd>" in r.text
+
+
+def test_the_page_names_the_devices_section_once_it_has_one(tmp_path):
+    with thread_hub(tmp_path, config=HubConfig(server=ServerConfig(hall=HALL))) as h:
+        secret = register(h.store, device="XHA-W07")
+        token = qr_token(secret, "370211202611290108", device="XHA-W07")
+        assert f"{HALL} · 03 号窗口" in requests.get(f"{h.url}/q/{token}", timeout=10).text
+        h.app_desk.add_section("BDC", "不动产登记科")
+        h.app_desk.set_device_section("XHA-W07", "BDC")
+        assert f"{HALL} · 不动产登记科 · 03 号窗口" in requests.get(f"{h.url}/q/{token}", timeout=10).text
 
 
 def test_the_page_is_small(hub):
