@@ -44,7 +44,7 @@ _SCRIPT = (
     "var r=document.getElementById('reasons');"
     "f.addEventListener('change',function(e){var v=e.target;if(v.name!=='satisfaction'||v.value>2)return;"
     "if(r.getBoundingClientRect().top>innerHeight*0.6){document.querySelector('label[for='+v.id+']')"
-    ".scrollIntoView({block:'start',behavior:'smooth'});}});})();"
+    ".scrollIntoView({block:'start'});}});})();"
 )
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
 
