@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ def _phone_page(request: Request) -> bool:
     return path == "/q" or path.startswith("/q/")
 
 
-def _page_answer(exc: PageError, headers: dict[str, str] | None = None) -> HTMLResponse:
+def _page_answer(exc: PageError, headers: Mapping[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse(
         message_page(exc.title, exc.text), status_code=exc.status, headers={**PAGE_HEADERS, **(headers or {})}
     )
