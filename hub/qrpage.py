@@ -115,9 +115,11 @@ SERVER_ERROR = PageError(
     "服务器出现问题，您的评价可能没有保存。请稍后重新扫描二维码再试，给您带来不便，敬请谅解。",
 )
 EXPIRED_WHILE_OPEN = (
-    "二维码已过期，这次评价没有提交。您的选择仍显示在下面。"
-    "如果评价器屏幕上还显示着二维码，请重新扫描后再提交；如果已不显示，可请窗口工作人员重新出示评价二维码。"
+    "二维码已过期，这次评价没有提交。您的选择仍显示在下面，并已为您保留："
+    "如果评价器屏幕上还显示着二维码，请重新扫描后再提交；如果已不显示，可请窗口工作人员重新出示评价二维码，"
+    "扫描后您的选择会自动带入。"
 )
+KEPT_NOTE = "已带入您上次的选择，请确认后提交。"
 
 
 def already_rated() -> PageError:
@@ -159,6 +161,36 @@ def normalize_phone(typed: str) -> str:
     +86 (or 0086) removed. The result is only a candidate; ``valid_phone`` decides."""
     text = unicodedata.normalize("NFKC", typed)
     return _COUNTRY_PREFIX.sub("", _PHONE_SEPARATORS.sub("", text))
+
+
+# The choices of a form whose code expired, kept on the citizen's phone for the next code of the same
+# case (the window staff show the case again): level and reasons only, never the phone number, bound
+# to the device and case by a hash so the cookie names neither.
+KEPT_CHOICE_COOKIE = "q_kept"
+KEPT_CHOICE_MAX_AGE_S = 1800
+_KEPT_CHOICE = re.compile(r"v1\.([0-9a-f]{16})\.([1-5])\.((?:[0-9]{3})(?:-[0-9]{3})*)?")
+
+
+def _case_key(device_id: str, case_no: str) -> str:
+    return hashlib.sha256(f"{device_id}\n{case_no}".encode()).hexdigest()[:16]
+
+
+def kept_choice_cookie(device_id: str, case_no: str, form: RatingForm) -> str | None:
+    """The cookie value that keeps ``form``'s level and reasons for the case; None if nothing to keep."""
+    if form.satisfaction is None:
+        return None
+    return f"v1.{_case_key(device_id, case_no)}.{form.satisfaction}.{'-'.join(form.reasons)}"
+
+
+def kept_choice(value: str | None, device_id: str, case_no: str | None) -> RatingForm | None:
+    """The choices a cookie kept for this very case, or None (no cookie, another case, not ours)."""
+    found = _KEPT_CHOICE.fullmatch(value or "")
+    if not found or case_no is None or found.group(1) != _case_key(device_id, case_no):
+        return None
+    reasons = tuple(found.group(3).split("-")) if found.group(3) else ()
+    if any(code not in _REASON_CODES for code in reasons) or len(set(reasons)) != len(reasons):
+        return None
+    return RatingForm(int(found.group(2)), reasons, None)
 
 
 def parse_form(body: bytes) -> RatingForm:
@@ -326,10 +358,12 @@ def form_page(
     *,
     problems: dict[str, str] | None = None,
     expired: bool = False,
+    kept: bool = False,
 ) -> str:
     """The rating form. After a refused post, ``problems`` says what each field still needs (shown
     beside it; ``error`` alone is shown at the top) and ``chosen`` keeps the choices; ``expired``:
-    the code ran out while the form was open, so the choices are kept and no submit is offered."""
+    the code ran out while the form was open, so the choices are kept and no submit is offered;
+    ``kept``: ``chosen`` came from an earlier code of the case that expired, which the page says."""
     e = html.escape
     problems = dict(problems or {})
     anchor_taken = False
@@ -351,6 +385,8 @@ def form_page(
     parts = [_place_line(case), "<h1>请对本次服务进行评价</h1>", _case_facts(case)]
     if expired:
         parts.append(f'<p class="notice" role="alert"{anchor()}>{e(EXPIRED_WHILE_OPEN)}</p>')
+    elif kept:
+        parts.append(f'<p class="notice">{e(KEPT_NOTE)}</p>')
     elif error and not problems:
         parts.append(f'<p class="error" role="alert"{anchor()}>{e(error)}</p>')
     parts.append(f'<form id="rate" method="post" action="#{PROBLEM_ANCHOR}" novalidate>')

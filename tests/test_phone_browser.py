@@ -297,6 +297,17 @@ def test_a_code_that_expires_while_the_form_is_open(hub, browser_page, shots):
     assert page.locator("button").count() == 0 and rows(hub, case_no) == []
     page.screenshot(path=shots / "phone-expired-while-open-360x640.png")
     assert_axe_clean(page, "expired while open", javascript=False)
+    # The staff show the case again; the new code's page has the choices (not the phone number).
+    page.goto(f"{hub.url}/q/{qr_token(hub.secret, case_no)}")
+    assert page.is_checked("#s1") and page.is_checked("#r202") and page.input_value("#phone") == ""
+    assert "已带入您上次的选择" in page.inner_text("main")
+    page.screenshot(path=shots / "phone-kept-choice-360x640.png")
+    assert_axe_clean(page, "kept choice", javascript=False)
+    page.click("button")
+    page.wait_for_selector("h1:has-text('评价成功')")
+    (row,) = rows(hub, case_no)
+    assert row["satisfaction"] == 1 and row["reasons"] == "202" and row["contact_sealed"] is None
+    assert page.context.cookies() == []  # done with
 
 
 MESSAGE_PAGES = {

@@ -178,6 +178,38 @@ def test_a_code_that_expires_while_the_form_is_open_keeps_the_choices(hub):
     assert post(hub, token, "satisfaction=9").status_code == 410
 
 
+def test_choices_of_an_expired_code_come_back_with_the_next_code_of_the_case(hub):
+    """The window staff show the case again; the citizen scans the new code: the choices are there."""
+    case_no = "370211202611290109"
+    late = qr_token(hub.secret, case_no, issued_at=int(time.time()) - 601)
+    r = post(hub, late, {"satisfaction": "1", "reason": ["202", "901"], "phone": "13812345678"})
+    assert r.status_code == 410
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("q_kept=v1.") and "Max-Age=1800" in cookie and "HttpOnly" in cookie
+    assert "Path=" not in cookie  # the folder of /…/q/TOKEN: a proxy's path prefix is kept
+    assert "13812345678" not in cookie and case_no not in cookie  # nothing personal in it
+    kept = r.cookies["q_kept"]
+    fresh = requests.get(f"{hub.url}/q/{qr_token(hub.secret, case_no)}", cookies={"q_kept": kept}, timeout=10)
+    assert 'value="1" id="s1" checked' in fresh.text and 'value="202" id="r202" checked' in fresh.text
+    assert 'value="901" id="r901" checked' in fresh.text and "已带入您上次的选择" in fresh.text
+    assert 'id="phone" autocomplete="tel" value=""' in fresh.text  # the phone number is never kept
+    # Another case, or a cookie that is not ours: a fresh form, never an error.
+    other = qr_token(hub.secret, "370211202611290110")
+    for value in (kept, "v1.0000000000000000.1.202", "v1." + "a" * 16 + ".9.202", "x" * 300, "v1.%00"):
+        r = requests.get(f"{hub.url}/q/{other}", cookies={"q_kept": value}, timeout=10)
+        assert r.status_code == 200 and " checked" not in r.text and "已带入" not in r.text
+    # Once the rating is stored the kept choices are done with.
+    token = qr_token(hub.secret, case_no)
+    r = requests.post(
+        f"{hub.url}/q/{token}",
+        data={"satisfaction": "1", "reason": "202"},
+        cookies={"q_kept": kept},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert r.status_code == 303 and r.headers["Set-Cookie"].startswith("q_kept=; Max-Age=0")
+
+
 def test_a_code_used_before_it_expired_still_shows_the_rating_as_done(hub):
     case_no = "370211202611290104"
     issued_at = int(time.time())

@@ -19,6 +19,8 @@ from ..dependencies import Store, read_body
 from ..errors import HubError
 from ..qrpage import (
     FORM_SCHEMA,
+    KEPT_CHOICE_COOKIE,
+    KEPT_CHOICE_MAX_AGE_S,
     MAX_FORM_BYTES,
     PAGE_HEADERS,
     CaseView,
@@ -29,6 +31,8 @@ from ..qrpage import (
     done_page,
     form_page,
     invalid_form,
+    kept_choice,
+    kept_choice_cookie,
     parse_form,
 )
 from ..ratings import case_text, phone_rating_row
@@ -90,8 +94,14 @@ def result_page() -> HTMLResponse:
 
 def see_result(token: str) -> Response:
     """303 to GET /q/TOKEN, which shows 评价成功 from now on. Relative, so it works behind a proxy
-    that serves the hub under a path prefix."""
-    return Response(status_code=303, headers={**PAGE_HEADERS, "Location": token})
+    that serves the hub under a path prefix. Choices kept from an expired code are done with."""
+    headers = {**PAGE_HEADERS, "Location": token, "Set-Cookie": _kept_cookie("", 0)}
+    return Response(status_code=303, headers=headers)
+
+
+def _kept_cookie(value: str, max_age_s: int) -> str:
+    # No Path: the browser takes the folder of /…/q/TOKEN, so a proxy's path prefix is kept too.
+    return f"{KEPT_CHOICE_COOKIE}={value}; Max-Age={max_age_s}; HttpOnly; SameSite=Lax"
 
 
 def rate(store: HubStore, request: Request, token: str, body: bytes) -> Response:
@@ -141,7 +151,11 @@ def late_post(store: HubStore, request: Request, token: str, claims: TokenClaims
     except FormError:
         raise PageError(*_TOKEN_REFUSALS["expired"]) from None
     view = case_view(request, claims, opened_case(store, claims))
-    return rate_page(view, 410, chosen=form, expired=True)
+    page = rate_page(view, 410, chosen=form, expired=True)
+    kept = kept_choice_cookie(claims.device_id, claims.case_no, form) if claims.case_no else None
+    if kept:
+        page.headers["Set-Cookie"] = _kept_cookie(kept, KEPT_CHOICE_MAX_AGE_S)
+    return page
 
 
 @router.get(
@@ -161,7 +175,9 @@ def get_rate_page(token: str, request: Request, store: Store) -> HTMLResponse:
         return result_page()
     if store.already_rated(claims.device_id, claims.nonce, claims.case_no):
         raise already_rated()
-    return rate_page(case_view(request, claims, opened_case(store, claims)))
+    view = case_view(request, claims, opened_case(store, claims))
+    kept = kept_choice(request.cookies.get(KEPT_CHOICE_COOKIE), claims.device_id, claims.case_no)
+    return rate_page(view, chosen=kept, kept=kept is not None)
 
 
 @router.post(
