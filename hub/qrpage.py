@@ -147,8 +147,7 @@ def mask_case_no(case_no: str) -> str:
 
 def spoken_case_no(case_no: str) -> str:
     """What a screen reader says for the masked number: 尾号0012, not a row of stars."""
-    masked = mask_case_no(case_no)
-    tail = masked[len(masked.rstrip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")) :]
+    tail = mask_case_no(case_no).rsplit("*", 1)[-1]  # what the mask shows after its stars
     return f"尾号{tail}" if tail else "已隐去"
 
 

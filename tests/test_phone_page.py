@@ -16,7 +16,7 @@ from test_hub_support import ADMIN_TOKEN, DEVICE, qr_token, register, thread_hub
 
 from core.contact import seal_contact, valid_phone
 from hub.config import HubConfig, ServerConfig
-from hub.qrpage import FormError, RatingForm, complete_rating, normalize_phone
+from hub.qrpage import FormError, RatingForm, complete_rating, normalize_phone, spoken_case_no
 from hub.schema import phone_ratings
 
 HALL = "青岛西海岸新区政务服务大厅"
@@ -250,3 +250,9 @@ def test_the_page_is_small(hub):
     """One request, a few kilobytes on a slow network (docs/performance.md)."""
     r = requests.get(f"{hub.url}/q/{qr_token(hub.secret, '370211202611290106')}", timeout=10)
     assert len(r.content) < 9000, len(r.content)
+
+
+def test_the_masked_case_number_is_spoken_by_its_tail():
+    assert spoken_case_no("370211202611280012") == "尾号0012"
+    assert spoken_case_no("CA202630") == "尾号30"
+    assert spoken_case_no("A12") == "已隐去"  # all of it masked
