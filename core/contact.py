@@ -14,8 +14,9 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-# 11-digit mainland mobile numbers; a landline is not offered on the on-screen keypad.
-PHONE_PATTERN = re.compile(r"1[3-9]\d{9}")
+# 11-digit mainland mobile numbers; a landline is not offered on the on-screen keypad. ASCII digits
+# only: \d would admit full-width and other Unicode digits, which the sealed form cannot encode.
+PHONE_PATTERN = re.compile(r"1[3-9][0-9]{9}")
 
 
 class ContactError(ValueError):

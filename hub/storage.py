@@ -468,6 +468,14 @@ class HubStore:
         with self.engine.connect() as conn:
             return _already_rated(conn, device_id, nonce, case_no)
 
+    def token_rated(self, device_id: str, nonce: str) -> bool:
+        """Whether a phone rating was stored with this very token: its holder has rated."""
+        query = select(phone_ratings.c.nonce).where(
+            (phone_ratings.c.device_id == device_id) & (phone_ratings.c.nonce == nonce)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def add_phone_rating(self, row: dict[str, Any]) -> bool:
         """Store one phone rating durably; False, storing nothing, when 一次一评 forbids it."""
         try:

@@ -98,6 +98,9 @@ def test_every_key_the_hub_accepts_is_in_the_hub_doc_example(tmp_path):
         return original(self, key, kind, *args, **kwargs)
 
     example = hub_doc_example()
+    # The files the example names, as a deployment has them (the hub checks its upstream key on load).
+    for name in re.findall(r'^\w*file = "([^"]+)"', example, flags=re.M):
+        (tmp_path / name).write_text("ab" * 32)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Section, "get", recording_get)
         parse_hub_config(tomllib.loads(example), tmp_path / "hub.toml")
