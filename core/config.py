@@ -74,6 +74,24 @@ class UiConfig:
     hide_cursor: bool = True
     font_path: Path | None = None
     admin_pin_hash: str | None = None
+    reasons_timeout_s: int = 60
+    reasons_idle_s: int = 10  # a rate request closes a reasons page untouched this long (nobody refused)
+    touch_screen: bool = True  # without one the reasons page only offers the QR code
+    screen_diagonal_in: float | None = None  # sizes in millimetres from it; None: the screen's own DPI
+    elderly: bool = False  # 长辈模式 at start (the citizen's toggle changes it while the kiosk runs)
+    elderly_time_factor: float = 1.5  # 长辈模式 gives this many times the rating and reasons time
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """Spoken prompts (docs/configuration.md); the files are WAVs in ``dir``, replaceable per bureau."""
+
+    mute: bool = False
+    volume: int = 80  # percent of the recorded level
+    quiet_hours: tuple[int, int] | None = None  # (start, end) minutes after midnight: silent then
+    welcome: bool = False  # also greet on sign-in
+    dir: Path | None = None  # None: the prompts shipped in assets/voice/
+    device: str = "default"  # the ALSA device aplay plays to
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class Config:
     qr: QrConfig | None
     ui: UiConfig
     reasons: tuple[Reason, ...] = field(default=DEFAULT_REASONS)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
 
     def serial_device(self, name: str) -> SerialConfig | None:
         """The fitted device called ``name`` (card, ticket, keypad), or None when it is not fitted."""
@@ -219,12 +238,36 @@ def _range(lo: int, hi: int) -> Callable[[int], str | None]:
     return lambda v: None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
 
 
+def _quiet_hours(v: str) -> str | None:
+    return None if _parse_quiet_hours(v) is not None or v == "" else f"expected HH:MM-HH:MM, got {v!r}"
+
+
+def _parse_quiet_hours(v: str) -> tuple[int, int] | None:
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", v)
+    if m is None:
+        return None
+    h1, m1, h2, m2 = map(int, m.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _span(v: float, lo: float, hi: float) -> str | None:
+    return None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
+
+
+def _inches(v: float) -> str | None:
+    return _span(v, 3, 100)
+
+
+def _diagonal(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
 def _url(v: str) -> str | None:
     return None if re.match(r"https?://[^\s/]+", v) else f"expected an http:// or https:// URL, got {v!r}"
 
 
 _TOP_LEVEL_NAMES = {
-    **{name: f"[{name}]" for name in ("device", "store", "roster", "serial", "hub", "qr", "ui")},
+    **{name: f"[{name}]" for name in ("device", "store", "roster", "serial", "hub", "qr", "ui", "voice")},
     "reasons": "[[reasons]]",
 }
 _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
@@ -314,8 +357,27 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                 r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"
             ),
         ),
+        reasons_timeout_s=ui_s.get("reasons_timeout_s", int, 60, check=_range(10, 3600)),
+        reasons_idle_s=ui_s.get("reasons_idle_s", int, 10, check=_range(3, 600)),
+        touch_screen=ui_s.get("touch_screen", bool, True),
+        screen_diagonal_in=_diagonal(ui_s.get("screen_diagonal_in", (int, float), None, check=_inches)),
+        elderly=ui_s.get("elderly", bool, False),
+        elderly_time_factor=float(
+            ui_s.get("elderly_time_factor", (int, float), 1.5, check=lambda v: _span(v, 1, 4))
+        ),
     )
     ui_s.done()
+
+    voice_s = _Section(path, "voice", top.get("voice", dict, {}))
+    voice = VoiceConfig(
+        mute=voice_s.get("mute", bool, False),
+        volume=voice_s.get("volume", int, 80, check=_range(0, 100)),
+        quiet_hours=_parse_quiet_hours(voice_s.get("quiet_hours", str, "", check=_quiet_hours)),
+        welcome=voice_s.get("welcome", bool, False),
+        dir=voice_s.path_value("dir", None),
+        device=voice_s.get("device", str, "default", check=lambda v: None if v.strip() else "expected a device"),
+    )
+    voice_s.done()
 
     reasons = DEFAULT_REASONS
     if "reasons" in data:
@@ -351,4 +413,5 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         qr=qr,
         ui=ui,
         reasons=reasons,
+        voice=voice,
     )

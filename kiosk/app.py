@@ -62,7 +62,6 @@ EXIT_RESTART = 3  # the admin panel's 重启程序: non-zero, so systemd restart
 TICK_MS = 200  # timeouts, countdowns and the clock follow within this
 DEVICE_STATUS_MS = 10_000  # how often the serial devices' state is published for `kiosk doctor`
 ROSTER_CHECK_MS = 2000  # how often the roster cache and file are looked at for a change
-REASONS_TIMEOUT_S = 60
 QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
 WINDOWED_SIZE = (1280, 800)
 DEVICE_STATES = {"connected": "已连接", "waiting": "未连接（重试中）", "error": "故障"}
@@ -215,7 +214,9 @@ class Kiosk(QObject):
             window=config.device.window,
             rating_timeout_s=config.ui.rating_timeout_s,
             thanks_s=config.ui.thanks_s,
-            reasons_timeout_s=REASONS_TIMEOUT_S,
+            reasons_timeout_s=config.ui.reasons_timeout_s,
+            reasons_idle_s=config.ui.reasons_idle_s,
+            touch_screen=config.ui.touch_screen,
             walkin=config.ui.walkin,
             walkin_interval_s=config.ui.walkin_interval_s,
             now=self.clock(),
@@ -233,6 +234,7 @@ class Kiosk(QObject):
         window.reasons_submitted.connect(self._submit_reasons)
         window.reasons_skipped.connect(self._skip_reasons)
         window.reasons_changed.connect(self._note_reasons)
+        window.reasons_touched.connect(self._touch_reasons)
         window.restart_requested.connect(lambda: self.quit(EXIT_RESTART))
         window.exit_requested.connect(lambda: self.quit(0))
         self.timer = QTimer(self)
@@ -387,6 +389,11 @@ class Kiosk(QObject):
         self._guarded("reasons choice", lambda: self.flow.note_reasons(reasons, now))
         self._render()
 
+    def _touch_reasons(self) -> None:
+        now = self.clock()
+        self._guarded("reasons touch", lambda: self.flow.touch_reasons(now))
+        self._render()
+
     def _skip_reasons(self) -> None:
         now = self.clock()
         self._guarded("skip reasons", lambda: self.flow.skip_reasons(now))
@@ -496,7 +503,7 @@ def station_for(config: Config, public_key: PublicKey | None) -> Station:
         reasons=config.reasons,
         contact=public_key is not None,
         rating_timeout_s=config.ui.rating_timeout_s,
-        reasons_timeout_s=REASONS_TIMEOUT_S,
+        reasons_timeout_s=config.ui.reasons_timeout_s,
     )
 
 

@@ -33,6 +33,9 @@ ALREADY_RATED_NOTICE = "该办件已评价，感谢您的参与"
 SWIPE_GUARD_S = 3.0
 # 一次一评 across visits: how many rated case numbers the flow remembers (months of one window's work).
 RATED_CASES_KEPT = 10_000
+# A rate request finds the reasons page untouched this long: the citizen has gone (or never could touch
+# it), so the page closes as on its timeout and the new case opens at once. Nobody is refused.
+REASONS_IDLE_S = 10.0
 
 # `why` of rating_skipped beyond contracts.md §4 (timeout, superseded, paused); see docs/flow.md.
 SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
@@ -92,6 +95,7 @@ class View:
     notice: str | None  # short transient notice
     called_ticket: str | None  # ticket called to this window whose case is not yet closed
     walkin: bool  # the ready page offers the rating buttons
+    touched_at: float | None = None  # the reasons page: when the citizen last touched it (or it appeared)
 
 
 def _text(value: str | None) -> str | None:
@@ -131,6 +135,8 @@ class Flow:
         rating_timeout_s: float,
         thanks_s: float,
         reasons_timeout_s: float = 60,
+        reasons_idle_s: float = REASONS_IDLE_S,
+        touch_screen: bool = True,
         walkin: bool = False,
         walkin_interval_s: float = 30,
         now: float,
@@ -138,7 +144,9 @@ class Flow:
         staff_by_no: Callable[[str], Staff | None] | None = None,
     ):
         """``record`` is EventLog.append; ``history`` the log's events, oldest first, to restore state
-        after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then."""
+        after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then.
+        Without a ``touch_screen`` nobody can choose reasons at the window: the reasons page only offers
+        the QR code (for ``reasons_timeout_s``) and any rate request closes it at once."""
         self._record = record
         self._find_staff = find_staff
         self._staff_by_no = staff_by_no
@@ -146,6 +154,7 @@ class Flow:
         self._rating_timeout_s = rating_timeout_s
         self._thanks_s = thanks_s
         self._reasons_timeout_s = reasons_timeout_s
+        self._reasons_idle_s = reasons_idle_s if touch_screen else 0.0
         self._walkin = walkin
         self._walkin_interval_s = walkin_interval_s
         # Durable state: follows the events, live or replayed.
@@ -163,6 +172,7 @@ class Flow:
         self._satisfaction: int | None = None
         self._deadline: float | None = None
         self._noted_reasons: list[str] = []  # chosen on the reasons page, not submitted (yet)
+        self._touched_at: float | None = None  # the reasons page's last touch (or its appearance)
         self._page_since = now
         self._now = now  # the time of the input being handled
         self._last_press: float | None = None
@@ -196,6 +206,7 @@ class Flow:
             notice=self._notice,
             called_ticket=self._called_ticket,
             walkin=self._walkin,
+            touched_at=self._touched_at,
         )
 
     # --- inputs ------------------------------------------------------------------------------------
@@ -253,6 +264,8 @@ class Flow:
         }
         if self._is_current(fields):
             return self.view  # the same request again (a double scan): still the same visit
+        if self._reasons_idle(now):
+            self._close_reasons(now)  # nobody is choosing: the next citizen need not wait
         refusal = self._refusal(fields["case_no"])
         if self._open_case is not None:
             self._skip("superseded")  # uses up the called ticket if it was this case's
@@ -338,6 +351,15 @@ class Flow:
         self._expire(now)
         if self._page == "reasons":
             self._noted_reasons = codes
+            self._keep_reasons(now)
+        return self.view
+
+    def touch_reasons(self, now: float) -> View:
+        """Any other touch on the reasons page (a digit of the phone number, 更多时间): the citizen is
+        still there, so the page's countdown starts again and no rate request closes it."""
+        self._expire(now)
+        if self._page == "reasons":
+            self._keep_reasons(now)
         return self.view
 
     def submit_reasons(self, reasons: Sequence[str], contact_sealed: str | None, now: float) -> View:
@@ -380,6 +402,10 @@ class Flow:
                 self._skip(why)
             else:  # guaranteed by the transitions: a case to be rated is on the rate page, or waits
                 assert self._giving_reasons()
+        if self._open_case is not None and self._reasons_idle(now):
+            self._close_reasons(now)  # the case that waited for this page need wait no longer
+            self._show_open_case(now)
+            return
         if self._deadline is None or now < self._deadline:
             return
         if self._page == "rate":
@@ -401,6 +427,20 @@ class Flow:
             self._show_idle(now)
         elif self._page == "reasons" and self._detail_due is None:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+
+    def _reasons_idle(self, now: float) -> bool:
+        """Whether the reasons page shows and has not been touched for ``reasons_idle_s``."""
+        return self._page == "reasons" and now - (self._touched_at or 0.0) >= self._reasons_idle_s
+
+    def _keep_reasons(self, now: float) -> None:
+        self._touched_at = now
+        self._deadline = now + self._reasons_timeout_s
+
+    def _close_reasons(self, now: float) -> None:
+        """End the reasons page as its timeout does (the reasons noted so far count), without the
+        thanks page: what shows next is for the next citizen."""
+        self._write_detail(self._noted_reasons, None)
+        self._show_idle(now)
 
     def _is_current(self, fields: dict[str, str | None]) -> bool:
         """Whether a rate request is for the case on screen or the one waiting for it."""
@@ -436,6 +476,7 @@ class Flow:
     ):
         self._page, self._page_since = page, now
         self._shown_case, self._satisfaction, self._deadline = case, satisfaction, deadline
+        self._touched_at = now if page == "reasons" else None
 
     def _set_notice(self, notice: str, now: float) -> None:
         self._notice, self._notice_until = notice, now + NOTICE_S

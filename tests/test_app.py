@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QAbstractButton, QPushButton
 from core import contact, qrtoken
 from core.store import EventLog
 from drivers.sim import Simulator
-from kiosk.app import EXIT_RESTART, REASONS_TIMEOUT_S, create_window
+from kiosk.app import EXIT_RESTART, create_window
 from kiosk.flow import DEBOUNCE_S
 
 STAFF_CARD = "26DEFAE7"
@@ -219,7 +219,7 @@ def test_reasons_chosen_before_a_timeout_are_recorded(qtbot, kiosk, sim):
     for digit in "12345":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
     assert not window.pages["reasons"].submit.isEnabled()
-    window.kiosk.clock.advance(REASONS_TIMEOUT_S + 1)
+    window.kiosk.clock.advance(window.kiosk.config.ui.reasons_timeout_s + 1)
     wait_page(qtbot, window, "thanks")
     assert last_event(window, "rating_detail")["payload"]["reasons"] == ["101"]
     assert "整改" in window.pages["thanks"].note.text()

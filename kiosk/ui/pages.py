@@ -413,6 +413,7 @@ class ReasonsPage(Page):
     submitted = Signal(list, str)  # reason codes, phone digits ("" for none)
     skipped = Signal()
     changed = Signal(list)  # the citizen ticked or unticked a reason: the codes now chosen
+    touched = Signal()  # any other touch (a key of the phone pad, 更多时间): the citizen is still here
 
     def __init__(self, station: Station):
         super().__init__("page_reasons", station)
@@ -471,6 +472,8 @@ class ReasonsPage(Page):
         self.keypad.digit.connect(self._digit)
         self.keypad.delete.connect(lambda: self._set_phone(self._phone[:-1]))
         self.keypad.clear.connect(lambda: self._set_phone(""))
+        for key in self.keypad.keys:
+            key.clicked.connect(self.touched.emit)
         for w in (self.contact_title, self.phone):
             contact.addWidget(w)
         contact.addWidget(self.keypad, 1)

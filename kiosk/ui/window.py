@@ -110,6 +110,7 @@ class MainWindow(QWidget):
     reasons_submitted = Signal(list, str)  # reason codes, phone digits or ""
     reasons_skipped = Signal()
     reasons_changed = Signal(list)  # the reason codes chosen so far, after each touch
+    reasons_touched = Signal()  # another touch on the reasons page: the citizen is still there
     restart_requested = Signal()
     exit_requested = Signal()
     first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
@@ -151,6 +152,7 @@ class MainWindow(QWidget):
         self.pages["reasons"].submitted.connect(self.reasons_submitted)
         self.pages["reasons"].skipped.connect(self.reasons_skipped)
         self.pages["reasons"].changed.connect(self.reasons_changed)
+        self.pages["reasons"].touched.connect(self.reasons_touched)
 
         # The notice band lies over the header: pages keep their room, nothing of theirs is covered.
         self.notice_band = QFrame(self)
