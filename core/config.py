@@ -375,7 +375,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         quiet_hours=_parse_quiet_hours(voice_s.get("quiet_hours", str, "", check=_quiet_hours)),
         welcome=voice_s.get("welcome", bool, False),
         dir=voice_s.path_value("dir", None),
-        device=voice_s.get("device", str, "default", check=lambda v: None if v.strip() else "expected a device"),
+        device=voice_s.get(
+            "device", str, "default", check=lambda v: None if v.strip() else "expected a device"
+        ),
     )
     voice_s.done()
 

@@ -235,6 +235,10 @@ class Kiosk(QObject):
         window.reasons_skipped.connect(self._skip_reasons)
         window.reasons_changed.connect(self._note_reasons)
         window.reasons_touched.connect(self._touch_reasons)
+        window.elderly_changed.connect(self.set_elderly)
+        self._elderly = config.ui.elderly
+        window.set_elderly(self._elderly)
+        self._apply_timeouts()
         window.restart_requested.connect(lambda: self.quit(EXIT_RESTART))
         window.exit_requested.connect(lambda: self.quit(0))
         self.timer = QTimer(self)
@@ -399,6 +403,18 @@ class Kiosk(QObject):
         self._guarded("skip reasons", lambda: self.flow.skip_reasons(now))
         self._render()
 
+    def set_elderly(self, on: bool) -> None:
+        """长辈模式 on or off (the citizen's toggle, or a setting): larger pages and longer times."""
+        self._elderly = on
+        self.window.set_elderly(on)
+        self._guarded("elderly mode", lambda: self._apply_timeouts())
+        self._render()
+
+    def _apply_timeouts(self) -> None:
+        ui = self.config.ui
+        factor = ui.elderly_time_factor if self._elderly else 1.0
+        self.flow.set_timeouts(ui.rating_timeout_s * factor, ui.reasons_timeout_s * factor, self.clock())
+
     def _tick(self) -> None:
         now = self.clock()
         view = self._guarded("tick", lambda: self.flow.tick(now))
@@ -417,6 +433,15 @@ class Kiosk(QObject):
 
     def _render(self) -> None:
         view = self.flow.view
+        previous = self.window.view
+        if (
+            previous is not None
+            and previous.page in ("rate", "reasons", "thanks")
+            and view.page in ("ready", "paused")
+            and self._elderly != self.config.ui.elderly
+        ):
+            self.set_elderly(self.config.ui.elderly)  # the next citizen starts as configured
+            return
         self._update_qr(view)
         self.window.show_view(view, self.clock())
 
@@ -434,10 +459,12 @@ class Kiosk(QObject):
 
     def _update_qr(self, view) -> None:
         """A new token per case, and again before the shown one expires; no code without a secret."""
-        if view.page == "rate":
+        if view.page in ("rate", "reasons"):
             self._follow_secret_file()
-        if view.page != "rate" or view.case is None or self.secret is None or self.config.qr is None:
-            if view.page != "rate":
+        # Without a touch screen the reasons page offers the same code: reasons are added by phone.
+        qr_page = view.page == "rate" or view.page == "reasons" and not self.config.ui.touch_screen
+        if not qr_page or view.case is None or self.secret is None or self.config.qr is None:
+            if not qr_page:
                 self._qr_case = None
             return
         wall = self.wall_clock()
@@ -504,6 +531,9 @@ def station_for(config: Config, public_key: PublicKey | None) -> Station:
         contact=public_key is not None,
         rating_timeout_s=config.ui.rating_timeout_s,
         reasons_timeout_s=config.ui.reasons_timeout_s,
+        screen_diagonal_in=config.ui.screen_diagonal_in,
+        keypad=config.serial_device("keypad") is not None,
+        touch_screen=config.ui.touch_screen,
     )
 
 

@@ -383,6 +383,17 @@ class Flow:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
         return self.view
 
+    def set_timeouts(self, rating_timeout_s: float, reasons_timeout_s: float, now: float) -> View:
+        """New page times (长辈模式 gives more), for the page on screen too: its countdown counts from
+        when it appeared (the reasons page: from its last touch)."""
+        self._expire(now)
+        self._rating_timeout_s, self._reasons_timeout_s = rating_timeout_s, reasons_timeout_s
+        if self._page == "rate":
+            self._deadline = self._page_since + rating_timeout_s
+        elif self._page == "reasons":
+            self._deadline = (self._touched_at or self._page_since) + reasons_timeout_s
+        return self.view
+
     def tick(self, now: float) -> View:
         """Let time pass: pages time out, notices fade."""
         self._expire(now)

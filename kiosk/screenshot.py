@@ -17,6 +17,9 @@ from core.config import default_config_path, load_config
 from .flow import Case, Staff, View
 
 SIZES = ((1024, 600), (1280, 800), (1920, 1080), (800, 1280))
+# The screens those sizes come on, by diagonal in inches (a 7-inch panel, a 10.1-inch tablet in either
+# orientation, the smallest common 1080p monitor): the pixels per inch the figures are checked at.
+REFERENCE_DIAGONALS = {(1024, 600): 7.0, (1280, 800): 10.1, (1920, 1080): 15.6, (800, 1280): 10.1}
 SAMPLE_STAFF = Staff(staff_no="0312", name="王晓敏", title="综合受理窗口 · 首席代办员")
 SAMPLE_CASE = Case(
     seq=42,

@@ -179,7 +179,7 @@ def test_bad_touch_rating_asks_for_reasons_and_seals_the_phone(qtbot, kiosk, sim
         qtbot.mouseClick(window.findChild(QPushButton, name), Qt.MouseButton.LeftButton)
     for digit in "13800138000":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
-    assert window.pages["reasons"].phone.text() == "138****8000"
+    assert window.pages["reasons"].phone.text() == "138 0013 8000"
     qtbot.mouseClick(window.findChild(QPushButton, "reasons_submit"), Qt.MouseButton.LeftButton)
     wait_page(qtbot, window, "thanks")
     assert "整改" in window.pages["thanks"].note.text()  # reasons were given
@@ -455,3 +455,19 @@ def test_device_states_are_published_for_the_doctor(qtbot, kiosk, sim):
     assert set(by_name) == {"card", "ticket", "keypad"}
     assert by_name["card"]["state"] == "connected" and by_name["card"]["frames"] >= 1
     assert published["updated_at"] <= time.time()
+
+
+def test_the_citizens_elderly_mode_gives_more_time_and_ends_with_their_visit(qtbot, kiosk, sim):
+    window = kiosk
+    sign_in_and_request(qtbot, window, sim)
+    deadline = window.kiosk.flow.view.deadline
+    assert window.rating_panel.buttons[5].text_items()[1].text == "5"  # a keypad is fitted: keys shown
+    qtbot.mouseClick(window.findChild(QPushButton, "elderly_toggle"), Qt.MouseButton.LeftButton)
+    assert window.elderly and window.metrics().elderly
+    assert window.kiosk.flow.view.deadline == pytest.approx(deadline + 15)  # 30 s × 1.5
+    qtbot.mouseClick(window.pages["rate"].findChild(QAbstractButton, "rate_5"), Qt.MouseButton.LeftButton)
+    wait_page(qtbot, window, "thanks")
+    window.kiosk.clock.advance(4)
+    wait_page(qtbot, window, "ready")
+    assert not window.elderly  # the next citizen starts as configured
+    assert window.kiosk.flow.set_timeouts(30, 60, window.kiosk.clock()).page == "ready"
