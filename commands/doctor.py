@@ -34,6 +34,7 @@ from core.contact import ContactError, load_public_key
 from core.store import EventLog, StoreError
 from kiosk.fonts import find_cjk_font
 from kiosk.roster import Roster
+from kiosk.voice import check_device, prompt_dir
 from sync.agent import CURSOR_KEY
 from sync.client import HubClient, HubError, HubRefused
 
@@ -376,6 +377,19 @@ def check_log(store_path: Path) -> tuple[list[CheckResult], LogFacts]:
     return rows, facts
 
 
+def check_voice(config: Config) -> CheckResult:
+    """Spoken prompts: a warning, never a failure, when nothing can be heard (the captions stay)."""
+    voice = config.voice
+    if voice.mute or voice.volume == 0:
+        return skip("voice", "muted in [voice]: the pages' captions only")
+    problem = check_device(voice)
+    if problem:
+        return warn(
+            "voice", f"prompts cannot be heard: {problem}", "fix the sound device or set [voice] device"
+        )
+    return ok("voice", f"plays on {voice.device}; prompts in {prompt_dir(voice)}")
+
+
 def check_disk(path: Path) -> CheckResult:
     existing = next(p for p in (path, *path.parents) if p.exists())
     free = shutil.disk_usage(existing).free
@@ -552,7 +566,7 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
     if config is None:
         rows.append(check_display(env, source))
         return rows
-    rows += [check_roster_file(config), check_font(config), check_display(env, source)]
+    rows += [check_roster_file(config), check_font(config), check_display(env, source), check_voice(config)]
     log_rows, facts = check_log(config.store_path)
     rows += [check_serial(device, facts.devices) for device in config.serial.values()]
     now = datetime.now().astimezone()

@@ -48,13 +48,14 @@ from drivers.devices import (
     WindowResumed,
 )
 
-from . import adminpin
+from . import adminpin, prompts
 from .flow import HISTORY_TYPES, Flow
 from .fonts import find_cjk_font
 from .roster import Roster
 from .stats import WindowStats
 from .ui.pages import Station
 from .ui.window import MainWindow
+from .voice import Voice
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,8 @@ class Kiosk(QObject):
         self.device_event.connect(self._on_device_event, Qt.ConnectionType.QueuedConnection)
         self.devices = Devices(config.serial, self.device_event.emit)
         self._answers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keypad-answer")
+        self.voice = Voice(config.voice)
+        self._spoken_for: tuple | None = None
         self._closed = False
         window.rated.connect(self._touch)
         window.reasons_submitted.connect(self._submit_reasons)
@@ -281,6 +284,7 @@ class Kiosk(QObject):
         self.devices.stop()
         self._answers.shutdown(wait=True)
         self._roster_loader.shutdown(wait=True)
+        self.voice.close()
         self.log.close()
 
     def quit(self, code: int) -> None:
@@ -444,6 +448,24 @@ class Kiosk(QObject):
             return
         self._update_qr(view)
         self.window.show_view(view, self.clock())
+        self._speak(previous, view)
+
+    def _speak(self, previous, view) -> None:
+        """A new page (or a new case on it) cuts the prompt playing and starts its own; queued after the
+        page is shown, played on the voice thread."""
+        screen = (view.page, view.case.seq if view.case else None, view.satisfaction, view.staff)
+        if screen == self._spoken_for:
+            return
+        self._spoken_for = screen
+        signed_in_now = previous is not None and view.staff is not None and previous.staff != view.staff
+        self.voice.cue(
+            prompts.prompt_for(
+                view.page,
+                touch_screen=self.config.ui.touch_screen,
+                signed_in_now=signed_in_now,
+                welcome=self.config.voice.welcome,
+            )
+        )
 
     def _update_stats(self) -> None:
         month = self.stats.month(time.strftime("%Y-%m"))
