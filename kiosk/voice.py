@@ -151,12 +151,15 @@ class Voice:
             self._warn_once("player", "no %s: voice prompts are not spoken (install alsa-utils)", PLAYER)
             return
         try:
-            self._playing = subprocess.Popen(
-                [self._player, "-q", "-D", self.config.device, str(path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            # Errors to a file, not a pipe: a child of the device's plugin may hold a pipe open long
+            # after the player is killed, and the next prompt must not wait for it.
+            with open(self._cache / "player.err", "wb") as err:
+                self._playing = subprocess.Popen(
+                    [self._player, "-q", "-D", self.config.device, str(path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
         except OSError as e:
             self._warn_once("start", "cannot start %s: %s", self._player, e)
             return
@@ -169,11 +172,14 @@ class Voice:
             return
         if process.poll() is None:
             process.kill()
-        _, err = process.communicate()
-        if process.returncode not in (0, -9) and err:
-            self._warn_once(
-                "device", "sound device %s: %s", self.config.device, err.decode(errors="replace").strip()
-            )
+        process.wait()
+        if process.returncode not in (0, -9):
+            try:
+                err = (self._cache / "player.err").read_text(errors="replace").strip()
+            except OSError:
+                err = ""
+            detail = err.splitlines()[-1] if err else f"{self._player} exit {process.returncode}"
+            self._warn_once("device", "sound device %s: %s", self.config.device, detail)
 
     def wait_idle(self, timeout: float = 30) -> None:
         """Wait until the prompt now playing has finished (tests, ``kiosk voice play``)."""
