@@ -43,7 +43,7 @@ SERVICE_USER = "kiosk"
 DISPLAY_ENV_FILE = "display.env"  # next to kiosk.toml; kiosk.service reads it (EnvironmentFile=)
 FREE_DISK_FAIL_BYTES = 100 * 2**20
 FREE_DISK_WARN_BYTES = 1 * 2**30
-DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.app.DEVICE_STATUS_MS)
+DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.controller.DEVICE_STATUS_MS)
 EARLIEST_PLAUSIBLE_YEAR = 2024
 CLOCK_SLACK = timedelta(seconds=2)
 SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure

@@ -84,7 +84,9 @@ def _without_offscreen_noise(mode, context, message: str) -> None:
 def _render_all(app, config, out: Path, sizes: tuple[tuple[int, int], ...]) -> list[Path]:
     from core import qrtoken
 
-    from .app import install_cjk_font, read_public_key, read_secret, station_for
+    from .app import station_for
+    from .keys import read_public_key, read_secret
+    from .ui.fontsetup import install_cjk_font
     from .ui.window import MainWindow
 
     install_cjk_font(config)

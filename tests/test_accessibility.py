@@ -12,9 +12,9 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPainter
 
 from core.domain import DEFAULT_REASONS
-from kiosk.app import install_cjk_font
 from kiosk.screenshot import REFERENCE_DIAGONALS, SIZES, sample_views
 from kiosk.ui import audit, theme
+from kiosk.ui.fontsetup import install_cjk_font
 from kiosk.ui.pages import Station
 from kiosk.ui.window import MainWindow
 

@@ -356,7 +356,7 @@ def test_admin_panel_facts_and_restart(qtbot, kiosk, sim, monkeypatch):
     assert facts["待同步事件"].startswith("0")
     assert facts["二维码"] == "已启用"
     exits = []
-    monkeypatch.setattr("kiosk.app.QApplication.exit", exits.append)
+    monkeypatch.setattr("kiosk.controller.QApplication.exit", exits.append)
     kiosk.restart_requested.emit()
     kiosk.exit_requested.emit()
     assert exits == [EXIT_RESTART, 0]

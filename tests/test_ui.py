@@ -18,10 +18,10 @@ from core.config import load_config
 from core.domain import DEFAULT_REASONS, LEVELS, Reason
 from hub.qrpage import mask_case_no as hub_mask_case_no
 from kiosk import adminpin, fonts
-from kiosk.app import install_cjk_font
 from kiosk.flow import View
 from kiosk.screenshot import SAMPLE_CASE, SAMPLE_STAFF, SIZES, render, sample_views
 from kiosk.ui import theme
+from kiosk.ui.fontsetup import install_cjk_font
 from kiosk.ui.pages import ITEM_LINES, Station, mask_case_no
 from kiosk.ui.widgets import FitLabel, RatingButton
 from kiosk.ui.window import MainWindow
@@ -597,7 +597,7 @@ def test_a_cjk_font_is_found_and_the_configured_one_wins(tmp_path):
 
 
 def test_no_cjk_font_is_a_loud_error(monkeypatch, caplog, qapp):
-    monkeypatch.setattr("kiosk.app.find_cjk_font", lambda config: None)
+    monkeypatch.setattr("kiosk.ui.fontsetup.find_cjk_font", lambda config: None)
     assert install_cjk_font(None) is None
     assert any(r.levelname == "ERROR" and "NO CHINESE FONT FOUND" in r.message for r in caplog.records)
 

@@ -3,7 +3,7 @@ transient notice (a band over the header, so it never hides page text or buttons
 gesture and the admin overlay.
 
 It shows what it is given (``show_view``, ``set_stats``, ``set_qr``) and reports what the citizen did
-through signals; ``kiosk.app`` connects those to the flow. No key closes it, and ``closeEvent`` is
+through signals; ``kiosk.controller`` connects those to the flow. No key closes it, and ``closeEvent`` is
 refused unless ``allow_close()`` was called (the admin panel's restart and exit).
 """
 
