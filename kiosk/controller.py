@@ -35,7 +35,7 @@ from drivers.devices import (
     WindowResumed,
 )
 
-from . import prompts
+from . import checkpoint, prompts
 from .adminfacts import admin_facts
 from .flow import HISTORY_TYPES, Flow
 from .keys import read_secret
@@ -84,23 +84,8 @@ class Kiosk(QObject):
         self._roster_loading: Future[Roster] | None = None
         self._roster_loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roster-load")
         self.stats = WindowStats(config.device.window)
-        self.stats.update_from(event_log)
-        self.flow = Flow(
-            record=self._record,
-            # Through self.roster, so that a reloaded roster takes over at once.
-            find_staff=lambda card: self.roster.find(card),
-            staff_by_no=lambda staff_no: self.roster.by_staff_no(staff_no),
-            window=config.device.window,
-            rating_timeout_s=config.ui.rating_timeout_s,
-            thanks_s=config.ui.thanks_s,
-            reasons_timeout_s=config.ui.reasons_timeout_s,
-            reasons_idle_s=config.ui.reasons_idle_s,
-            touch_screen=config.ui.touch_screen,
-            walkin=config.ui.walkin,
-            walkin_interval_s=config.ui.walkin_interval_s,
-            now=self.clock(),
-            history=event_log.events_after(0, types=HISTORY_TYPES),
-        )
+        self._since_checkpoint = 0  # events written since the last checkpoint
+        self.flow = self._rebuild(event_log)
         self._qr_case: int | None = None
         self._qr_expires_at = 0.0
         self._last_second = -1
@@ -139,6 +124,52 @@ class Kiosk(QObject):
         self._update_stats()
         self._render()
 
+    def _rebuild(self, event_log: EventLog) -> Flow:
+        """The flow and the figures from the checkpoint and the events after it, or from the whole log."""
+        saved = checkpoint.load(event_log)
+        if saved is not None:
+            try:
+                self.stats.restore(saved.stats, saved.seq)
+                self.stats.update_from(event_log)  # before the flow writes (a restart closes its case)
+                return self._make_flow(event_log, saved)
+            except ValueError as e:
+                log.warning("checkpoint not used (%s): replaying the whole log", e)
+                self.stats = WindowStats(self.config.device.window)
+        self.stats.update_from(event_log)
+        flow = self._make_flow(event_log, None)
+        # Saved at the first tick, so that the next start is quick.
+        self._since_checkpoint = checkpoint.CHECKPOINT_EVERY
+        return flow
+
+    def _make_flow(self, event_log: EventLog, saved: checkpoint.Checkpoint | None) -> Flow:
+        config = self.config
+        return Flow(
+            record=self._record,
+            # Through self.roster, so that a reloaded roster takes over at once.
+            find_staff=lambda card: self.roster.find(card),
+            staff_by_no=lambda staff_no: self.roster.by_staff_no(staff_no),
+            window=config.device.window,
+            rating_timeout_s=config.ui.rating_timeout_s,
+            thanks_s=config.ui.thanks_s,
+            reasons_timeout_s=config.ui.reasons_timeout_s,
+            reasons_idle_s=config.ui.reasons_idle_s,
+            touch_screen=config.ui.touch_screen,
+            walkin=config.ui.walkin,
+            walkin_interval_s=config.ui.walkin_interval_s,
+            now=self.clock(),
+            history=event_log.events_after(saved.seq if saved else 0, types=HISTORY_TYPES),
+            checkpoint=saved.flow if saved else None,
+        )
+
+    def save_checkpoint(self) -> None:
+        """The flow's state and the figures as of the log's head (between inputs, never inside one)."""
+        try:
+            checkpoint.save(self.log, self.log.head_seq(), self.flow.durable_state(), self.stats.snapshot())
+        except sqlite3.Error as e:
+            log.warning("checkpoint not saved: %s", e)
+            return
+        self._since_checkpoint = 0
+
     # --- lifecycle
 
     def start(self) -> None:
@@ -156,6 +187,8 @@ class Kiosk(QObject):
             return
         self._closed = True
         self.timer.stop()
+        if self._since_checkpoint:
+            self.save_checkpoint()
         self.status_timer.stop()
         self.roster_timer.stop()
         self.watchdog.stop()
@@ -204,6 +237,7 @@ class Kiosk(QObject):
 
     def _record(self, type_: str, payload: dict) -> dict:
         event = self.log.append(type_, payload)
+        self._since_checkpoint += 1
         self.stats.add(event)
         if type_ == "rating":
             self._update_stats()
@@ -298,6 +332,8 @@ class Kiosk(QObject):
         self.flow.set_timeouts(ui.rating_timeout_s * factor, ui.reasons_timeout_s * factor, self.clock())
 
     def _tick(self) -> None:
+        if self._since_checkpoint >= checkpoint.CHECKPOINT_EVERY:
+            self.save_checkpoint()
         now = self.clock()
         view = self._guarded("tick", lambda: self.flow.tick(now))
         if view is not None and view != self.window.view:

@@ -106,6 +106,41 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
+_CASE_FIELDS = ("seq", "ticket_no", "case_no", "item_code", "item_name", "source")
+_STATE_KEYS = (
+    "staff",
+    "paused",
+    "called_ticket",
+    "open_case",
+    "rated",
+    "last_toggle",
+    "detail_due",
+    "walkin_seen",
+)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a seq, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _reason_codes(reasons: Sequence[str]) -> list[str]:
     """Reason codes in the order chosen, each once; ValueError for anything that is not one."""
     codes = list(dict.fromkeys(reasons))
@@ -142,11 +177,14 @@ class Flow:
         now: float,
         history: Iterable[dict] = (),
         staff_by_no: Callable[[str], Staff | None] | None = None,
+        checkpoint: dict[str, Any] | None = None,
     ):
         """``record`` is EventLog.append; ``history`` the log's events, oldest first, to restore state
         after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then.
         Without a ``touch_screen`` nobody can choose reasons at the window: the reasons page only offers
-        the QR code (for ``reasons_timeout_s``) and any rate request closes it at once."""
+        the QR code (for ``reasons_timeout_s``) and any rate request closes it at once. ``checkpoint``
+        is a ``durable_state()`` saved earlier: then ``history`` holds only the events after it (a
+        checkpoint that does not parse is a ValueError, before anything is written)."""
         self._record = record
         self._find_staff = find_staff
         self._staff_by_no = staff_by_no
@@ -178,14 +216,13 @@ class Flow:
         self._last_press: float | None = None
         self._notice: str | None = None
         self._notice_until: float | None = None
-        walkin_seen = False
+        self._walkin_seen = False  # a walk-in case was ever opened here
+        if checkpoint is not None:
+            self._restore(checkpoint)
         for event in history:
             self._apply(event["type"], event["payload"], event["seq"])
-            walkin_seen = (
-                walkin_seen or event["type"] == "case_opened" and event["payload"]["source"] == "walkin"
-            )
         # The monotonic clock does not survive a restart: the walk-in interval starts again from now.
-        self._last_walkin = now if walkin_seen else None
+        self._last_walkin = now if self._walkin_seen else None
         # What the restart interrupted is closed, not resumed: the citizen has gone.
         if self._open_case is not None:
             self._skip(self._refusal(self._open_case.case_no) or SKIP_RESTART)
@@ -208,6 +245,50 @@ class Flow:
             walkin=self._walkin,
             touched_at=self._touched_at,
         )
+
+    # --- checkpoint ---------------------------------------------------------------------------------
+
+    def durable_state(self) -> dict[str, Any]:
+        """What the log has told the flow, as JSON-able data: replaying the log gives the same (after a
+        restart, a card's hold-off counts from the restart either way, so only its member is kept)."""
+        case = self._open_case
+        return {
+            "staff": [self._staff.staff_no, self._staff.name] if self._staff else None,
+            "paused": self._paused,
+            "called_ticket": self._called_ticket,
+            "open_case": None if case is None else {k: getattr(case, k) for k in _CASE_FIELDS},
+            "rated": list(self._rated),
+            "last_toggle": self._last_toggle[0] if self._last_toggle else None,
+            "detail_due": self._detail_due,
+            "walkin_seen": self._walkin_seen,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take over a ``durable_state()``; ValueError (nothing changed) when it is not one."""
+        try:
+            if set(state) != set(_STATE_KEYS):
+                raise ValueError(f"keys {sorted(state)}")
+            staff = state["staff"]
+            if staff is not None:
+                staff_no, name = staff
+                staff = self._known_staff(_str(staff_no), _str(name))
+            case = state["open_case"]
+            if case is not None:
+                if set(case) != set(_CASE_FIELDS) or case["source"] not in ("scanner", "queue", "walkin"):
+                    raise ValueError("open_case")
+                texts = {k: _opt_str(case[k]) for k in ("ticket_no", "case_no", "item_code", "item_name")}
+                case = Case(seq=_int(case["seq"]), source=case["source"], **texts)
+            rated = [_str(c) for c in state["rated"]][-RATED_CASES_KEPT:]
+            toggle = _opt_str(state["last_toggle"])
+            detail_due = None if state["detail_due"] is None else _int(state["detail_due"])
+            paused, walkin_seen = _bool(state["paused"]), _bool(state["walkin_seen"])
+            called = _opt_str(state["called_ticket"])
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise ValueError(f"not a flow checkpoint: {e}") from None
+        self._staff, self._paused, self._called_ticket, self._open_case = staff, paused, called, case
+        self._rated = dict.fromkeys(rated)
+        self._last_toggle = (toggle, self._now) if toggle is not None else None
+        self._detail_due, self._walkin_seen = detail_due, walkin_seen
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -538,6 +619,7 @@ class Flow:
         elif type_ == "ticket_called":
             self._called_ticket = payload["ticket_no"]
         elif type_ == "case_opened":
+            self._walkin_seen = self._walkin_seen or payload["source"] == "walkin"
             self._open_case = Case(
                 seq=seq,
                 ticket_no=payload["ticket_no"],

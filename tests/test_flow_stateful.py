@@ -6,6 +6,8 @@ rate request meanwhile waits for the thanks page to end), that a reasons page no
 10 s gives way to the next case at once (nobody refused), that a 差评's reasons are those submitted, or
 noted on the page when it timed out or gave way, and that the screen shows only what the log holds."""
 
+import json
+
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -82,13 +84,16 @@ class FlowMachine(RuleBasedStateMachine):
         self.noted: dict[int, list[str]] = {}  # rating seq -> reasons noted on its page
         self.last_toggle: tuple[str, float] | None = None  # staff_no whose sign-in or -out was last, when
         self.flow = self.make_flow()
+        self.checkpoint: tuple[int, dict] | None = None  # (seq, durable state) taken at some point
         if signed_in:
             self.flow.swipe("card-a", self.now)
             self.last_toggle = ("0371", self.now)
 
-    def make_flow(self) -> Flow:
+    def make_flow(self, log: MemoryLog | None = None, checkpoint: tuple[int, dict] | None = None) -> Flow:
+        log = log or self.log
+        after = checkpoint[0] if checkpoint else 0
         return Flow(
-            record=self.log.append,
+            record=log.append,
             find_staff=STAFF.get,
             window="03",
             rating_timeout_s=RATING_TIMEOUT_S,
@@ -99,7 +104,8 @@ class FlowMachine(RuleBasedStateMachine):
             walkin=self.walkin,
             walkin_interval_s=WALKIN_INTERVAL_S,
             now=self.now,
-            history=[e for e in self.log.events if e["type"] in HISTORY_TYPES],
+            history=[e for e in log.events if e["type"] in HISTORY_TYPES and e["seq"] > after],
+            checkpoint=checkpoint[1] if checkpoint else None,
         )
 
     def attempt(self, step: float, action):
@@ -261,9 +267,30 @@ class FlowMachine(RuleBasedStateMachine):
     def tick(self, step):
         self.attempt(step, self.flow.tick)
 
+    @rule()
+    def take_checkpoint(self):
+        """The kiosk saves its flow state beside the log (as JSON), at whatever point it is."""
+        self.checkpoint = (len(self.log.events), json.loads(json.dumps(self.flow.durable_state())))
+
+    def copy_log(self) -> MemoryLog:
+        copy = MemoryLog(lambda: self.now)
+        copy.events = list(self.log.events)
+        return copy
+
     @rule(step=STEPS)
     def restart(self, step):
         self.now += step
+        if self.checkpoint is not None:
+            # Starting from the checkpoint and the events after it is starting from the whole log.
+            replayed, resumed = self.copy_log(), self.copy_log()
+            whole = self.make_flow(replayed)
+            from_checkpoint = self.make_flow(resumed, self.checkpoint)
+            assert from_checkpoint.durable_state() == whole.durable_state()
+            assert [(e["type"], e["payload"]) for e in resumed.events] == [
+                (e["type"], e["payload"]) for e in replayed.events
+            ]
+            assert from_checkpoint.view == whole.view
+            event("restart: from a checkpoint")
         self.restarting = True
         try:
             self.flow = self.make_flow()
