@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("screenshot", help="render every page at the reference sizes to PNG")
     _config_arg(p)
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--audit", action="store_true", help="also run the accessibility checks on each page")
     p.set_defaults(handler="kiosk.screenshot:main")
 
     p = sub.add_parser("voice", help="spoken prompts: generate the default set, play one, check the device")

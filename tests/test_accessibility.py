@@ -10,9 +10,10 @@ import time
 import pytest
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QApplication
 
 from core.domain import DEFAULT_REASONS
-from kiosk.screenshot import REFERENCE_DIAGONALS, SIZES, sample_views
+from kiosk.screenshot import REFERENCE_DIAGONALS, SIZES, sample_views, tick_and_type
 from kiosk.ui import audit, theme
 from kiosk.ui.fontsetup import install_cjk_font
 from kiosk.ui.pages import Station
@@ -49,8 +50,11 @@ def page_problems(window: MainWindow, qtbot) -> list[str]:
     now = time.monotonic()
     for name, view in sample_views(now).items():
         window.show_view(view, now)
+        if name == "reasons-ticked":
+            tick_and_type(window.pages["reasons"])  # ✓ marks, and the phone step where it has one
         window.tick(now)
         qtbot.waitUntil(lambda v=view: window.current_page() == v.page)
+        QApplication.processEvents()  # the layout settles, as before the next frame is on screen
         problems += [f"{name}: {p}" for p in audit.audit(window, window.metrics())]
     return problems
 

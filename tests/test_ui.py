@@ -620,7 +620,8 @@ def test_font_ranking_prefers_simplified_chinese_sans(tmp_path):
 def test_screenshot_renders_every_page_at_a_size(qtbot, tmp_path):
     config_file = tmp_path / "kiosk.toml"
     config_file.write_text('[device]\nid = "T"\nwindow = "03"\nhall = "测试大厅"\n')
-    written = render(config_file, tmp_path / "shots", sizes=((1024, 600),))
-    assert sorted(p.name for p in written) == sorted(f"{name}-1024x600.png" for name in sample_views(0))
+    written = render(config_file, tmp_path / "shots", sizes=((1024, 600),), audit=True)  # checks pass
+    expected = [f"{name}{mode}-1024x600.png" for name in sample_views(0) for mode in ("", "-elderly")]
+    assert sorted(p.name for p in written) == sorted(expected)
     image = QImage(str(written[0]))
     assert (image.width(), image.height()) == (1024, 600)

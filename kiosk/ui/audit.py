@@ -9,7 +9,8 @@ returns what falls short, one line each:
 - text contrast, from the rendered pixels: the ink (the colour in the text's box that stands out most
   from the box's commonest colour, its background) against that background, at least 4.5:1, 3:1 for
   text of ``theme.LARGE_DP`` and more;
-- boundaries: a button's edge (its fill or its outline) at least 3:1 against what surrounds it.
+- boundaries: a button's edge (its fill or its outline) at least 3:1 against what surrounds it;
+- no two buttons overlap (a squeezed layout can keep each button's size yet hide part of it).
 
 A widget drawing its own text says where with ``text_items()``; labels and push buttons are found as
 they are. Used by the tests on every page at every reference size in both modes, and by anyone who
@@ -103,6 +104,7 @@ def audit(window: QWidget, metrics: theme.Metrics) -> list[str]:
     picture = to_pil(window.grab().toImage())
     bounds = window.rect()
     problems: list[str] = []
+    buttons: list[tuple[str, QRect]] = []  # every button's visible box, to find any that overlap
     for widget in window.findChildren(QWidget):
         if not widget.isVisible() or widget.window() is not window:
             continue
@@ -115,6 +117,9 @@ def audit(window: QWidget, metrics: theme.Metrics) -> list[str]:
             continue  # covered by a sibling on top (the notice band over the header)
         where = describe(widget)
         if isinstance(widget, QAbstractButton):
+            box = shown.translated(origin)
+            problems += [f"{where}: overlaps {other}" for other, rect in buttons if rect.intersects(box)]
+            buttons.append((where, box))
             problems += _check_target(widget, where, metrics)
             problems += _check_boundary(widget, where, picture, origin, bounds)
         for item in text_items(widget):

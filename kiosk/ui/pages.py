@@ -579,6 +579,10 @@ class ReasonsPage(Page):
         self.back.setVisible(touch and phone_step)
         self.skip.setVisible(touch and not phone_step)
         self.submit.setVisible(touch)
+        # The phone step in a short landscape space: the keypad in two rows of six.
+        wide = phone_step and self._m is not None and not self._m.portrait
+        self.keypad.set_columns(6 if wide else 3)
+        self.subtitle.setVisible(not phone_step)
 
     @property
     def step(self) -> str:

@@ -343,16 +343,45 @@ class Keypad(QWidget):
                 key.clicked.connect(lambda _=False, d=label: self.digit.emit(d))
             grid.addWidget(key, i // 3, i % 3)
             self.keys.append(key)
+        self._columns = 3
+
+    def set_columns(self, columns: int) -> None:
+        """3 (a phone pad, four rows) or 6 (two rows, for a short wide space)."""
+        if columns == self._columns:
+            return
+        self._columns = columns
+        while self.grid.count():
+            self.grid.takeAt(0)
+        # Six columns: 1-6 over 7 8 9 0 清空 删除.
+        order = self.keys if columns == 3 else [*self.keys[:9], self.keys[10], self.keys[9], self.keys[11]]
+        for i, key in enumerate(order):
+            self.grid.addWidget(key, i // columns, i % columns)
+        for c in range(6):
+            self.grid.setColumnStretch(c, 1 if c < columns else 0)
 
     def set_metrics(self, m: theme.Metrics, key_height: int) -> None:
         self.grid.setSpacing(max(m.px(0.8), m.mm(1.5)))
         key_height = max(key_height, m.target)
-        digit_px = max(int(key_height * 0.50), m.dp(m.min_dp(True)))
+        self._min_px = m.dp(m.min_dp(True))
         for key in self.keys:
             key.setMinimumSize(m.target, key_height)
-            # 清空 and 删除 as large as they fit: two characters beside the digits' one.
-            px = digit_px if key.text().isdigit() else max(int(key_height * 0.40), m.dp(m.min_dp(True)))
-            key.setFont(theme.font("", px, bold=True))
+        self._fit_fonts()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_fonts()
+
+    def _fit_fonts(self) -> None:
+        """Digits half as tall as the keys they get; 清空 and 删除 as large as fits (two characters)."""
+        key = self.keys[0]
+        h, w = max(key.height(), key.minimumHeight()), max(key.width(), key.minimumWidth())
+        low = getattr(self, "_min_px", theme.MIN_FONT_PX)
+        digit_px = max(low, int(min(h * 0.45, w * 0.5)))
+        word_px = max(low, int(min(h * 0.36, w * 0.36)))
+        for key in self.keys:
+            px = digit_px if key.text().isdigit() else word_px
+            if key.font().pixelSize() != px:
+                key.setFont(theme.font("", px, bold=True))
 
 
 class PhotoView(QWidget):

@@ -226,7 +226,8 @@ class MainWindow(QWidget):
         if view.page in CITIZEN_PAGES and self._screen_of(previous) != self._screen_of(view):
             self.admin.close_panel()  # a citizen needs the screen now: the admin pad or panel gives way
         page = self.pages[view.page]
-        self.header.elderly.setVisible(view.page in ELDERLY_PAGES)
+        # The citizen's pages, and the welcome page where it offers the rating buttons (walk-in).
+        self.header.elderly.setVisible(view.page in ELDERLY_PAGES or view.page == "ready" and view.walkin)
         page.show_view(view, now)
         if self.stack.currentWidget() is not page:
             self.stack.setCurrentWidget(page)
