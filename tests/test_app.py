@@ -471,3 +471,25 @@ def test_the_citizens_elderly_mode_gives_more_time_and_ends_with_their_visit(qtb
     wait_page(qtbot, window, "ready")
     assert not window.elderly  # the next citizen starts as configured
     assert window.kiosk.flow.set_timeouts(30, 60, window.kiosk.clock()).page == "ready"
+
+
+def test_without_a_touch_screen_the_reasons_page_offers_the_qr_code_and_gives_way(qtbot, tmp_path, sim):
+    config = write_config(tmp_path, sim)
+    config.write_text(config.read_text().replace("[ui]\n", "[ui]\ntouch_screen = false\n"))
+    window = open_window(qtbot, config)
+    try:
+        qtbot.waitUntil(
+            lambda: all(sim.is_open(name) for name in ("card", "ticket", "keypad")), timeout=10_000
+        )
+        sign_in_and_request(qtbot, window, sim)
+        sim.press(1)  # 非常不满意 on the keypad: nobody can tick reasons at this window
+        wait_page(qtbot, window, "reasons")
+        page = window.pages["reasons"]
+        assert page.qr_box.isVisible() and page.qr.url  # reasons can be added by phone
+        assert not page.reasons_scroll.isVisible() and not page.submit.isVisible()
+        sim.rate("370211202611280099", ticket="A013", item_code=None, item_name="户籍迁移")
+        wait_page(qtbot, window, "rate")  # the next citizen at once
+        assert window.kiosk.flow.view.case.case_no == "370211202611280099"
+        assert last_event(window, "rating_detail")["payload"]["reasons"] == []
+    finally:
+        window.kiosk.close()

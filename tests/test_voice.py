@@ -226,3 +226,31 @@ def test_the_kiosk_speaks_each_page_and_a_page_change_cuts_the_prompt(qtbot, sin
     welcome, rate, reasons = recordings(sink)
     assert measure(rate)[0] < recorded_seconds("rate") - 2  # the page change cut it
     assert measure(reasons)[0] == pytest.approx(recorded_seconds("reasons"), abs=0.15)
+
+
+def test_voice_commands_play_and_check_the_configured_device(sink, tmp_path, capsys):
+    from commands.cli import main as kiosk_main
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[device]\nid = "W03"\nwindow = "03"\n[voice]\ndevice = "{DEVICE}"\n')
+    assert kiosk_main(["voice", "--config", str(config), "check"]) == 0
+    assert kiosk_main(["voice", "--config", str(config), "play", "thanks"]) == 0
+    assert measure(recordings(sink)[-1])[0] == pytest.approx(recorded_seconds("thanks"), abs=0.15)
+    assert kiosk_main(["voice", "--config", str(config), "play", "nonsense"]) == 2
+    config.write_text('[device]\nid = "W03"\nwindow = "03"\n[voice]\ndevice = "no_such_device"\n')
+    assert kiosk_main(["voice", "--config", str(config), "check"]) == 1
+    assert "no_such_device" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="needs espeak-ng")
+def test_the_default_prompts_are_generated_from_their_captions(tmp_path):
+    from kiosk.voice import generate
+
+    written = generate(tmp_path)
+    assert sorted(p.name for p in written) == sorted(f"{n}.wav" for n in prompts.PROMPTS)
+    for path in written:
+        with wave.open(str(path)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (SAMPLE_RATE, 1, 2)
+            seconds = w.getnframes() / SAMPLE_RATE
+        # The same words as the shipped file, give or take espeak-ng's version.
+        assert seconds == pytest.approx(recorded_seconds(path.stem), rel=0.25)
