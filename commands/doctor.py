@@ -377,6 +377,18 @@ def check_log(store_path: Path) -> tuple[list[CheckResult], LogFacts]:
     return rows, facts
 
 
+def check_screen_size(config: Config) -> CheckResult:
+    """Touch targets and text are sized in millimetres from the screen's pixels per inch."""
+    diagonal = config.ui.screen_diagonal_in
+    if diagonal is None:
+        return warn(
+            "screen size",
+            "no [ui] screen_diagonal_in: sizes follow the DPI the screen reports, often wrong on panels",
+            "set [ui] screen_diagonal_in (e.g. 10.1) so touch targets are 9.5 mm",
+        )
+    return ok("screen size", f'{diagonal}" diagonal: touch targets and text sized from it')
+
+
 def check_voice(config: Config) -> CheckResult:
     """Spoken prompts: a warning, never a failure, when nothing can be heard (the captions stay)."""
     voice = config.voice
@@ -566,7 +578,8 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
     if config is None:
         rows.append(check_display(env, source))
         return rows
-    rows += [check_roster_file(config), check_font(config), check_display(env, source), check_voice(config)]
+    rows += [check_roster_file(config), check_font(config), check_display(env, source)]
+    rows += [check_screen_size(config), check_voice(config)]
     log_rows, facts = check_log(config.store_path)
     rows += [check_serial(device, facts.devices) for device in config.serial.values()]
     now = datetime.now().astimezone()

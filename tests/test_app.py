@@ -493,3 +493,17 @@ def test_without_a_touch_screen_the_reasons_page_offers_the_qr_code_and_gives_wa
         assert last_event(window, "rating_detail")["payload"]["reasons"] == []
     finally:
         window.kiosk.close()
+
+
+def test_a_notify_socket_nobody_reads_never_blocks(tmp_path, monkeypatch):
+    """The watchdog ping runs on the GUI thread: a full notify queue loses pings, never freezes it."""
+    from core import systemd
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        start = time.monotonic()
+        sent = [systemd.notify("WATCHDOG=1") for _ in range(500)]  # the queue holds far fewer
+        assert time.monotonic() - start < 5
+        assert sent[0] and not all(sent)
