@@ -1,4 +1,4 @@
-"""The ``kiosk`` command line (contracts.md §1): argument parsing here, each command's work in its module.
+"""The ``kiosk`` command line (docs/configuration.md): argument parsing here, each command's work in its module.
 
 Handlers are imported only when their command runs, so ``kiosk sync`` never loads Qt. Exit status:
 0 success, 2 usage or configuration error (one message, no traceback), 1 any other failure.
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core.config import ConfigError
+from hub.desk import cli_args as desk_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -29,6 +30,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def _hub_storage_args(p: argparse.ArgumentParser, *, under_hub: bool = False) -> None:
     # Under `kiosk hub`, an option not repeated after the subcommand must not reset the one given before it.
     default = argparse.SUPPRESS if under_hub else None
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="hub configuration file (default: $KIOSK_HUB_CONFIG, then /etc/kiosk/hub.toml if it exists)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--data",
@@ -64,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hub", help="the reference central hub")
     _hub_storage_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--host", help="address to listen on (default [server] host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default [server] port, else 8700)")
     p.add_argument(
         "--admin-token",
         metavar="TOKEN",
@@ -86,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--dept-code", default="", help="统一社会信用代码 of its department (deptCode in the export)"
     )
+    d.add_argument("--dept", metavar="CODE", help="the section (科室) whose 差评 the device's are")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_add")
+    d = device.add_parser("v1-off", help="refuse signature version 1 from a device registered before 0.2.0")
+    d.add_argument("id", metavar="ID")
+    _hub_storage_args(d, under_hub=True)
+    d.set_defaults(handler="hub.cli:device_v1_off")
+    desk_cli.add_parsers(hub_sub, device, _hub_storage_args)
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
     )
@@ -103,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_storage_args(k, under_hub=True)
     k.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
     k.set_defaults(handler="hub.cli:key_export")
+    ratings = hub_sub.add_parser("ratings", help="the ratings the hub holds").add_subparsers(
+        dest="ratings_command", metavar="RATINGS_COMMAND", required=True
+    )
+    e = ratings.add_parser(
+        "export", help="print the ratings in the national field names (as GET /api/v1/ratings)"
+    )
+    e.add_argument("--from", dest="from_", metavar="DATE", help="yyyy-MM-dd or an ISO date-time")
+    e.add_argument("--to", metavar="DATE", help="yyyy-MM-dd (the whole day) or an ISO date-time")
+    e.add_argument("--format", choices=("json", "csv"), default="json")
+    _hub_storage_args(e, under_hub=True)
+    e.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
+    e.set_defaults(handler="hub.export:ratings_export")
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")
     p.add_argument("--config-out", metavar="PATH", help="also write a [serial.*] config fragment here")

@@ -1,4 +1,4 @@
-"""The kiosk configuration: one TOML file (contracts.md §2) loaded into typed, immutable objects.
+"""The kiosk configuration: one TOML file (docs/configuration.md) loaded into typed, immutable objects.
 
 Every problem is a ConfigError naming the file, the key and what was expected; the command line turns
 it into one message and exit status 2. Relative paths are resolved against the file's folder.
@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .domain import DEFAULT_REASONS, REASON_CODE_PATTERN, Reason
+from .tomlconfig import ConfigError, Section, http_url, int_range, one_of, pattern, read_toml
 
 DEFAULT_PATHS = (Path("/etc/kiosk/kiosk.toml"), Path("config/kiosk.toml"))
 DEVICE_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used; ``str()`` is the whole message for the technician."""
-
-    def __init__(self, path: Path | str, key: str | None, problem: str):
-        self.path = Path(path)
-        self.key = key
-        self.problem = problem
-        where = f"{self.path}: {key}: " if key else f"{self.path}: "
-        super().__init__(where + problem)
 
 
 @dataclass(frozen=True)
@@ -56,6 +44,7 @@ class HubConfig:
     url: str
     secret_file: Path
     public_key_file: Path | None = None
+    heartbeat_s: int = 60  # how often the agent reports the device's health (docs/fleet.md)
 
 
 @dataclass(frozen=True)
@@ -69,28 +58,28 @@ class UiConfig:
     fullscreen: bool = True
     rating_timeout_s: int = 60
     thanks_s: int = 3
+    reasons_timeout_s: int = 60
     walkin: bool = False
     walkin_interval_s: int = 30
     hide_cursor: bool = True
     font_path: Path | None = None
     admin_pin_hash: str | None = None
-    reasons_timeout_s: int = 60
     reasons_idle_s: int = 10  # a rate request closes a reasons page untouched this long (nobody refused)
     touch_screen: bool = True  # without one the reasons page only offers the QR code
-    screen_diagonal_in: float | None = None  # sizes in millimetres from it; None: the screen's own DPI
+    screen_diagonal_in: float | None = None  # sizes in millimetres from it; None: the screen's DPI
     elderly: bool = False  # 长辈模式 at start (the citizen's toggle changes it while the kiosk runs)
     elderly_time_factor: float = 1.5  # 长辈模式 gives this many times the rating and reasons time
 
 
 @dataclass(frozen=True)
 class VoiceConfig:
-    """Spoken prompts (docs/configuration.md); the files are WAVs in ``dir``, replaceable per bureau."""
+    """Spoken prompts (docs/ui.md); the files are WAVs in ``dir``, replaceable per bureau."""
 
     mute: bool = False
     volume: int = 80  # percent of the recorded level
     quiet_hours: tuple[int, int] | None = None  # (start, end) minutes after midnight: silent then
     welcome: bool = False  # also greet on sign-in
-    dir: Path | None = None  # None: the prompts shipped in assets/voice/
+    dir: Path | None = None  # None: the prompts shipped in kiosk/assets/voice/
     device: str = "default"  # the ALSA device aplay plays to
 
 
@@ -106,6 +95,8 @@ class Config:
     ui: UiConfig
     reasons: tuple[Reason, ...] = field(default=DEFAULT_REASONS)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
+    # The keys written in the file ("ui.thanks_s", "reasons"): they win over the hub's remote settings.
+    explicit_keys: frozenset[str] = frozenset()
 
     def serial_device(self, name: str) -> SerialConfig | None:
         """The fitted device called ``name`` (card, ticket, keypad), or None when it is not fitted."""
@@ -137,7 +128,7 @@ def file_stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def default_config_path() -> Path:
-    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (contracts.md §1)."""
+    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (docs/configuration.md)."""
     env = os.environ.get("KIOSK_CONFIG")
     if env:
         return Path(env)
@@ -148,122 +139,9 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path | str | None = None) -> Config:
-    path = Path(path) if path is not None else default_config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found") from None
-    except OSError as e:
-        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, None, f"TOML syntax error: {e}") from None
-    return parse_config(data, path)
-
-
-# --- parsing ---------------------------------------------------------------------------------------
-
-_REQUIRED = object()
-
-
-class _Section:
-    """Reads one table, checking each key's type and rejecting keys nobody asked for."""
-
-    def __init__(self, path: Path, name: str, data: Any):
-        self.path, self.name = path, name
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"[{name}]", "expected a table")
-        self.data = data
-        self.seen: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"[{self.name}] {key}"
-
-    def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED, check: Callable | None = None
-    ):
-        self.seen.add(key)
-        if key not in self.data:
-            if default is _REQUIRED:
-                raise ConfigError(self.path, self.key(key), "required key is missing")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are not integers here, whatever Python thinks.
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join(_TYPE_NAMES[k] for k in kinds)
-            raise ConfigError(self.path, self.key(key), f"expected {names}, got {value!r}")
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise ConfigError(self.path, self.key(key), problem)
-        return value
-
-    def path_value(self, key: str, default: Any = _REQUIRED) -> Path | None:
-        value = self.get(key, str, default, check=lambda v: "expected a non-empty path" if not v else None)
-        if value is None or isinstance(value, Path):
-            return value
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(self.path, self.key(unknown[0]), "unknown key")
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    bool: "true or false",
-    float: "a number",
-    list: "a list",
-    dict: "a table",
-}
-
-
-def _pattern(pattern: str, what: str) -> Callable[[str], str | None]:
-    rx = re.compile(pattern)
-    return lambda v: None if rx.fullmatch(v) else f"expected {what}, got {v!r}"
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    return lambda v: None if v in choices else f"expected one of {', '.join(choices)}, got {v!r}"
-
-
-def _range(lo: int, hi: int) -> Callable[[int], str | None]:
-    return lambda v: None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
-
-
-def _quiet_hours(v: str) -> str | None:
-    return None if _parse_quiet_hours(v) is not None or v == "" else f"expected HH:MM-HH:MM, got {v!r}"
-
-
-def _parse_quiet_hours(v: str) -> tuple[int, int] | None:
-    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", v)
-    if m is None:
-        return None
-    h1, m1, h2, m2 = map(int, m.groups())
-    return h1 * 60 + m1, h2 * 60 + m2
-
-
-def _span(v: float, lo: float, hi: float) -> str | None:
-    return None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
-
-
-def _inches(v: float) -> str | None:
-    return _span(v, 3, 100)
-
-
-def _diagonal(v: float | None) -> float | None:
-    return None if v is None else float(v)
-
-
-def _url(v: str) -> str | None:
-    return None if re.match(r"https?://[^\s/]+", v) else f"expected an http:// or https:// URL, got {v!r}"
+    # Absolute in every message: a technician reading a log cannot know which folder it was relative to.
+    path = Path(path if path is not None else default_config_path()).absolute()
+    return parse_config(read_toml(path), path)
 
 
 _TOP_LEVEL_NAMES = {
@@ -274,105 +152,131 @@ _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
+def _span(lo: float, hi: float):
+    return lambda v: None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
+
+
+def _optional_float(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
+def _quiet_hours(v: str) -> str | None:
+    return None if v == "" or parse_quiet_hours(v) is not None else f"expected HH:MM-HH:MM, got {v!r}"
+
+
+def parse_quiet_hours(v: str) -> tuple[int, int] | None:
+    """ "22:00-07:00" as minutes after midnight, (1320, 420); None for anything else."""
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", v)
+    if m is None:
+        return None
+    h1, m1, h2, m2 = map(int, m.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+class _TopLevel(Section):
+    """The file itself: its keys are tables, named as written (``[device]``, ``[[reasons]]``)."""
+
+    def key(self, key: str) -> str:
+        return _TOP_LEVEL_NAMES.get(key, key)
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     path = Path(path).absolute()
-    top = _Section(path, "", data)
-    top.key = lambda key: _TOP_LEVEL_NAMES.get(key, key)
+    top = _TopLevel(path, "", data)
 
-    device_s = _Section(path, "device", top.get("device", dict))
+    device_s = Section(path, "device", top.get("device", dict))
     device = DeviceConfig(
-        id=device_s.get("id", str, check=_pattern(DEVICE_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 . _ -")),
-        window=device_s.get("window", str, check=_pattern(r"\S{1,16}", "a window number of 1-16 characters")),
+        id=device_s.get("id", str, check=pattern(DEVICE_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 . _ -")),
+        window=device_s.get("window", str, check=pattern(r"\S{1,16}", "a window number of 1-16 characters")),
         hall=device_s.get("hall", str, ""),
-        area_code=device_s.get("area_code", str, "", check=_pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")),
+        area_code=device_s.get("area_code", str, "", check=pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")),
         dept_code=device_s.get(
-            "dept_code", str, "", check=_pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)")
+            "dept_code", str, "", check=pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)")
         ),
     )
     device_s.done()
 
-    store_s = _Section(path, "store", top.get("store", dict, {}))
+    store_s = Section(path, "store", top.get("store", dict, {}))
     store_path = store_s.path_value("path", "kiosk.db")
     store_s.done()
 
-    roster_s = _Section(path, "roster", top.get("roster", dict, {}))
+    roster_s = Section(path, "roster", top.get("roster", dict, {}))
     roster_path = roster_s.path_value("path", None)
     roster_s.done()
 
     serial: dict[str, SerialConfig] = {}
-    serial_top = _Section(path, "serial", top.get("serial", dict, {}))
+    serial_top = Section(path, "serial", top.get("serial", dict, {}))
     for name in list(serial_top.data):
         if name not in _SERIAL_KEYS:
             raise ConfigError(path, f"[serial.{name}]", "unknown device; expected card, ticket or keypad")
-        s = _Section(path, f"serial.{name}", serial_top.get(name, dict))
+        s = Section(path, f"serial.{name}", serial_top.get(name, dict))
         kwargs: dict[str, Any] = {
             "port": s.get(
                 "port", str, check=lambda v: None if v.strip() else "expected a device path or URL"
             ),
-            "baudrate": s.get("baudrate", int, 9600, check=_range(1200, 115200)),
+            "baudrate": s.get("baudrate", int, 9600, check=int_range(1200, 115200)),
         }
         if kwargs["baudrate"] not in _BAUDRATES:
             raise ConfigError(path, s.key("baudrate"), f"expected one of {_BAUDRATES}")
         if "protocol" in _SERIAL_KEYS[name]:
-            kwargs["protocol"] = s.get("protocol", str, "em4100", check=_one_of("em4100", "line"))
+            kwargs["protocol"] = s.get("protocol", str, "em4100", check=one_of("em4100", "line"))
         if "encoding" in _SERIAL_KEYS[name]:
-            kwargs["encoding"] = s.get("encoding", str, "utf-8", check=_one_of("utf-8", "gb18030"))
+            kwargs["encoding"] = s.get("encoding", str, "utf-8", check=one_of("utf-8", "gb18030"))
         s.done()
         serial[name] = SerialConfig(name=name, **kwargs)
     serial_top.done()
 
     hub = None
     if "hub" in data:
-        hub_s = _Section(path, "hub", top.get("hub", dict))
+        hub_s = Section(path, "hub", top.get("hub", dict))
         hub = HubConfig(
-            url=hub_s.get("url", str, check=_url).rstrip("/"),
+            url=hub_s.get("url", str, check=http_url).rstrip("/"),
             secret_file=hub_s.path_value("secret_file", "device.key"),
             public_key_file=hub_s.path_value("public_key_file", None),
+            heartbeat_s=hub_s.get("heartbeat_s", int, 60, check=int_range(5, 86400)),
         )
         hub_s.done()
     else:
         top.seen.add("hub")
 
-    qr_s = _Section(path, "qr", top.get("qr", dict, {}))
+    qr_s = Section(path, "qr", top.get("qr", dict, {}))
     default_base = f"{hub.url}/q/" if hub else None
-    base_url = qr_s.get("base_url", str, default_base, check=_url)
-    ttl_s = qr_s.get("ttl_s", int, 600, check=_range(30, 86400))
+    base_url = qr_s.get("base_url", str, default_base, check=http_url)
+    ttl_s = qr_s.get("ttl_s", int, 600, check=int_range(30, 86400))
     qr_s.done()
     qr = QrConfig(base_url=base_url, ttl_s=ttl_s) if base_url else None
 
-    ui_s = _Section(path, "ui", top.get("ui", dict, {}))
+    ui_s = Section(path, "ui", top.get("ui", dict, {}))
     ui = UiConfig(
         fullscreen=ui_s.get("fullscreen", bool, True),
-        rating_timeout_s=ui_s.get("rating_timeout_s", int, 60, check=_range(5, 3600)),
-        thanks_s=ui_s.get("thanks_s", int, 3, check=_range(1, 60)),
+        rating_timeout_s=ui_s.get("rating_timeout_s", int, 60, check=int_range(5, 3600)),
+        thanks_s=ui_s.get("thanks_s", int, 3, check=int_range(1, 60)),
+        reasons_timeout_s=ui_s.get("reasons_timeout_s", int, 60, check=int_range(10, 3600)),
         walkin=ui_s.get("walkin", bool, False),
-        walkin_interval_s=ui_s.get("walkin_interval_s", int, 30, check=_range(0, 3600)),
+        walkin_interval_s=ui_s.get("walkin_interval_s", int, 30, check=int_range(0, 3600)),
         hide_cursor=ui_s.get("hide_cursor", bool, True),
         font_path=ui_s.path_value("font_path", None),
         admin_pin_hash=ui_s.get(
             "admin_pin_hash",
             str,
             None,
-            check=_pattern(
-                r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"
-            ),
+            check=pattern(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"),
         ),
-        reasons_timeout_s=ui_s.get("reasons_timeout_s", int, 60, check=_range(10, 3600)),
-        reasons_idle_s=ui_s.get("reasons_idle_s", int, 10, check=_range(3, 600)),
+        reasons_idle_s=ui_s.get("reasons_idle_s", int, 10, check=int_range(3, 600)),
         touch_screen=ui_s.get("touch_screen", bool, True),
-        screen_diagonal_in=_diagonal(ui_s.get("screen_diagonal_in", (int, float), None, check=_inches)),
-        elderly=ui_s.get("elderly", bool, False),
-        elderly_time_factor=float(
-            ui_s.get("elderly_time_factor", (int, float), 1.5, check=lambda v: _span(v, 1, 4))
+        screen_diagonal_in=_optional_float(
+            ui_s.get("screen_diagonal_in", (int, float), None, check=_span(3, 100))
         ),
+        elderly=ui_s.get("elderly", bool, False),
+        elderly_time_factor=float(ui_s.get("elderly_time_factor", (int, float), 1.5, check=_span(1, 4))),
     )
     ui_s.done()
 
-    voice_s = _Section(path, "voice", top.get("voice", dict, {}))
+    voice_s = Section(path, "voice", top.get("voice", dict, {}))
     voice = VoiceConfig(
         mute=voice_s.get("mute", bool, False),
-        volume=voice_s.get("volume", int, 80, check=_range(0, 100)),
-        quiet_hours=_parse_quiet_hours(voice_s.get("quiet_hours", str, "", check=_quiet_hours)),
+        volume=voice_s.get("volume", int, 80, check=int_range(0, 100)),
+        quiet_hours=parse_quiet_hours(voice_s.get("quiet_hours", str, "", check=_quiet_hours)),
         welcome=voice_s.get("welcome", bool, False),
         dir=voice_s.path_value("dir", None),
         device=voice_s.get(
@@ -388,11 +292,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             raise ConfigError(path, "[[reasons]]", "expected at least one reason")
         parsed = []
         for i, item in enumerate(items):
-            r = _Section(path, f"reasons.{i}", item)
+            r = Section(path, f"reasons.{i}", item)
             parsed.append(
                 Reason(
                     code=r.get(
-                        "code", str, check=_pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")
+                        "code", str, check=pattern(REASON_CODE_PATTERN, "1-16 characters of A-Z a-z 0-9 _")
                     ),
                     label=r.get("label", str, check=lambda v: None if v.strip() else "expected a label"),
                     group=r.get("group", str, "其他"),
@@ -416,4 +320,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         ui=ui,
         reasons=reasons,
         voice=voice,
+        explicit_keys=frozenset(
+            [f"{name}.{key}" for name, table in data.items() if isinstance(table, dict) for key in table]
+            + (["reasons"] if "reasons" in data else [])
+        ),
     )

@@ -14,33 +14,30 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 from nacl.public import PrivateKey
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import String
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.config import DEVICE_ID_PATTERN
+from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .storage import (
-    ALL_DEVICES,
-    HubStore,
-    KeyFileError,
-    StaffEntry,
-    database_url,
-    key_file_path,
-    roster_staff,
-)
+from .config import HubConfig, load_hub_config
+from .keys import KeyFileError, key_file_path
+from .schema import ALL_DEVICES, roster_staff
+from .storage import HubStore, StaffEntry, database_url
 
 log = logging.getLogger("hub")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
-MAX_CARD_CHARS = roster_staff.c.card.type.length
+MAX_CARD_CHARS: int = cast(String, roster_staff.c.card.type).length or 0
 DATABASE_ENV = "KIOSK_HUB_DB"
 
 
@@ -69,10 +66,17 @@ class HubFailure(Exception):
     """Anything else that stops the command (a database that does not answer). Exit 1."""
 
 
-def _open_store(args) -> HubStore:
+def _hub_config(args) -> HubConfig:
+    return load_hub_config(getattr(args, "config", None))
+
+
+def _open_store(args, config: HubConfig | None = None) -> HubStore:
+    """The store named by --data or --db, else $KIOSK_HUB_DB, else the file's [database] url, else the
+    SQLite database in ./hub-data."""
+    config = config or _hub_config(args)
     data, db = getattr(args, "data", None), getattr(args, "db", None)
     if not data and not db:
-        db = os.environ.get(DATABASE_ENV) or None
+        db = os.environ.get(DATABASE_ENV) or config.database_url
     try:
         return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
@@ -109,21 +113,24 @@ def _run(command):
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
-    store = _open_store(args)
+    config = _hub_config(args)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    store = _open_store(args, config)
     _contact_key(store)
     token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
     if token is None:
         log.info("no --admin-token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
-        args.host,
-        args.port,
+        host,
+        port,
         store.engine.url.render_as_string(),
     )
-    config = uvicorn.Config(
-        create_app(store, token), host=args.host, port=args.port, access_log=False, log_config=None
+    server = NotifyingServer(
+        uvicorn.Config(
+            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+        )
     )
-    server = NotifyingServer(config)
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
@@ -131,7 +138,7 @@ def serve(args) -> int:
     finally:
         store.close()
     if not server.started:
-        raise HubFailure(f"could not listen on {args.host}:{args.port}")
+        raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
 
 
@@ -145,10 +152,39 @@ def device_add(args) -> int:
     if not re.fullmatch(r"([0-9A-Z]{18})?", args.dept_code):
         raise UsageError(f"--dept-code {args.dept_code!r}: expected 18 characters (统一社会信用代码)")
     store = _open_store(args)
+    if getattr(args, "dept", None):
+        from .desk.store import DeskError
+
+        if args.dept not in _desk_sections(store):
+            raise UsageError(f"--dept {args.dept}: no such section (kiosk hub dept add {args.dept} NAME)")
     secret, existed = store.add_device(args.id, args.area_code, args.dept_code)
+    if getattr(args, "dept", None):
+        from .desk.cli import set_device_section
+
+        try:
+            set_device_section(args)
+        except DeskError as e:
+            raise UsageError(str(e)) from None
     if existed:
         print(f"kiosk hub: device {args.id} was registered; its old secret no longer works", file=sys.stderr)
     print(secret)
+    return EXIT_OK
+
+
+def _desk_sections(store: HubStore) -> dict[str, str]:
+    from .desk.calendar import WorkCalendar
+    from .desk.store import DeskStore
+
+    return DeskStore(store.engine, WorkCalendar(frozenset())).sections()
+
+
+@_run
+def device_v1_off(args) -> int:
+    """`kiosk hub device v1-off ID`: from now on the device must sign v2 (docs/protocol.md §2)."""
+    store = _open_store(args)
+    if not store.turn_off_v1(args.id):
+        raise UsageError(f"device {args.id!r} is not registered")
+    print(f"device {args.id}: signature version 1 refused from now on")
     return EXIT_OK
 
 
@@ -231,8 +267,17 @@ def _read_photo(path: Path, where: str) -> tuple[bytes, str]:
         raise UsageError(f"{where}: photo {path} is over {MAX_PHOTO_BYTES // 1024} KB")
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max(width, height) > MAX_PHOTO_SIDE_PX:
+                raise UsageError(
+                    f"{where}: photo {path} is {width}x{height} pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+                )
             image.verify()
             media_type = Image.MIME.get(image.format or "", "application/octet-stream")
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
+        raise UsageError(
+            f"{where}: photo {path} has too many pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UsageError(f"{where}: photo {path} is not an image") from None
     return data, media_type

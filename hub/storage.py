@@ -25,20 +25,12 @@ from typing import Any
 
 from nacl.public import PrivateKey
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -48,137 +40,31 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
+from . import (
+    fleet_schema,  # noqa: F401  (the fleet's tables join the metadata)
+    migrate,
+    signature_policy,
+)
+from .desk.store import add_phone_item, add_window_items
+from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
+from .schema import (
+    ALL_DEVICES,
+    devices,
+    events,
+    logs,
+    meta,
+    phone_ratings,
+    photos,
+    ratings,
+    roster_staff,
+    rosters,
+)
 
 log = logging.getLogger("hub")
 
-metadata = MetaData()
-
-devices = Table(
-    "devices",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("secret", String(128), nullable=False),  # hex; the hub needs the secret itself to check HMACs
-    Column("area_code", String(16), nullable=False),
-    Column("dept_code", String(32), nullable=False),
-    Column("created_at", String(40), nullable=False),
-)
-
-
-def _log_key(*, with_seq: bool) -> list[Column]:
-    """The primary key of anything belonging to one log of one device (and one event of it)."""
-    key = [Column("device_id", String(64), primary_key=True), Column("log_id", String(64), primary_key=True)]
-    return [*key, Column("seq", BigInteger, primary_key=True)] if with_seq else key
-
-
-logs = Table(
-    "logs",
-    metadata,
-    *_log_key(with_seq=False),
-    Column("acked_seq", BigInteger, nullable=False),
-    Column("head_hash", String(64), nullable=False),
-    Column("first_seen_at", String(40), nullable=False),
-    Column("last_seen_at", String(40), nullable=False),
-)
-
-events = Table(
-    "events",
-    metadata,
-    *_log_key(with_seq=True),
-    Column("id", String(64), nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("at", String(64), nullable=False),
-    Column("payload", Text, nullable=False),  # canonical JSON
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("received_at", String(40), nullable=False),
-)
-
-# Derived from rating and rating_detail events in the same transaction that stores them.
-ratings = Table(
-    "ratings",
-    metadata,
-    *_log_key(with_seq=True),
-    Column("window", Text),
-    Column("staff_no", Text),
-    Column("staff_name", Text),
-    Column("ticket_no", Text),
-    Column("case_no", Text),
-    Column("item_code", Text),
-    Column("item_name", Text),
-    Column("satisfaction", Integer, nullable=False),
-    Column("input", Text),
-    Column("at", String(64), nullable=False),
-    Column("assess_time", String(19), nullable=False, index=True),  # kiosk-local yyyy-MM-dd HH:mm:ss
-    Column("reasons", Text),  # comma-separated reason codes, from the rating_detail event
-    Column("contact_sealed", Text),
-    Index("ratings_device_case", "device_id", "case_no"),  # 一次一评: is this case rated already?
-)
-
-# Ratings made on a phone through the QR code page, one per token and one per (device, case number).
-phone_ratings = Table(
-    "phone_ratings",
-    metadata,
-    Column("device_id", String(64), primary_key=True),
-    Column("nonce", String(16), primary_key=True),  # the token's nonce, hex
-    Column("window", Text, nullable=False),
-    Column("staff_no", Text),
-    Column("staff_name", Text),  # from the roster, when the token's staff number is in it
-    Column("ticket_no", Text),  # from the case_opened event, when it is at the hub
-    Column("case_no", String(64)),
-    Column("item_code", Text),
-    Column("item_name", Text),
-    Column("satisfaction", Integer, nullable=False),
-    Column("reasons", Text),  # comma-separated reason codes
-    Column("contact_sealed", Text),
-    Column("issued_at", BigInteger, nullable=False),  # the token's, unix seconds
-    Column("at", String(40), nullable=False),  # when the hub stored it, UTC
-    Column("assess_time", String(19), nullable=False, index=True),  # hub-local yyyy-MM-dd HH:mm:ss
-    UniqueConstraint("device_id", "case_no"),  # several NULL case numbers are allowed
-)
-
-rosters = Table(
-    "rosters",
-    metadata,
-    Column("scope", String(64), primary_key=True),  # a device id, or ALL_DEVICES
-    Column("version", String(64), nullable=False),
-    Column("imported_at", String(40), nullable=False),
-)
-
-roster_staff = Table(
-    "roster_staff",
-    metadata,
-    Column("scope", String(64), primary_key=True),
-    Column("card", String(64), primary_key=True),
-    Column("staff_no", Text, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("title", Text, nullable=False),
-    Column("photo_sha256", String(64)),
-)
-
-photos = Table(
-    "photos",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("data", LargeBinary, nullable=False),
-    Column("media_type", String(64), nullable=False),
-)
-
-meta = Table(
-    "meta",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-ALL_DEVICES = "*"
 PRIVATE_KEY_META = "contact_private_key"  # where hubs before the key file kept it; moved out on start
 DATABASE_FILE = "hub.db"
-KEY_FILE = "contact.key"
-
-
-class KeyFileError(Exception):
-    """The contact key file cannot be read, made or trusted; the message names it."""
 
 
 def utc_now_iso() -> str:
@@ -190,52 +76,24 @@ def database_url(data: str | Path | None, db: str | None) -> str:
     if db:
         return db
     folder = Path(data or "hub-data").absolute()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds every device secret
     return f"sqlite:///{folder / DATABASE_FILE}"
 
 
-def key_file_path(data: str | Path | None, key_file: str | Path | None) -> Path:
-    """``--key-file PATH`` as given, else contact.key in ``--data DIR`` (default ./hub-data)."""
-    return Path(key_file) if key_file else Path(data or "hub-data").absolute() / KEY_FILE
-
-
-def _read_key_file(path: Path) -> PrivateKey | None:
-    """The key in ``path``; None if there is no such file."""
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 under 022), or make
+    an existing one 0600; SQLite gives its -wal and -shm files the database file's mode. A file that
+    cannot be opened is left to SQLite, which says why when the hub connects."""
     try:
-        text = path.read_text(encoding="ascii")
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise KeyFileError(f"{path}: cannot read the contact key: {e}") from None
-    if mode & 0o077:
-        log.warning("%s can be read by others than the hub's user: chmod 600 it", path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return
     try:
-        return PrivateKey(bytes.fromhex(text.strip()))
-    except ValueError:
-        raise KeyFileError(f"{path}: expected the contact key as 64 hex digits") from None
-
-
-def _create_key_file(path: Path, key: PrivateKey | None) -> PrivateKey:
-    """Write ``key`` (a new one if None) to ``path``, mode 0600; the key of whoever wrote it first."""
-    key = key or PrivateKey.generate()
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(bytes(key).hex() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temporary, path)  # complete or absent, and never replaces a key that exists
-        except FileExistsError:  # another hub process made it first
-            return _read_key_file(path) or key
-        finally:
-            temporary.unlink()
-    except OSError as e:
-        raise KeyFileError(f"{path}: cannot write the contact key: {e.strerror}") from None
-    return key
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by others: made 0600 (it holds every device secret)", path)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -288,14 +146,30 @@ class HubStore:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        for index in ratings.indexes:  # added after the table: a database made before gets it now
-            index.create(self.engine, checkfirst=True)
+            database = self.engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _private_sqlite_file(Path(database))
+        self.created = not inspect(self.engine).has_table("devices")
+        migrate.upgrade(self.engine)
+        if self.created:
+            # Loud: a hub started from another folder than usual gets a new, empty registry, refuses every
+            # device, and `kiosk hub device add` there registers them in the wrong database.
+            log.warning(
+                "NEW EMPTY DATABASE created at %s: no devices are registered in it. If this hub ran before, "
+                "it was started with another --data folder or --db URL (the default ./hub-data is relative "
+                "to the current folder); stop it and start it on the usual one.",
+                self.location,
+            )
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
+
+    @property
+    def location(self) -> str:
+        """Where this store lives, for messages: the database URL without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -315,9 +189,9 @@ class HubStore:
             raise KeyFileError("this hub store has no key file for contacts")
         with self.engine.connect() as conn:
             legacy = conn.execute(select(meta.c.value).where(meta.c.key == PRIVATE_KEY_META)).scalar()
-        key = _read_key_file(self.key_file)
+        key = read_key_file(self.key_file)
         if key is None:
-            key = _create_key_file(self.key_file, PrivateKey(bytes.fromhex(legacy)) if legacy else None)
+            key = create_key_file(self.key_file, PrivateKey(bytes.fromhex(legacy)) if legacy else None)
         if legacy is not None:
             if bytes(key).hex() != legacy:
                 raise KeyFileError(
@@ -361,7 +235,20 @@ class HubStore:
                         created_at=utc_now_iso(),
                     )
                 )
+                signature_policy.set_v1(conn, device_id, False, utc_now_iso())  # registered now: v2 only
         return secret, exists
+
+    def v1_allowed(self, device_id: str) -> bool:
+        """Whether ``device_id`` may still sign v1 (registered before v2, not yet turned off)."""
+        return signature_policy.v1_allowed(self.engine, device_id)
+
+    def turn_off_v1(self, device_id: str) -> bool:
+        """Refuse v1 signatures from ``device_id`` from now on; False for an unknown device."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is None:
+                return False
+            signature_policy.set_v1(conn, device_id, False, utc_now_iso())
+        return True
 
     def device_secret(self, device_id: str) -> bytes | None:
         with self.engine.connect() as conn:
@@ -452,6 +339,7 @@ class HubStore:
                 (rows if e["type"] == "rating" else details).append(derived)
         if rows:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
+            add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)
@@ -584,6 +472,7 @@ class HubStore:
                 if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
                     return False
                 conn.execute(insert(phone_ratings).values(**row))
+                add_phone_item(conn, row)  # the 差评 desk's 台账
         except IntegrityError:  # another hub process stored one for this token or case first
             return False
         return True

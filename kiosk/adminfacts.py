@@ -39,6 +39,12 @@ def admin_facts(kiosk: Kiosk) -> list[tuple[str, str]]:
         rows.append(("最近同步", f"{result} · 上次成功 {last}" + (f" · {problem}" if problem else "")))
     else:
         rows.append(("最近同步", "同步程序尚未运行"))
+    remote = kiosk.remote
+    if remote.error:
+        rows.append(("远程设置", remote.error))
+    else:
+        kept = f" · 本机配置优先：{'，'.join(remote.local)}" if remote.local else ""
+        rows.append(("远程设置", (f"版本 {remote.version}" if remote.version else "未收到") + kept))
     rows.append(("IP 地址", "，".join(ip_addresses()) or "无网络"))
     rows.append(("二维码", "已启用" if kiosk.secret else "未启用（无设备密钥或 [qr] 配置）"))
     return rows

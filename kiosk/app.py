@@ -5,49 +5,34 @@ and the QR code.
 ``kiosk`` attribute is the ``Kiosk`` (kiosk/controller.py) that drives it (``kiosk.close()`` stops the
 devices and closes the log). The parts each have a module of their own: the font (kiosk/ui/fontsetup.py),
 the key files (kiosk/keys.py), the roster and its watch (kiosk/rosterwatch.py), the admin panel's facts
-(kiosk/adminfacts.py, kiosk/netinfo.py), the one-evaluator lock (kiosk/lock.py).
+(kiosk/adminfacts.py, kiosk/netinfo.py), the hub's remote settings (kiosk/remote.py).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
-from nacl.public import PublicKey
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from core import systemd
 from core.config import Config, default_config_path, load_config
+from core.lock import hold_lock, lock_path
 from core.store import EventLog, StoreError
 
 from . import adminpin
-from .controller import EXIT_RESTART, Kiosk
+from .controller import EXIT_RESTART, Kiosk, station_for
 from .keys import read_public_key, read_secret
-from .lock import hold_single_instance
+from .remote import RemoteSettings
 from .ui.fontsetup import install_cjk_font
-from .ui.pages import Station
 from .ui.window import MainWindow
 
 __all__ = ["EXIT_RESTART", "create_window", "main", "station_for"]
 
 WINDOWED_SIZE = (1280, 800)
-
-
-def station_for(config: Config, public_key: PublicKey | None) -> Station:
-    """What the pages show about this kiosk; the phone number is offered only with the hub's key."""
-    return Station(
-        window=config.device.window,
-        hall=config.device.hall,
-        reasons=config.reasons,
-        contact=public_key is not None,
-        rating_timeout_s=config.ui.rating_timeout_s,
-        reasons_timeout_s=config.ui.reasons_timeout_s,
-        screen_diagonal_in=config.ui.screen_diagonal_in,
-        keypad=config.serial_device("keypad") is not None,
-        touch_screen=config.ui.touch_screen,
-    )
 
 
 def create_window(config_path: Path | str) -> MainWindow:
@@ -58,13 +43,17 @@ def create_window(config_path: Path | str) -> MainWindow:
 def _window_for(config: Config) -> MainWindow:
     install_cjk_font(config)
     public_key = read_public_key(config)
+    event_log = EventLog(config.store_path)
+    remote = RemoteSettings(config, event_log)
+    cached = remote.newer()
+    if cached is not None:  # the hub's settings from the start, before the first page
+        config = remote.take(cached) or config
     station = station_for(config, public_key)
     pin_hash = config.ui.admin_pin_hash
-    event_log = EventLog(config.store_path)
     window = MainWindow(
         station, check_pin=(lambda pin: adminpin.verify_pin(pin, pin_hash)) if pin_hash else None
     )
-    kiosk = Kiosk(config, window, event_log, public_key=public_key, secret=read_secret(config))
+    kiosk = Kiosk(config, window, event_log, public_key=public_key, secret=read_secret(config), remote=remote)
     window.admin.set_facts(kiosk.admin_facts)
     window.kiosk = kiosk
     if config.ui.hide_cursor:
@@ -73,13 +62,40 @@ def _window_for(config: Config) -> MainWindow:
     return window
 
 
+def _hold_single_instance(config: Config) -> int | None:
+    """An open descriptor locking this kiosk's log for the process's lifetime; None when another kiosk
+    holds it. Two evaluators on one log would each close the other's cases."""
+    return hold_lock(lock_path(config.store_path))
+
+
+def display_problem(env: dict[str, str] | os._Environ) -> str | None:
+    """Why Qt could open no screen here, before Qt tries (it would abort with a misleading message about
+    xcb-cursor0); None when a display is set or the platform needs none (eglfs, linuxfb, offscreen…)."""
+    platform = (env.get("QT_QPA_PLATFORM") or "").split(":")[0]
+    if not platform and (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return None
+    if platform in ("", "xcb") and not env.get("DISPLAY"):
+        return f"no display: DISPLAY is not set (Qt platform {platform or 'xcb, the default'})"
+    if platform.startswith("wayland") and not env.get("WAYLAND_DISPLAY"):
+        return f"no display: WAYLAND_DISPLAY is not set (Qt platform {platform})"
+    return None
+
+
 def main(args) -> int:
     """``kiosk run [--windowed]``."""
     config_path = Path(args.config) if getattr(args, "config", None) else default_config_path()
     # Before Qt: a bad configuration is exit 2 with its message even where no display can be opened.
     config = load_config(config_path)
+    problem = display_problem(os.environ)
+    if problem:
+        print(
+            f"kiosk run: {problem}; set DISPLAY=:0, or QT_QPA_PLATFORM=eglfs or linuxfb "
+            "(deploy/display/*.env), or offscreen to test; `kiosk doctor` checks the display",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        lock = hold_single_instance(config)
+        lock = _hold_single_instance(config)
     except OSError as e:
         print(f"kiosk run: cannot lock {config.store_path}: {e.strerror}", file=sys.stderr)
         return 1

@@ -39,9 +39,11 @@ from . import checkpoint, prompts
 from .adminfacts import admin_facts
 from .flow import HISTORY_TYPES, Flow
 from .keys import read_secret
+from .remote import RemoteSettings
 from .roster import Roster
 from .rosterwatch import RosterWatch, load_roster
 from .stats import WindowStats
+from .ui.pages import Station
 from .ui.window import MainWindow
 from .voice import Voice
 
@@ -52,6 +54,7 @@ TICK_MS = 200  # timeouts, countdowns and the clock follow within this
 DEVICE_STATUS_MS = 10_000  # how often the serial devices' state is published for `kiosk doctor`
 ROSTER_CHECK_MS = 2000  # how often the roster cache and file are looked at for a change
 QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
+IDLE_PAGES = ("paused", "ready")  # where remote settings may change what the window does
 
 
 class Kiosk(QObject):
@@ -67,9 +70,13 @@ class Kiosk(QObject):
         *,
         public_key: PublicKey | None,
         secret: bytes | None,
+        remote: RemoteSettings | None = None,
     ):
+        """``remote``: the hub's settings as already laid over ``config`` (None: none applied yet)."""
         super().__init__(window)
         self.config = config
+        self.remote = remote or RemoteSettings(config, event_log)
+        self.started_at = time.time()
         self.window = window
         self.log = event_log
         self.public_key = public_key
@@ -116,6 +123,7 @@ class Kiosk(QObject):
         self.roster_timer = QTimer(self)
         self.roster_timer.setInterval(ROSTER_CHECK_MS)
         self.roster_timer.timeout.connect(self._check_roster)
+        self.roster_timer.timeout.connect(self._check_settings)
         self.watchdog = QTimer(self)
         interval = systemd.watchdog_interval_s()
         if interval:
@@ -176,8 +184,8 @@ class Kiosk(QObject):
         self.devices.start()
         self.timer.start()
         self.roster_timer.start()
-        if self.devices.status():
-            self.status_timer.start()
+        self.status_timer.start()  # also without serial devices: the page and settings for the heartbeat
+        self._publish_device_status()
         if self.watchdog.interval() > 0:
             self.watchdog.start()
 
@@ -207,9 +215,42 @@ class Kiosk(QObject):
         """The devices' state and counters, where `kiosk doctor` (another process) reads them."""
         statuses = [dataclasses.asdict(s) for s in self.devices.status()]
         try:
-            self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
+            if statuses:
+                self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
+            self.remote.publish(self.flow.view.page, self.started_at)
         except sqlite3.Error as e:
             log.warning("device status not published: %s", e)
+
+    def _check_settings(self) -> None:
+        """Remote settings the agent cached, applied at an idle page (nobody is rating): never in the
+        middle of a citizen's rating, and without a restart."""
+        if self.flow.view.page not in IDLE_PAGES:
+            return
+        try:
+            cached = self.remote.newer()
+        except sqlite3.Error as e:
+            log.warning("settings not checked: %s", e)
+            return
+        if cached is None:
+            return
+        config = self.remote.take(cached)
+        if config is not None:
+            self._apply_config(config)
+        self._publish_device_status()
+
+    def _apply_config(self, config: Config) -> None:
+        self.config = config
+        ui = config.ui
+        self.flow.configure(
+            rating_timeout_s=ui.rating_timeout_s,
+            thanks_s=ui.thanks_s,
+            reasons_timeout_s=ui.reasons_timeout_s,
+            walkin=ui.walkin,
+        )
+        self._apply_timeouts()  # 长辈模式 lengthens the new times too
+        self.window.set_station(station_for(config, self.public_key))
+        self._qr_case = None  # a new QR lifetime holds from the next code
+        self._render()
 
     def _check_roster(self) -> None:
         """Swap in a roster read on the loader thread; start a read when the roster may have changed."""
@@ -429,3 +470,18 @@ class Kiosk(QObject):
 
     def admin_facts(self) -> list[tuple[str, str]]:
         return admin_facts(self)
+
+
+def station_for(config: Config, public_key: PublicKey | None) -> Station:
+    """What the pages show about this kiosk; the phone number is offered only with the hub's key."""
+    return Station(
+        window=config.device.window,
+        hall=config.device.hall,
+        reasons=config.reasons,
+        contact=public_key is not None,
+        rating_timeout_s=config.ui.rating_timeout_s,
+        reasons_timeout_s=config.ui.reasons_timeout_s,
+        screen_diagonal_in=config.ui.screen_diagonal_in,
+        keypad=config.serial_device("keypad") is not None,
+        touch_screen=config.ui.touch_screen,
+    )

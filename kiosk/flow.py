@@ -37,7 +37,7 @@ RATED_CASES_KEPT = 10_000
 # it), so the page closes as on its timeout and the new case opens at once. Nobody is refused.
 REASONS_IDLE_S = 10.0
 
-# `why` of rating_skipped beyond contracts.md §4 (timeout, superseded, paused); see docs/flow.md.
+# `why` of rating_skipped beyond the three of docs/protocol.md §1 (timeout, superseded, paused); see docs/flow.md.
 SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
 SKIP_NO_STAFF = "no_staff"  # a rate request arrived while nobody was signed in
 SKIP_RESTART = "restart"  # the kiosk restarted while the case was open
@@ -45,7 +45,7 @@ SKIP_ALREADY_RATED = "already_rated"  # a rate request for a case number that wa
 SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART, SKIP_ALREADY_RATED)
 
 # The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
-# The last three are the flow's additions to contracts.md §4 (payloads in kiosk/events.py): a restart
+# The last three are the flow's additions to docs/protocol.md §1 (payloads in kiosk/events.py): a restart
 # must know the called ticket and the pause again.
 HISTORY_TYPES = (
     "staff_signin",
@@ -229,6 +229,13 @@ class Flow:
         if self._detail_due is not None:
             self._write_detail((), None)
         self._show_idle(now)
+
+    def configure(
+        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+    ) -> None:
+        """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
+        self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
+        self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
 
     # --- what the screen shows ---------------------------------------------------------------------
 

@@ -78,9 +78,19 @@ def sim(tmp_path):
 @pytest.fixture
 def kiosk(qtbot, tmp_path, sim):
     window = open_window(qtbot, write_config(tmp_path, sim))
-    qtbot.waitUntil(lambda: all(sim.is_open(name) for name in ("card", "ticket", "keypad")), timeout=10_000)
+    wait_for_ports(qtbot, window)
     yield window
     window.kiosk.close()
+
+
+def wait_for_ports(qtbot, window) -> None:
+    """Until this kiosk reads from all its ports (its own port states, not whether anyone holds the
+    pseudo-terminals); a timeout says what each port is doing."""
+    statuses = window.kiosk.devices.status
+    try:
+        qtbot.waitUntil(lambda: all(s.state == "connected" for s in statuses()), timeout=10_000)
+    except Exception:
+        pytest.fail("the kiosk's ports: " + "; ".join(f"{s.name} {s.state} ({s.detail})" for s in statuses()))
 
 
 def open_window(qtbot, config: Path):

@@ -1,4 +1,4 @@
-"""The hub on 127.0.0.1: signed uploads and every answer of contracts.md §5, hostile input, rosters,
+"""The hub on 127.0.0.1: signed uploads and every answer of docs/protocol.md §3, hostile input, rosters,
 the ratings export, and its commands."""
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from commands.cli import main as kiosk_main
 from core.contact import seal_contact
 from core.events import event_hash
 from core.store import EventLog
-from hub.storage import HubStore, database_url, meta
+from hub.schema import meta
+from hub.storage import HubStore, database_url
 
 
 def _registered_hub(data: Path):
@@ -326,7 +327,7 @@ def _photo(path: Path, color: str) -> Path:
 def _signed_get(hub, path: str, device: str = DEVICE, secret: bytes | None = None, **headers):
     return requests.get(
         f"{hub.url}{path}",
-        headers={**signed_headers(secret or hub.secret, b"", device), **headers},
+        headers={**signed_headers(secret or hub.secret, b"", device, method="GET", target=path), **headers},
         timeout=10,
     )
 
@@ -353,7 +354,13 @@ def test_roster_import_etag_and_photos(hub, tmp_path, capsys):
     again = requests.get(
         f"{hub.url}/api/v1/devices/{DEVICE}/roster",
         headers={
-            **signed_headers(hub.secret, b"", timestamp=int(time.time()) - 2),
+            **signed_headers(
+                hub.secret,
+                b"",
+                timestamp=int(time.time()) - 2,
+                method="GET",
+                target=f"/api/v1/devices/{DEVICE}/roster",
+            ),
             "If-None-Match": r.headers["ETag"],
         },
         timeout=10,
@@ -378,7 +385,16 @@ def test_roster_not_modified_and_per_device(hub, tmp_path):
     etag = f'"{hall["version"]}"'
     r = requests.get(
         f"{hub.url}/api/v1/devices/{DEVICE}/roster",
-        headers={**signed_headers(hub.secret, b"", timestamp=int(time.time()) - 1), "If-None-Match": etag},
+        headers={
+            **signed_headers(
+                hub.secret,
+                b"",
+                timestamp=int(time.time()) - 1,
+                method="GET",
+                target=f"/api/v1/devices/{DEVICE}/roster",
+            ),
+            "If-None-Match": etag,
+        },
         timeout=10,
     )
     assert r.status_code == 304 and r.headers["ETag"] == etag

@@ -34,7 +34,7 @@ from test_hub_support import (
 from commands.cli import main as kiosk_main
 from core.store import EventLog
 from hub.cli import read_roster_csv
-from hub.storage import ALL_DEVICES
+from hub.schema import ALL_DEVICES
 from sync.agent import CURSOR_KEY, STATUS_KEY, Backoff, SecretFile, SyncAgent
 from sync.client import HubClient, HubUnavailable
 
