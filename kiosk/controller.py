@@ -246,9 +246,13 @@ class Kiosk(QObject):
             thanks_s=ui.thanks_s,
             reasons_timeout_s=ui.reasons_timeout_s,
             walkin=ui.walkin,
+            reasons_idle_s=ui.reasons_idle_s,
         )
         self._apply_timeouts()  # 长辈模式 lengthens the new times too
+        self.voice.reconfigure(config.voice)
         self.window.set_station(station_for(config, self.public_key))
+        if config.ui.elderly != self._elderly:
+            self.set_elderly(config.ui.elderly)  # at an idle page: the next citizen's mode
         self._qr_case = None  # a new QR lifetime holds from the next code
         self._render()
 

@@ -192,6 +192,7 @@ class Flow:
         self._rating_timeout_s = rating_timeout_s
         self._thanks_s = thanks_s
         self._reasons_timeout_s = reasons_timeout_s
+        self._touch_screen = touch_screen
         self._reasons_idle_s = reasons_idle_s if touch_screen else 0.0
         self._walkin = walkin
         self._walkin_interval_s = walkin_interval_s
@@ -231,11 +232,18 @@ class Flow:
         self._show_idle(now)
 
     def configure(
-        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+        self,
+        *,
+        rating_timeout_s: float,
+        thanks_s: float,
+        reasons_timeout_s: float,
+        walkin: bool,
+        reasons_idle_s: float = REASONS_IDLE_S,
     ) -> None:
         """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
         self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
         self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
+        self._reasons_idle_s = reasons_idle_s if self._touch_screen else 0.0
 
     # --- what the screen shows ---------------------------------------------------------------------
 

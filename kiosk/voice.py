@@ -112,6 +112,19 @@ class Voice:
     def stop(self) -> Future | None:
         return self.cue(None)
 
+    def reconfigure(self, config: VoiceConfig) -> None:
+        """New settings (remote settings): from the next prompt on, the files scaled again if need be."""
+        if self._closed or config == self.config:
+            return
+        self._worker.submit(self._reconfigure, config)
+
+    def _reconfigure(self, config: VoiceConfig) -> None:
+        old, self.config = self.config, config
+        if (config.volume, config.dir) != (old.volume, old.dir) or not self._files:
+            self._files = {}
+            if not config.mute and config.volume > 0:
+                self._prepare()
+
     def close(self) -> None:
         if self._closed:
             return
