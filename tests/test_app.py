@@ -517,3 +517,22 @@ def test_a_notify_socket_nobody_reads_never_blocks(tmp_path, monkeypatch):
         sent = [systemd.notify("WATCHDOG=1") for _ in range(500)]  # the queue holds far fewer
         assert time.monotonic() - start < 5
         assert sent[0] and not all(sent)
+
+
+def test_remote_settings_switch_elderly_mode_and_the_voice_at_an_idle_page(qtbot, kiosk, sim):
+    window = kiosk
+    sim.swipe(STAFF_CARD)
+    wait_page(qtbot, window, "ready")
+    assert not window.elderly
+    with EventLog(window.kiosk.config.store_path) as log:  # as the sync agent caches them
+        settings = {"ui.elderly": True, "voice.volume": 30, "ui.reasons_idle_s": 20}
+        log.set_state("sync_settings", {"version": "v-elderly", "settings": settings})
+    qtbot.waitUntil(lambda: window.elderly, timeout=10_000)  # the next citizen's mode
+    qtbot.waitUntil(lambda: window.kiosk.voice.config.volume == 30, timeout=5000)  # on the voice thread
+    assert window.kiosk.remote.version == "v-elderly"
+    now = window.kiosk.clock()
+    window.kiosk.flow.rate_request(
+        ticket_no="A1", case_no="R1", item_code=None, item_name="事项", source="queue", now=now
+    )
+    window.kiosk._render()
+    assert window.kiosk.flow.view.deadline == pytest.approx(now + 30 * 1.5)  # 长辈模式's longer time
