@@ -248,9 +248,9 @@ class Kiosk(QObject):
             walkin=ui.walkin,
             reasons_idle_s=ui.reasons_idle_s,
         )
+        self.window.set_station(station_for(config, self.public_key))
         self._apply_timeouts()  # 长辈模式 lengthens the new times too
         self.voice.reconfigure(config.voice)
-        self.window.set_station(station_for(config, self.public_key))
         if config.ui.elderly != self._elderly:
             self.set_elderly(config.ui.elderly)  # at an idle page: the next citizen's mode
         self._qr_case = None  # a new QR lifetime holds from the next code
@@ -374,7 +374,13 @@ class Kiosk(QObject):
     def _apply_timeouts(self) -> None:
         ui = self.config.ui
         factor = ui.elderly_time_factor if self._elderly else 1.0
-        self.flow.set_timeouts(ui.rating_timeout_s * factor, ui.reasons_timeout_s * factor, self.clock())
+        rating_s, reasons_s = ui.rating_timeout_s * factor, ui.reasons_timeout_s * factor
+        self.flow.set_timeouts(rating_s, reasons_s, self.clock())
+        # The countdown rings show the share of the time the page now has.
+        station = self.window.station
+        self.window.set_station(
+            dataclasses.replace(station, rating_timeout_s=rating_s, reasons_timeout_s=reasons_s)
+        )
 
     def _tick(self) -> None:
         if self._since_checkpoint >= checkpoint.CHECKPOINT_EVERY:
