@@ -197,3 +197,30 @@ def test_the_desk_on_postgresql(tmp_path):
         assert env.api("sup", "GET", "/bad-ratings?overdue=false").json()["count"] == 2
         assert [r["user"] for r in env.api("sup", "GET", "/audit").json()["reveals"]] == ["d1"]
         assert check_desk_chain(env.store.engine) is None
+
+
+def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds(tmp_path):
+    from desk_support import desk_hub as fresh_hub
+
+    from hub.desk.tables import items
+    from hub.storage import HubStore, database_url
+
+    with fresh_hub(tmp_path) as env:
+        env.bad_rating("W1", "370211202611280021")
+        env.bad_rating("W1", "370211202611280022", satisfaction=5)
+    url = database_url(tmp_path, None)
+    old = HubStore(url)
+    with old.engine.begin() as conn:  # as revision 0001 left it: no desk tables
+        for table in ("desk_items", "desk_actions", "desk_users", "desk_sections", "desk_device_sections"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("DROP TABLE desk_alerts"))
+        conn.execute(text("DROP TABLE desk_alert_attempts"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    old.close()
+    upgraded = HubStore(url)
+    try:
+        with upgraded.engine.connect() as conn:
+            rows = conn.execute(items.select()).mappings().all()
+        assert [(r["device_id"], r["satisfaction"] <= 2, r["dept"]) for r in rows] == [("W1", True, None)]
+    finally:
+        upgraded.close()
