@@ -354,7 +354,11 @@ class DeskStore:
             conditions.append(items.c.received <= f.last)
         if f.overdue is not None:
             cutoff = self.overdue_cutoff()
-            finished = status.in_(sorted(wf.FINISHED))
+            # Closed and not_adopted are final: an item is finished when any of its rows says so. One
+            # set for the whole query, not a lookup per item.
+            finished = items.c.id.in_(
+                select(actions.c.item_id).where(actions.c.status.in_(sorted(wf.FINISHED)))
+            )
             if f.overdue:
                 conditions.append((items.c.received < cutoff) & ~finished)
             else:
