@@ -224,3 +224,14 @@ def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds
         assert [(r["device_id"], r["satisfaction"] <= 2, r["dept"]) for r in rows] == [("W1", True, None)]
     finally:
         upgraded.close()
+
+
+def test_the_csv_export_is_scoped_and_holds_no_numbers(env):
+    own = env.api("d1", "GET", "/bad-ratings?format=csv")
+    assert own.status_code == 200 and own.text.startswith("\ufeffid,projectNo")
+    assert "370211202611280001" in own.text and "370211202611280002" not in own.text
+    assert PHONE not in own.text
+    assert env.api("d1", "GET", "/bad-ratings?format=csv&dept=D2").status_code == 403
+    assert env.api("view", "GET", "/bad-ratings?format=csv").status_code == 403
+    everything = env.api("sup", "GET", "/bad-ratings?format=csv").text
+    assert "370211202611280001" in everything and "370211202611280002" in everything
