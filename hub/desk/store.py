@@ -363,11 +363,10 @@ class DeskStore:
                 conditions.append((items.c.received < cutoff) & ~finished)
             else:
                 conditions.append((items.c.received >= cutoff) | finished)
-        where = and_(True, *conditions)
         with self.engine.connect() as conn:
             # Counted on the items alone: the rating joins add no rows and cost a lookup each.
-            total = conn.execute(select(func.count()).select_from(items).where(where)).scalar()
-            rows = conn.execute(query.where(where).order_by(items.c.id.desc()).limit(limit).offset(offset))
+            total = conn.execute(select(func.count()).select_from(items).where(*conditions)).scalar()
+            rows = conn.execute(query.where(*conditions).order_by(items.c.id.desc()).limit(limit).offset(offset))
             page = [self._view(dict(r)) for r in rows.mappings()]
         return page, total
 
