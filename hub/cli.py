@@ -27,6 +27,8 @@ from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
 from .config import HubConfig, load_hub_config
+from .desk.calendar import CalendarFileError
+from .desk.settings import DeskSettings
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
@@ -126,9 +128,19 @@ def serve(args) -> int:
         port,
         store.engine.url.render_as_string(),
     )
+    try:
+        desk = DeskSettings.from_config(config)
+    except CalendarFileError as e:
+        raise UsageError(f"[deadline] calendar_file: {e}") from None
+    except OSError as e:
+        raise UsageError(f"[[alerts]] secret_file: cannot read {e.filename}: {e.strerror}") from None
     server = NotifyingServer(
         uvicorn.Config(
-            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+            create_app(store, token, config=config, desk=desk),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
         )
     )
     try:

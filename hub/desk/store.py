@@ -366,7 +366,9 @@ class DeskStore:
         with self.engine.connect() as conn:
             # Counted on the items alone: the rating joins add no rows and cost a lookup each.
             total = conn.execute(select(func.count()).select_from(items).where(*conditions)).scalar()
-            rows = conn.execute(query.where(*conditions).order_by(items.c.id.desc()).limit(limit).offset(offset))
+            rows = conn.execute(
+                query.where(*conditions).order_by(items.c.id.desc()).limit(limit).offset(offset)
+            )
             page = [self._view(dict(r)) for r in rows.mappings()]
         return page, total
 
