@@ -235,3 +235,18 @@ def test_the_csv_export_is_scoped_and_holds_no_numbers(env):
     assert env.api("view", "GET", "/bad-ratings?format=csv").status_code == 403
     everything = env.api("sup", "GET", "/bad-ratings?format=csv").text
     assert "370211202611280001" in everything and "370211202611280002" in everything
+
+
+def test_a_bad_rating_from_the_phone_page_is_an_item_of_the_devices_section(env):
+    import requests
+    from test_hub_support import qr_token
+
+    token = qr_token(env.secrets["W2"], "370211202611280031", device="W2")
+    form = {"satisfaction": "1", "reason": ["201"], "phone": "13700001111"}
+    assert requests.post(f"{env.url}/q/{token}", data=form, timeout=10).status_code == 200
+    items = env.api("d2", "GET", "/bad-ratings").json()["items"]
+    item = next(i for i in items if i["projectNo"] == "370211202611280031")
+    assert item["channel"] == "phone" and item["dept"] == "D2" and item["reasons"] == ["201"]
+    assert item["hasContact"] and "13700001111" not in str(items)
+    assert env.api("d2", "GET", f"/contact/{item['id']}").json()["phone"] == "13700001111"
+    assert env.api("d1", "GET", f"/contact/{item['id']}").status_code == 403
