@@ -30,6 +30,9 @@ IMPORT_NAMES = {
     "uvicorn": ["uvicorn"],
     "SQLAlchemy": ["sqlalchemy"],
     "alembic": ["alembic"],
+    "chinese-calendar": ["chinese_calendar"],
+    "argon2-cffi": ["argon2"],
+    "jinja2": ["jinja2"],
     "psycopg[binary]": ["psycopg"],
 }
 

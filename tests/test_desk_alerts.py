@@ -110,4 +110,4 @@ def test_an_undeliverable_alert_is_listed_after_its_attempts(tmp_path):
         for _ in range(10):
             alerts.deliver()
         failed = alerts.status()["failed"]
-        assert len(failed) == 1 and failed[0]["attempts"] == 8 and "Connection" in failed[0]["error"]
+        assert len(failed) == 1 and failed[0]["attempts"] == 8 and "URLError" in failed[0]["error"]
