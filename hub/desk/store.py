@@ -28,7 +28,7 @@ from core.events import ZERO_HASH, canonical_json
 from ..schema import devices, phone_ratings, ratings
 from . import workflow as wf
 from .calendar import CalendarGap, WorkCalendar, days_left, deadline
-from .roles import DEPT, Principal, check_user_fields
+from .roles import Principal, check_user_fields
 from .tables import actions, device_sections, items, sections, users
 
 CONTACT = "contact"  # the action name of a phone-number reveal in the record
@@ -550,10 +550,3 @@ def check_desk_chain(store) -> str | None:
                 return f"desk record: seq {row['seq']} was changed after it was written"
             expected, prev = expected + 1, row["hash"]
     return None
-
-
-def allowed(item: Mapping[str, Any], who: Principal) -> list[str]:
-    return wf.allowed_actions(item["state"], who.role) if who.may_see_item(item["dept"]) else []
-
-
-__all__ = ["DEPT", "DeskStore", "DeskError", "NotFound", "check_desk_chain"]
