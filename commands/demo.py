@@ -323,6 +323,25 @@ class Tour:
         self.answers += self.sim.keypad_answers()
         return expected in self.answers
 
+    def port_states(self) -> str:
+        """This kiosk's own view of its ports, for a message when waiting on them times out."""
+        return "; ".join(
+            f"{s.name} {s.state} on {s.port}" + (f" ({s.detail})" if s.detail else "")
+            for s in self.kiosk.devices.status()
+        )
+
+    def wait_for_ports(self, *names: str) -> None:
+        """Until this kiosk reads from its ports ``names`` (all when none are named): its own port states,
+        not whether anyone holds the pseudo-terminals. A timeout says what each port is doing."""
+        wanted = set(names) or set(self.sim.paths)
+        try:
+            self.wait(
+                lambda: all(s.state == "connected" for s in self.kiosk.devices.status() if s.name in wanted),
+                f"the kiosk to open {', '.join(sorted(wanted))}",
+            )
+        except DemoError as e:
+            raise DemoError(f"{e}; the kiosk's ports: {self.port_states()}") from None
+
     def device_state(self, name: str) -> str:
         return next(s.state for s in self.kiosk.devices.status() if s.name == name)
 
@@ -345,9 +364,7 @@ class Tour:
 
     def play(self) -> None:
         self.say("The kiosk starts; nobody serves at window 03 yet")
-        self.wait(
-            lambda: all(self.sim.is_open(name) for name in self.sim.paths), "the kiosk to open its devices"
-        )
+        self.wait_for_ports()
         self.wait(lambda: self.on_page("paused"), "the paused page")
         self.screenshot("paused")
 
@@ -389,7 +406,7 @@ class Tour:
         )
         self.say("... and plugged back in (a new /dev/pts, the same stable name)")
         self.sim.replug("keypad")
-        self.wait(lambda: self.sim.is_open("keypad"), "the kiosk to reopen the keypad")
+        self.wait_for_ports("keypad")
         self.request_rating(after_replug)
         self.say(f"Ticket {after_replug.ticket}: the citizen presses 4 (满意) on the replugged keypad")
         self.sim.press(4)

@@ -9,14 +9,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .answer_signing import AnswerSigning
 from .auth import DeviceAuthenticator
 from .config import HubConfig
+from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
 from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
-from .routers import console, devices, manage, operators, phone
+from .routers import console, devices, fleet, manage, operators, phone
 from .storage import HubStore
+
+# Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
+# uploads cannot hold the hub's memory (issue 10: 300 stalled uploads took it from 83 to 646 MB).
+MAX_BODY_READS = 64
 
 
 def create_app(
@@ -25,9 +31,12 @@ def create_app(
     *,
     config: HubConfig | None = None,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
+    max_body_reads: int = MAX_BODY_READS,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
     desk: DeskSettings | None = None,
     alert_interval_s: float = 30.0,
     alert_backoff_s: float = 10.0,
+    fleet_sweep_s: float | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,8 +55,9 @@ def create_app(
     app.state.store = store
     app.state.config = config or HubConfig()
     app.state.admin_token = admin_token
-    app.state.device_authenticator = DeviceAuthenticator(store.device_secret)
+    app.state.device_authenticator = DeviceAuthenticator(store.device_secret, store.v1_allowed)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
+    app.state.body_reads = BodyReads(max_body_reads, body_read_timeout_s)
     desk = desk or DeskSettings.from_config(app.state.config)
     app.state.desk_settings = desk
     app.state.desk = DeskStore(store.engine, desk.calendar, desk.working_days, desk.today or local_today)
@@ -55,6 +65,7 @@ def create_app(
         store.engine, app.state.desk, desk, interval_s=alert_interval_s, backoff_s=alert_backoff_s
     )
     install_error_handlers(app)
+    app.add_middleware(AnswerSigning)
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
@@ -65,4 +76,5 @@ def create_app(
     app.include_router(operators.router)
     app.include_router(manage.router)
     console.install(app)
+    fleet.install(app, sweep_s=fleet_sweep_s)
     return app

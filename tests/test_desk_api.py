@@ -7,7 +7,7 @@ import os
 
 import pytest
 from desk_support import PHONE, desk_hub
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from hub.desk.store import check_desk_chain
 
@@ -210,18 +210,17 @@ def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds
         env.bad_rating("W1", "370211202611280022", satisfaction=5)
     url = database_url(tmp_path, None)
     old = HubStore(url)
-    with old.engine.begin() as conn:  # as revision 0001 left it: no desk tables
-        for table in ("desk_items", "desk_actions", "desk_users", "desk_sections", "desk_device_sections"):
-            conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("DROP TABLE desk_alerts"))
-        conn.execute(text("DROP TABLE desk_alert_attempts"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    with old.engine.begin() as conn:  # as a hub that held ratings before the desk's items were derived
+        conn.execute(text("DELETE FROM desk_items"))
+        conn.execute(text("DROP INDEX desk_actions_status"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     old.close()
     upgraded = HubStore(url)
     try:
         with upgraded.engine.connect() as conn:
             rows = conn.execute(items.select()).mappings().all()
         assert [(r["device_id"], r["satisfaction"] <= 2, r["dept"]) for r in rows] == [("W1", True, None)]
+        assert "desk_actions_status" in {i["name"] for i in inspect(upgraded.engine).get_indexes("desk_actions")}
     finally:
         upgraded.close()
 

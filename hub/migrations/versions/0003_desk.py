@@ -1,28 +1,15 @@
 """The 差评 desk: users, sections, devices' sections, 差评 items, the hash-chained action record, alerts.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 A frozen copy of the desk's tables as this revision made them (hub/desk/tables.py holds the live ones).
 """
 
-from datetime import datetime
-
 from alembic import op
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -95,7 +82,6 @@ actions = Table(
     Column("hash", String(64), nullable=False),
     Index("desk_actions_item", "item_id", "seq"),
     Index("desk_actions_action", "action", "seq"),
-    Index("desk_actions_status", "status", "item_id"),
 )
 
 # Alerts to send: one per (target, event, subject), so each is sent once; attempts appended.
@@ -123,61 +109,7 @@ alert_attempts = Table(
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    desk.create_all(bind, checkfirst=True)
-    _items_for_ratings_held(bind)
-
-
-def _local_date(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone().date().isoformat()
-
-
-def _items_for_ratings_held(bind) -> None:
-    """The 差评 the hub held before the desk existed join the 台账, received when the hub stored them
-    (no section yet: a supervisor sees them as 未分配)."""
-    if bind.execute(text("SELECT 1 FROM desk_items LIMIT 1")).first() is not None:
-        return  # the desk's tables were there already (a database whose revision was lost)
-    rows = bind.execute(
-        text(
-            "SELECT r.device_id, r.log_id, r.seq, r.satisfaction, r.assess_time, e.received_at "
-            "FROM ratings r JOIN events e ON e.device_id = r.device_id AND e.log_id = r.log_id "
-            "AND e.seq = r.seq WHERE r.satisfaction <= 2 ORDER BY e.received_at, r.device_id, r.log_id, r.seq"
-        )
-    ).all()
-    window = [
-        {
-            "device_id": d,
-            "log_id": log,
-            "seq": seq,
-            "nonce": None,
-            "satisfaction": sat,
-            "assess_time": at,
-            "received": _local_date(received),
-            "received_at": received,
-        }
-        for d, log, seq, sat, at, received in rows
-    ]
-    phone = [
-        {
-            "device_id": d,
-            "log_id": None,
-            "seq": None,
-            "nonce": nonce,
-            "satisfaction": sat,
-            "assess_time": at,
-            "received": _local_date(stored),
-            "received_at": stored,
-        }
-        for d, nonce, sat, at, stored in bind.execute(
-            text(
-                "SELECT device_id, nonce, satisfaction, assess_time, at FROM phone_ratings "
-                "WHERE satisfaction <= 2 ORDER BY at, device_id, nonce"
-            )
-        ).all()
-    ]
-    held = sorted(window + phone, key=lambda r: r["received_at"])
-    if held:
-        bind.execute(items.insert(), [{**r, "dept": None} for r in held])
+    desk.create_all(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
