@@ -76,5 +76,6 @@ def create_app(
     app.include_router(operators.router)
     app.include_router(manage.router)
     console.install(app)
-    fleet.install(app, sweep_s=fleet_sweep_s)
+    monitor = fleet.install(app, sweep_s=fleet_sweep_s)
+    monitor.channels.append(app.state.alerts.device_alarm)  # [[alerts]] device_offline
     return app

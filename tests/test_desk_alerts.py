@@ -117,9 +117,18 @@ def test_alerts_in_three_formats_with_retries(tmp_path, receiver):
             env.clock.advance(-12)
         assert [b["event"] for p, b in receiver.received if p == "/hook"][-1] == "overdue"
 
-        alerts.device_offline("W2", "2026-11-30T08:00:00+00:00")
+        from hub.fleet import DeviceAlarm
+
+        alarm = DeviceAlarm(
+            "device_offline", "raised", "W2", "D2", "03", "silent", "2026-11-30T08:00:00+00:00"
+        )
+        alerts.device_alarm(alarm)  # as the fleet monitor delivers it
+        alerts.device_alarm(
+            DeviceAlarm("device_offline", "cleared", "W2", "D2", "03", "", "2026-11-30T09:00:00+00:00")
+        )
         alerts.run_once()
-        assert [b["event"] for p, b in receiver.received if p == "/hook"][-1] == "device_offline"
+        offline = [b for p, b in receiver.received if p == "/hook" and b["event"] == "device_offline"]
+        assert len(offline) == 1 and "W2" in offline[0]["text"]
         assert alerts.status()["failed"] == []
 
 

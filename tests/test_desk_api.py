@@ -220,7 +220,9 @@ def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds
         with upgraded.engine.connect() as conn:
             rows = conn.execute(items.select()).mappings().all()
         assert [(r["device_id"], r["satisfaction"] <= 2, r["dept"]) for r in rows] == [("W1", True, None)]
-        assert "desk_actions_status" in {i["name"] for i in inspect(upgraded.engine).get_indexes("desk_actions")}
+        assert "desk_actions_status" in {
+            i["name"] for i in inspect(upgraded.engine).get_indexes("desk_actions")
+        }
     finally:
         upgraded.close()
 

@@ -173,6 +173,12 @@ class Alerts:
         self._queue("device_offline", f"device:{device_id}:{since}", {"device": device_id, "since": since})
         self._wake.set()
 
+    def device_alarm(self, alarm: Any) -> None:
+        """A channel of the fleet monitor (hub.fleet.DeviceAlarm): a raised device_offline is alerted;
+        the other device alarms have no `[[alerts]]` event."""
+        if alarm.event == "device_offline" and alarm.state == "raised":
+            self.device_offline(alarm.device_id, alarm.at)
+
     def scan(self) -> None:
         """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""
         if not self.targets:
