@@ -170,7 +170,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.ratings, args.items, args.n = 20_000, 2_000, 30
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="desk-bench-"))
+    if args.dir:
+        run(args, args.dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="desk-bench-") as scratch:
+            run(args, Path(scratch))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
     store = HubStore(f"sqlite:///{folder / 'hub.db'}")
     started = time.perf_counter()
     fill(store, args.ratings, args.items)

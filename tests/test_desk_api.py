@@ -213,7 +213,7 @@ def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds
     with old.engine.begin() as conn:  # as a hub that held ratings before the desk's items were derived
         conn.execute(text("DELETE FROM desk_items"))
         conn.execute(text("DROP INDEX desk_actions_status"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
     old.close()
     upgraded = HubStore(url)
     try:

@@ -65,7 +65,7 @@ def _own(device_id: str, caller: str, what: str) -> None:
 
 @devices_router.post("/api/v1/devices/{device_id}/heartbeat")
 async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
-    claim, secret = claimed_device(request)  # headers first: no body is read for an unknown device
+    claim, secret = claimed_device(request)  # a stranger's body is never read
     body = await read_body(request, MAX_HEARTBEAT_BYTES)
     caller = verified_device(request, claim, secret, body)
     _own(device_id, caller, "report")

@@ -1,8 +1,8 @@
 """The 差评 desk, completed: an index for "finished items", and an item for every 差评 the hub held
 before the desk's tables existed.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Items are added only for bad ratings that have none (so running it on a database whose items were
 already derived adds nothing); they are received when the hub stored the rating, with no section yet
 (a supervisor sees them as 未分配).
@@ -13,8 +13,8 @@ from datetime import datetime
 from alembic import op
 from sqlalchemy import text
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
