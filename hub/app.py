@@ -78,5 +78,6 @@ def create_app(
     app.include_router(upstream.router)
     app.include_router(console_upstream.router)
     console.install(app)
-    fleet.install(app, sweep_s=fleet_sweep_s)
+    monitor = fleet.install(app, sweep_s=fleet_sweep_s)
+    monitor.channels.append(app.state.alerts.device_alarm)  # [[alerts]] device_offline
     return app

@@ -23,6 +23,8 @@ from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
 from .config import HubConfig, load_hub_config, upstream_target
+from .desk.calendar import CalendarFileError
+from .desk.settings import DeskSettings
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES
 from .storage import HubStore, StaffEntry, database_url
@@ -118,7 +120,13 @@ def serve(args) -> int:
         port,
         store.engine.url.render_as_string(),
     )
-    app = create_app(store, token, config=config)
+    try:
+        desk = DeskSettings.from_config(config)
+    except CalendarFileError as e:
+        raise UsageError(f"[deadline] calendar_file: {e}") from None
+    except OSError as e:
+        raise UsageError(f"[[alerts]] secret_file: cannot read {e.filename}: {e.strerror}") from None
+    app = create_app(store, token, config=config, desk=desk)
     sender = _upstream_sender(store, config)
     app.state.upstream_sender = sender
     server = NotifyingServer(uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None))

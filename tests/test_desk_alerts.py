@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from desk_support import PHONE, desk_hub
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hub.desk.alerts import Alerts
+from hub.desk.alerts import Alerts, mask_case
+from hub.desk.roles import SUPERVISOR as SUPERVISOR_ROLE
+from hub.desk.roles import Principal
 from hub.desk.settings import AlertTarget, DeskSettings
+
+SUPERVISOR = Principal("test", SUPERVISOR_ROLE)
+
+
+@given(st.text(alphabet="0123456789ABC", min_size=9, max_size=50))
+def test_a_masked_case_number_is_never_the_number(case_no):
+    masked = mask_case(case_no)
+    assert case_no not in masked and masked.startswith(case_no[:4]) and masked.endswith(case_no[-4:])
 
 
 class Receiver:
@@ -57,7 +70,9 @@ def receiver():
 
 def test_alerts_in_three_formats_with_retries(tmp_path, receiver):
     targets = (
-        AlertTarget("webhook", f"{receiver.url}/hook", ("bad_rating", "overdue", "device_offline")),
+        AlertTarget(
+            "webhook", f"{receiver.url}/hook", ("bad_rating", "due_soon", "overdue", "device_offline")
+        ),
         AlertTarget("wecom", f"{receiver.url}/wecom?key=k", ("bad_rating",)),
         AlertTarget("dingtalk", f"{receiver.url}/ding?access_token=t", ("bad_rating",), secret="SECabc"),
     )
@@ -84,6 +99,17 @@ def test_alerts_in_three_formats_with_retries(tmp_path, receiver):
         alerts.run_once()
         assert len(receiver.received) == 3  # each alert once
 
+        due = date.fromisoformat(env.desk.item(SUPERVISOR, item)["deadline"])
+        start, day = env.clock.day, env.clock.day
+        while env.desk.calendar.working_days_left(day, due) > 1:
+            day += timedelta(days=1)
+        env.clock.day = day  # one working day left: due_soon
+        try:
+            alerts.run_once()
+        finally:
+            env.clock.day = start
+        assert [b["event"] for p, b in receiver.received if p == "/hook"][-1] == "due_soon"
+
         env.clock.advance(12)  # overdue: 督办 alert
         try:
             alerts.run_once()
@@ -91,9 +117,18 @@ def test_alerts_in_three_formats_with_retries(tmp_path, receiver):
             env.clock.advance(-12)
         assert [b["event"] for p, b in receiver.received if p == "/hook"][-1] == "overdue"
 
-        alerts.device_offline("W2", "2026-11-30T08:00:00+00:00")
+        from hub.fleet import DeviceAlarm
+
+        alarm = DeviceAlarm(
+            "device_offline", "raised", "W2", "D2", "03", "silent", "2026-11-30T08:00:00+00:00"
+        )
+        alerts.device_alarm(alarm)  # as the fleet monitor delivers it
+        alerts.device_alarm(
+            DeviceAlarm("device_offline", "cleared", "W2", "D2", "03", "", "2026-11-30T09:00:00+00:00")
+        )
         alerts.run_once()
-        assert [b["event"] for p, b in receiver.received if p == "/hook"][-1] == "device_offline"
+        offline = [b for p, b in receiver.received if p == "/hook" and b["event"] == "device_offline"]
+        assert len(offline) == 1 and "W2" in offline[0]["text"]
         assert alerts.status()["failed"] == []
 
 
@@ -110,4 +145,4 @@ def test_an_undeliverable_alert_is_listed_after_its_attempts(tmp_path):
         for _ in range(10):
             alerts.deliver()
         failed = alerts.status()["failed"]
-        assert len(failed) == 1 and failed[0]["attempts"] == 8 and "Connection" in failed[0]["error"]
+        assert len(failed) == 1 and failed[0]["attempts"] == 8 and "URLError" in failed[0]["error"]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 from desk_support import PHONE, desk_hub
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from hub.desk.store import check_desk_chain
 
@@ -197,3 +197,57 @@ def test_the_desk_on_postgresql(tmp_path):
         assert env.api("sup", "GET", "/bad-ratings?overdue=false").json()["count"] == 2
         assert [r["user"] for r in env.api("sup", "GET", "/audit").json()["reveals"]] == ["d1"]
         assert check_desk_chain(env.store.engine) is None
+
+
+def test_a_database_from_before_the_desk_gets_items_for_the_bad_ratings_it_holds(tmp_path):
+    from desk_support import desk_hub as fresh_hub
+
+    from hub.desk.tables import items
+    from hub.storage import HubStore, database_url
+
+    with fresh_hub(tmp_path) as env:
+        env.bad_rating("W1", "370211202611280021")
+        env.bad_rating("W1", "370211202611280022", satisfaction=5)
+    url = database_url(tmp_path, None)
+    old = HubStore(url)
+    with old.engine.begin() as conn:  # as a hub that held ratings before the desk's items were derived
+        conn.execute(text("DELETE FROM desk_items"))
+        conn.execute(text("DROP INDEX desk_actions_status"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    old.close()
+    upgraded = HubStore(url)
+    try:
+        with upgraded.engine.connect() as conn:
+            rows = conn.execute(items.select()).mappings().all()
+        assert [(r["device_id"], r["satisfaction"] <= 2, r["dept"]) for r in rows] == [("W1", True, None)]
+        assert "desk_actions_status" in {
+            i["name"] for i in inspect(upgraded.engine).get_indexes("desk_actions")
+        }
+    finally:
+        upgraded.close()
+
+
+def test_the_csv_export_is_scoped_and_holds_no_numbers(env):
+    own = env.api("d1", "GET", "/bad-ratings?format=csv")
+    assert own.status_code == 200 and own.text.startswith("\ufeffid,projectNo")
+    assert "370211202611280001" in own.text and "370211202611280002" not in own.text
+    assert PHONE not in own.text
+    assert env.api("d1", "GET", "/bad-ratings?format=csv&dept=D2").status_code == 403
+    assert env.api("view", "GET", "/bad-ratings?format=csv").status_code == 403
+    everything = env.api("sup", "GET", "/bad-ratings?format=csv").text
+    assert "370211202611280001" in everything and "370211202611280002" in everything
+
+
+def test_a_bad_rating_from_the_phone_page_is_an_item_of_the_devices_section(env):
+    import requests
+    from test_hub_support import qr_token
+
+    token = qr_token(env.secrets["W2"], "370211202611280031", device="W2")
+    form = {"satisfaction": "1", "reason": ["201"], "phone": "13700001111"}
+    assert requests.post(f"{env.url}/q/{token}", data=form, timeout=10).status_code == 200
+    items = env.api("d2", "GET", "/bad-ratings").json()["items"]
+    item = next(i for i in items if i["projectNo"] == "370211202611280031")
+    assert item["channel"] == "phone" and item["dept"] == "D2" and item["reasons"] == ["201"]
+    assert item["hasContact"] and "13700001111" not in str(items)
+    assert env.api("d2", "GET", f"/contact/{item['id']}").json()["phone"] == "13700001111"
+    assert env.api("d1", "GET", f"/contact/{item['id']}").status_code == 403

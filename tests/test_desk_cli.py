@@ -27,3 +27,15 @@ def test_users_sections_devices(tmp_path, capsys):
     assert kiosk(["hub", "user", "disable", "nobody", *data]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_bad_calendar_file_stops_the_hub_with_one_line(tmp_path, capsys):
+    (tmp_path / "cal.toml").write_text('["2027"]\nholidays = ["2028-01-01"]\n', encoding="utf-8")
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/hub.db"\n[deadline]\ncalendar_file = "cal.toml"\n',
+        encoding="utf-8",
+    )
+    assert kiosk(["hub", "--config", str(config), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "calendar_file" in err and "cal.toml" in err and "2028-01-01" in err

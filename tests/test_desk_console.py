@@ -307,3 +307,12 @@ def test_a_dept_user_cannot_post_to_another_sections_item(env):
     assert act.status_code == 403
     assert len(env.desk.audit()) == before
     assert s.get(f"{env.url}/console/reviews", timeout=5).text.count("370211202611280002") == 0
+
+
+def test_the_console_export_is_scoped(env):
+    s = _session(env, "d2")
+    csv_text = s.get(f"{env.url}/console/items.csv", timeout=5).text
+    assert "370211202611280002" in csv_text and "370211202611280001" not in csv_text and PHONE not in csv_text
+    assert s.get(f"{env.url}/console/items.csv?dept=D1", timeout=5).status_code == 403
+    viewer = _session(env, "view")
+    assert viewer.get(f"{env.url}/console/items.csv", timeout=5).status_code == 403

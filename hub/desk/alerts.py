@@ -17,11 +17,12 @@ import json
 import logging
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -85,17 +86,33 @@ def request_for(target: AlertTarget, event: str, fields: dict[str, Any], now_ms:
     return target.url, {"event": event, "text": text, **fields}
 
 
-def delivered(response: requests.Response, target: AlertTarget) -> str | None:
-    """None if the receiver took the alert; else why not."""
-    if response.status_code >= 300:
-        return f"HTTP {response.status_code}"
-    if target.kind in ("wecom", "dingtalk"):
-        try:
-            code = response.json().get("errcode")
-        except (ValueError, AttributeError):
-            return "answer is not JSON"
-        if code != 0:
-            return f"errcode {code}"
+def post_json(url: str, body: dict, timeout_s: float = 10.0) -> str | None:
+    """POST ``body`` as JSON; None if the receiver took it, else why not. (The standard library's
+    client: the hub installs no terminal-side HTTP client.)"""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (configured URL)
+            answer = response.read(65536)
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+    return _robot_error(answer)
+
+
+def _robot_error(answer: bytes) -> str | None:
+    """企业微信 and 钉钉 answer 200 with ``errcode``; 0 is success. A webhook's answer is not read."""
+    try:
+        parsed = json.loads(answer) if answer else None
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and "errcode" in parsed and parsed["errcode"] != 0:
+        return f"errcode {parsed['errcode']}"
     return None
 
 
@@ -155,6 +172,12 @@ class Alerts:
         """The fleet's entry point: a device not heard from since ``since`` (ISO time)."""
         self._queue("device_offline", f"device:{device_id}:{since}", {"device": device_id, "since": since})
         self._wake.set()
+
+    def device_alarm(self, alarm: Any) -> None:
+        """A channel of the fleet monitor (hub.fleet.DeviceAlarm): a raised device_offline is alerted;
+        the other device alarms have no `[[alerts]]` event."""
+        if alarm.event == "device_offline" and alarm.state == "raised":
+            self.device_offline(alarm.device_id, alarm.at)
 
     def scan(self) -> None:
         """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""
@@ -222,11 +245,7 @@ class Alerts:
                 continue
             target = self.targets[a["target"]]
             url, body = request_for(target, a["event"], json.loads(a["text"]), int(now * 1000))
-            try:
-                response = requests.post(url, json=body, timeout=10)
-                error = delivered(response, target)
-            except requests.RequestException as e:
-                error = type(e).__name__
+            error = post_json(url, body)
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(alert_attempts).values(

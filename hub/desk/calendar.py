@@ -8,6 +8,7 @@ alarm; nothing here guesses that an unknown year has no holidays. No I/O here ex
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,9 +84,17 @@ def _days_after(first: date, last: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
+@functools.lru_cache(maxsize=65536)
 def deadline(calendar: WorkCalendar, received: date, working_days: int) -> date:
-    """The day an item received on ``received`` must be answered by (day of receipt = day 0)."""
+    """The day an item received on ``received`` must be answered by (day of receipt = day 0).
+    Cached: a 台账 page asks for the same few dozen days again and again."""
     return calendar.add_working_days(received, working_days)
+
+
+@functools.lru_cache(maxsize=65536)
+def days_left(calendar: WorkCalendar, today: date, due: date) -> int:
+    """``calendar.working_days_left``, cached."""
+    return calendar.working_days_left(today, due)
 
 
 def build(

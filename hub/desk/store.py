@@ -27,8 +27,8 @@ from core.events import ZERO_HASH, canonical_json
 
 from ..schema import devices, phone_ratings, ratings
 from . import workflow as wf
-from .calendar import CalendarGap, WorkCalendar, deadline
-from .roles import DEPT, Principal, check_user_fields
+from .calendar import CalendarGap, WorkCalendar, days_left, deadline
+from .roles import Principal, check_user_fields
 from .tables import actions, device_sections, items, sections, users
 
 CONTACT = "contact"  # the action name of a phone-number reveal in the record
@@ -362,15 +362,21 @@ class DeskStore:
             conditions.append(items.c.received <= f.last)
         if f.overdue is not None:
             cutoff = self.overdue_cutoff()
-            finished = status.in_(sorted(wf.FINISHED))
+            # Closed and not_adopted are final: an item is finished when any of its rows says so. One
+            # set for the whole query, not a lookup per item.
+            finished = items.c.id.in_(
+                select(actions.c.item_id).where(actions.c.status.in_(sorted(wf.FINISHED)))
+            )
             if f.overdue:
                 conditions.append((items.c.received < cutoff) & ~finished)
             else:
                 conditions.append((items.c.received >= cutoff) | finished)
-        where = and_(True, *conditions)
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(query.where(where).subquery())).scalar()
-            rows = conn.execute(query.where(where).order_by(items.c.id.desc()).limit(limit).offset(offset))
+            # Counted on the items alone: the rating joins add no rows and cost a lookup each.
+            total = conn.execute(select(func.count()).select_from(items).where(*conditions)).scalar()
+            rows = conn.execute(
+                query.where(*conditions).order_by(items.c.id.desc()).limit(limit).offset(offset)
+            )
             page = [self._view(dict(r)) for r in rows.mappings()]
         return page, total
 
@@ -419,7 +425,7 @@ class DeskStore:
             due = deadline(self.calendar, received, self.working_days)
             row["deadline"] = due.isoformat()
             row["overdue"] = row["status"] not in wf.FINISHED and self.today() > due
-            row["days_left"] = self.calendar.working_days_left(self.today(), due)
+            row["days_left"] = days_left(self.calendar, self.today(), due)
         except CalendarGap as e:
             row["calendar_gap"] = str(e)  # shown as an alarm; the days are not guessed
         row["reasons"] = [c for c in (row["reasons"] or "").split(",") if c]
@@ -552,10 +558,3 @@ def check_desk_chain(store) -> str | None:
                 return f"desk record: seq {row['seq']} was changed after it was written"
             expected, prev = expected + 1, row["hash"]
     return None
-
-
-def allowed(item: Mapping[str, Any], who: Principal) -> list[str]:
-    return wf.allowed_actions(item["state"], who.role) if who.may_see_item(item["dept"]) else []
-
-
-__all__ = ["DEPT", "DeskStore", "DeskError", "NotFound", "check_desk_chain"]

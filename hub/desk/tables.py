@@ -79,6 +79,7 @@ actions = Table(
     Column("hash", String(64), nullable=False),
     Index("desk_actions_item", "item_id", "seq"),
     Index("desk_actions_action", "action", "seq"),
+    Index("desk_actions_status", "status", "item_id"),
 )
 
 # Alerts to send: one per (target, event, subject), so each is sent once; attempts appended.

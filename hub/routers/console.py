@@ -32,7 +32,7 @@ from ..desk import workflow as wf
 from ..desk.calendar import CalendarGap
 from ..desk.roles import ADMIN, ROLE_LABELS, ROLES, SUPERVISOR
 from ..desk.store import DeskError, ItemFilter, NotFound
-from .manage import contact_opener
+from .manage import MAX_EXPORT_ITEMS, contact_opener, items_csv
 
 REASON_LABELS = {r.code: r.label for r in DEFAULT_REASONS}
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
@@ -285,6 +285,29 @@ def items_page(request: Request, user: PageUser, desk: Desk) -> Response:
         statuses=wf.STATUSES,
         alarm=alarm,
         title="督办：逾期差评" if overdue else "差评台账",
+    )
+
+
+@router.get("/items.csv")
+def items_export(request: Request, user: PageUser, desk: Desk) -> Response:
+    """The 台账 with the page's filters as CSV (the user's scope; no phone numbers)."""
+    _items_reader(user)
+    q = request.query_params
+    dept = q.get("dept") or None
+    own = user.principal.item_scope()
+    if own is not None and dept not in (None, own):
+        raise PageRefused(403, "无权访问", "业务科室只能导出本科室的差评。", user)
+    status = q.get("status") if q.get("status") in wf.STATUSES else None
+    overdue = {"1": True, "0": False}.get(q.get("overdue", ""))
+    f = ItemFilter(status, dept, overdue, _day(q.get("from")), _day(q.get("to")))
+    try:
+        rows, _ = desk.list_items(user.principal, f, MAX_EXPORT_ITEMS, 0)
+    except CalendarGap as e:
+        raise PageRefused(503, "日历告警", str(e), user) from None
+    return Response(
+        items_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={**PAGE_HEADERS, "Content-Disposition": 'attachment; filename="bad-ratings.csv"'},
     )
 
 

@@ -4,6 +4,8 @@ token (``Authorization: Bearer TOKEN``); a dept user sees only its own section, 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from typing import Annotated, Any, Literal
@@ -17,8 +19,7 @@ from core.contact import ContactError, open_contact
 from ..dependencies import AuditReader, Desk, ItemReader, Store, read_body, scoped_dept
 from ..desk import workflow as wf
 from ..desk.calendar import CalendarGap
-from ..desk.roles import Principal
-from ..desk.store import DeskStore, ItemFilter, NotFound
+from ..desk.store import ItemFilter, NotFound
 from ..errors import HubError
 
 router = APIRouter(prefix="/api/v1/manage", tags=["manage"])
@@ -56,6 +57,43 @@ def item_json(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CSV_FIELDS = (
+    "id",
+    "projectNo",
+    "satisfaction",
+    "assessTime",
+    "dept",
+    "window",
+    "staffNo",
+    "staffName",
+    "taskCode",
+    "taskName",
+    "ticketNo",
+    "deviceId",
+    "channel",
+    "reasons",
+    "received",
+    "deadline",
+    "daysLeft",
+    "status",
+    "overdue",
+)
+MAX_EXPORT_ITEMS = 100_000
+
+
+def items_csv(rows: list[dict[str, Any]]) -> str:
+    """The 台账 as CSV with a BOM (Excel on a Chinese Windows reads UTF-8 as GBK without it); no history,
+    no phone numbers."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        record = item_json(row)
+        writer.writerow({**record, "reasons": ",".join(record["reasons"]), "overdue": int(record["overdue"])})
+    return out.getvalue()
+
+
 def history_json(h: dict[str, Any]) -> dict[str, Any]:
     return {
         "seq": h["seq"],
@@ -90,12 +128,24 @@ def list_bad_ratings(
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    format: Literal["json", "csv"] = "json",
 ) -> Response:
     f = ItemFilter(status, scoped_dept(user, dept), overdue, from_, to)
+    if format == "csv":  # every matching item (up to MAX_EXPORT_ITEMS), in the user's scope
+        limit, offset = MAX_EXPORT_ITEMS, 0
     try:
         page, total = desk.list_items(user, f, limit, offset)
     except CalendarGap as e:
         raise HubError(503, "calendar_unknown", detail=str(e)) from None
+    if format == "csv":
+        return PlainTextResponse(
+            items_csv(page),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="bad-ratings.csv"',
+                "X-Item-Count": str(total),
+            },
+        )
     histories = desk.histories([i["id"] for i in page])
     body = [item_json({**i, "history": histories.get(i["id"], [])}) for i in page]
     return JSONResponse({"count": total, "limit": limit, "offset": offset, "items": body})
@@ -160,6 +210,3 @@ def contact_opener(store):
             return None
 
     return opener
-
-
-__all__ = ["router", "item_json", "contact_opener", "DeskStore", "Principal", "PlainTextResponse"]
