@@ -17,14 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from core.settings import SETTINGS, SettingError
 
-from ..dependencies import Device, authenticated_device, read_body, require_operator
+from ..dependencies import ApiUser, Device, claimed_device, read_body, verified_device
+from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
-from ..fleet import Fleet, FleetMonitor
+from ..fleet import DeviceAlarm, Fleet, FleetMonitor
 
 MAX_HEARTBEAT_BYTES = 64 * 1024
 
 devices_router = APIRouter(tags=["devices"])
-operators_router = APIRouter(tags=["fleet"], dependencies=[Depends(require_operator)])
+operators_router = APIRouter(prefix="/api/v1/manage", tags=["fleet"])
 
 
 def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
@@ -33,6 +34,7 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     fleet = Fleet(app.state.store)
     monitor = FleetMonitor(fleet, sweep_s)
     app.state.fleet, app.state.fleet_monitor = fleet, monitor
+    monitor.channels.append(lambda alarm: _desk_alert(app, alarm))
     app.include_router(devices_router)
     app.include_router(operators_router)
     outer = app.router.lifespan_context
@@ -50,8 +52,17 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     return monitor
 
 
+def _desk_alert(app: FastAPI, alarm: DeviceAlarm) -> None:
+    """The desk's alert channels ([[alerts]]) take device_offline; the other device alarms are logged."""
+    if alarm.event == "device_offline" and alarm.state == "raised":
+        app.state.alerts.device_offline(alarm.device_id, alarm.last_seen)
+
+
 def _fleet(request: Request) -> Fleet:
     return request.app.state.fleet
+
+
+FleetData = Annotated[Fleet, Depends(_fleet)]
 
 
 def _refuse_constant(name: str) -> None:
@@ -65,8 +76,9 @@ def _own(device_id: str, caller: str, what: str) -> None:
 
 @devices_router.post("/api/v1/devices/{device_id}/heartbeat")
 async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
+    claim, secret = claimed_device(request)  # a stranger's body is never read
     body = await read_body(request, MAX_HEARTBEAT_BYTES)
-    caller = authenticated_device(request, body)
+    caller = verified_device(request, claim, secret, body)
     _own(device_id, caller, "report")
     try:
         report = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
@@ -86,7 +98,7 @@ async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
 def get_settings(
     device_id: str,
     caller: Device,
-    fleet: Annotated[Fleet, Depends(_fleet)],
+    fleet: FleetData,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     _own(device_id, caller, "read settings")
@@ -97,15 +109,32 @@ def get_settings(
     return JSONResponse({"version": version, "settings": settings}, headers={"ETag": etag})
 
 
-@operators_router.get("/api/v1/manage/devices")
-def list_devices(fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
-    listed = fleet.devices()
+def device_reader(user: ApiUser) -> Principal:
+    """Who may see devices: admin and supervisor all of them, a dept user its own section's; 403 else."""
+    if user.role not in (ADMIN, SUPERVISOR) and user.item_scope() is None:
+        raise HubError(403, "forbidden", detail=f"a {user.role} user sees no devices")
+    return user
+
+
+def settings_admin(user: ApiUser) -> Principal:
+    if user.role not in (ADMIN, SUPERVISOR):
+        raise HubError(403, "forbidden", detail=f"a {user.role} user may not change settings")
+    return user
+
+
+DeviceReader = Annotated[Principal, Depends(device_reader)]
+SettingsAdmin = Annotated[Principal, Depends(settings_admin)]
+
+
+@operators_router.get("/devices", responses={401: {}, 403: {}})
+def list_devices(fleet: FleetData, user: DeviceReader) -> dict[str, Any]:
+    listed = fleet.devices(dept=user.item_scope())
     return {"count": len(listed), "online": sum(d["online"] for d in listed), "devices": listed}
 
 
-@operators_router.get("/api/v1/manage/devices/{device_id}")
-def show_device(device_id: str, fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
-    found = [d for d in fleet.devices() if d["id"] == device_id]
+@operators_router.get("/devices/{device_id}", responses={401: {}, 403: {}, 404: {}})
+def show_device(device_id: str, fleet: FleetData, user: DeviceReader) -> dict[str, Any]:
+    found = [d for d in fleet.devices(dept=user.item_scope()) if d["id"] == device_id]
     if not found:
         raise HubError(404, "not_found", detail=f"no device {device_id}")
     return {
@@ -121,8 +150,8 @@ class SettingsChange(BaseModel):
     settings: dict[str, Any]
 
 
-@operators_router.get("/api/v1/manage/settings")
-def get_scope_settings(fleet: Annotated[Fleet, Depends(_fleet)], scope: str = "*") -> dict[str, Any]:
+@operators_router.get("/settings", responses={401: {}, 403: {}})
+def get_scope_settings(fleet: FleetData, _user: SettingsAdmin, scope: str = "*") -> dict[str, Any]:
     versions = fleet.scope_settings(scope)
     return {
         "scope": scope,
@@ -132,14 +161,14 @@ def get_scope_settings(fleet: Annotated[Fleet, Depends(_fleet)], scope: str = "*
     }
 
 
-@operators_router.put("/api/v1/manage/settings")
-def put_settings(change: SettingsChange, fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
+@operators_router.put("/settings", responses={401: {}, 403: {}, 404: {}, 422: {}})
+def put_settings(change: SettingsChange, fleet: FleetData, user: SettingsAdmin) -> dict[str, Any]:
     """The whole set of one scope, checked key by key before it is stored: a bad value is refused (422)
     with the reason and never reaches a device."""
     if any(isinstance(v, float) and not math.isfinite(v) for v in change.settings.values()):
         raise HubError(422, "invalid_setting", detail="values must be finite")
     try:
-        number = fleet.set_settings(change.scope, change.settings, by="operator")
+        number = fleet.set_settings(change.scope, change.settings, by=user.name)
     except SettingError as e:
         raise HubError(422, "invalid_setting", detail=str(e)) from None
     except KeyError:
