@@ -212,7 +212,7 @@ class Fleet:
             query = select(devices.c.id).order_by(devices.c.id)
             if only is not None:
                 query = query.where(devices.c.id == only)
-            ids = conn.execute(query).scalars().all()
+            ids: list[str] = list(conn.execute(query).scalars().all())
             return [(d, section_of(conn, d) or "") for d in ids]
 
     def devices(self, now: float | None = None, dept: str | None = None) -> list[dict[str, Any]]:
