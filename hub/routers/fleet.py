@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import SETTINGS, SettingError
 
-from ..dependencies import ApiUser, Device, claimed_device, read_body, verified_device
+from ..dependencies import ApiUser, Device, PageUser, claimed_device, read_body, verified_device
 from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
 from ..fleet import DeviceAlarm, Fleet, FleetMonitor
@@ -26,6 +26,7 @@ MAX_HEARTBEAT_BYTES = 64 * 1024
 
 devices_router = APIRouter(tags=["devices"])
 operators_router = APIRouter(prefix="/api/v1/manage", tags=["fleet"])
+console_router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
 
 def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
@@ -37,6 +38,7 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     monitor.channels.append(lambda alarm: _desk_alert(app, alarm))
     app.include_router(devices_router)
     app.include_router(operators_router)
+    app.include_router(console_router)
     outer = app.router.lifespan_context
 
     @asynccontextmanager
@@ -174,3 +176,36 @@ def put_settings(change: SettingsChange, fleet: FleetData, user: SettingsAdmin) 
     except KeyError:
         raise HubError(404, "not_found", detail=f"no device {change.scope.partition(':')[2]}") from None
     return {"scope": change.scope, "number": number}
+
+
+@console_router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, user: PageUser, fleet: FleetData) -> Response:
+    """设备: every device the user may see, online or not, with its ports, backlog, alarms and settings."""
+    from .console import PageRefused, render  # the console's router imports the desk; loaded with it
+
+    principal = user.principal
+    if principal.role not in (ADMIN, SUPERVISOR) and principal.item_scope() is None:
+        raise PageRefused(403, "无权访问", "只有系统管理员、督查和业务科室可以查看设备。", user)
+    listed = fleet.devices(dept=principal.item_scope())
+    listed.sort(key=lambda d: (d["online"], -len(d["alarms"]), d["id"]))  # what needs a look first
+    sections = request.app.state.desk.sections()
+    return render(
+        request,
+        "devices.html",
+        user,
+        devices=listed,
+        online=sum(d["online"] for d in listed),
+        sections=sections,
+        alarm_labels=ALARM_LABELS,
+        port_labels={"card": "读卡器", "ticket": "叫号/扫码", "keypad": "评价键盘"},
+        state_labels={"connected": "正常", "waiting": "未连接", "error": "故障"},
+    )
+
+
+ALARM_LABELS = {
+    "device_offline": "离线",
+    "device_backlog": "积压",
+    "device_clock": "时钟偏差",
+    "device_serial_error": "串口故障",
+    "device_disk_full": "磁盘将满",
+}
