@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from core.settings import SettingError, check_settings, settings_version
 
 from . import health
+from .desk.store import section_of
 from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
 from .schema import devices
 from .storage import HubStore, utc_now_iso
@@ -49,7 +50,8 @@ class DeviceAlarm:
     dept: str
     window: str | None
     detail: str
-    at: str
+    at: str  # when the alarm was raised or cleared
+    last_seen: str  # the device's latest heartbeat (for device_offline: since when it is silent)
 
 
 class Fleet:
@@ -158,7 +160,7 @@ class Fleet:
     def settings_for(self, device_id: str) -> tuple[str, dict[str, Any]]:
         """(version, settings) of one device: every device's, under its section's, under its own."""
         with self.engine.connect() as conn:
-            dept = conn.execute(select(devices.c.dept_code).where(devices.c.id == device_id)).scalar() or ""
+            dept = section_of(conn, device_id) or ""
             current = self._current(conn, [ALL_SCOPE, scope_of("dept", dept), scope_of("device", device_id)])
         return merged_settings(current, device_id, dept)
 
@@ -204,21 +206,29 @@ class Fleet:
 
     # --- the management API's list
 
-    def devices(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Every registered device as ``GET /api/v1/manage/devices`` lists it (docs/fleet.md)."""
-        now = self.clock() if now is None else now
+    def registered(self, only: str | None = None) -> list[tuple[str, str]]:
+        """(id, section or "") of every registered device (or of ``only``)."""
         with self.engine.connect() as conn:
-            registered = conn.execute(select(devices.c.id, devices.c.dept_code).order_by(devices.c.id)).all()
+            query = select(devices.c.id).order_by(devices.c.id)
+            if only is not None:
+                query = query.where(devices.c.id == only)
+            ids: list[str] = list(conn.execute(query).scalars().all())
+            return [(d, section_of(conn, d) or "") for d in ids]
+
+    def devices(self, now: float | None = None, dept: str | None = None) -> list[dict[str, Any]]:
+        """Every registered device (of section ``dept`` only, if given) as ``GET /api/v1/manage/devices``
+        lists it (docs/fleet.md)."""
+        now = self.clock() if now is None else now
+        registered = [(d, s) for d, s in self.registered() if dept is None or s == dept]
+        with self.engine.connect() as conn:
             current = self._current(conn)
         seen, alarms = self.latest_reports(), self.raised_alarms()
         listed = []
-        for device in registered:
-            received_at, report = seen.get(device.id, (None, {}))
-            wanted, _ = merged_settings(current, device.id, device.dept_code)
+        for device_id, section in registered:
+            received_at, report = seen.get(device_id, (None, {}))
+            wanted, _ = merged_settings(current, device_id, section)
             listed.append(
-                device_row(
-                    device.id, device.dept_code, received_at, report, now, wanted, alarms.get(device.id, {})
-                )
+                device_row(device_id, section, received_at, report, now, wanted, alarms.get(device_id, {}))
             )
         return listed
 
@@ -315,24 +325,25 @@ class FleetMonitor:
             if self.fixed_sweep_s is None and seen:
                 shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
                 self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
-            with self.fleet.engine.connect() as conn:
-                query = select(devices.c.id, devices.c.dept_code)
-                if only is not None:
-                    query = query.where(devices.c.id == only)
-                registered = conn.execute(query).all()
-            for device in registered:
-                if device.id not in seen:
+            for device_id, section in self.fleet.registered(only):
+                if device_id not in seen:
                     continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
-                received_at, report = seen[device.id]
+                received_at, report = seen[device_id]
                 judged = health.conditions(report, received_at, now, self.limits)
-                for change in health.transitions(raised.get(device.id, {}), judged):
-                    at = self.fleet.append_alarm(device.id, change)
+                for change in health.transitions(raised.get(device_id, {}), judged):
+                    at = self.fleet.append_alarm(device_id, change)
                     window = report.get("window") if isinstance(report.get("window"), str) else None
-                    self.deliver(
-                        DeviceAlarm(
-                            change.kind, change.state, device.id, device.dept_code, window, change.detail, at
-                        )
+                    alarm = DeviceAlarm(
+                        change.kind,
+                        change.state,
+                        device_id,
+                        section,
+                        window,
+                        change.detail,
+                        at,
+                        _iso(received_at),
                     )
+                    self.deliver(alarm)
 
     def start(self) -> None:
         self._stop.clear()

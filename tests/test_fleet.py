@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 
 import requests
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from sqlalchemy import select
 from test_hub_support import (
-    ADMIN_TOKEN,
     DEVICE,
     ROOT,
     agent_env,
@@ -30,6 +28,10 @@ from test_hub_support import (
 
 from core.config import load_config
 from core.store import EventLog
+from hub.app import create_app
+from hub.desk.settings import AlertTarget, DeskSettings
+from hub.desk.tables import alerts as desk_alerts
+from hub.routers import fleet as fleet_routes
 from hub.storage import HubStore, database_url
 from kiosk.remote import RemoteSettings
 from sync.agent import SyncAgent
@@ -38,7 +40,22 @@ from sync.settings import SETTINGS_KEY
 
 PERIOD_S = 5  # [hub] heartbeat_s, the least allowed
 DEVICES = 20
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def user_token(data: Path, name: str = "fleet", role: str = "admin") -> dict[str, str]:
+    """A management API user of the hub in ``data`` (``kiosk hub user add`` / ``token``), as headers."""
+    env = agent_env()
+    for args in (["add", name, "--role", role], ["token", name]):
+        done = subprocess.run(
+            [sys.executable, "-m", "commands.cli", "hub", "user", *args, "--data", str(data)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    return {"Authorization": f"Bearer {done.stdout.strip().splitlines()[-1]}"}
 
 
 class SimulatedDevice:
@@ -104,7 +121,7 @@ def hub_process(data: Path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "commands.cli", "hub", "--data", str(data), "--port", str(port)],
             cwd=ROOT,
-            env={**agent_env(), "KIOSK_HUB_ADMIN_TOKEN": ADMIN_TOKEN},
+            env=agent_env(),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -133,6 +150,9 @@ def eventually(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.25)
 
 
+AUTH: dict[str, str] = {}  # the admin user's token, set by the test that starts the hub
+
+
 def listing(url: str) -> dict[str, dict]:
     r = requests.get(f"{url}/api/v1/manage/devices", headers=AUTH, timeout=10)
     assert r.status_code == 200, r.text
@@ -144,6 +164,7 @@ def test_twenty_devices_online_offline_settings(tmp_path):
     data.mkdir()
     ids = [f"XHA-W{i:02d}" for i in range(1, DEVICES + 1)]
     secrets = {device_id: register(data, device_id) for device_id in ids}
+    AUTH.update(user_token(data))
     with hub_process(data) as (url, hub_log):
         devices = [
             SimulatedDevice(tmp_path / d, url, d, secrets[d], f"{i:02d}") for i, d in enumerate(ids, start=1)
@@ -225,18 +246,11 @@ def test_twenty_devices_online_offline_settings(tmp_path):
                 d.close()
 
 
-def test_a_hub_without_heartbeats_never_slows_uploads(tmp_path, caplog):
-    """A hub that answers 404 to heartbeats and settings (one before the fleet): the agent notes it once
+def test_a_hub_without_heartbeats_never_slows_uploads(tmp_path, caplog, monkeypatch):
+    """A hub from before the fleet (its heartbeat and settings paths answer 404): the agent notes it once
     and uploads as fast as ever."""
-
-    def absent(_request):
-        return JSONResponse({"error": "not_found"}, status_code=404)
-
-    routes = [
-        Route(f"/api/v1/devices/{DEVICE}/heartbeat", absent, methods=["POST"]),
-        Route(f"/api/v1/devices/{DEVICE}/settings", absent),
-    ]
-    with thread_hub(tmp_path / "hub", routes=routes) as hub, EventLog(tmp_path / "kiosk.db") as log:
+    monkeypatch.setattr(fleet_routes, "install", lambda app, **options: None)  # the hub without the fleet
+    with thread_hub(tmp_path / "hub") as hub, EventLog(tmp_path / "kiosk.db") as log:
         secret = register(hub.store)
         fill_log(log, 50)
         agents: list[SyncAgent] = []
@@ -303,54 +317,52 @@ def test_fleet_routes_refuse_what_they_must(tmp_path, caplog):
     routes need the operator; settings are per scope, checked, and served with their ETag."""
     with thread_hub(tmp_path / "hub") as hub:
         secret = register(hub.store)
-        other = register(hub.store, "XHA-W04", dept_code="11370211MB0001234X")
-        beat = f"{hub.url}/api/v1/devices/{DEVICE}/heartbeat"
+        other = register(hub.store, "XHA-W04")
+        desk = hub.app_desk
+        desk.add_section("S1", "行政审批科")
+        desk.set_device_section("XHA-W04", "S1")
+        users = {}
+        for name, role, dept in (("adm", "admin", None), ("d1", "dept", "S1"), ("v", "viewer", None)):
+            desk.add_user(name, role, dept)
+            users[name] = {"Authorization": f"Bearer {desk.new_token(name)}"}
+        auth = users["adm"]
+        target = f"/api/v1/devices/{DEVICE}/heartbeat"
+        beat = hub.url + target
+
+        def signed(key: bytes, data: bytes, device: str = DEVICE) -> dict:
+            return signed_headers(key, data, device, target=target)
+
         body = b'{"window": "03", "heartbeat_s": 5, "pending": 0}'
         with caplog.at_level("WARNING", logger="hub"):
-            r = requests.post(
-                beat,
-                data=body,
-                headers=signed_headers(b"wrong", body, target=f"/api/v1/devices/{DEVICE}/heartbeat"),
-                timeout=5,
-            )
+            r = requests.post(beat, data=body, headers=signed(b"wrong", body), timeout=5)
         assert r.status_code == 401
         refusal = [m for m in caplog.messages if m.startswith(f"device '{DEVICE}' refused")]
         assert len(refusal) == 1 and "/heartbeat" in refusal[0] and "hub.db" in refusal[0]
-        r = requests.post(
-            beat,
-            data=body,
-            headers=signed_headers(other, body, "XHA-W04", target=f"/api/v1/devices/{DEVICE}/heartbeat"),
-            timeout=5,
-        )
+        r = requests.post(beat, data=body, headers=signed(other, body, "XHA-W04"), timeout=5)
         assert r.status_code == 403
-        r = requests.post(
-            beat,
-            data=b"[1, NaN]",
-            headers=signed_headers(secret, b"[1, NaN]", target=f"/api/v1/devices/{DEVICE}/heartbeat"),
-            timeout=5,
-        )
+        r = requests.post(beat, data=b"[1, NaN]", headers=signed(secret, b"[1, NaN]"), timeout=5)
         assert r.status_code == 400
-        r = requests.post(
-            beat,
-            data=body,
-            headers=signed_headers(secret, body, target=f"/api/v1/devices/{DEVICE}/heartbeat"),
-            timeout=5,
-        )
+        r = requests.post(beat, data=body, headers=signed(secret, body), timeout=5)
         assert r.status_code == 200 and r.json()["settings_version"]
 
         manage = f"{hub.url}/api/v1/manage"
         assert requests.get(f"{manage}/devices", timeout=5).status_code == 401
+        assert requests.get(f"{manage}/devices", headers=users["v"], timeout=5).status_code == 403
+        own = requests.get(f"{manage}/devices", headers=users["d1"], timeout=5).json()["devices"]
+        assert [d["id"] for d in own] == ["XHA-W04"]  # a dept user: its own section's devices only
         rows = {
-            d["id"]: d for d in requests.get(f"{manage}/devices", headers=AUTH, timeout=5).json()["devices"]
+            d["id"]: d for d in requests.get(f"{manage}/devices", headers=auth, timeout=5).json()["devices"]
         }
         assert rows[DEVICE]["online"] and rows[DEVICE]["window"] == "03" and rows[DEVICE]["heartbeatS"] == 5
         assert not rows["XHA-W04"]["online"] and rows["XHA-W04"]["lastSeen"] is None
-        assert rows["XHA-W04"]["dept"] == "11370211MB0001234X"
+        assert rows["XHA-W04"]["dept"] == "S1" and rows[DEVICE]["dept"] == ""
 
-        def put(scope, settings):
+        def put(scope, settings, who=auth):
             return requests.put(
-                f"{manage}/settings", json={"scope": scope, "settings": settings}, headers=AUTH, timeout=5
+                f"{manage}/settings", json={"scope": scope, "settings": settings}, headers=who, timeout=5
             )
+
+        assert put("*", {"ui.thanks_s": 4}, users["d1"]).status_code == 403
 
         assert (
             requests.put(f"{manage}/settings", json={"scope": "*", "settings": {}}, timeout=5).status_code
@@ -359,33 +371,21 @@ def test_fleet_routes_refuse_what_they_must(tmp_path, caplog):
         assert put("window:3", {}).status_code == 422
         assert put("device:NOPE", {"ui.walkin": True}).status_code == 404
         assert put("*", {"ui.thanks_s": 4}).status_code == 200
-        assert put("dept:11370211MB0001234X", {"ui.thanks_s": 5, "ui.walkin": True}).status_code == 200
+        assert put("dept:S1", {"ui.thanks_s": 5, "ui.walkin": True}).status_code == 200
         assert put(f"device:{DEVICE}", {"qr.ttl_s": 300}).status_code == 200
 
-        def settings_of(device, key, **headers):
-            path = f"/api/v1/devices/{device}/settings"
-            return requests.get(
-                hub.url + path,
-                headers={**signed_headers(key, b"", device, method="GET", target=path), **headers},
-                timeout=5,
-            )
+        def settings_of(device, key, path_of=None, **headers):
+            path = f"/api/v1/devices/{path_of or device}/settings"
+            signature = signed_headers(key, b"", device, method="GET", target=path)
+            return requests.get(hub.url + path, headers={**signature, **headers}, timeout=5)
 
         mine = settings_of(DEVICE, secret)
         assert mine.json()["settings"] == {"ui.thanks_s": 4, "qr.ttl_s": 300}
         assert settings_of("XHA-W04", other).json()["settings"] == {"ui.thanks_s": 5, "ui.walkin": True}
         assert settings_of(DEVICE, secret, **{"If-None-Match": mine.headers["ETag"]}).status_code == 304
         assert settings_of(DEVICE, other).status_code == 401
-        assert (
-            requests.get(
-                f"{hub.url}/api/v1/devices/{DEVICE}/settings",
-                headers=signed_headers(
-                    other, b"", "XHA-W04", method="GET", target=f"/api/v1/devices/{DEVICE}/settings"
-                ),
-                timeout=5,
-            ).status_code
-            == 403
-        )
-        history = requests.get(f"{manage}/settings", params={"scope": "*"}, headers=AUTH, timeout=5).json()
+        assert settings_of("XHA-W04", other, path_of=DEVICE).status_code == 403
+        history = requests.get(f"{manage}/settings", params={"scope": "*"}, headers=auth, timeout=5).json()
         assert [v["settings"] for v in history["versions"]] == [{"ui.thanks_s": 4}]
         assert "ui.thanks_s" in history["keys"]
 
@@ -396,3 +396,24 @@ def test_a_new_empty_hub_database_is_announced_loudly(tmp_path, caplog):
         HubStore(database_url(tmp_path / "first", None)).close()
     warnings = [m for m in caplog.messages if m.startswith("NEW EMPTY DATABASE")]
     assert len(warnings) == 1 and str(tmp_path / "first" / "hub.db") in warnings[0]
+
+
+def test_device_offline_reaches_the_desks_alert_channels(tmp_path):
+    """The fleet's device_offline goes into the desk's alert queue ([[alerts]]), once per silence."""
+    target = AlertTarget("webhook", "http://127.0.0.1:9/alerts", ("device_offline",))
+    store = HubStore(database_url(tmp_path / "hub", None))
+    try:
+        app = create_app(store, desk=DeskSettings(alerts=(target,)))
+        store.add_device(DEVICE)
+        clock = [1_800_000_000.0]
+        app.state.fleet.clock = lambda: clock[0]
+        monitor = app.state.fleet_monitor
+        app.state.fleet.record_heartbeat(DEVICE, {"window": "03", "heartbeat_s": 5})
+        clock[0] += 16
+        monitor.judge()
+        monitor.judge()
+        with store.engine.connect() as conn:
+            queued = conn.execute(select(desk_alerts.c.event, desk_alerts.c.subject)).all()
+        assert [(event, subject.split(":")[1]) for event, subject in queued] == [("device_offline", DEVICE)]
+    finally:
+        store.close()

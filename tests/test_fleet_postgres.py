@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from hub import fleet as fleet_module
+from hub.desk.tables import device_sections, sections
 from hub.fleet import Fleet, FleetMonitor
 from hub.schema import metadata
 from hub.storage import HubStore
@@ -39,8 +40,11 @@ def store():
 
 def test_the_fleet_on_postgresql(store, monkeypatch):
     monkeypatch.setattr(fleet_module, "HISTORY_PER_DEVICE", 3)
-    store.add_device("W01", dept_code="11370211MB0001234X")
+    store.add_device("W01")
     store.add_device("W02")
+    with store.engine.begin() as conn:  # W01 in section S1, as `kiosk hub device add W01 --dept S1` does
+        conn.execute(insert(sections).values(code="S1", name="行政审批科", created_at="2026-11-29T00:00:00Z"))
+        conn.execute(insert(device_sections).values(device_id="W01", dept="S1", at="2026-11-29T00:00:00Z"))
     clock = Clock()
     fleet = Fleet(store, clock)
     monitor = FleetMonitor(fleet, sweep_s=1)
@@ -48,12 +52,13 @@ def test_the_fleet_on_postgresql(store, monkeypatch):
         fleet.record_heartbeat("W01", {"window": "01", "heartbeat_s": 5, "pending": i, "version": "0.2.0"})
     assert [h["report"]["pending"] for h in fleet.history("W01")] == [4, 3, 2]  # the newest 3 only
     fleet.set_settings("*", {"ui.thanks_s": 4}, by="test")
-    fleet.set_settings("dept:11370211MB0001234X", {"ui.walkin": True}, by="test")
+    fleet.set_settings("dept:S1", {"ui.walkin": True}, by="test")
     _, merged = fleet.settings_for("W01")
     assert merged == {"ui.thanks_s": 4, "ui.walkin": True}
     assert fleet.settings_for("W02")[1] == {"ui.thanks_s": 4}
     rows = {d["id"]: d for d in fleet.devices()}
     assert rows["W01"]["online"] and not rows["W02"]["online"] and rows["W01"]["pending"] == 4
+    assert rows["W01"]["dept"] == "S1" and [d["id"] for d in fleet.devices(dept="S1")] == ["W01"]
     clock.now += 16
     monitor.judge()
     monitor.judge()

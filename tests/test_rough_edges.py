@@ -13,6 +13,9 @@ import requests
 from test_hub_support import ADMIN_TOKEN, ROOT, register, thread_hub, upload_case
 
 from core.config import ConfigError, load_config
+from core.store import EventLog
+from sync.agent import Signer, SyncAgent
+from sync.client import HubClient, HubRefused
 
 
 def kiosk(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -66,3 +69,16 @@ def test_a_toml_syntax_error_names_the_file_by_its_full_path(tmp_path):
     result = kiosk("doctor", "--config", "kiosk.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert f"{tmp_path / 'kiosk.toml'}: TOML syntax error" in result.stdout + result.stderr
+
+
+def test_the_agents_fix_for_a_refused_signature_names_the_hubs_data_folder():
+    text = Signer(HubClient("http://h", "XHA-W03", b"k"), None).refusal(HubRefused(401, "unauthorized"))
+    assert "`kiosk hub device add XHA-W03`" in text and "started from another folder" in text
+
+
+def test_the_summary_counts_in_good_english(tmp_path):
+    with EventLog(tmp_path / "k.db") as log:
+        agent = SyncAgent(log, HubClient("http://127.0.0.1:9", "XHA-W03", b"k"), heartbeat_s=None)
+        agent.sent_events, agent.sent_batches = 1, 1
+        summary = agent.summary()
+    assert summary.startswith("sent 1 event in 1 batch; the hub did not answer about log ")

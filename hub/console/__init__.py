@@ -36,6 +36,7 @@ NAV: list[NavEntry] = [
     NavEntry("上报省平台", "/console/upstream", frozenset({SUPERVISOR, ADMIN})),
     NavEntry("用户与科室", "/console/users", frozenset({ADMIN})),
     NavEntry("设置", "/console/settings", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
+    NavEntry("设备", "/console/devices", frozenset({ADMIN, SUPERVISOR, DEPT})),  # hub/routers/fleet.py
 ]
 
 templates = Environment(

@@ -11,20 +11,22 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import SETTINGS, SettingError
 
-from ..dependencies import Device, claimed_device, read_body, require_operator, verified_device
+from ..dependencies import ApiUser, Device, PageUser, claimed_device, read_body, verified_device
+from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
-from ..fleet import Fleet, FleetMonitor
+from ..fleet import DeviceAlarm, Fleet, FleetMonitor
 
 MAX_HEARTBEAT_BYTES = 64 * 1024
 
 devices_router = APIRouter(tags=["devices"])
-operators_router = APIRouter(tags=["fleet"], dependencies=[Depends(require_operator)])
+operators_router = APIRouter(prefix="/api/v1/manage", tags=["fleet"])
+console_router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
 
 def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
@@ -33,8 +35,10 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     fleet = Fleet(app.state.store)
     monitor = FleetMonitor(fleet, sweep_s)
     app.state.fleet, app.state.fleet_monitor = fleet, monitor
+    monitor.channels.append(lambda alarm: _desk_alert(app, alarm))
     app.include_router(devices_router)
     app.include_router(operators_router)
+    app.include_router(console_router)
     outer = app.router.lifespan_context
 
     @asynccontextmanager
@@ -50,8 +54,17 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
     return monitor
 
 
+def _desk_alert(app: FastAPI, alarm: DeviceAlarm) -> None:
+    """The desk's alert channels ([[alerts]]) take device_offline; the other device alarms are logged."""
+    if alarm.event == "device_offline" and alarm.state == "raised":
+        app.state.alerts.device_offline(alarm.device_id, alarm.last_seen)
+
+
 def _fleet(request: Request) -> Fleet:
     return request.app.state.fleet
+
+
+FleetData = Annotated[Fleet, Depends(_fleet)]
 
 
 def _refuse_constant(name: str) -> None:
@@ -87,7 +100,7 @@ async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
 def get_settings(
     device_id: str,
     caller: Device,
-    fleet: Annotated[Fleet, Depends(_fleet)],
+    fleet: FleetData,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     _own(device_id, caller, "read settings")
@@ -98,15 +111,32 @@ def get_settings(
     return JSONResponse({"version": version, "settings": settings}, headers={"ETag": etag})
 
 
-@operators_router.get("/api/v1/manage/devices")
-def list_devices(fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
-    listed = fleet.devices()
+def device_reader(user: ApiUser) -> Principal:
+    """Who may see devices: admin and supervisor all of them, a dept user its own section's; 403 else."""
+    if user.role not in (ADMIN, SUPERVISOR) and user.item_scope() is None:
+        raise HubError(403, "forbidden", detail=f"a {user.role} user sees no devices")
+    return user
+
+
+def settings_admin(user: ApiUser) -> Principal:
+    if user.role not in (ADMIN, SUPERVISOR):
+        raise HubError(403, "forbidden", detail=f"a {user.role} user may not change settings")
+    return user
+
+
+DeviceReader = Annotated[Principal, Depends(device_reader)]
+SettingsAdmin = Annotated[Principal, Depends(settings_admin)]
+
+
+@operators_router.get("/devices", responses={401: {}, 403: {}})
+def list_devices(fleet: FleetData, user: DeviceReader) -> dict[str, Any]:
+    listed = fleet.devices(dept=user.item_scope())
     return {"count": len(listed), "online": sum(d["online"] for d in listed), "devices": listed}
 
 
-@operators_router.get("/api/v1/manage/devices/{device_id}")
-def show_device(device_id: str, fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
-    found = [d for d in fleet.devices() if d["id"] == device_id]
+@operators_router.get("/devices/{device_id}", responses={401: {}, 403: {}, 404: {}})
+def show_device(device_id: str, fleet: FleetData, user: DeviceReader) -> dict[str, Any]:
+    found = [d for d in fleet.devices(dept=user.item_scope()) if d["id"] == device_id]
     if not found:
         raise HubError(404, "not_found", detail=f"no device {device_id}")
     return {
@@ -122,8 +152,8 @@ class SettingsChange(BaseModel):
     settings: dict[str, Any]
 
 
-@operators_router.get("/api/v1/manage/settings")
-def get_scope_settings(fleet: Annotated[Fleet, Depends(_fleet)], scope: str = "*") -> dict[str, Any]:
+@operators_router.get("/settings", responses={401: {}, 403: {}})
+def get_scope_settings(fleet: FleetData, _user: SettingsAdmin, scope: str = "*") -> dict[str, Any]:
     versions = fleet.scope_settings(scope)
     return {
         "scope": scope,
@@ -133,16 +163,49 @@ def get_scope_settings(fleet: Annotated[Fleet, Depends(_fleet)], scope: str = "*
     }
 
 
-@operators_router.put("/api/v1/manage/settings")
-def put_settings(change: SettingsChange, fleet: Annotated[Fleet, Depends(_fleet)]) -> dict[str, Any]:
+@operators_router.put("/settings", responses={401: {}, 403: {}, 404: {}, 422: {}})
+def put_settings(change: SettingsChange, fleet: FleetData, user: SettingsAdmin) -> dict[str, Any]:
     """The whole set of one scope, checked key by key before it is stored: a bad value is refused (422)
     with the reason and never reaches a device."""
     if any(isinstance(v, float) and not math.isfinite(v) for v in change.settings.values()):
         raise HubError(422, "invalid_setting", detail="values must be finite")
     try:
-        number = fleet.set_settings(change.scope, change.settings, by="operator")
+        number = fleet.set_settings(change.scope, change.settings, by=user.name)
     except SettingError as e:
         raise HubError(422, "invalid_setting", detail=str(e)) from None
     except KeyError:
         raise HubError(404, "not_found", detail=f"no device {change.scope.partition(':')[2]}") from None
     return {"scope": change.scope, "number": number}
+
+
+@console_router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, user: PageUser, fleet: FleetData) -> Response:
+    """设备: every device the user may see, online or not, with its ports, backlog, alarms and settings."""
+    from .console import PageRefused, render  # the console's router imports the desk; loaded with it
+
+    principal = user.principal
+    if principal.role not in (ADMIN, SUPERVISOR) and principal.item_scope() is None:
+        raise PageRefused(403, "无权访问", "只有系统管理员、督查和业务科室可以查看设备。", user)
+    listed = fleet.devices(dept=principal.item_scope())
+    listed.sort(key=lambda d: (d["online"], -len(d["alarms"]), d["id"]))  # what needs a look first
+    sections = request.app.state.desk.sections()
+    return render(
+        request,
+        "devices.html",
+        user,
+        devices=listed,
+        online=sum(d["online"] for d in listed),
+        sections=sections,
+        alarm_labels=ALARM_LABELS,
+        port_labels={"card": "读卡器", "ticket": "叫号/扫码", "keypad": "评价键盘"},
+        state_labels={"connected": "正常", "waiting": "未连接", "error": "故障"},
+    )
+
+
+ALARM_LABELS = {
+    "device_offline": "离线",
+    "device_backlog": "积压",
+    "device_clock": "时钟偏差",
+    "device_serial_error": "串口故障",
+    "device_disk_full": "磁盘将满",
+}

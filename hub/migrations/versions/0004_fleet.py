@@ -3,53 +3,62 @@ version kept), and device alarms (every raise and clear appended). See docs/flee
 
 Revision ID: 0004
 Revises: 0003
+A frozen copy of the fleet's tables as this revision made them (hub/fleet_schema.py holds the live ones).
+Each is created only where it is missing: a database an earlier build of this branch made has them.
 """
 
 from alembic import op
-from sqlalchemy import Column, Float, Integer, String, Text
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+fleet = MetaData()
+
+Table(
+    "device_health",
+    fleet,
+    Column("device_id", String(64), primary_key=True),
+    Column("received_at", Float, nullable=False),
+    Column("report", Text, nullable=False),
+)
+Table(
+    "heartbeats",
+    fleet,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("report", Text, nullable=False),
+    Index("heartbeats_device", "device_id", "id"),
+)
+Table(
+    "settings_versions",
+    fleet,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(100), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Index("settings_versions_scope", "scope", "id"),
+)
+Table(
+    "device_alarms",
+    fleet,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("device_alarms_device", "device_id", "kind", "id"),
+)
+
 
 def upgrade() -> None:
-    op.create_table(
-        "device_health",
-        Column("device_id", String(64), primary_key=True),
-        Column("received_at", Float, nullable=False),
-        Column("report", Text, nullable=False),
-    )
-    op.create_table(
-        "heartbeats",
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("device_id", String(64), nullable=False),
-        Column("received_at", Float, nullable=False),
-        Column("report", Text, nullable=False),
-    )
-    op.create_index("heartbeats_device", "heartbeats", ["device_id", "id"])
-    op.create_table(
-        "settings_versions",
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("scope", String(100), nullable=False),
-        Column("settings", Text, nullable=False),
-        Column("created_at", String(40), nullable=False),
-        Column("created_by", String(64), nullable=False),
-    )
-    op.create_index("settings_versions_scope", "settings_versions", ["scope", "id"])
-    op.create_table(
-        "device_alarms",
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("device_id", String(64), nullable=False),
-        Column("kind", String(32), nullable=False),
-        Column("state", String(8), nullable=False),
-        Column("at", String(40), nullable=False),
-        Column("detail", Text, nullable=False),
-    )
-    op.create_index("device_alarms_device", "device_alarms", ["device_id", "kind", "id"])
+    fleet.create_all(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
-    for table in ("device_alarms", "settings_versions", "heartbeats", "device_health"):
-        op.drop_table(table)
+    fleet.drop_all(op.get_bind())
