@@ -286,3 +286,14 @@ def test_circuit_open_time_is_bounded(results):
         c = c.after_success() if ok else c.after_failure(now)
         assert c.open_s <= rules.MAX_OPEN_S
         assert (c.open_until or now) - now <= rules.MAX_OPEN_S
+
+
+def test_the_docs_show_each_profiles_table_as_the_code_has_it():
+    from pathlib import Path
+
+    from hub.upstream.profiles import mapping_table
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "upstream.md").read_text(encoding="utf-8")
+    for profile in PROFILES.values():
+        assert f"### {profile.name}" in doc
+        assert mapping_table(profile) in doc, f"docs/upstream.md: refresh the table of {profile.name}"
