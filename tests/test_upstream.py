@@ -240,3 +240,35 @@ def test_the_migration_gives_ratings_held_before_it_their_records(tmp_path):
         assert set(statuses(store)) <= {"pending", "awaiting_detail"}
     finally:
         store.close()
+
+
+def test_the_command_line(tmp_path, capsys):
+    data = ["--data", str(tmp_path)]
+    store = new_store(tmp_path)
+    add_window_ratings(store, tmp_path, 3, seed=30)
+    add_window_ratings(store, tmp_path, 2, seed=31, start=10, item_code="UNKNOWN-ITEM")
+    with EventLog(tmp_path / "walkin.db") as log:
+        log.append("rating", rating_payload(1, case_no=None, satisfaction=4))
+        store.ingest(DEVICE, log.log_id, list(log.events_after(0)))
+    (tmp_path / "upstream.key").write_text(KEY.hex())
+    with StandinProvince("json-v1", key=KEY, app="APPMARK", reject_task_codes=("UNKNOWN-ITEM",)) as p:
+        config = tmp_path / "hub.toml"
+        config.write_text(
+            f'[upstream]\nprofile = "json-v1"\nurl = "{p.url}"\napp = "APPMARK"\nkey_file = "upstream.key"\n'
+        )
+        hub = ["hub", "--config", str(config), *data, "upstream"]
+        assert main([*hub, "send"]) == 0  # nothing sendable left: the rest waits for people
+        out = capsys.readouterr().out
+        assert "sent by this run: 3" in out and "rejected 2" in out and "needs_linkage 1" in out
+        assert main([*hub, "status"]) == 0
+        out = capsys.readouterr().out
+        assert "不在事项目录中" in out and "projectNo: missing" in out and "yes" in out
+        linkage = next(r for r in records(store) if r["status"] == "needs_linkage")
+        assert main([*hub, "link", str(linkage["id"]), "370211202611290999", "--note", "叫号系统"]) == 0
+        assert main([*hub, "not-reportable", "999999", "--reason", "x"]) == 2
+        assert main([*hub, "resend"]) == 2
+        p.reject_task_codes.clear()
+        assert main([*hub, "resend", "--all-rejected", "--note", "事项已入目录"]) == 0
+        assert main([*hub, "send"]) == 0
+        assert statuses(store) == {"sent": 6}
+    store.close()

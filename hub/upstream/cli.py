@@ -91,7 +91,17 @@ def _act(args, what: str, **detail) -> int:
 
 @_run
 def resend(args) -> int:
-    return _act(args, "resend", note=args.note or None)
+    if args.all_rejected == (args.id is not None):
+        raise UsageError("resend: give either a record ID or --all-rejected")
+    if args.id is not None:
+        return _act(args, "resend", note=args.note or None)
+    store = _open_store(args)
+    with store.engine.begin() as conn:
+        ids = [r["id"] for r in outbox.list_records(conn, rules.REJECTED, limit=10_000_000)]
+        for record_id in ids:
+            outbox.act(conn, record_id, "resend", _who(), note=args.note or None)
+    print(f"{len(ids)} rejected records to be sent again")
+    return EXIT_OK
 
 
 @_run
