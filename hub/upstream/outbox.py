@@ -269,7 +269,8 @@ def claim(conn: Connection, limit: int, now: float, lease_s: float) -> tuple[str
         )
         if conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
-        candidates += [(float(at), int(i)) for at, i in conn.execute(due)]
+        found: Any = conn.execute(due)
+        candidates += [(float(at), int(i)) for at, i in found]
     ids = [i for _, i in sorted(candidates)[:limit]]
     if not ids:
         return token, []
