@@ -84,7 +84,7 @@ def test_each_profile_maps_codes_and_time_by_its_table(profile, r):
     assert record["satisfaction"] == EXPECTED_SATISFACTION[profile.name][r.satisfaction]
     assert record["pf"] == EXPECTED_PF[profile.name][r.channel]
     assert record["assessTime"] == "2026-11-29 10:15:03"
-    assert record["evalDetail"] == (None if r.reasons is None else ",".join(r.reasons))
+    assert record["evalDetail"] == (",".join(r.reasons) if r.reasons else None)
 
 
 def test_shandong_names_the_assess_number_service_number():

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from ..dependencies import ApiUser, Store
 from ..desk.roles import ADMIN, SUPERVISOR, Principal
@@ -111,6 +112,8 @@ def _act(store, who: str, record_id: int, what: str, **detail: Any) -> dict[str,
     except outbox.ActionError as e:
         error = {404: "not_found", 409: "conflict"}.get(e.status, "malformed")
         raise HubError(e.status, error, detail=str(e)) from None
+    except IntegrityError:  # another action gave the same case its next assessNumber at this moment
+        raise HubError(409, "conflict", detail="the case changed at the same time; try again") from None
     return _record(store, record_id)
 
 

@@ -11,7 +11,9 @@ import getpass
 import time
 from datetime import date, timedelta
 
-from ..cli import EXIT_FAILURE, EXIT_OK, UsageError, _hub_config, _open_store, _run
+from sqlalchemy.exc import IntegrityError
+
+from ..cli import EXIT_FAILURE, EXIT_OK, HubFailure, UsageError, _hub_config, _open_store, _run
 from ..config import upstream_target
 from . import outbox, rules
 from .sender import Sender
@@ -85,6 +87,8 @@ def _act(args, what: str, **detail) -> int:
             record = outbox.act(conn, args.id, what, _who(), **detail)
     except outbox.ActionError as e:
         raise UsageError(str(e)) from None
+    except IntegrityError:
+        raise HubFailure("the case changed at the same time; try again") from None
     print(f"#{record['id']} {record['projectNo'] or '-'}/{record['assessNumber'] or '-'}: {record['status']}")
     return EXIT_OK
 

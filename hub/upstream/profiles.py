@@ -125,7 +125,7 @@ def _time(name: str) -> Callable[[str], str]:
 
 
 def _reasons(value: tuple[str, ...] | None) -> str | None:
-    return None if value is None else ",".join(value)
+    return ",".join(value) if value else None  # none given: null, not an empty code list
 
 
 def _same(value: Any) -> Any:
