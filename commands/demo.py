@@ -526,7 +526,7 @@ def report_upward(hub: Hub, province: Any) -> None:
     summary = province.summary()
     outbox = requests.get(
         f"{hub.url}/api/v1/manage/upstream",
-        headers={"Authorization": f"Bearer {hub.admin_token}"},
+        headers={"Authorization": f"Bearer {hub.console_token}"},  # the demo's supervisor
         timeout=10,
     ).json()["counts"]
     print(f"    the hub's outbox: {', '.join(f'{s} {n}' for s, n in outbox.items() if n)}", flush=True)
