@@ -297,3 +297,9 @@ def test_the_docs_show_each_profiles_table_as_the_code_has_it():
     for profile in PROFILES.values():
         assert f"### {profile.name}" in doc
         assert mapping_table(profile) in doc, f"docs/upstream.md: refresh the table of {profile.name}"
+
+
+def test_shandong_local_status():
+    from hub.upstream.profiles import shandong_local_status
+
+    assert [shandong_local_status(s) for s in ("sent", "rejected", "failing", "pending")] == [1, 98, 99, None]

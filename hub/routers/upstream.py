@@ -15,6 +15,7 @@ from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
 from ..ratings import time_bound
 from ..upstream import outbox, rules
+from ..upstream.profiles import shandong_local_status
 
 
 def upstream_reader(user: ApiUser) -> Principal:
@@ -70,6 +71,9 @@ def list_upstream(
     with store.engine.connect() as conn:
         records = outbox.list_records(conn, status, limit=limit, after_id=after)
         counts = outbox.counts(conn)
+    upstream = request.app.state.config.upstream
+    if upstream is not None and upstream.profile == "shandong":  # the hall code's 1 / 98 / 99
+        records = [{**r, "localStatus": shandong_local_status(r["status"])} for r in records]
     return {"counts": counts, "sender": _sender_state(request), "count": len(records), "records": records}
 
 
