@@ -272,3 +272,38 @@ def test_the_command_line(tmp_path, capsys):
         assert main([*hub, "send"]) == 0
         assert statuses(store) == {"sent": 6}
     store.close()
+
+
+def test_two_senders_at_once_send_each_record_once_and_the_standin_would_see_otherwise(
+    store, tmp_path, monkeypatch
+):
+    import threading
+
+    add_window_ratings(store, tmp_path, 40, seed=40)
+
+    def race(province) -> None:
+        senders = [make_sender(store, "zhejiang-offlinereport", province.url) for _ in range(2)]
+        threads = [threading.Thread(target=s.drain, args=(30,)) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    with StandinProvince("zhejiang-offlinereport", key=KEY, app="APPMARK-TEST", hold_s=0.02) as p:
+        race(p)
+        assert p.summary()["held"] == 40 and p.summary()["deliveries"] == 40
+        assert p.summary().get("concurrent", 0) == 0
+    # The attack: claims that ignore each other's leases. The stand-in sees the same record twice.
+    with store.engine.begin() as conn:
+        conn.execute(outbox.outbox.update().values(status="pending", lease_owner=None, lease_until=None))
+    real_claim = outbox.claim
+
+    def careless_claim(conn, limit, now, lease_s):
+        token, claimed = real_claim(conn, limit, now, lease_s)
+        conn.execute(outbox.outbox.update().values(lease_until=None))  # forget the lease at once
+        return token, claimed
+
+    monkeypatch.setattr(outbox, "claim", careless_claim)
+    with StandinProvince("zhejiang-offlinereport", key=KEY, app="APPMARK-TEST", hold_s=0.02) as p:
+        race(p)
+        assert p.summary()["deliveries"] > 40 or p.summary().get("concurrent", 0) > 0
