@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_storage_args(k, under_hub=True)
     k.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
     k.set_defaults(handler="hub.cli:key_export")
+    ratings = hub_sub.add_parser("ratings", help="the ratings the hub holds").add_subparsers(
+        dest="ratings_command", metavar="RATINGS_COMMAND", required=True
+    )
+    e = ratings.add_parser(
+        "export", help="print the ratings in the national field names (as GET /api/v1/ratings)"
+    )
+    e.add_argument("--from", dest="from_", metavar="DATE", help="yyyy-MM-dd or an ISO date-time")
+    e.add_argument("--to", metavar="DATE", help="yyyy-MM-dd (the whole day) or an ISO date-time")
+    e.add_argument("--format", choices=("json", "csv"), default="json")
+    _hub_storage_args(e, under_hub=True)
+    e.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
+    e.set_defaults(handler="hub.export:ratings_export")
     _hub_upstream_parsers(hub_sub)
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")

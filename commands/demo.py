@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from drivers.sim import Simulator
 from kiosk.flow import DEBOUNCE_S
 
 from .doctor import FAIL, check_display
+from .hubprocess import STOP_TIMEOUT_S, HubProcess, HubProcessError, kiosk_command
 
 ASSETS = Path(__file__).resolve().parent.parent / "kiosk" / "assets" / "demo"
 DEVICE_ID = "DEMO-W03"
@@ -59,7 +59,6 @@ STEP_TIMEOUT_S = 30.0
 # While the hub is down the agent backs off (up to 60 s, jittered); recovery may take that long.
 RECOVERY_TIMEOUT_S = 120.0
 POLL_S = 0.02
-STOP_TIMEOUT_S = 10.0
 TOUR_PACE_S = 2.5  # with a display: how long each step stays on screen
 PHOTO_SIZE = (240, 320)
 
@@ -97,17 +96,6 @@ def wait_until(
         if pump is not None:
             pump()
         time.sleep(POLL_S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kiosk_command(*args: str) -> list[str]:
-    """The command line of a ``kiosk`` subcommand run with this Python."""
-    return [sys.executable, "-m", "commands.cli", *args]
 
 
 def run_kiosk(*args: str) -> str:
@@ -158,23 +146,10 @@ class Hub:
     def __init__(self, folder: Path, admin_token: str | None = None, config: Path | None = None):
         self.data = folder / "hub"
         self.admin_token = admin_token or secrets.token_hex(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        options = ["--config", str(config)] if config else []
-        self._child = Child(
-            "kiosk hub",
-            [
-                "hub",
-                *options,
-                "--data",
-                str(self.data),
-                "--port",
-                str(self.port),
-                "--admin-token",
-                self.admin_token,
-            ],
-            folder / "hub.log",
+        self.process = HubProcess(
+            self.data, admin_token=self.admin_token, log_path=folder / "hub.log", config=config
         )
+        self.port, self.url = self.process.port, self.process.url
 
     def command(self, *args: str) -> str:
         """``kiosk hub ARGS --data DIR`` (device add, roster import, key export)."""
@@ -187,22 +162,16 @@ class Hub:
         key_file.write_text(secret + "\n", encoding="ascii")
 
     def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=2).json().get("ok") is True
-        except (requests.RequestException, ValueError):
-            return False
+        return self.process.healthy()
 
     def start(self) -> None:
-        self._child.start()
-
-        def up() -> bool:
-            self._child.check_alive()
-            return self.healthy()
-
-        wait_until(up, STARTUP_TIMEOUT_S, f"the hub to answer on {self.url}")
+        try:
+            self.process.start(STARTUP_TIMEOUT_S)
+        except HubProcessError as e:
+            raise DemoError(str(e)) from None
 
     def stop(self) -> None:
-        self._child.stop()
+        self.process.stop()
 
     def ratings(self) -> list[dict[str, Any]]:
         """The operator's export (GET /api/v1/ratings, JSON)."""
@@ -341,6 +310,25 @@ class Tour:
         self.answers += self.sim.keypad_answers()
         return expected in self.answers
 
+    def port_states(self) -> str:
+        """This kiosk's own view of its ports, for a message when waiting on them times out."""
+        return "; ".join(
+            f"{s.name} {s.state} on {s.port}" + (f" ({s.detail})" if s.detail else "")
+            for s in self.kiosk.devices.status()
+        )
+
+    def wait_for_ports(self, *names: str) -> None:
+        """Until this kiosk reads from its ports ``names`` (all when none are named): its own port states,
+        not whether anyone holds the pseudo-terminals. A timeout says what each port is doing."""
+        wanted = set(names) or set(self.sim.paths)
+        try:
+            self.wait(
+                lambda: all(s.state == "connected" for s in self.kiosk.devices.status() if s.name in wanted),
+                f"the kiosk to open {', '.join(sorted(wanted))}",
+            )
+        except DemoError as e:
+            raise DemoError(f"{e}; the kiosk's ports: {self.port_states()}") from None
+
     def device_state(self, name: str) -> str:
         return next(s.state for s in self.kiosk.devices.status() if s.name == name)
 
@@ -363,9 +351,7 @@ class Tour:
 
     def play(self) -> None:
         self.say("The kiosk starts; nobody serves at window 03 yet")
-        self.wait(
-            lambda: all(self.sim.is_open(name) for name in self.sim.paths), "the kiosk to open its devices"
-        )
+        self.wait_for_ports()
         self.wait(lambda: self.on_page("paused"), "the paused page")
         self.screenshot("paused")
 
@@ -407,7 +393,7 @@ class Tour:
         )
         self.say("... and plugged back in (a new /dev/pts, the same stable name)")
         self.sim.replug("keypad")
-        self.wait(lambda: self.sim.is_open("keypad"), "the kiosk to reopen the keypad")
+        self.wait_for_ports("keypad")
         self.request_rating(after_replug)
         self.say(f"Ticket {after_replug.ticket}: the citizen presses 4 (满意) on the replugged keypad")
         self.sim.press(4)
@@ -526,7 +512,7 @@ def report_upward(hub: Hub, province: Any) -> None:
     summary = province.summary()
     outbox = requests.get(
         f"{hub.url}/api/v1/manage/upstream",
-        headers={"Authorization": f"Bearer {hub.console_token}"},  # the demo's supervisor
+        headers={"Authorization": f"Bearer {hub.console_token}"},
         timeout=10,
     ).json()["counts"]
     print(f"    the hub's outbox: {', '.join(f'{s} {n}' for s, n in outbox.items() if n)}", flush=True)

@@ -17,7 +17,7 @@ from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
-from .routers import console, console_upstream, devices, manage, operators, phone, upstream
+from .routers import console, console_upstream, devices, fleet, manage, operators, phone, upstream
 from .storage import HubStore
 
 # Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
@@ -36,6 +36,7 @@ def create_app(
     desk: DeskSettings | None = None,
     alert_interval_s: float = 30.0,
     alert_backoff_s: float = 10.0,
+    fleet_sweep_s: float | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,4 +78,5 @@ def create_app(
     app.include_router(upstream.router)
     app.include_router(console_upstream.router)
     console.install(app)
+    fleet.install(app, sweep_s=fleet_sweep_s)
     return app

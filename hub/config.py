@@ -30,6 +30,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     public_url: str | None = None  # what phones and devices reach, behind the proxy
+    hall: str = ""  # the service hall's name: the phone rating page says who is asking
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def parse_hub_config(data: dict, path: Path) -> HubConfig:
         host=s.get("host", str, "127.0.0.1", check=lambda v: None if v.strip() else "expected an address"),
         port=s.get("port", int, DEFAULT_PORT, check=int_range(1, 65535)),
         public_url=s.get("public_url", str, None, check=http_url),
+        hall=s.get("hall", str, ""),
     )
     s.done()
 

@@ -229,9 +229,9 @@ def test_the_migration_gives_ratings_held_before_it_their_records(tmp_path):
     store = new_store(tmp_path)
     add_window_ratings(store, tmp_path, 6, seed=9)
     assert add_phone_rating(store, "PHONE-1", 4, "ab" * 8)
-    with store.engine.begin() as conn:  # as a hub before revision 0004 left it
+    with store.engine.begin() as conn:  # as a hub before revision 0005 left it
         conn.execute(outbox.outbox.delete())
-        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     store.close()
     store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
     try:

@@ -1,7 +1,7 @@
 """The upstream outbox: one record per rating held, and the appended actions of people on them.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Ratings the hub already holds get their records here (pending, or needs_linkage without a case number;
 a window 差评 without its reasons yet waits for them), numbered per case number in the order of their
 assess time, so every rating held before this revision is reported upward too. Frozen copies of the
@@ -26,8 +26,8 @@ from sqlalchemy import (
     select,
 )
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
