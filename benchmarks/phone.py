@@ -25,7 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sync import free_port  # noqa: E402
+from commands.hubprocess import free_port  # noqa: E402
 from core.qrtoken import issue_token  # noqa: E402
 
 DEVICE = "BENCH-PHONE"

@@ -148,10 +148,11 @@ def main() -> None:
     parser.add_argument("--db", help="a database URL instead of SQLite in a temporary folder")
     parser.add_argument("--slices", type=int, default=10, help="raw and sender alternate this many times")
     parser.add_argument("--smoke", action="store_true", help="2,000 records: seconds, not minutes")
+    parser.add_argument("--dir", help="where the temporary folder is made (removed at the end)")
     args = parser.parse_args()
     count = 2_000 if args.smoke else args.records
     profile = PROFILES[args.profile]
-    with tempfile.TemporaryDirectory(prefix="bench-upstream-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-upstream-", dir=args.dir) as folder:
         store = HubStore(args.db or f"sqlite:///{Path(folder) / 'hub.db'}")
         started = time.perf_counter()
         fill(store, count)

@@ -240,3 +240,70 @@ def test_the_migration_gives_ratings_held_before_it_their_records(tmp_path):
         assert set(statuses(store)) <= {"pending", "awaiting_detail"}
     finally:
         store.close()
+
+
+def test_the_command_line(tmp_path, capsys):
+    data = ["--data", str(tmp_path)]
+    store = new_store(tmp_path)
+    add_window_ratings(store, tmp_path, 3, seed=30)
+    add_window_ratings(store, tmp_path, 2, seed=31, start=10, item_code="UNKNOWN-ITEM")
+    with EventLog(tmp_path / "walkin.db") as log:
+        log.append("rating", rating_payload(1, case_no=None, satisfaction=4))
+        store.ingest(DEVICE, log.log_id, list(log.events_after(0)))
+    (tmp_path / "upstream.key").write_text(KEY.hex())
+    with StandinProvince("json-v1", key=KEY, app="APPMARK", reject_task_codes=("UNKNOWN-ITEM",)) as p:
+        config = tmp_path / "hub.toml"
+        config.write_text(
+            f'[upstream]\nprofile = "json-v1"\nurl = "{p.url}"\napp = "APPMARK"\nkey_file = "upstream.key"\n'
+        )
+        hub = ["hub", "--config", str(config), *data, "upstream"]
+        assert main([*hub, "send"]) == 0  # nothing sendable left: the rest waits for people
+        out = capsys.readouterr().out
+        assert "sent by this run: 3" in out and "rejected 2" in out and "needs_linkage 1" in out
+        assert main([*hub, "status"]) == 0
+        out = capsys.readouterr().out
+        assert "不在事项目录中" in out and "projectNo: missing" in out and "yes" in out
+        linkage = next(r for r in records(store) if r["status"] == "needs_linkage")
+        assert main([*hub, "link", str(linkage["id"]), "370211202611290999", "--note", "叫号系统"]) == 0
+        assert main([*hub, "not-reportable", "999999", "--reason", "x"]) == 2
+        assert main([*hub, "resend"]) == 2
+        p.reject_task_codes.clear()
+        assert main([*hub, "resend", "--all-rejected", "--note", "事项已入目录"]) == 0
+        assert main([*hub, "send"]) == 0
+        assert statuses(store) == {"sent": 6}
+    store.close()
+
+
+def test_two_senders_at_once_send_each_record_once_and_the_standin_would_see_otherwise(
+    store, tmp_path, monkeypatch
+):
+    import threading
+
+    add_window_ratings(store, tmp_path, 40, seed=40)
+
+    def race(province) -> None:
+        senders = [make_sender(store, "zhejiang-offlinereport", province.url) for _ in range(2)]
+        threads = [threading.Thread(target=s.drain, args=(30,)) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    with StandinProvince("zhejiang-offlinereport", key=KEY, app="APPMARK-TEST", hold_s=0.02) as p:
+        race(p)
+        assert p.summary()["held"] == 40 and p.summary()["deliveries"] == 40
+        assert p.summary().get("concurrent", 0) == 0
+    # The attack: claims that ignore each other's leases. The stand-in sees the same record twice.
+    with store.engine.begin() as conn:
+        conn.execute(outbox.outbox.update().values(status="pending", lease_owner=None, lease_until=None))
+    real_claim = outbox.claim
+
+    def careless_claim(conn, limit, now, lease_s):
+        token, claimed = real_claim(conn, limit, now, lease_s)
+        conn.execute(outbox.outbox.update().values(lease_until=None))  # forget the lease at once
+        return token, claimed
+
+    monkeypatch.setattr(outbox, "claim", careless_claim)
+    with StandinProvince("zhejiang-offlinereport", key=KEY, app="APPMARK-TEST", hold_s=0.02) as p:
+        race(p)
+        assert p.summary()["deliveries"] > 40 or p.summary().get("concurrent", 0) > 0

@@ -133,6 +133,7 @@ def test_a_hub_process_reports_what_kiosks_upload(tmp_path):
             listing = requests.get(f"{url}/api/v1/manage/upstream", headers=auth, timeout=5).json()
             assert listing["counts"]["sent"] == 12 and listing["sender"]["circuit"] == "closed"
             assert listing["sender"]["profile"] == "shandong"
+            assert [r["localStatus"] for r in listing["records"]] == [1] * 12  # the hall code's "ok"
         finally:
             hub.terminate()
             hub.wait(20)

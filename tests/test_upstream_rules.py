@@ -84,7 +84,7 @@ def test_each_profile_maps_codes_and_time_by_its_table(profile, r):
     assert record["satisfaction"] == EXPECTED_SATISFACTION[profile.name][r.satisfaction]
     assert record["pf"] == EXPECTED_PF[profile.name][r.channel]
     assert record["assessTime"] == "2026-11-29 10:15:03"
-    assert record["evalDetail"] == (None if r.reasons is None else ",".join(r.reasons))
+    assert record["evalDetail"] == (",".join(r.reasons) if r.reasons else None)
 
 
 def test_shandong_names_the_assess_number_service_number():
@@ -286,3 +286,20 @@ def test_circuit_open_time_is_bounded(results):
         c = c.after_success() if ok else c.after_failure(now)
         assert c.open_s <= rules.MAX_OPEN_S
         assert (c.open_until or now) - now <= rules.MAX_OPEN_S
+
+
+def test_the_docs_show_each_profiles_table_as_the_code_has_it():
+    from pathlib import Path
+
+    from hub.upstream.profiles import mapping_table
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "upstream.md").read_text(encoding="utf-8")
+    for profile in PROFILES.values():
+        assert f"### {profile.name}" in doc
+        assert mapping_table(profile) in doc, f"docs/upstream.md: refresh the table of {profile.name}"
+
+
+def test_shandong_local_status():
+    from hub.upstream.profiles import shandong_local_status
+
+    assert [shandong_local_status(s) for s in ("sent", "rejected", "failing", "pending")] == [1, 98, 99, None]

@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from ..dependencies import ApiUser, Store
 from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
 from ..ratings import time_bound
 from ..upstream import outbox, rules
+from ..upstream.profiles import shandong_local_status
 
 
 def upstream_reader(user: ApiUser) -> Principal:
@@ -69,6 +71,9 @@ def list_upstream(
     with store.engine.connect() as conn:
         records = outbox.list_records(conn, status, limit=limit, after_id=after)
         counts = outbox.counts(conn)
+    upstream = request.app.state.config.upstream
+    if upstream is not None and upstream.profile == "shandong":  # the hall code's 1 / 98 / 99
+        records = [{**r, "localStatus": shandong_local_status(r["status"])} for r in records]
     return {"counts": counts, "sender": _sender_state(request), "count": len(records), "records": records}
 
 
@@ -111,6 +116,8 @@ def _act(store, who: str, record_id: int, what: str, **detail: Any) -> dict[str,
     except outbox.ActionError as e:
         error = {404: "not_found", 409: "conflict"}.get(e.status, "malformed")
         raise HubError(e.status, error, detail=str(e)) from None
+    except IntegrityError:  # another action gave the same case its next assessNumber at this moment
+        raise HubError(409, "conflict", detail="the case changed at the same time; try again") from None
     return _record(store, record_id)
 
 

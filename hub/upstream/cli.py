@@ -11,7 +11,9 @@ import getpass
 import time
 from datetime import date, timedelta
 
-from ..cli import EXIT_FAILURE, EXIT_OK, UsageError, _hub_config, _open_store, _run
+from sqlalchemy.exc import IntegrityError
+
+from ..cli import EXIT_FAILURE, EXIT_OK, HubFailure, UsageError, _hub_config, _open_store, _run
 from ..config import upstream_target
 from . import outbox, rules
 from .sender import Sender
@@ -85,13 +87,25 @@ def _act(args, what: str, **detail) -> int:
             record = outbox.act(conn, args.id, what, _who(), **detail)
     except outbox.ActionError as e:
         raise UsageError(str(e)) from None
+    except IntegrityError:
+        raise HubFailure("the case changed at the same time; try again") from None
     print(f"#{record['id']} {record['projectNo'] or '-'}/{record['assessNumber'] or '-'}: {record['status']}")
     return EXIT_OK
 
 
 @_run
 def resend(args) -> int:
-    return _act(args, "resend", note=args.note or None)
+    if args.all_rejected == (args.id is not None):
+        raise UsageError("resend: give either a record ID or --all-rejected")
+    if args.id is not None:
+        return _act(args, "resend", note=args.note or None)
+    store = _open_store(args)
+    with store.engine.begin() as conn:
+        ids = [r["id"] for r in outbox.list_records(conn, rules.REJECTED, limit=10_000_000)]
+        for record_id in ids:
+            outbox.act(conn, record_id, "resend", _who(), note=args.note or None)
+    print(f"{len(ids)} rejected records to be sent again")
+    return EXIT_OK
 
 
 @_run

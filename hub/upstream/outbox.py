@@ -74,7 +74,8 @@ outbox = Table(
     UniqueConstraint("project_no", "assess_number", name="upstream_outbox_key"),
     UniqueConstraint("device_id", "log_id", "seq", name="upstream_outbox_window"),
     UniqueConstraint("device_id", "nonce", name="upstream_outbox_phone"),
-    Index("upstream_outbox_due", "status", "next_attempt_at"),
+    Index("upstream_outbox_due", "status", "next_attempt_at", "id"),
+    Index("upstream_outbox_lease", "lease_owner"),
     Index("upstream_outbox_day", "assess_day"),
 )
 
@@ -253,19 +254,24 @@ def claim(conn: Connection, limit: int, now: float, lease_s: float) -> tuple[str
     """Lease up to ``limit`` due records (oldest first) to a new token; the caller commits."""
     token = secrets.token_hex(16)
     _relaxed_commit(conn)
-    due = (
-        select(outbox.c.id)
-        .where(
-            outbox.c.status.in_(rules.SENDABLE)
-            & (outbox.c.next_attempt_at <= now)
-            & or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+    # One indexed range per status (status, next_attempt_at, id): no sort of the whole backlog per round.
+    candidates: list[tuple[float, int]] = []
+    for status in rules.SENDABLE:
+        due = (
+            select(outbox.c.next_attempt_at, outbox.c.id)
+            .where(
+                (outbox.c.status == status)
+                & (outbox.c.next_attempt_at <= now)
+                & or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)
+            )
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(limit)
         )
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    ids: list[int] = list(conn.execute(due).scalars())
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        found: Any = conn.execute(due)
+        candidates += [(float(at), int(i)) for at, i in found]
+    ids = [i for _, i in sorted(candidates)[:limit]]
     if not ids:
         return token, []
     # The lease condition again: on SQLite another process may have taken some between our read and write.

@@ -125,7 +125,7 @@ def _time(name: str) -> Callable[[str], str]:
 
 
 def _reasons(value: tuple[str, ...] | None) -> str | None:
-    return None if value is None else ",".join(value)
+    return ",".join(value) if value else None  # none given: null, not an empty code list
 
 
 def _same(value: Any) -> Any:
@@ -259,7 +259,7 @@ class Profile:
 # json-v1 ------------------------------------------------------------------------------------------
 
 JSON_V1_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号 (the case number)"),
+    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
     Field(
         "assessNumber", "assess_number", True, check=_number_range(1, 99), note="评价次数: 1 first, 2 second…"
     ),
@@ -275,7 +275,9 @@ JSON_V1_FIELDS = (
     ),
     Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
     Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field("areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划"),
+    Field(
+        "areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划, 6-9 digits"
+    ),
     Field(
         "deptCode",
         "dept_code",
@@ -342,8 +344,14 @@ JSON_V1 = Profile(
 # zhejiang-offlinereport ---------------------------------------------------------------------------
 
 ZHEJIANG_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号"),
-    Field("assessNumber", "assess_number", True, check=_number_range(1, 2), note="1 首次, 2 二次"),
+    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
+    Field(
+        "assessNumber",
+        "assess_number",
+        True,
+        check=_number_range(1, 2),
+        note="1 首次, 2 二次 (a third rating waits for a person)",
+    ),
     Field("taskCode", "task_code", True, check=_text(64), note="事项编码"),
     Field("taskName", "task_name", True, check=_text(200), note="事项名称"),
     Field("pf", "channel", True, _code(OPERATIONAL_PF), note="4 政务大厅平板电脑, 3 二维码"),
@@ -356,7 +364,9 @@ ZHEJIANG_FIELDS = (
     ),
     Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
     Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field("areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划"),
+    Field(
+        "areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划, 6-9 digits"
+    ),
     Field(
         "deptCode",
         "dept_code",
@@ -403,7 +413,7 @@ ZHEJIANG = Profile(
 # shandong -----------------------------------------------------------------------------------------
 
 SHANDONG_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号"),
+    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
     Field(
         "serviceNumber",
         "assess_number",
@@ -423,7 +433,9 @@ SHANDONG_FIELDS = (
     ),
     Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
     Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field("areaCode", "area_code", True, check=_pattern(r"\d{6,12}", "6-12 digits"), note="行政区划"),
+    Field(
+        "areaCode", "area_code", True, check=_pattern(r"\d{6,12}", "6-12 digits"), note="行政区划, 6-9 digits"
+    ),
     Field(
         "deptCode",
         "dept_code",
@@ -496,3 +508,32 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (JSON_V1, ZHEJIANG, SHANDONG)
 def shandong_local_status(status: str) -> int | None:
     """The Shandong hall code's local status of an outbox status: 1 sent, 98 rejected, 99 failing."""
     return {"sent": SHANDONG_OK, "rejected": SHANDONG_REFUSED, "failing": SHANDONG_TRANSPORT}.get(status)
+
+
+def mapping_table(profile: Profile) -> str:
+    """The profile's table as Markdown (docs/upstream.md shows it; a test keeps the two the same)."""
+    sources = {
+        "project_no": "case number (办件编号), or as a person linked it",
+        "assess_number": "the rating's number among its case's ratings at this hub",
+        "task_code": "item code (事项编码) of the rating",
+        "task_name": "item name (事项名称) of the rating",
+        "channel": "window evaluator or QR code page",
+        "satisfaction": "satisfaction (internal 5 = 非常满意)",
+        "reasons": "reason codes of the 差评",
+        "assessed_at": "time of the rating (local)",
+        "area_code": "the device's `--area-code`",
+        "dept_code": "the device's `--dept-code`",
+        "staff_name": "the staff member's name",
+    }
+    lines = ["| field | from | required | codes / form |", "|---|---|---|---|"]
+    for f in profile.fields:
+        codes = f.note
+        if f.source == "satisfaction":
+            codes = ", ".join(f"{k}→{v}" for k, v in sorted(profile.satisfaction.items(), reverse=True))
+            codes += " (internal→target; " + f.note + ")"
+        elif f.source == "channel":
+            codes = ", ".join(f"{k} {v}" for k, v in profile.pf.items())
+        lines.append(
+            f"| `{f.name}` | {sources[f.source]} | {'yes' if f.required else 'no (null)'} | {codes} |"
+        )
+    return "\n".join(lines)

@@ -59,7 +59,8 @@ outbox = Table(
     UniqueConstraint("project_no", "assess_number", name="upstream_outbox_key"),
     UniqueConstraint("device_id", "log_id", "seq", name="upstream_outbox_window"),
     UniqueConstraint("device_id", "nonce", name="upstream_outbox_phone"),
-    Index("upstream_outbox_due", "status", "next_attempt_at"),
+    Index("upstream_outbox_due", "status", "next_attempt_at", "id"),
+    Index("upstream_outbox_lease", "lease_owner"),
     Index("upstream_outbox_day", "assess_day"),
 )
 
