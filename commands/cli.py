@@ -67,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
     p.add_argument(
-        "--admin-token",
-        metavar="TOKEN",
-        help="operator token for /api/v1/ratings (default $KIOSK_HUB_ADMIN_TOKEN)",
+        "--admin-token-file",
+        metavar="PATH",
+        help="file holding the operator token for /api/v1/ratings (or $KIOSK_HUB_ADMIN_TOKEN); 32+ characters",
+    )
+    p.add_argument("--admin-token", metavar="TOKEN", help="the operator token itself (ps shows it: avoid)")
+    p.add_argument(
+        "--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
     )
     key_file_help = "the 0600 file of the key that opens contacts (default contact.key in --data)"
     p.add_argument("--key-file", metavar="PATH", help=key_file_help)

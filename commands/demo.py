@@ -148,9 +148,21 @@ class Hub:
         self.admin_token = admin_token or secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        token_file = folder / "admin.token"  # a file, not the command line: ps shows arguments
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(self.admin_token + "\n", encoding="ascii")
         self._child = Child(
             "kiosk hub",
-            ["hub", "--data", str(self.data), "--port", str(self.port), "--admin-token", self.admin_token],
+            [
+                "hub",
+                "--data",
+                str(self.data),
+                "--port",
+                str(self.port),
+                "--admin-token-file",
+                str(token_file),
+            ],
             folder / "hub.log",
         )
 

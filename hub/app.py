@@ -26,11 +26,16 @@ def create_app(
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     max_body_reads: int = MAX_BODY_READS,
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+    api_docs: bool = False,
 ) -> FastAPI:
+    """``api_docs``: serve /docs, /redoc and /openapi.json; off by default, as they map the whole API for
+    anyone who can reach the hub (``kiosk hub --api-docs`` on a development network)."""
+    docs_urls = {} if api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
         title="好差评 reference hub",
         version="1",
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
+        **docs_urls,
     )
     app.state.store = store
     app.state.admin_token = admin_token

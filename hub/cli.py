@@ -25,6 +25,7 @@ from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
+from .auth import admin_token_problem
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
@@ -100,14 +101,43 @@ def _run(command):
     return wrapper
 
 
+# Connections and tasks at once before uvicorn answers 503: below the unit's LimitNOFILE (8192), far above
+# a hall's kiosks and phones.
+LIMIT_CONCURRENCY = 2048
+ADMIN_TOKEN_ENV = "KIOSK_HUB_ADMIN_TOKEN"
+
+
+def _admin_token(args) -> str | None:
+    """The operator token from --admin-token-file, $KIOSK_HUB_ADMIN_TOKEN or (shown by ps) --admin-token."""
+    if args.admin_token_file:
+        path = Path(args.admin_token_file)
+        try:
+            token, where = path.read_text(encoding="utf-8").strip(), str(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--admin-token-file {path}: {getattr(e, 'strerror', None) or e}") from None
+    elif os.environ.get(ADMIN_TOKEN_ENV):
+        token, where = os.environ[ADMIN_TOKEN_ENV].strip(), f"${ADMIN_TOKEN_ENV}"
+    elif args.admin_token:
+        token, where = args.admin_token, "--admin-token"
+        log.warning(
+            "--admin-token is shown by ps to every user: use --admin-token-file or $%s", ADMIN_TOKEN_ENV
+        )
+    else:
+        return None
+    problem = admin_token_problem(token)
+    if problem:
+        raise UsageError(f"{where}: the admin token is refused: {problem}")
+    return token
+
+
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
     store = _open_store(args)
     _contact_key(store)
-    token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
+    token = _admin_token(args)
     if token is None:
-        log.info("no --admin-token: the ratings export is disabled")
+        log.info("no admin token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
         args.host,
@@ -115,7 +145,14 @@ def serve(args) -> int:
         store.engine.url.render_as_string(),
     )
     config = uvicorn.Config(
-        create_app(store, token), host=args.host, port=args.port, access_log=False, log_config=None
+        create_app(store, token, api_docs=args.api_docs),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
+        limit_concurrency=LIMIT_CONCURRENCY,
+        timeout_keep_alive=5,
     )
     server = NotifyingServer(config)
     try:

@@ -78,7 +78,10 @@ def database_url(data: str | Path | None, db: str | None) -> str:
 def _private_sqlite_file(path: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 under 022), or make
     an existing one 0600; SQLite gives its -wal and -shm files the database file's mode."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # no such folder, no rights: SQLite reports it in its own words
     try:
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)

@@ -47,6 +47,7 @@ from core.photo import MAX_PHOTO_BYTES
 from core.signing import ANSWER_SIGNATURE_HEADER, answer_is_genuine
 from core.spreadsheet import FORMULA_PREFIXES, safe_cell
 from core.store import EventLog
+from hub.auth import token_identity
 from hub.signature_policy import signature_policy
 from hub.storage import HubStore, database_url
 from sync.agent import STATUS_KEY, Backoff, SyncAgent
@@ -457,3 +458,60 @@ def test_a_world_readable_database_of_an_older_hub_is_made_0600(tmp_path):
     (data / "hub.db").chmod(0o644)
     assert _kiosk_with_umask("hub", "device", "add", "XHA-W04", "--data", str(data)).returncode == 0
     assert stat.S_IMODE((data / "hub.db").stat().st_mode) == 0o600
+
+
+# --- 11. hub defaults: no API map for strangers, no short or visible admin token, exports logged -------
+
+
+def test_the_api_documents_are_not_served_by_default(hub):
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert requests.get(f"{hub.url}{path}", timeout=5).status_code == 404, path
+
+
+def test_the_api_documents_are_served_when_asked_for(tmp_path):
+    with thread_hub(tmp_path / "docs", api_docs=True) as h:
+        assert requests.get(f"{h.url}/openapi.json", timeout=5).json()["paths"]
+
+
+def _serve(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``kiosk hub`` with options it must refuse before it listens."""
+    return subprocess.run(
+        [sys.executable, "-m", "commands.cli", "hub", "--data", str(tmp_path / "hub"), "--port", "1", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_a_short_admin_token_is_refused_from_every_source(tmp_path):
+    (tmp_path / "token").write_text("secret\n")
+    for args, env in (
+        (("--admin-token-file", str(tmp_path / "token")), None),
+        ((), {"KIOSK_HUB_ADMIN_TOKEN": "short"}),
+        (("--admin-token", "x" * 31), None),
+    ):
+        out = _serve(tmp_path, *args, env=env)
+        assert out.returncode == 2 and "at least 32" in out.stderr and "Traceback" not in out.stderr, (
+            out.stderr
+        )
+
+
+def test_a_missing_admin_token_file_is_a_usage_error(tmp_path):
+    out = _serve(tmp_path, "--admin-token-file", str(tmp_path / "absent"))
+    assert out.returncode == 2 and "--admin-token-file" in out.stderr
+
+
+def test_every_ratings_export_is_logged_with_the_tokens_identity(hub, caplog):
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        r = requests.get(
+            f"{hub.url}/api/v1/ratings?format=csv",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+    assert r.status_code == 200
+    lines = [rec.getMessage() for rec in caplog.records if "ratings export" in rec.getMessage()]
+    assert len(lines) == 1 and token_identity(ADMIN_TOKEN) in lines[0] and "format csv" in lines[0]
+    assert ADMIN_TOKEN not in lines[0]
