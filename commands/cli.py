@@ -1,4 +1,4 @@
-"""The ``kiosk`` command line (contracts.md §1): argument parsing here, each command's work in its module.
+"""The ``kiosk`` command line (docs/configuration.md): argument parsing here, each command's work in its module.
 
 Handlers are imported only when their command runs, so ``kiosk sync`` never loads Qt. Exit status:
 0 success, 2 usage or configuration error (one message, no traceback), 1 any other failure.
@@ -29,6 +29,12 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 def _hub_storage_args(p: argparse.ArgumentParser, *, under_hub: bool = False) -> None:
     # Under `kiosk hub`, an option not repeated after the subcommand must not reset the one given before it.
     default = argparse.SUPPRESS if under_hub else None
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="hub configuration file (default: $KIOSK_HUB_CONFIG, then /etc/kiosk/hub.toml if it exists)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--data",
@@ -64,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hub", help="the reference central hub")
     _hub_storage_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--host", help="address to listen on (default [server] host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default [server] port, else 8700)")
     p.add_argument(
         "--admin-token-file",
         metavar="PATH",

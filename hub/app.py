@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from .answer_signing import AnswerSigning
 from .auth import DeviceAuthenticator
+from .config import HubConfig
 from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
 from .errors import install_error_handlers
 from .routers import devices, operators, phone
@@ -23,6 +24,7 @@ def create_app(
     store: HubStore,
     admin_token: str | None = None,
     *,
+    config: HubConfig | None = None,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     max_body_reads: int = MAX_BODY_READS,
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
@@ -38,6 +40,7 @@ def create_app(
         **docs_urls,
     )
     app.state.store = store
+    app.state.config = config or HubConfig()
     app.state.admin_token = admin_token
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret, store.v1_allowed)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)

@@ -1,4 +1,4 @@
-"""Who is asking: signed device requests (docs/protocol.md §1, computed by ``core.signing``) and the
+"""Who is asking: signed device requests (docs/protocol.md §2, computed by ``core.signing``) and the
 operator's bearer token.
 
 A device request is checked in two steps so that no body is read for a stranger: ``claim`` looks at the

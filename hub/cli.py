@@ -14,10 +14,12 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 from nacl.public import PrivateKey
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import String
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.config import DEVICE_ID_PATTERN
@@ -26,6 +28,7 @@ from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
 from .auth import admin_token_problem
+from .config import HubConfig, load_hub_config
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
@@ -35,7 +38,7 @@ log = logging.getLogger("hub")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
-MAX_CARD_CHARS = roster_staff.c.card.type.length
+MAX_CARD_CHARS: int = cast(String, roster_staff.c.card.type).length or 0
 DATABASE_ENV = "KIOSK_HUB_DB"
 
 
@@ -64,10 +67,17 @@ class HubFailure(Exception):
     """Anything else that stops the command (a database that does not answer). Exit 1."""
 
 
-def _open_store(args) -> HubStore:
+def _hub_config(args) -> HubConfig:
+    return load_hub_config(getattr(args, "config", None))
+
+
+def _open_store(args, config: HubConfig | None = None) -> HubStore:
+    """The store named by --data or --db, else $KIOSK_HUB_DB, else the file's [database] url, else the
+    SQLite database in ./hub-data."""
+    config = config or _hub_config(args)
     data, db = getattr(args, "data", None), getattr(args, "db", None)
     if not data and not db:
-        db = os.environ.get(DATABASE_ENV) or None
+        db = os.environ.get(DATABASE_ENV) or config.database_url
     try:
         return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
@@ -133,28 +143,31 @@ def _admin_token(args) -> str | None:
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
-    store = _open_store(args)
+    config = _hub_config(args)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    store = _open_store(args, config)
     _contact_key(store)
     token = _admin_token(args)
     if token is None:
         log.info("no admin token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
-        args.host,
-        args.port,
+        host,
+        port,
         store.engine.url.render_as_string(),
     )
-    config = uvicorn.Config(
-        create_app(store, token, api_docs=args.api_docs),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_config=None,
-        # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
-        limit_concurrency=LIMIT_CONCURRENCY,
-        timeout_keep_alive=5,
+    server = NotifyingServer(
+        uvicorn.Config(
+            create_app(store, token, config=config, api_docs=args.api_docs),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=5,
+        )
     )
-    server = NotifyingServer(config)
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
@@ -162,7 +175,7 @@ def serve(args) -> int:
     finally:
         store.close()
     if not server.started:
-        raise HubFailure(f"could not listen on {args.host}:{args.port}")
+        raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from core.signing import Claimed
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .config import HubConfig
 from .errors import HubError
 from .storage import HubStore
 
@@ -132,3 +133,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     finally:
         if reads is not None:
             reads.used -= 1
+
+
+def get_config(request: Request) -> HubConfig:
+    return request.app.state.config
+
+
+Config = Annotated[HubConfig, Depends(get_config)]

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
-from . import signature_policy  # its table is created with the others
+from . import migrate, signature_policy
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -48,7 +48,6 @@ from .schema import (
     events,
     logs,
     meta,
-    metadata,
     phone_ratings,
     photos,
     ratings,
@@ -143,9 +142,7 @@ class HubStore:
             database = self.engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 _private_sqlite_file(Path(database))
-        metadata.create_all(self.engine)
-        for index in ratings.indexes:  # added after the table: a database made before gets it now
-            index.create(self.engine, checkfirst=True)
+        migrate.upgrade(self.engine)
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()

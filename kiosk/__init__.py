@@ -1,6 +1,7 @@
-"""The evaluator terminal: configuration, domain rules, the durable event log, the flow, and the UI.
+"""The evaluator terminal (``kiosk run``): the evaluation flow (``flow``, plain Python), the Qt window and
+its pages (``app``, ``ui``), the local roster, the window's figures, the admin PIN and ``kiosk screenshot``.
 
-Only the UI modules (``app``, ``ui``, ``screenshot``, and ``demo``, which imports Qt only when it opens
-the window) may import Qt. Everything else here is plain Python, so that ``drivers``, ``sync`` and
-``hub`` can use the configuration, the domain tables and the event log without a GUI toolkit.
+It stands on ``drivers`` (the serial devices) and ``core`` (configuration, event log, domain tables).
+Must not import ``sync``, ``hub`` or ``commands``, nor any web server or SQL toolkit; only the UI modules
+(``app``, ``ui``, ``screenshot``) import Qt, so the flow is tested without a GUI toolkit.
 """

@@ -2,6 +2,6 @@
 caches the hub's roster for the kiosk.
 
 A separate process from the UI that opens the same SQLite log. ``client`` signs and posts over any
-``requests.Session``; ``agent`` is the loop on top. This package must not import Qt, nor ``hub``
-(the two meet only over HTTP, contracts.md §5).
+``requests.Session``; ``agent`` is the loop on top. Must not import Qt, ``kiosk``, ``drivers``, ``hub``
+or ``commands``: it stands on ``core`` alone, and meets the hub only over HTTP (docs/protocol.md).
 """

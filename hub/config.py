@@ -1,0 +1,158 @@
+"""The hub's configuration file (TOML; docs/hub.md "Configuration file"): server, database, the 差评
+deadline rule, the upward target and the alert channels, loaded into typed, immutable objects.
+
+``kiosk hub --config PATH`` (default ``$KIOSK_HUB_CONFIG``, then /etc/kiosk/hub.toml when it exists);
+the command-line flags override the file. Same error rules as the terminal's file: one ConfigError naming
+the file and the key, exit 2. Without a file every value has its default and nothing is reported upward
+and no alert is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.tomlconfig import ConfigError, Section, http_url, int_range, one_of, read_toml
+
+DEFAULT_PATH = Path("/etc/kiosk/hub.toml")
+CONFIG_ENV = "KIOSK_HUB_CONFIG"
+DEFAULT_PORT = 8700
+UPSTREAM_PROFILES = ("json-v1", "zhejiang-offlinereport", "shandong")
+ALERT_KINDS = ("webhook", "wecom", "dingtalk")
+ALERT_EVENTS = ("bad_rating", "due_soon", "overdue", "device_offline")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    public_url: str | None = None  # what phones and devices reach, behind the proxy
+
+
+@dataclass(frozen=True)
+class DeadlineConfig:
+    working_days: int = 5  # 差评 response rule: answered within 5 working days
+    calendar_file: Path | None = None  # holidays and 调休 workdays for years the built-in calendar lacks
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    profile: str
+    url: str
+    app: str
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    kind: str
+    url: str
+    events: tuple[str, ...]
+    secret_file: Path | None = None  # 钉钉's signing secret (加签), when the robot has one
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    path: Path | None = None  # None: built-in defaults, no file
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database_url: str | None = None
+    deadline: DeadlineConfig = field(default_factory=DeadlineConfig)
+    upstream: UpstreamConfig | None = None
+    alerts: tuple[AlertChannel, ...] = ()
+
+
+def config_path(given: str | Path | None) -> Path | None:
+    """``--config`` as given, else ``$KIOSK_HUB_CONFIG``, else /etc/kiosk/hub.toml if it exists."""
+    if given:
+        return Path(given)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load_hub_config(given: str | Path | None = None) -> HubConfig:
+    path = config_path(given)
+    if path is None:
+        return HubConfig()
+    return parse_hub_config(read_toml(path), path)
+
+
+class _TopLevel(Section):
+    """The file itself: its keys are tables, named as written (``[server]``, ``[[alerts]]``)."""
+
+    def key(self, key: str) -> str:
+        return f"[[{key}]]" if key == "alerts" else f"[{key}]"
+
+
+def parse_hub_config(data: dict, path: Path) -> HubConfig:
+    path = Path(path).absolute()
+    top = _TopLevel(path, "", data)
+
+    s = Section(path, "server", top.get("server", dict, {}))
+    server = ServerConfig(
+        host=s.get("host", str, "127.0.0.1", check=lambda v: None if v.strip() else "expected an address"),
+        port=s.get("port", int, DEFAULT_PORT, check=int_range(1, 65535)),
+        public_url=s.get("public_url", str, None, check=http_url),
+    )
+    s.done()
+
+    d = Section(path, "database", top.get("database", dict, {}))
+    database_url = d.get("url", str, None, check=lambda v: None if "://" in v else "expected a database URL")
+    d.done()
+
+    dl = Section(path, "deadline", top.get("deadline", dict, {}))
+    deadline = DeadlineConfig(
+        working_days=dl.get("working_days", int, 5, check=int_range(1, 60)),
+        calendar_file=_optional_path(dl, "calendar_file"),
+    )
+    dl.done()
+
+    upstream = None
+    if "upstream" in data:
+        u = Section(path, "upstream", top.get("upstream", dict))
+        upstream = UpstreamConfig(
+            profile=u.get("profile", str, check=one_of(*UPSTREAM_PROFILES)),
+            url=u.get("url", str, check=http_url),
+            app=u.get("app", str, check=lambda v: None if v.strip() else "expected the app id (appMark)"),
+            key_file=u.path_value("key_file"),
+        )
+        u.done()
+    else:
+        top.seen.add("upstream")
+
+    alerts = []
+    for i, item in enumerate(top.get("alerts", list, [])):
+        a = Section(path, f"alerts.{i}", item)
+        events = a.get("events", list, list(ALERT_EVENTS))
+        unknown = [e for e in events if e not in ALERT_EVENTS]
+        if unknown or not events:
+            raise ConfigError(path, a.key("events"), f"expected some of {', '.join(ALERT_EVENTS)}")
+        alerts.append(
+            AlertChannel(
+                kind=a.get("kind", str, check=one_of(*ALERT_KINDS)),
+                url=a.get("url", str, check=http_url),
+                events=tuple(events),
+                secret_file=_optional_path(a, "secret_file"),
+            )
+        )
+        a.done()
+
+    top.done()
+    return HubConfig(
+        path=path,
+        server=server,
+        database_url=database_url,
+        deadline=deadline,
+        upstream=upstream,
+        alerts=tuple(alerts),
+    )
+
+
+def _optional_path(section: Section, key: str) -> Path | None:
+    """A path key where "" (the documented default) means none."""
+    if section.data.get(key) == "":
+        section.seen.add(key)
+        return None
+    return section.path_value(key, None)
