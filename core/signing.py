@@ -22,9 +22,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-import requests
+from typing import Any
 
 DEVICE_HEADER = "X-Kiosk-Device"
 TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
@@ -82,16 +80,13 @@ def request_headers(
     }
 
 
-def target_of(url: str) -> str:
-    """The signed target of a URL: its path and query exactly as they go on the request line."""
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-class DeviceSignature(requests.auth.AuthBase):
+class DeviceSignature:
     """``session.auth = DeviceSignature(device_id, secret)``: every request goes out v2-signed.
 
-    ``secret`` may be a callable returning the current secret, so a rotated one signs the next request.
+    What ``requests.auth.AuthBase`` subclasses are, a callable that takes the prepared request and returns
+    it signed, without importing requests: the hub, which shares this module, must not depend on an HTTP
+    client. ``secret`` may be a callable returning the current secret, so a rotated one signs the next
+    request.
     """
 
     def __init__(
@@ -108,7 +103,7 @@ class DeviceSignature(requests.auth.AuthBase):
     def secret(self) -> bytes:
         return self._secret() if callable(self._secret) else self._secret
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    def __call__(self, request: Any) -> Any:  # a requests.PreparedRequest
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode("utf-8")

@@ -32,12 +32,13 @@ def create_app(
 ) -> FastAPI:
     """``api_docs``: serve /docs, /redoc and /openapi.json; off by default, as they map the whole API for
     anyone who can reach the hub (``kiosk hub --api-docs`` on a development network)."""
-    docs_urls = {} if api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
         title="好差评 reference hub",
         version="1",
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
-        **docs_urls,
+        docs_url="/docs" if api_docs else None,
+        redoc_url="/redoc" if api_docs else None,
+        openapi_url="/openapi.json" if api_docs else None,
     )
     app.state.store = store
     app.state.config = config or HubConfig()

@@ -130,7 +130,7 @@ class HubClient:
         except requests.RequestException as e:
             raise HubUnavailable(f"{type(e).__name__}: cannot reach the hub") from None
         if response.status_code in _SIGNED_STATUSES:
-            request_signature = response.request.headers.get(SIGNATURE_HEADER, "")
+            request_signature = str(response.request.headers.get(SIGNATURE_HEADER, ""))
             given = response.headers.get(ANSWER_SIGNATURE_HEADER)
             if not answer_is_genuine(
                 secret, request_signature, response.status_code, response.content, given
