@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("id", metavar="ID")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_v1_off")
+    v = hub_sub.add_parser(
+        "verify", help="re-check every stored chain and re-derive the derived tables; exit 1 on a difference"
+    )
+    _hub_storage_args(v, under_hub=True)
+    v.set_defaults(handler="hub.cli:verify")
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
     )

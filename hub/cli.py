@@ -32,6 +32,7 @@ from .config import HubConfig, load_hub_config
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES, roster_staff
 from .storage import HubStore, StaffEntry, database_url
+from .verify import phone_chain_head, report, run_checks
 
 log = logging.getLogger("hub")
 
@@ -204,6 +205,17 @@ def device_v1_off(args) -> int:
         raise UsageError(f"device {args.id!r} is not registered")
     print(f"device {args.id}: signature version 1 refused from now on")
     return EXIT_OK
+
+
+@_run
+def verify(args) -> int:
+    """`kiosk hub verify`: every check of hub/verify.py; exit 1 naming the first difference of each."""
+    store = _open_store(args)
+    results = run_checks(store)
+    print(report(results))
+    seq, head = phone_chain_head(store)
+    print(f"phone ratings chain head: seq {seq} hash {head} (compare with the hub's journal)")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 
 
 @_run

@@ -87,9 +87,17 @@ def rate(store: HubStore, token: str, body: bytes) -> HTMLResponse:
     row = phone_rating_row(
         claims, rating.satisfaction, rating.reasons, sealed, case, staff_name, datetime.now().astimezone()
     )
-    if not store.add_phone_rating(row):  # durable (committed) when True
+    stored = store.add_phone_rating(row)  # durable (committed) when not None
+    if stored is None:
         raise already_rated()
-    log.info("phone rating stored: device %s token %s", claims.device_id, claims.nonce)
+    # The chain head in the journal too: a chain rewritten in the database no longer meets these lines.
+    log.info(
+        "phone rating stored: device %s token %s, phone chain seq %d hash %s",
+        claims.device_id,
+        claims.nonce,
+        stored["chain_seq"],
+        stored["hash"],
+    )
     return HTMLResponse(thanks_page(), headers=PAGE_HEADERS)
 
 

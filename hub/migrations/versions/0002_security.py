@@ -1,19 +1,39 @@
-"""Issue 10 (security hardening): which devices may still sign v1.
+"""Issue 10 (security hardening): the v1 signature policy, an indexed table of opened cases for the phone
+page, and the phone ratings' own hash chain.
 
 Revision ID: 0002
 Revises: 0001
-A device registered before this revision has no row in ``device_signature_policy`` and may sign v1 until
-an operator turns it off (``kiosk hub device v1-off``); a device registered since gets a row refusing v1.
+- ``device_signature_policy``: a device registered before this revision has no row and may sign v1 until
+  an operator turns it off (``kiosk hub device v1-off``); a device registered since gets a row refusing v1.
+- ``opened_cases``: filled from the case_opened events already held.
+- ``phone_ratings.chain_seq, prev_hash, hash``: the rows already held are chained in the order they
+  were stored (``at``, then device and nonce).
 """
 
+import hashlib
+import json
+
 from alembic import op
-from sqlalchemy import Boolean, Column, MetaData, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    update,
+)
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+ZERO_HASH = "0" * 64
 frozen = MetaData()
 
 device_signature_policy = Table(
@@ -24,6 +44,49 @@ device_signature_policy = Table(
     Column("changed_at", String(40), nullable=False),
 )
 
+opened_cases = Table(
+    "opened_cases",
+    frozen,
+    Column("device_id", String(64), primary_key=True),
+    Column("log_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("case_no", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", String(40), nullable=False),
+    Index("opened_cases_device_case", "device_id", "case_no"),
+)
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
 
 def upgrade() -> None:
-    frozen.create_all(op.get_bind(), checkfirst=True)
+    bind = op.get_bind()
+    frozen.create_all(bind, checkfirst=True)
+    held = MetaData()
+    events = Table("events", held, autoload_with=bind)
+    query = select(events.c.device_id, events.c.log_id, events.c.seq, events.c.payload, events.c.received_at)
+    for device_id, log_id, seq, text, received_at in bind.execute(
+        query.where(events.c.type == "case_opened")
+    ):
+        payload = json.loads(text)
+        case_no = payload.get("case_no") if isinstance(payload, dict) else None
+        if isinstance(case_no, str) and 0 < len(case_no) <= 64:
+            row = {"device_id": device_id, "log_id": log_id, "seq": seq, "case_no": case_no}
+            bind.execute(opened_cases.insert().values(**row, payload=text, received_at=received_at))
+
+    columns = {c["name"] for c in inspect(bind).get_columns("phone_ratings")}
+    for name, kind in (("chain_seq", BigInteger()), ("prev_hash", String(64)), ("hash", String(64))):
+        if name not in columns:
+            op.add_column("phone_ratings", Column(name, kind))
+    op.create_index("phone_ratings_chain_seq", "phone_ratings", ["chain_seq"], unique=True)
+    phone = Table("phone_ratings", MetaData(), autoload_with=bind)
+    prev = ZERO_HASH
+    rows = bind.execute(select(phone).order_by(phone.c.at, phone.c.device_id, phone.c.nonce)).mappings()
+    for seq, row in enumerate(rows, 1):
+        linked = {**row, "chain_seq": seq, "prev_hash": prev}
+        linked.pop("hash", None)
+        prev = hashlib.sha256(_canonical(linked)).hexdigest()
+        key = (phone.c.device_id == row["device_id"]) & (phone.c.nonce == row["nonce"])
+        bind.execute(update(phone).where(key).values(chain_seq=seq, prev_hash=linked["prev_hash"], hash=prev))
