@@ -70,7 +70,7 @@ def upgrade() -> None:
     for device_id, log_id, seq, text, received_at in bind.execute(
         query.where(events.c.type == "case_opened")
     ):
-        payload = json.loads(text)
+        payload = json.loads(str(text))
         case_no = payload.get("case_no") if isinstance(payload, dict) else None
         if isinstance(case_no, str) and 0 < len(case_no) <= 64:
             row = {"device_id": device_id, "log_id": log_id, "seq": seq, "case_no": case_no}
@@ -84,7 +84,8 @@ def upgrade() -> None:
     phone = Table("phone_ratings", MetaData(), autoload_with=bind)
     prev = ZERO_HASH
     rows = bind.execute(select(phone).order_by(phone.c.at, phone.c.device_id, phone.c.nonce)).mappings()
-    for seq, row in enumerate(rows, 1):
+    for seq, held_row in enumerate(rows, 1):
+        row = dict(held_row)
         linked = {**row, "chain_seq": seq, "prev_hash": prev}
         linked.pop("hash", None)
         prev = hashlib.sha256(_canonical(linked)).hexdigest()
