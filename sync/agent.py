@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +53,7 @@ ONCE_MAX_FAILURES = 3  # --once gives up after this many failed attempts in a ro
 
 CURSOR_KEY = "sync_cursor"
 STATUS_KEY = "sync"
+MAX_UNSYNCED_AGE_S = 600.0
 ROSTER_KEY = "sync_roster"
 
 T = TypeVar("T")
@@ -126,8 +128,13 @@ class SyncAgent:
         watch_interval_s: float = WATCH_INTERVAL_S,
         rng: random.Random | None = None,
         secret_file: SecretFile | None = None,
+        max_unsynced_age_s: float = MAX_UNSYNCED_AGE_S,
+        clock: Callable[[], float] = time.time,
     ):
         self.log = event_log
+        self.max_unsynced_age_s = max_unsynced_age_s
+        self._clock = clock
+        self.backlog_alarm: str | None = None
         self.client = client
         self.secret_file = secret_file
         self.backoff = backoff
@@ -157,14 +164,39 @@ class SyncAgent:
     def pending(self) -> int:
         return max(0, self.log.head_seq() - self.acked_seq)
 
+    def check_backlog_age(self) -> str | None:
+        """The alarm when the oldest event not yet at the hub is older than ``max_unsynced_age_s``: until
+        the hub holds it, anyone with this kiosk's rights can rewrite it unseen (docs/security.md)."""
+        oldest = next(self.log.events_after(self.acked_seq, limit=1), None)
+        message = None
+        if oldest is not None:
+            try:
+                age_s = self._clock() - datetime.fromisoformat(oldest["at"]).timestamp()
+            except ValueError:
+                age_s = 0.0
+            if age_s > self.max_unsynced_age_s:
+                message = (
+                    f"seq {oldest['seq']}, the oldest event not yet at the hub, is {age_s / 60:.0f} min old "
+                    f"(limit {self.max_unsynced_age_s / 60:g} min): until the hub holds it, it can be "
+                    "rewritten unseen; check the network and the hub"
+                )
+        if message and not self.backlog_alarm:
+            logger.error("ALARM: %s", message)
+            notify(f"STATUS=ALARM: {message}")
+        elif self.backlog_alarm and not message:
+            logger.info("the hub holds every event older than %g min again", self.max_unsynced_age_s / 60)
+        self.backlog_alarm = message
+        return message
+
     def status(self) -> dict[str, Any]:
+        backlog = self.check_backlog_age()
         return {
-            "state": "alarm" if self.alarm else self.state,
+            "state": "alarm" if self.alarm or backlog else self.state,
             "last_success_at": self.last_success_at,
             "last_error": self.last_error,
             "pending": self.pending(),
             "acked_seq": self.acked_seq,
-            "alarm": self.alarm,
+            "alarm": self.alarm or backlog,
             "roster_error": self.roster_error,
             "updated_at": now_iso(),
         }
@@ -537,7 +569,9 @@ def main(args) -> int:
         return 1
     with event_log:
         client = HubClient(config.hub.url, config.device.id, secret_file.secret)
-        agent = SyncAgent(event_log, client, secret_file=secret_file)
+        agent = SyncAgent(
+            event_log, client, secret_file=secret_file, max_unsynced_age_s=config.hub.max_unsynced_age_s
+        )
         if args.once:
             ok = agent.drain()
             print(agent.summary())

@@ -43,6 +43,7 @@ from test_hub_support import (
 )
 
 from commands.cli import main as kiosk_main
+from core.config import load_config
 from core.photo import MAX_PHOTO_BYTES
 from core.signing import ANSWER_SIGNATURE_HEADER, answer_is_genuine
 from core.spreadsheet import FORMULA_PREFIXES, safe_cell
@@ -515,3 +516,36 @@ def test_every_ratings_export_is_logged_with_the_tokens_identity(hub, caplog):
     lines = [rec.getMessage() for rec in caplog.records if "ratings export" in rec.getMessage()]
     assert len(lines) == 1 and token_identity(ADMIN_TOKEN) in lines[0] and "format csv" in lines[0]
     assert ADMIN_TOKEN not in lines[0]
+
+
+# --- 2. (kiosk side) events not yet at the hub raise the alarm before they are old ---------------------
+
+
+def test_the_agent_raises_the_alarm_when_the_oldest_unsynced_event_is_older_than_the_limit(hub, tmp_path):
+    later = {"now": time.time()}
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 3)
+        offline = HubClient(f"http://127.0.0.1:{_closed_port()}", DEVICE, hub.secret, timeout_s=(1, 1))
+        agent = SyncAgent(log, offline, max_unsynced_age_s=600, clock=lambda: later["now"])
+        assert agent.step().kind == "unavailable"
+        assert log.get_state(STATUS_KEY)["state"] == "offline"  # young events: no alarm yet
+        later["now"] += 601
+        agent.step()
+        status = log.get_state(STATUS_KEY)
+        assert status["state"] == "alarm" and "seq 1, the oldest event not yet at the hub" in status["alarm"]
+        agent.client = HubClient(hub.url, DEVICE, hub.secret)  # the network is back: sent, alarm gone
+        assert agent.drain()
+        assert log.get_state(STATUS_KEY)["alarm"] is None
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_limit_is_a_configuration_key(tmp_path):
+    (tmp_path / "kiosk.toml").write_text(
+        '[device]\nid = "X"\nwindow = "03"\n\n[hub]\nurl = "http://127.0.0.1:1"\nmax_unsynced_age_s = 120\n'
+    )
+    assert load_config(tmp_path / "kiosk.toml").hub.max_unsynced_age_s == 120
