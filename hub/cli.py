@@ -167,6 +167,7 @@ def serve(args) -> int:
             # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
             limit_concurrency=LIMIT_CONCURRENCY,
             timeout_keep_alive=5,
+            root_path=args.root_path,
         )
     )
     try:

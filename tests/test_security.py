@@ -48,6 +48,7 @@ from core.photo import MAX_PHOTO_BYTES
 from core.signing import ANSWER_SIGNATURE_HEADER, answer_is_genuine
 from core.spreadsheet import FORMULA_PREFIXES, safe_cell
 from core.store import EventLog
+from hub.app import create_app
 from hub.auth import token_identity
 from hub.signature_policy import signature_policy
 from hub.storage import HubStore, database_url
@@ -123,6 +124,28 @@ def test_a_captured_get_signature_is_refused_on_any_other_path(hub, tmp_path):
     assert _get(hub, roster + "?x=1", captured).status_code == 401
     posted = requests.post(f"{hub.url}/api/v1/events", headers=captured, timeout=10)  # another method
     assert posted.status_code == 401
+
+
+def test_behind_a_proxy_that_strips_the_prefix_the_signature_still_covers_it(hub):
+    """nginx `proxy_pass http://127.0.0.1:8700/;` under /kiosk-hub/, the hub run with --root-path."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(hub.store), host="127.0.0.1", port=0, root_path="/kiosk-hub", log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, what="hub start")
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        roster = f"/api/v1/devices/{DEVICE}/roster"
+        prefixed = signed_headers(hub.secret, b"", method="GET", target="/kiosk-hub" + roster)
+        assert requests.get(url + roster, headers=prefixed, timeout=10).status_code == 200
+        unprefixed = signed_headers(hub.secret, b"", method="GET", target=roster)
+        assert requests.get(url + roster, headers=unprefixed, timeout=10).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_v1_only_for_a_device_registered_before_v2_until_switched_off(hub, tmp_path):
