@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--admin-token", metavar="TOKEN", help="the operator token itself (ps shows it: avoid)")
     p.add_argument(
+        "--root-path",
+        default="",
+        metavar="PREFIX",
+        help="the path prefix a proxy strips before passing requests on (v2 signatures cover it)",
+    )
+    p.add_argument(
         "--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
     )
     key_file_help = "the 0600 file of the key that opens contacts (default contact.key in --data)"
