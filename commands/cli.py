@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core.config import ConfigError
+from hub.desk import cli_args as desk_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--dept-code", default="", help="统一社会信用代码 of its department (deptCode in the export)"
     )
+    d.add_argument("--dept", metavar="CODE", help="the section (科室) whose 差评 the device's are")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_add")
     d = device.add_parser("v1-off", help="refuse signature version 1 from a device registered before 0.2.0")
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _hub_storage_args(v, under_hub=True)
     v.set_defaults(handler="hub.cli:verify")
+    desk_cli.add_parsers(hub_sub, device, _hub_storage_args)
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
     )
@@ -128,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_storage_args(k, under_hub=True)
     k.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
     k.set_defaults(handler="hub.cli:key_export")
+    ratings = hub_sub.add_parser("ratings", help="the ratings the hub holds").add_subparsers(
+        dest="ratings_command", metavar="RATINGS_COMMAND", required=True
+    )
+    e = ratings.add_parser(
+        "export", help="print the ratings in the national field names (as GET /api/v1/ratings)"
+    )
+    e.add_argument("--from", dest="from_", metavar="DATE", help="yyyy-MM-dd or an ISO date-time")
+    e.add_argument("--to", metavar="DATE", help="yyyy-MM-dd (the whole day) or an ISO date-time")
+    e.add_argument("--format", choices=("json", "csv"), default="json")
+    _hub_storage_args(e, under_hub=True)
+    e.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
+    e.set_defaults(handler="hub.export:ratings_export")
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")
     p.add_argument("--config-out", metavar="PATH", help="also write a [serial.*] config fragment here")

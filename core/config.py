@@ -46,6 +46,7 @@ class HubConfig:
     # The agent raises the alarm when the oldest event not yet at the hub is older than this: until it is
     # there, anyone with the kiosk's rights can rewrite it unseen (docs/security.md).
     max_unsynced_age_s: int = 600
+    heartbeat_s: int = 60  # how often the agent reports the device's health (docs/fleet.md)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class UiConfig:
     fullscreen: bool = True
     rating_timeout_s: int = 60
     thanks_s: int = 3
+    reasons_timeout_s: int = 60
     walkin: bool = False
     walkin_interval_s: int = 30
     hide_cursor: bool = True
@@ -77,6 +79,8 @@ class Config:
     qr: QrConfig | None
     ui: UiConfig
     reasons: tuple[Reason, ...] = field(default=DEFAULT_REASONS)
+    # The keys written in the file ("ui.thanks_s", "reasons"): they win over the hub's remote settings.
+    explicit_keys: frozenset[str] = frozenset()
 
     def serial_device(self, name: str) -> SerialConfig | None:
         """The fitted device called ``name`` (card, ticket, keypad), or None when it is not fitted."""
@@ -119,7 +123,8 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path | str | None = None) -> Config:
-    path = Path(path) if path is not None else default_config_path()
+    # Absolute in every message: a technician reading a log cannot know which folder it was relative to.
+    path = Path(path if path is not None else default_config_path()).absolute()
     return parse_config(read_toml(path), path)
 
 
@@ -192,6 +197,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             secret_file=hub_s.path_value("secret_file", "device.key"),
             public_key_file=hub_s.path_value("public_key_file", None),
             max_unsynced_age_s=hub_s.get("max_unsynced_age_s", int, 600, check=int_range(60, 86400)),
+            heartbeat_s=hub_s.get("heartbeat_s", int, 60, check=int_range(5, 86400)),
         )
         hub_s.done()
     else:
@@ -209,6 +215,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         fullscreen=ui_s.get("fullscreen", bool, True),
         rating_timeout_s=ui_s.get("rating_timeout_s", int, 60, check=int_range(5, 3600)),
         thanks_s=ui_s.get("thanks_s", int, 3, check=int_range(1, 60)),
+        reasons_timeout_s=ui_s.get("reasons_timeout_s", int, 60, check=int_range(10, 3600)),
         walkin=ui_s.get("walkin", bool, False),
         walkin_interval_s=ui_s.get("walkin_interval_s", int, 30, check=int_range(0, 3600)),
         hide_cursor=ui_s.get("hide_cursor", bool, True),
@@ -256,4 +263,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         qr=qr,
         ui=ui,
         reasons=reasons,
+        explicit_keys=frozenset(
+            [f"{name}.{key}" for name, table in data.items() if isinstance(table, dict) for key in table]
+            + (["reasons"] if "reasons" in data else [])
+        ),
     )

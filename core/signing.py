@@ -1,5 +1,6 @@
-"""Device request signatures and the hub's answer signatures (docs/protocol.md §1): the one place both sides
-compute and check them. The agent hands ``DeviceSignature`` to its ``requests`` session; the hub calls
+"""Device request signatures and the hub's answer signatures (docs/protocol.md §2): the one place both sides
+compute and check them. The agent hands ``core.requests_auth.DeviceSignature`` (built on these functions) to its ``requests``
+session; the hub calls
 ``verify_request`` and ``sign_answer``; tests and benchmarks use the same functions.
 
 - Version 2 (sent by every agent now): ``v2=`` + hex(HMAC-SHA256(secret, timestamp + "\\n" + METHOD +
@@ -19,10 +20,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from urllib.parse import urlsplit
 
 DEVICE_HEADER = "X-Kiosk-Device"
 TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
@@ -80,45 +80,10 @@ def request_headers(
     }
 
 
-class DeviceSignature:
-    """``session.auth = DeviceSignature(device_id, secret)``: every request goes out v2-signed.
-
-    What ``requests.auth.AuthBase`` subclasses are, a callable that takes the prepared request and returns
-    it signed, without importing requests: the hub, which shares this module, must not depend on an HTTP
-    client. ``secret`` may be a callable returning the current secret, so a rotated one signs the next
-    request.
-    """
-
-    def __init__(
-        self,
-        device_id: str,
-        secret: bytes | Callable[[], bytes],
-        clock: Callable[[], float] = time.time,
-    ):
-        self.device_id = device_id
-        self._secret = secret
-        self._clock = clock
-
-    @property
-    def secret(self) -> bytes:
-        return self._secret() if callable(self._secret) else self._secret
-
-    def __call__(self, request: Any) -> Any:  # a requests.PreparedRequest
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not isinstance(body, bytes):
-            raise TypeError("DeviceSignature signs bytes bodies only, not streams")
-        headers = request_headers(
-            self.device_id,
-            self.secret,
-            request.method or "GET",
-            request.path_url,
-            body,
-            int(self._clock()),
-        )
-        request.headers.update(headers)
-        return request
+def target_of(url: str) -> str:
+    """The signed target of a URL: its path and query exactly as they go on the request line."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Signs the hub's answer to every authenticated device request (docs/protocol.md §1): an ASGI middleware
+"""Signs the hub's answer to every authenticated device request (docs/protocol.md §2): an ASGI middleware
 that holds the answer of a request the device dependency verified, and adds ``X-Kiosk-Answer-Signature``
 over the request's signature, the status and the whole body. Answers to anyone else pass through as they
 are streamed.

@@ -1,4 +1,4 @@
-"""Which devices may still sign with version 1 (docs/protocol.md §1).
+"""Which devices may still sign with version 1 (docs/protocol.md §2).
 
 A device registered before signature version 2 existed has no row here and may sign v1 until an
 operator turns it off (``kiosk hub device v1-off``); a device registered since gets a row refusing v1 at

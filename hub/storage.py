@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -39,8 +40,13 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
-from . import migrate, signature_policy
+from . import (
+    fleet_schema,  # noqa: F401  (the fleet's tables join the metadata)
+    migrate,
+    signature_policy,
+)
 from .derived import chain_phone_row, opened_case_row, opened_cases
+from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -77,11 +83,12 @@ def database_url(data: str | Path | None, db: str | None) -> str:
 
 def _private_sqlite_file(path: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 under 022), or make
-    an existing one 0600; SQLite gives its -wal and -shm files the database file's mode."""
+    an existing one 0600; SQLite gives its -wal and -shm files the database file's mode. A file that
+    cannot be opened is left to SQLite, which says why when the hub connects."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
-        return  # no such folder, no rights: SQLite reports it in its own words
+        return
     try:
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)
@@ -143,12 +150,27 @@ class HubStore:
             database = self.engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 _private_sqlite_file(Path(database))
+        self.created = not inspect(self.engine).has_table("devices")
         migrate.upgrade(self.engine)
+        if self.created:
+            # Loud: a hub started from another folder than usual gets a new, empty registry, refuses every
+            # device, and `kiosk hub device add` there registers them in the wrong database.
+            log.warning(
+                "NEW EMPTY DATABASE created at %s: no devices are registered in it. If this hub ran before, "
+                "it was started with another --data folder or --db URL (the default ./hub-data is relative "
+                "to the current folder); stop it and start it on the usual one.",
+                self.location,
+            )
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
+
+    @property
+    def location(self) -> str:
+        """Where this store lives, for messages: the database URL without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -324,6 +346,7 @@ class HubStore:
                 (rows if e["type"] == "rating" else details).append(derived)
         if rows:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
+            add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)
@@ -459,6 +482,7 @@ class HubStore:
                     ).first()
                     linked = chain_phone_row(row, tuple(head) if head else None)
                     conn.execute(insert(phone_ratings).values(**linked))
+                    add_phone_item(conn, row)  # the 差评 desk's 台账
                     return linked
             except IntegrityError:
                 # Another hub process stored one for this token or case first (then the check above says

@@ -183,6 +183,13 @@ class Flow:
             self._write_detail((), None)
         self._show_idle(now)
 
+    def configure(
+        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+    ) -> None:
+        """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
+        self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
+        self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
+
     # --- what the screen shows ---------------------------------------------------------------------
 
     @property

@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from core.photo import MAX_PHOTO_BYTES
-from core.signing import ANSWER_SIGNATURE_HEADER, SIGNATURE_HEADER, DeviceSignature, answer_is_genuine
+from core.requests_auth import DeviceSignature
+from core.signing import ANSWER_SIGNATURE_HEADER, SIGNATURE_HEADER, answer_is_genuine
 
 DEFAULT_TIMEOUT_S = (5.0, 30.0)  # connect, read
 EVENTS_PATH = "/api/v1/events"
@@ -130,7 +131,9 @@ class HubClient:
         except requests.RequestException as e:
             raise HubUnavailable(f"{type(e).__name__}: cannot reach the hub") from None
         if response.status_code in _SIGNED_STATUSES:
-            request_signature = str(response.request.headers.get(SIGNATURE_HEADER, ""))
+            request_signature = response.request.headers.get(SIGNATURE_HEADER, "")
+            if isinstance(request_signature, bytes):  # requests' headers may hold either; ours are text
+                request_signature = request_signature.decode("ascii", "replace")
             given = response.headers.get(ANSWER_SIGNATURE_HEADER)
             if not answer_is_genuine(
                 secret, request_signature, response.status_code, response.content, given

@@ -71,7 +71,7 @@ def test_without_a_file_everything_has_its_default(monkeypatch):
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
-        ("[hubb]\n", "[hubb]", "unknown key"),
+        ("[hubb]\n", "[hubb]", "unknown section"),
         ("[server]\nprot = 1\n", "[server] prot", "unknown key"),
         ("[server]\nport = 0\n", "[server] port", "expected 1 to 65535"),
         ('[server]\nport = "8700"\n', "[server] port", "expected an integer"),

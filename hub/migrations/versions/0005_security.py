@@ -1,10 +1,8 @@
-"""Issue 10 (security hardening): the v1 signature policy, an indexed table of opened cases for the phone
-page, and the phone ratings' own hash chain.
+"""Issue 10 (security hardening): an indexed table of opened cases for the phone page, and the phone
+ratings' own hash chain (hub/derived.py).
 
-Revision ID: 0002
-Revises: 0001
-- ``device_signature_policy``: a device registered before this revision has no row and may sign v1 until
-  an operator turns it off (``kiosk hub device v1-off``); a device registered since gets a row refusing v1.
+Revision ID: 0005
+Revises: 0004
 - ``opened_cases``: filled from the case_opened events already held.
 - ``phone_ratings.chain_seq, prev_hash, hash``: the rows already held are chained in the order they
   were stored (``at``, then device and nonce).
@@ -16,7 +14,6 @@ import json
 from alembic import op
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     MetaData,
@@ -28,21 +25,13 @@ from sqlalchemy import (
     update,
 )
 
-revision = "0002"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 ZERO_HASH = "0" * 64
 frozen = MetaData()
-
-device_signature_policy = Table(
-    "device_signature_policy",
-    frozen,
-    Column("device_id", String(64), primary_key=True),
-    Column("v1_allowed", Boolean, nullable=False),
-    Column("changed_at", String(40), nullable=False),
-)
 
 opened_cases = Table(
     "opened_cases",
