@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 
@@ -69,8 +70,8 @@ def run_checks(store: HubStore, names: list[str] | None = None) -> list[CheckRes
 def _logs(store: HubStore) -> list[tuple[str, str, int, str]]:
     with store.engine.connect() as conn:
         query = select(logs.c.device_id, logs.c.log_id, logs.c.acked_seq, logs.c.head_hash)
-        rows = conn.execute(query.order_by(logs.c.device_id, logs.c.log_id)).tuples()
-        return [(d, lg, a, h) for d, lg, a, h in rows]
+        rows = conn.execute(query.order_by(logs.c.device_id, logs.c.log_id)).all()
+        return cast(list[tuple[str, str, int, str]], [tuple(r) for r in rows])
 
 
 @register("event chains")

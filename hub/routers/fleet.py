@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.settings import SETTINGS, SettingError
 
-from ..dependencies import Device, authenticated_device, read_body, require_operator
+from ..dependencies import Device, claimed_device, read_body, require_operator, verified_device
 from ..errors import HubError
 from ..fleet import Fleet, FleetMonitor
 
@@ -65,8 +65,9 @@ def _own(device_id: str, caller: str, what: str) -> None:
 
 @devices_router.post("/api/v1/devices/{device_id}/heartbeat")
 async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
+    claim, secret = claimed_device(request)  # a stranger's body is never read
     body = await read_body(request, MAX_HEARTBEAT_BYTES)
-    caller = authenticated_device(request, body)
+    caller = verified_device(request, claim, secret, body)
     _own(device_id, caller, "report")
     try:
         report = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
