@@ -53,6 +53,7 @@ def _canonical(obj) -> bytes:
 def upgrade() -> None:
     bind = op.get_bind()
     frozen.create_all(bind, checkfirst=True)
+    already_filled = bind.execute(select(opened_cases.c.seq).limit(1)).first() is not None
     held = MetaData()
     events = Table("events", held, autoload_with=bind)
     query = select(events.c.device_id, events.c.log_id, events.c.seq, events.c.payload, events.c.received_at)
@@ -61,7 +62,7 @@ def upgrade() -> None:
     ):
         payload = json.loads(str(text))
         case_no = payload.get("case_no") if isinstance(payload, dict) else None
-        if isinstance(case_no, str) and 0 < len(case_no) <= 64:
+        if isinstance(case_no, str) and 0 < len(case_no) <= 64 and not already_filled:
             row = {"device_id": device_id, "log_id": log_id, "seq": seq, "case_no": case_no}
             bind.execute(opened_cases.insert().values(**row, payload=text, received_at=received_at))
 
@@ -69,7 +70,8 @@ def upgrade() -> None:
     for name, kind in (("chain_seq", BigInteger()), ("prev_hash", String(64)), ("hash", String(64))):
         if name not in columns:
             op.add_column("phone_ratings", Column(name, kind))
-    op.create_index("phone_ratings_chain_seq", "phone_ratings", ["chain_seq"], unique=True)
+    if "phone_ratings_chain_seq" not in {i["name"] for i in inspect(bind).get_indexes("phone_ratings")}:
+        op.create_index("phone_ratings_chain_seq", "phone_ratings", ["chain_seq"], unique=True)
     phone = Table("phone_ratings", MetaData(), autoload_with=bind)
     prev = ZERO_HASH
     rows = bind.execute(select(phone).order_by(phone.c.at, phone.c.device_id, phone.c.nonce)).mappings()
