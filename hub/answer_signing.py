@@ -12,7 +12,6 @@ from core.signing import ANSWER_SIGNATURE_HEADER, sign_answer
 
 from .dependencies import ANSWER_KEY
 
-
 _HEADER = ANSWER_SIGNATURE_HEADER.lower().encode()
 
 
