@@ -32,6 +32,7 @@ import serial
 
 from core.config import Config, ConfigError, SerialConfig, load_config, read_device_secret
 from core.contact import ContactError, load_public_key
+from core.domain import CLOCK_SKEW_S
 from core.store import EventLog, StoreError
 from kiosk.fonts import find_cjk_font
 from kiosk.roster import Roster
@@ -51,7 +52,6 @@ SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long
 # event waiting this long with no report since it was written means the agent is not running.
 AGENT_SILENT = timedelta(minutes=10)
 HUB_TIMEOUT_S = 5.0
-HUB_CLOCK_SKEW_LIMIT_S = 300  # docs/protocol.md §2: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
 HUB_CLOCK_WARN_S = 60  # the hub raises device_clock past this (docs/fleet.md)
 TIME_SYNC_TIMEOUT_S = 5
@@ -500,7 +500,7 @@ def check_hub(config: Config, now: datetime) -> list[CheckResult]:
         _signed_roster_request(config, secret)
     except HubRefused as e:
         skew = _clock_skew_s(response, now)
-        if e.status == 401 and skew is not None and abs(skew) > HUB_CLOCK_SKEW_LIMIT_S:
+        if e.status == 401 and skew is not None and abs(skew) > CLOCK_SKEW_S:
             return [
                 *rows,
                 fail("hub signature", f"refused: this clock is {skew:+.0f} s off the hub's", FIX_CLOCK),
@@ -524,7 +524,7 @@ def check_hub_clock(skew_s: float | None) -> CheckResult:
     if skew_s is None:
         return skip("clock vs hub", "the hub's answer has no Date header")
     detail = f"{skew_s:+.0f} s against the hub's clock (±1 s)"
-    if abs(skew_s) > HUB_CLOCK_SKEW_LIMIT_S:
+    if abs(skew_s) > CLOCK_SKEW_S:
         return fail("clock vs hub", detail + ": the hub refuses this device", FIX_CLOCK)
     if abs(skew_s) > HUB_CLOCK_WARN_S:
         return warn("clock vs hub", detail + ": the hub raises device_clock", FIX_CLOCK)

@@ -26,6 +26,8 @@ from nacl.bindings import (
 )
 from nacl.exceptions import CryptoError
 
+from .domain import CLOCK_SKEW_S  # a token issued this far in the future is still good
+
 VERSION = 2
 VERSION_SIGNED = 1  # readable, HMAC-signed: verified, no longer issued
 NONCE_BYTES = 8
@@ -35,8 +37,6 @@ TAG_BYTES = 16  # Poly1305
 KEY_CONTEXT = b"kiosk-qr-token-key\n"
 # Longest text field in UTF-8 bytes (21 Chinese characters, 64 ASCII): keeps the code scannable.
 MAX_FIELD_BYTES = 64
-# A token issued this far in the verifier's future is still accepted: the clocks may differ a little.
-CLOCK_SKEW_S = 300
 # Signed together with the token so the MAC can never double as a hub request signature.
 MAC_CONTEXT = b"kiosk-qr-token\n"
 
@@ -53,11 +53,15 @@ MAX_TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(max(_MAX_V1, _MAX_V2))))
 
 
 class TokenError(ValueError):
-    """A token that is not to be trusted; ``reason`` is one of the codes in docs/protocol.md §5."""
+    """A token that is not to be trusted; ``reason`` is one of the codes in docs/protocol.md §5.
 
-    def __init__(self, reason: str, message: str):
+    Only an ``expired`` token, genuine but late, also carries its ``claims``: the hub still tells the
+    holder of a used code that their rating is stored."""
+
+    def __init__(self, reason: str, message: str, claims: TokenClaims | None = None):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.claims = claims
 
 
 @dataclass(frozen=True)
@@ -185,9 +189,7 @@ def _claims(
     assert device_id is not None and window is not None
     if issued_at > now + CLOCK_SKEW_S:
         raise TokenError("not_yet_valid", f"issued at {issued_at}, now {now}")
-    if now >= expires_at:
-        raise TokenError("expired", f"expired at {expires_at}, now {now}")
-    return TokenClaims(
+    claims = TokenClaims(
         device_id=device_id,
         window=window,
         staff_no=fields["staff_no"],
@@ -197,6 +199,9 @@ def _claims(
         expires_at=expires_at,
         nonce=nonce.hex(),
     )
+    if now >= expires_at:
+        raise TokenError("expired", f"expired at {expires_at}, now {now}", claims)
+    return claims
 
 
 def _key(secret: bytes) -> bytes:

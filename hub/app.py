@@ -17,7 +17,7 @@ from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
-from .routers import console, devices, fleet, manage, operators, phone
+from .routers import console, console_upstream, devices, fleet, manage, operators, phone, upstream
 from .storage import HubStore
 
 # Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
@@ -82,6 +82,8 @@ def create_app(
     app.include_router(phone.router)
     app.include_router(operators.router)
     app.include_router(manage.router)
+    app.include_router(upstream.router)
+    app.include_router(console_upstream.router)
     console.install(app)
     fleet.install(app, sweep_s=fleet_sweep_s)
     return app

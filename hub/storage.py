@@ -61,6 +61,7 @@ from .schema import (
     roster_staff,
     rosters,
 )
+from .upstream import outbox as upstream_outbox
 
 log = logging.getLogger("hub")
 
@@ -347,6 +348,7 @@ class HubStore:
         if rows:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
             add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
+            upstream_outbox.enqueue_window(conn, device_id, log_id, rows)  # reported upward exactly once
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)
@@ -357,6 +359,7 @@ class HubStore:
                 )
                 .values(**changes)
             )
+        upstream_outbox.details_arrived(conn, device_id, log_id, [seq for seq, _ in details])
 
     def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:
         """Every stored event of one log in seq order, as the kiosk wrote it (for audits and tests)."""
@@ -466,6 +469,14 @@ class HubStore:
         with self.engine.connect() as conn:
             return _already_rated(conn, device_id, nonce, case_no)
 
+    def token_rated(self, device_id: str, nonce: str) -> bool:
+        """Whether a phone rating was stored with this very token: its holder has rated."""
+        query = select(phone_ratings.c.nonce).where(
+            (phone_ratings.c.device_id == device_id) & (phone_ratings.c.nonce == nonce)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def add_phone_rating(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """Store one phone rating durably, linked into the phone ratings' hash chain; the stored row, or
         None, storing nothing, when 一次一评 forbids it."""
@@ -483,6 +494,7 @@ class HubStore:
                     linked = chain_phone_row(row, tuple(head) if head else None)
                     conn.execute(insert(phone_ratings).values(**linked))
                     add_phone_item(conn, row)  # the 差评 desk's 台账
+                    upstream_outbox.enqueue_phone(conn, row)  # reported upward exactly once
                     return linked
             except IntegrityError:
                 # Another hub process stored one for this token or case first (then the check above says

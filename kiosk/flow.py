@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.config import UiConfig
 from core.domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
 from core.events import RATING_INPUTS
 
@@ -130,9 +131,9 @@ class Flow:
         window: str,
         rating_timeout_s: float,
         thanks_s: float,
-        reasons_timeout_s: float = 60,
+        reasons_timeout_s: float = UiConfig.reasons_timeout_s,
         walkin: bool = False,
-        walkin_interval_s: float = 30,
+        walkin_interval_s: float = UiConfig.walkin_interval_s,
         now: float,
         history: Iterable[dict] = (),
         staff_by_no: Callable[[str], Staff | None] | None = None,

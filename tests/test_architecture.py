@@ -30,6 +30,7 @@ IMPORT_NAMES = {
     "uvicorn": ["uvicorn"],
     "SQLAlchemy": ["sqlalchemy"],
     "alembic": ["alembic"],
+    "gmssl": ["gmssl"],
     "psycopg[binary]": ["psycopg"],
     "chinese-calendar": ["chinese_calendar"],
     "argon2-cffi": ["argon2"],

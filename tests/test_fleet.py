@@ -306,23 +306,36 @@ def test_fleet_routes_refuse_what_they_must(tmp_path, caplog):
         other = register(hub.store, "XHA-W04", dept_code="11370211MB0001234X")
         beat = f"{hub.url}/api/v1/devices/{DEVICE}/heartbeat"
         body = b'{"window": "03", "heartbeat_s": 5, "pending": 0}'
-        beat_path = f"/api/v1/devices/{DEVICE}/heartbeat"
         with caplog.at_level("WARNING", logger="hub"):
             r = requests.post(
-                beat, data=body, headers=signed_headers(b"wrong", body, target=beat_path), timeout=5
+                beat,
+                data=body,
+                headers=signed_headers(b"wrong", body, target=f"/api/v1/devices/{DEVICE}/heartbeat"),
+                timeout=5,
             )
         assert r.status_code == 401
         refusal = [m for m in caplog.messages if m.startswith(f"device '{DEVICE}' refused")]
         assert len(refusal) == 1 and "/heartbeat" in refusal[0] and "hub.db" in refusal[0]
         r = requests.post(
-            beat, data=body, headers=signed_headers(other, body, "XHA-W04", target=beat_path), timeout=5
+            beat,
+            data=body,
+            headers=signed_headers(other, body, "XHA-W04", target=f"/api/v1/devices/{DEVICE}/heartbeat"),
+            timeout=5,
         )
         assert r.status_code == 403
         r = requests.post(
-            beat, data=b"[1, NaN]", headers=signed_headers(secret, b"[1, NaN]", target=beat_path), timeout=5
+            beat,
+            data=b"[1, NaN]",
+            headers=signed_headers(secret, b"[1, NaN]", target=f"/api/v1/devices/{DEVICE}/heartbeat"),
+            timeout=5,
         )
         assert r.status_code == 400
-        r = requests.post(beat, data=body, headers=signed_headers(secret, body, target=beat_path), timeout=5)
+        r = requests.post(
+            beat,
+            data=body,
+            headers=signed_headers(secret, body, target=f"/api/v1/devices/{DEVICE}/heartbeat"),
+            timeout=5,
+        )
         assert r.status_code == 200 and r.json()["settings_version"]
 
         manage = f"{hub.url}/api/v1/manage"

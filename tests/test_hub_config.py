@@ -50,6 +50,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_key_is_read(tmp_path):
+    (tmp_path / "upstream.key").write_text("00" * 32 + "\n")
     config = load_hub_config(write(tmp_path, FULL))
     assert (config.server.host, config.server.port) == ("0.0.0.0", 8800)
     assert config.server.public_url == "https://pj.example.gov.cn"

@@ -33,6 +33,7 @@ NAV: list[NavEntry] = [
     NavEntry("督办", "/console/items?overdue=1", frozenset({SUPERVISOR})),
     NavEntry("复核", "/console/reviews", frozenset({SUPERVISOR, DEPT})),
     NavEntry("审计日志", "/console/audit", frozenset({SUPERVISOR, ADMIN})),
+    NavEntry("上报省平台", "/console/upstream", frozenset({SUPERVISOR, ADMIN})),
     NavEntry("用户与科室", "/console/users", frozenset({ADMIN})),
     NavEntry("设置", "/console/settings", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
 ]

@@ -1,8 +1,8 @@
 """Issue 10 (security hardening): an indexed table of opened cases for the phone page, and the phone
 ratings' own hash chain (hub/derived.py).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 - ``opened_cases``: filled from the case_opened events already held.
 - ``phone_ratings.chain_seq, prev_hash, hash``: the rows already held are chained in the order they
   were stored (``at``, then device and nonce).
@@ -25,8 +25,8 @@ from sqlalchemy import (
     update,
 )
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
