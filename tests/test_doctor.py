@@ -95,6 +95,8 @@ def test_healthy_simulated_setup_passes(tmp_path, hub, sim, capsys):
         "roster file": "skip",
         "CJK font": "ok",
         "display": "warn",  # the tests run Qt offscreen
+        "screen size": "warn",  # no [ui] screen_diagonal_in in the test configuration
+        "voice": "warn",  # and have no sound card
         "serial card": "ok",
         "serial ticket": "ok",
         "serial keypad": "ok",
@@ -492,3 +494,12 @@ def test_the_docs_give_one_owner_and_mode_for_the_device_key():
         ]
         assert lines, doc
         assert all("0600" not in line for line in lines), (doc, lines)
+
+
+def test_the_screen_size_is_a_warning_until_configured(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[device]\nid = "W03"\nwindow = "03"\n')
+    assert doctor.check_screen_size(load_config(path)).status == "warn"
+    path.write_text('[device]\nid = "W03"\nwindow = "03"\n[ui]\nscreen_diagonal_in = 10.1\n')
+    row = doctor.check_screen_size(load_config(path))
+    assert row.status == "ok" and "10.1" in row.detail
