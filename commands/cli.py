@@ -74,9 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default [server] host, else 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default [server] port, else 8700)")
     p.add_argument(
-        "--admin-token",
-        metavar="TOKEN",
-        help="operator token for /api/v1/ratings (default $KIOSK_HUB_ADMIN_TOKEN)",
+        "--admin-token-file",
+        metavar="PATH",
+        help="file holding the operator token for /api/v1/ratings (or $KIOSK_HUB_ADMIN_TOKEN); 32+ characters",
+    )
+    p.add_argument("--admin-token", metavar="TOKEN", help="the operator token itself (ps shows it: avoid)")
+    p.add_argument(
+        "--root-path",
+        default="",
+        metavar="PREFIX",
+        help="the path prefix a proxy strips before passing requests on (v2 signatures cover it)",
+    )
+    p.add_argument(
+        "--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
     )
     key_file_help = "the 0600 file of the key that opens contacts (default contact.key in --data)"
     p.add_argument("--key-file", metavar="PATH", help=key_file_help)
@@ -100,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("id", metavar="ID")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_v1_off")
+    v = hub_sub.add_parser(
+        "verify", help="re-check every stored chain and re-derive the derived tables; exit 1 on a difference"
+    )
+    _hub_storage_args(v, under_hub=True)
+    v.set_defaults(handler="hub.cli:verify")
     desk_cli.add_parsers(hub_sub, device, _hub_storage_args)
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True

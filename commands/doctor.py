@@ -466,9 +466,24 @@ def check_device_key(config: Config) -> CheckResult:
             return fail("device key", f"{path} is not a hex secret", fix_secret)
     if st.st_mode & stat.S_IROTH:
         return warn("device key", f"{path} is readable by every user ({mode})", fix_mode)
+    # One layout (docs/deployment.md): root:kiosk 0640. The kiosk reads its secret, never rewrites it.
+    fix_owner = f"chown root:kiosk {path}; chmod 0640 {path}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return warn("device key", f"{path} is writable by others than its owner ({mode})", fix_owner)
+    if _owned_by_service_user(st):
+        return warn(
+            "device key", f"{path} is owned by {SERVICE_USER}, which could rewrite it ({mode})", fix_owner
+        )
     if not _service_user_may(path, write=False):
         return warn("device key", f"the {SERVICE_USER} user cannot read {path} ({mode})", fix_mode)
     return ok("device key", f"{path} ({mode}: {SERVICE_USER} can read it, other users cannot)")
+
+
+def _owned_by_service_user(st: os.stat_result) -> bool:
+    try:
+        return st.st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+    except KeyError:
+        return False  # no service user on this machine (a development box)
 
 
 def check_hub_public_key(config: Config) -> CheckResult:

@@ -59,12 +59,14 @@ class HubProcess:
     def args(self) -> list[str]:
         args = ["hub", "--data", str(self.data), "--port", str(self.port)]
         args += ["--config", str(self.config)] if self.config else []
-        return args + (["--admin-token", self.admin_token] if self.admin_token else [])
+        return args  # the admin token goes in the environment: ps shows arguments to every user
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> HubProcess:
         """Start it and wait until it answers ``/healthz``; HubProcessError if it exits or stays silent."""
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, **(self.env or {})}
+        if self.admin_token:
+            env["KIOSK_HUB_ADMIN_TOKEN"] = self.admin_token
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         if self.log_path is not None:
             with self.log_path.open("ab") as out:

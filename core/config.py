@@ -45,6 +45,9 @@ class HubConfig:
     url: str
     secret_file: Path
     public_key_file: Path | None = None
+    # The agent raises the alarm when the oldest event not yet at the hub is older than this: until it is
+    # there, anyone with the kiosk's rights can rewrite it unseen (docs/security.md).
+    max_unsynced_age_s: int = 600
     heartbeat_s: int = 60  # how often the agent reports the device's health (docs/fleet.md)
 
 
@@ -241,6 +244,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             url=hub_s.get("url", str, check=http_url).rstrip("/"),
             secret_file=hub_s.path_value("secret_file", "device.key"),
             public_key_file=hub_s.path_value("public_key_file", None),
+            max_unsynced_age_s=hub_s.get("max_unsynced_age_s", int, 600, check=int_range(60, 86400)),
             heartbeat_s=hub_s.get("heartbeat_s", int, 60, check=int_range(5, 86400)),
         )
         hub_s.done()

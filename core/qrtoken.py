@@ -1,10 +1,12 @@
-"""The dynamic QR code's token: who, where and which case, signed with the device secret.
+"""The dynamic QR code's token: who, where and which case, sealed with the device secret.
 
 A citizen who scans the rate page's QR code opens ``qr.base_url + token`` on their phone; the hub
 verifies the token before it offers the online form, so a code cannot be forged, altered or kept for
-later. The token is binary, HMAC-SHA256 signed and base64url encoded, a few hundred characters at
-most so the code stays easy to scan. Format: docs/protocol.md §5. Shared by the kiosk (issue) and the hub
-(verify). No I/O here.
+later. Version 2 (issued now) is opaque: everything but the device id is encrypted and authenticated
+(ChaCha20-Poly1305 under a key derived from the device secret), so decoding a photographed code shows
+neither the case number nor the staff number the screen masks. Version 1 (HMAC-signed, readable) is still
+verified, for kiosks not yet upgraded. Base64url, a few hundred characters at most so the code stays easy
+to scan. Format: docs/protocol.md. Shared by the kiosk (issue) and the hub (verify). No I/O here.
 """
 
 from __future__ import annotations
@@ -18,22 +20,36 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nacl.bindings import (
+    crypto_aead_chacha20poly1305_ietf_decrypt,
+    crypto_aead_chacha20poly1305_ietf_encrypt,
+)
+from nacl.exceptions import CryptoError
+
 from .domain import CLOCK_SKEW_S  # a token issued this far in the future is still good
 
-VERSION = 1
+VERSION = 2
+VERSION_SIGNED = 1  # readable, HMAC-signed: verified, no longer issued
 NONCE_BYTES = 8
 MAC_BYTES = 32
+TAG_BYTES = 16  # Poly1305
+# The AEAD key is derived from the device secret, apart from every other use of that secret.
+KEY_CONTEXT = b"kiosk-qr-token-key\n"
 # Longest text field in UTF-8 bytes (21 Chinese characters, 64 ASCII): keeps the code scannable.
 MAX_FIELD_BYTES = 64
 # Signed together with the token so the MAC can never double as a hub request signature.
 MAC_CONTEXT = b"kiosk-qr-token\n"
 
-_HEADER = struct.Struct(">BII8s")  # version, issued_at, expires_at, nonce
+_HEADER = struct.Struct(">BII8s")  # version 1: version, issued_at, expires_at, nonce
+_TIMES = struct.Struct(">II")  # version 2, encrypted: issued_at, expires_at
 _NULL = 0xFF  # length byte of an absent field
 _TEXT_FIELDS = ("device_id", "window", "staff_no", "case_no", "item_code")
+_SEALED_FIELDS = _TEXT_FIELDS[1:]  # version 2: all but the device id, which says whose key opens it
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-# The longest token: header, five full text fields with their length bytes, MAC.
-MAX_TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(_HEADER.size + 5 * (1 + MAX_FIELD_BYTES) + MAC_BYTES)))
+# The longest token of either version: five full text fields with their length bytes, and the rest.
+_MAX_V1 = _HEADER.size + 5 * (1 + MAX_FIELD_BYTES) + MAC_BYTES
+_MAX_V2 = 1 + 5 * (1 + MAX_FIELD_BYTES) + NONCE_BYTES + _TIMES.size + TAG_BYTES
+MAX_TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(max(_MAX_V1, _MAX_V2))))
 
 
 class TokenError(ValueError):
@@ -90,11 +106,12 @@ def issue_token(
         "case_no": case_no,
         "item_code": item_code,
     }
-    body = bytearray(_HEADER.pack(VERSION, issued_at, expires_at, nonce))
-    for name in _TEXT_FIELDS:
-        body += _pack_text(name, values[name], required=name in ("device_id", "window"))
-    mac = _mac(secret, bytes(body))
-    return base64.urlsafe_b64encode(bytes(body) + mac).rstrip(b"=").decode("ascii")
+    header = bytes([VERSION]) + _pack_text("device_id", device_id, required=True) + nonce
+    plain = bytearray(_TIMES.pack(issued_at, expires_at))
+    for name in _SEALED_FIELDS:
+        plain += _pack_text(name, values[name], required=name == "window")
+    sealed = crypto_aead_chacha20poly1305_ietf_encrypt(bytes(plain), header, _aead_nonce(nonce), _key(secret))
+    return base64.urlsafe_b64encode(header + sealed).rstrip(b"=").decode("ascii")
 
 
 def qr_url(base_url: str, token: str) -> str:
@@ -108,11 +125,13 @@ def verify_token(token: str, secret_for: Callable[[str], bytes | None], now: int
     ``secret_for`` maps a device id to its secret, or None for a device the verifier does not know.
     """
     raw = _decode(token)
+    if raw[:1] == bytes([VERSION]):
+        return _verify_sealed(raw, secret_for, now)
     if len(raw) < _HEADER.size + MAC_BYTES:
         raise TokenError("malformed", "too short")
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     version, issued_at, expires_at, nonce = _HEADER.unpack_from(body)
-    if version != VERSION:
+    if version != VERSION_SIGNED:
         raise TokenError("malformed", f"unknown version {version}")
     fields: dict[str, str | None] = {}
     offset = _HEADER.size
@@ -130,6 +149,44 @@ def verify_token(token: str, secret_for: Callable[[str], bytes | None], now: int
         raise TokenError("unknown_device", f"no secret for device {device_id!r}")
     if not hmac.compare_digest(mac, _mac(secret, body)):
         raise TokenError("bad_signature", "signature does not match")
+    return _claims(fields, issued_at, expires_at, nonce, now)
+
+
+def _verify_sealed(raw: bytes, secret_for: Callable[[str], bytes | None], now: int) -> TokenClaims:
+    """A version 2 token: the device id in the clear, the rest opened with that device's key."""
+    device_id, offset = _unpack_text(raw, 1, "device_id")
+    if device_id is None:
+        raise TokenError("malformed", "device id is required")
+    header_end = offset + NONCE_BYTES
+    if len(raw) < header_end + _TIMES.size + TAG_BYTES:
+        raise TokenError("malformed", "too short")
+    secret = secret_for(device_id)
+    if not secret:
+        raise TokenError("unknown_device", f"no secret for device {device_id!r}")
+    header, nonce = raw[:header_end], raw[offset:header_end]
+    try:
+        plain = crypto_aead_chacha20poly1305_ietf_decrypt(
+            raw[header_end:], header, _aead_nonce(nonce), _key(secret)
+        )
+    except CryptoError:
+        raise TokenError("bad_signature", "does not open with the device's key") from None
+    issued_at, expires_at = _TIMES.unpack_from(plain)
+    fields: dict[str, str | None] = {"device_id": device_id}
+    offset = _TIMES.size
+    for name in _SEALED_FIELDS:
+        fields[name], offset = _unpack_text(plain, offset, name)
+    if offset != len(plain) or fields["window"] is None:
+        raise TokenError("malformed", "sealed fields do not add up")
+    if expires_at <= issued_at:
+        raise TokenError("malformed", "expires before it is issued")
+    return _claims(fields, issued_at, expires_at, nonce, now)
+
+
+def _claims(
+    fields: dict[str, str | None], issued_at: int, expires_at: int, nonce: bytes, now: int
+) -> TokenClaims:
+    device_id, window = fields["device_id"], fields["window"]
+    assert device_id is not None and window is not None
     if issued_at > now + CLOCK_SKEW_S:
         raise TokenError("not_yet_valid", f"issued at {issued_at}, now {now}")
     claims = TokenClaims(
@@ -145,6 +202,16 @@ def verify_token(token: str, secret_for: Callable[[str], bytes | None], now: int
     if now >= expires_at:
         raise TokenError("expired", f"expired at {expires_at}, now {now}", claims)
     return claims
+
+
+def _key(secret: bytes) -> bytes:
+    return hmac.new(secret, KEY_CONTEXT, hashlib.sha256).digest()
+
+
+def _aead_nonce(nonce: bytes) -> bytes:
+    """The token's 8 random bytes as the AEAD's 12-byte nonce: never repeated under one key in practice
+    (a device would need billions of tokens for a collision to become likely)."""
+    return bytes(4) + nonce
 
 
 def _mac(secret: bytes, body: bytes) -> bytes:

@@ -156,6 +156,25 @@ install_hub() {
     fi
     install_file 0644 "$SOURCE/deploy/kiosk-hub.service" "$UNIT_DIR/kiosk-hub.service"
     UNITS+=(kiosk-hub.service)
+    install_nginx_site
+}
+
+# The supported layout: nginx in front (TLS, timeouts, per-address limits), the hub on 127.0.0.1 only.
+install_nginx_site() {
+    step "nginx site for the hub"
+    run install -d -m 0755 "$ROOT/etc/nginx/sites-available" "$ROOT/etc/nginx/sites-enabled"
+    install_once 0644 "$SOURCE/deploy/nginx/kiosk-hub.conf" /etc/nginx/sites-available/kiosk-hub
+    run ln -sfn ../sites-available/kiosk-hub "$ROOT/etc/nginx/sites-enabled/kiosk-hub"
+    # Debian's nginx.conf allows 768 connections a worker: stalled connections would use them up.
+    local main="$ROOT/etc/nginx/nginx.conf"
+    if [ -f "$main" ] && grep -Eq '^\s*worker_connections\s+[0-9]{1,3};' "$main"; then
+        run sed -i -E 's/^(\s*)worker_connections\s+[0-9]+;/\1worker_connections 8192;/' "$main"
+        note "nginx.conf: worker_connections 8192"
+    fi
+    if [ -f "$main" ] && ! grep -q '^worker_rlimit_nofile' "$main"; then
+        run sed -i '1i worker_rlimit_nofile 16384;' "$main"
+    fi
+    note "put the TLS certificate in /etc/kiosk-hub/tls/, set server_name, then: nginx -t && systemctl reload nginx"
 }
 
 install_units() {

@@ -12,6 +12,8 @@ from core.signing import ANSWER_SIGNATURE_HEADER, sign_answer
 
 from .dependencies import ANSWER_KEY
 
+_HEADER = ANSWER_SIGNATURE_HEADER.lower().encode()
+
 
 class AnswerSigning:
     def __init__(self, app: ASGIApp):
@@ -29,7 +31,8 @@ class AnswerSigning:
             nonlocal start
             key = state.get(ANSWER_KEY)
             if message["type"] == "http.response.start":
-                if key is None:
+                signed = any(name.lower() == _HEADER for name, _ in message.get("headers", []))
+                if key is None or signed:  # nobody's to sign, or signed already (an app mounted inside)
                     await send(message)
                 else:
                     start = message

@@ -33,11 +33,15 @@ def create_app(
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     max_body_reads: int = MAX_BODY_READS,
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+    api_docs: bool = False,
     desk: DeskSettings | None = None,
     alert_interval_s: float = 30.0,
     alert_backoff_s: float = 10.0,
     fleet_sweep_s: float | None = None,
 ) -> FastAPI:
+    """``api_docs``: serve /docs, /redoc and /openapi.json; off by default, as they map the whole API for
+    anyone who can reach the hub (``kiosk hub --api-docs`` on a development network)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.alerts.start()  # only when [[alerts]] are configured
@@ -51,6 +55,9 @@ def create_app(
         title="好差评 reference hub",
         version="1",
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
+        docs_url="/docs" if api_docs else None,
+        redoc_url="/redoc" if api_docs else None,
+        openapi_url="/openapi.json" if api_docs else None,
     )
     app.state.store = store
     app.state.config = config or HubConfig()
@@ -78,6 +85,5 @@ def create_app(
     app.include_router(upstream.router)
     app.include_router(console_upstream.router)
     console.install(app)
-    monitor = fleet.install(app, sweep_s=fleet_sweep_s)
-    monitor.channels.append(app.state.alerts.device_alarm)  # [[alerts]] device_offline
+    fleet.install(app, sweep_s=fleet_sweep_s)  # its device_offline alarms go to [[alerts]]
     return app

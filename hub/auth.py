@@ -12,6 +12,7 @@ answered like the original: every device request is idempotent, so a replay chan
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +36,9 @@ __all__ = [
     "AuthError",
     "DeviceAuthenticator",
     "MIN_ADMIN_TOKEN_CHARS",
+    "admin_token_problem",
     "check_bearer",
+    "token_identity",
 ]
 
 MIN_ADMIN_TOKEN_CHARS = 32
@@ -85,6 +88,20 @@ class DeviceAuthenticator:
     def check(self, headers: Mapping[str, str], method: str, target: str, body: bytes) -> str:
         claim, secret = self.claim(headers)
         return self.verify(claim, secret, method, target, body)
+
+
+def token_identity(token: str) -> str:
+    """How the logs name an operator token without revealing it: the start of its SHA-256."""
+    return "token sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def admin_token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be the operator token, or None."""
+    if len(token) < MIN_ADMIN_TOKEN_CHARS:
+        return f"{len(token)} characters, at least {MIN_ADMIN_TOKEN_CHARS} (make one: openssl rand -hex 24)"
+    if not token.isascii() or not token.isprintable() or " " in token:
+        return "printable ASCII without spaces expected"
+    return None
 
 
 def check_bearer(authorization: str | None, token: str | None) -> None:

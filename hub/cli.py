@@ -22,12 +22,14 @@ from core.config import DEVICE_ID_PATTERN
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
+from .auth import admin_token_problem
 from .config import HubConfig, load_hub_config, upstream_target
 from .desk.calendar import CalendarFileError
 from .desk.settings import DeskSettings
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES
 from .storage import HubStore, StaffEntry, database_url
+from .verify import phone_chain_head, report, run_checks
 
 log = logging.getLogger("hub")
 
@@ -104,6 +106,35 @@ def _run(command):
     return wrapper
 
 
+# Connections and tasks at once before uvicorn answers 503: below the unit's LimitNOFILE (8192), far above
+# a hall's kiosks and phones.
+LIMIT_CONCURRENCY = 2048
+ADMIN_TOKEN_ENV = "KIOSK_HUB_ADMIN_TOKEN"
+
+
+def _admin_token(args) -> str | None:
+    """The operator token from --admin-token-file, $KIOSK_HUB_ADMIN_TOKEN or (shown by ps) --admin-token."""
+    if args.admin_token_file:
+        path = Path(args.admin_token_file)
+        try:
+            token, where = path.read_text(encoding="utf-8").strip(), str(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--admin-token-file {path}: {getattr(e, 'strerror', None) or e}") from None
+    elif os.environ.get(ADMIN_TOKEN_ENV):
+        token, where = os.environ[ADMIN_TOKEN_ENV].strip(), f"${ADMIN_TOKEN_ENV}"
+    elif args.admin_token:
+        token, where = args.admin_token, "--admin-token"
+        log.warning(
+            "--admin-token is shown by ps to every user: use --admin-token-file or $%s", ADMIN_TOKEN_ENV
+        )
+    else:
+        return None
+    problem = admin_token_problem(token)
+    if problem:
+        raise UsageError(f"{where}: the admin token is refused: {problem}")
+    return token
+
+
 @_run
 def serve(args) -> int:
     """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
@@ -111,9 +142,9 @@ def serve(args) -> int:
     host, port = args.host or config.server.host, args.port or config.server.port
     store = _open_store(args, config)
     _contact_key(store)
-    token = args.admin_token or os.environ.get("KIOSK_HUB_ADMIN_TOKEN") or None
+    token = _admin_token(args)
     if token is None:
-        log.info("no --admin-token: the ratings export is disabled")
+        log.info("no admin token: the ratings export is disabled")
     log.info(
         "hub starting on http://%s:%d, database %s",
         host,
@@ -126,10 +157,22 @@ def serve(args) -> int:
         raise UsageError(f"[deadline] calendar_file: {e}") from None
     except OSError as e:
         raise UsageError(f"[[alerts]] secret_file: cannot read {e.filename}: {e.strerror}") from None
-    app = create_app(store, token, config=config, desk=desk)
+    app = create_app(store, token, config=config, desk=desk, api_docs=args.api_docs)
     sender = _upstream_sender(store, config)
     app.state.upstream_sender = sender
-    server = NotifyingServer(uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None))
+    server = NotifyingServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=5,
+            root_path=args.root_path,
+        )
+    )
     try:
         if sender is not None:
             sender.start()
@@ -199,6 +242,17 @@ def device_v1_off(args) -> int:
         raise UsageError(f"device {args.id!r} is not registered")
     print(f"device {args.id}: signature version 1 refused from now on")
     return EXIT_OK
+
+
+@_run
+def verify(args) -> int:
+    """`kiosk hub verify`: every check of hub/verify.py; exit 1 naming the first difference of each."""
+    store = _open_store(args)
+    results = run_checks(store)
+    print(report(results))
+    seq, head = phone_chain_head(store)
+    print(f"phone ratings chain head: seq {seq} hash {head} (compare with the hub's journal)")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 
 
 @_run

@@ -100,7 +100,12 @@ phone_ratings = Table(
     Column("issued_at", BigInteger, nullable=False),  # the token's, unix seconds
     Column("at", String(40), nullable=False),  # when the hub stored it, UTC
     Column("assess_time", String(19), nullable=False, index=True),  # hub-local yyyy-MM-dd HH:mm:ss
+    # Their own hash chain (hub/derived.py), over every column but hash; unique: one row a link.
+    Column("chain_seq", BigInteger),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
     UniqueConstraint("device_id", "case_no"),  # several NULL case numbers are allowed
+    Index("phone_ratings_chain_seq", "chain_seq", unique=True),
 )
 
 rosters = Table(

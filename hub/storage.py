@@ -45,6 +45,7 @@ from . import (
     migrate,
     signature_policy,
 )
+from .derived import chain_phone_row, opened_case_row, opened_cases
 from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
@@ -300,6 +301,12 @@ class HubStore:
                     ],
                 )
                 self._derive_ratings(conn, device_id, log_id, accepted)
+                cases = [r for r in map(opened_case_row, accepted) if r is not None]
+                if cases:
+                    conn.execute(
+                        insert(opened_cases),
+                        [{"device_id": device_id, "log_id": log_id, "received_at": now, **r} for r in cases],
+                    )
                 acked, head = accepted[-1]["seq"], accepted[-1]["hash"]
             conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head, last_seen_at=now))
         return IngestResult(acked, len(accepted), conflict, conflict_seq)
@@ -441,23 +448,17 @@ class HubStore:
 
     def opened_case(self, device_id: str, case_no: str) -> dict[str, Any] | None:
         """The payload of the device's latest uploaded case_opened event for ``case_no``, if any."""
-        # Canonical JSON spells the key and value one way, so a substring narrows the search exactly.
-        needle = f'"case_no":{json.dumps(case_no, ensure_ascii=False)}'
+        # Through the index of opened_cases (hub/derived.py): one lookup, however many events are held.
         query = (
-            select(events.c.payload)
-            .where(
-                (events.c.device_id == device_id)
-                & (events.c.type == "case_opened")
-                & events.c.payload.contains(needle, autoescape=True)
-            )
-            .order_by(events.c.received_at.desc(), events.c.seq.desc())
+            select(opened_cases.c.payload)
+            .where((opened_cases.c.device_id == device_id) & (opened_cases.c.case_no == case_no))
+            .order_by(opened_cases.c.received_at.desc(), opened_cases.c.seq.desc())
+            .limit(1)
         )
         with self.engine.connect() as conn:
-            for (text,) in conn.execute(query):
-                payload = json.loads(text)
-                if isinstance(payload, dict) and payload.get("case_no") == case_no:
-                    return payload
-        return None
+            text = conn.execute(query).scalar()
+        payload = json.loads(text) if text is not None else None
+        return payload if isinstance(payload, dict) else None
 
     def staff_name(self, device_id: str, staff_no: str) -> str | None:
         """The name the device's roster gives ``staff_no``, if it has one."""
@@ -476,18 +477,30 @@ class HubStore:
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
-    def add_phone_rating(self, row: dict[str, Any]) -> bool:
-        """Store one phone rating durably; False, storing nothing, when 一次一评 forbids it."""
-        try:
-            with self._ingest_lock, self.engine.begin() as conn:
-                if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
-                    return False
-                conn.execute(insert(phone_ratings).values(**row))
-                add_phone_item(conn, row)  # the 差评 desk's 台账
-                upstream_outbox.enqueue_phone(conn, row)  # reported upward exactly once
-        except IntegrityError:  # another hub process stored one for this token or case first
-            return False
-        return True
+    def add_phone_rating(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Store one phone rating durably, linked into the phone ratings' hash chain; the stored row, or
+        None, storing nothing, when 一次一评 forbids it."""
+        for _attempt in range(5):
+            try:
+                with self._ingest_lock, self.engine.begin() as conn:
+                    if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
+                        return None
+                    head = conn.execute(
+                        select(phone_ratings.c.chain_seq, phone_ratings.c.hash)
+                        .where(phone_ratings.c.chain_seq.is_not(None))
+                        .order_by(phone_ratings.c.chain_seq.desc())
+                        .limit(1)
+                    ).first()
+                    linked = chain_phone_row(row, tuple(head) if head else None)
+                    conn.execute(insert(phone_ratings).values(**linked))
+                    add_phone_item(conn, row)  # the 差评 desk's 台账
+                    upstream_outbox.enqueue_phone(conn, row)  # reported upward exactly once
+                    return linked
+            except IntegrityError:
+                # Another hub process stored one for this token or case first (then the check above says
+                # so next time), or took this chain_seq (then the next link is tried).
+                continue
+        return None
 
     # --- rosters and photos --------------------------------------------------------------------
 

@@ -223,6 +223,7 @@ def main(args) -> int:
             client,
             secret_file=secret_file,
             heartbeat_s=config.hub.heartbeat_s,
+            max_unsynced_age_s=config.hub.max_unsynced_age_s,
             window=config.device.window,
         )
         if args.once:

@@ -7,7 +7,7 @@ to a value or to one of three errors the agent treats differently.
 - AnswerNotGenuine: an answer the agent would act on (200, 304, 409) without the hub's answer signature,
   or with a wrong one: a man in the middle, or a hub too old to sign; nothing of it is believed.
 
-Every request is v2-signed by ``core.signing.DeviceSignature`` and every answer checked with
+Every request is v2-signed by ``core.requests_auth.DeviceSignature`` and every answer checked with
 ``core.signing.answer_is_genuine`` (docs/protocol.md §1). Transport is any ``requests.Session`` (point it
 anywhere, wrap it, or give it adapters); no retries here.
 """

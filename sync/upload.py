@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +42,7 @@ BATCH_BYTES = 512 * 1024
 
 CURSOR_KEY = "sync_cursor"
 STATUS_KEY = "sync"
+MAX_UNSYNCED_AGE_S = 600.0
 
 T = TypeVar("T")
 
@@ -86,8 +89,13 @@ class Uploader:
         batch_bytes: int = BATCH_BYTES,
         rng: random.Random | None = None,
         secret_file: SecretFile | None = None,
+        max_unsynced_age_s: float = MAX_UNSYNCED_AGE_S,
+        clock: Callable[[], float] = time.time,
     ):
         self.log = event_log
+        self.max_unsynced_age_s = max_unsynced_age_s
+        self._clock = clock
+        self.backlog_alarm: str | None = None
         self.client = client
         self.secret_file = secret_file
         self.signer = Signer(client, secret_file)
@@ -116,14 +124,39 @@ class Uploader:
     def pending(self) -> int:
         return max(0, self.log.head_seq() - self.acked_seq)
 
+    def check_backlog_age(self) -> str | None:
+        """The alarm when the oldest event not yet at the hub is older than ``max_unsynced_age_s``: until
+        the hub holds it, anyone with this kiosk's rights can rewrite it unseen (docs/security.md)."""
+        oldest = next(self.log.events_after(self.acked_seq, limit=1), None)
+        message = None
+        if oldest is not None:
+            try:
+                age_s = self._clock() - datetime.fromisoformat(oldest["at"]).timestamp()
+            except ValueError:
+                age_s = 0.0
+            if age_s > self.max_unsynced_age_s:
+                message = (
+                    f"seq {oldest['seq']}, the oldest event not yet at the hub, is {age_s / 60:.0f} min old "
+                    f"(limit {self.max_unsynced_age_s / 60:g} min): until the hub holds it, it can be "
+                    "rewritten unseen; check the network and the hub"
+                )
+        if message and not self.backlog_alarm:
+            logger.error("ALARM: %s", message)
+            notify(f"STATUS=ALARM: {message}")
+        elif self.backlog_alarm and not message:
+            logger.info("the hub holds every event older than %g min again", self.max_unsynced_age_s / 60)
+        self.backlog_alarm = message
+        return message
+
     def status(self) -> dict[str, Any]:
+        backlog = self.check_backlog_age()
         return {
-            "state": "alarm" if self.alarm else self.state,
+            "state": "alarm" if self.alarm or backlog else self.state,
             "last_success_at": self.last_success_at,
             "last_error": self.last_error,
             "pending": self.pending(),
             "acked_seq": self.acked_seq,
-            "alarm": self.alarm,
+            "alarm": self.alarm or backlog,
             "updated_at": now_iso(),
         }
 

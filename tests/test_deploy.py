@@ -244,3 +244,22 @@ def test_scripts_pass_shellcheck():
     scripts = ["install.sh", "uninstall.sh", "lib.sh", "display/x11-session.sh"]
     result = subprocess.run(["shellcheck", "-x", *scripts], cwd=DEPLOY, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_install_hub_places_the_nginx_site_and_raises_debians_connection_limit(tmp_path):
+    """The proxy is the supported layout: install.sh --hub ships it (tests/test_nginx.py runs it)."""
+    root = tmp_path / "root"
+    (root / "etc" / "nginx").mkdir(parents=True)
+    debian = "user www-data;\nworker_processes auto;\nevents {\n\tworker_connections 768;\n}\n"
+    (root / "etc" / "nginx" / "nginx.conf").write_text(debian)
+    for _ in range(2):  # idempotent
+        result = run_script("install.sh", "--root", str(root), "--no-venv", "--hub")
+        assert result.returncode == 0, result.stdout + result.stderr
+    nginx = root / "etc" / "nginx"
+    site = nginx / "sites-available" / "kiosk-hub"
+    assert site.read_bytes() == (DEPLOY / "nginx" / "kiosk-hub.conf").read_bytes()
+    assert (nginx / "sites-enabled" / "kiosk-hub").resolve() == site.resolve()
+    main = (nginx / "nginx.conf").read_text()
+    assert "\tworker_connections 8192;" in main and main.count("worker_rlimit_nofile 16384;") == 1
+    unit = (DEPLOY / "kiosk-hub.service").read_text()
+    assert "LimitNOFILE=8192" in unit and "--host 127.0.0.1" in unit

@@ -120,11 +120,27 @@ def test_alerts_in_three_formats_with_retries(tmp_path, receiver):
         from hub.fleet import DeviceAlarm
 
         alarm = DeviceAlarm(
-            "device_offline", "raised", "W2", "D2", "03", "silent", "2026-11-30T08:00:00+00:00"
+            "device_offline",
+            "raised",
+            "W2",
+            "D2",
+            "03",
+            "silent",
+            "2026-11-30T08:00:00+00:00",
+            "2026-11-30T07:58:00+00:00",
         )
         alerts.device_alarm(alarm)  # as the fleet monitor delivers it
         alerts.device_alarm(
-            DeviceAlarm("device_offline", "cleared", "W2", "D2", "03", "", "2026-11-30T09:00:00+00:00")
+            DeviceAlarm(
+                "device_offline",
+                "cleared",
+                "W2",
+                "D2",
+                "03",
+                "",
+                "2026-11-30T09:00:00+00:00",
+                "2026-11-30T08:59:00+00:00",
+            )
         )
         alerts.run_once()
         offline = [b for p, b in receiver.received if p == "/hook" and b["event"] == "device_offline"]

@@ -3,6 +3,7 @@ a real hub on 127.0.0.1, a real log) and on a broken one."""
 
 import json
 import os
+import pwd
 import socket
 import sqlite3
 import subprocess
@@ -25,6 +26,7 @@ from core.store import EventLog, now_iso
 from drivers.sim import Simulator
 from sync.agent import CURSOR_KEY
 
+ROOT = Path(__file__).resolve().parent.parent
 DEVICE_ID = "DOC-W01"
 NOW = datetime.now().astimezone()
 
@@ -470,6 +472,28 @@ def test_table_gives_a_fix_under_each_failure():
     lines = doctor.format_table(rows).splitlines()
     assert lines[1].startswith("serial card  FAIL") and lines[2].strip() == "fix: plug it in"
     assert lines[-1] == "1 failed, 0 warnings, 2 checks"
+
+
+def test_device_key_owned_or_writable_by_the_kiosk_user_is_a_warning(tmp_path, monkeypatch):
+    """Issue 10 item 12: one layout everywhere, root:kiosk 0640 (docs/deployment.md, docs/hub.md)."""
+    config, key = key_config(tmp_path)
+    key.chmod(0o660)
+    row = doctor.check_device_key(config)
+    assert row.status == "warn" and "writable" in row.detail and "chown root:kiosk" in row.fix
+    key.chmod(0o640)
+    monkeypatch.setattr(doctor, "SERVICE_USER", pwd.getpwuid(os.geteuid()).pw_name)  # the file's owner
+    row = doctor.check_device_key(config)
+    assert row.status == "warn" and "could rewrite it" in row.detail
+
+
+def test_the_docs_give_one_owner_and_mode_for_the_device_key():
+    for doc in ("docs/hub.md", "docs/deployment.md", "docs/security.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        lines = [
+            line for line in text.splitlines() if "device.key" in line and ("06" in line or "07" in line)
+        ]
+        assert lines, doc
+        assert all("0600" not in line for line in lines), (doc, lines)
 
 
 def test_the_screen_size_is_a_warning_until_configured(tmp_path):

@@ -37,7 +37,7 @@ from hub.keys import key_file_path
 from hub.storage import HubStore, database_url
 
 DEVICE = "XHA-W03"
-ADMIN_TOKEN = "operator-token-for-tests"
+ADMIN_TOKEN = "operator-token-for-tests-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
 
 

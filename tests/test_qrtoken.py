@@ -2,6 +2,9 @@
 TokenError."""
 
 import base64
+import hashlib
+import hmac
+import struct
 
 import pytest
 from hypothesis import assume, given
@@ -9,6 +12,7 @@ from hypothesis import strategies as st
 
 from core.qrtoken import (
     CLOCK_SKEW_S,
+    MAC_CONTEXT,
     MAX_FIELD_BYTES,
     MAX_TOKEN_CHARS,
     TokenClaims,
@@ -97,8 +101,30 @@ def test_every_flipped_bit_is_caught():
         assert reason(t) in ("bad_signature", "malformed", "unknown_device")
 
 
-def test_a_changed_case_number_is_caught_even_with_the_same_length():
-    genuine = base64.urlsafe_b64decode(token() + "==")
+def test_decoding_the_token_shows_neither_the_case_number_nor_the_staff_number():
+    """Issue 10 item 10: the page masks 3702****0012; base64-decoding a photographed code used to show
+    it whole. Only the device id (whose key opens the rest) is readable."""
+    raw = base64.urlsafe_b64decode(token() + "==")
+    for secret_text in (CLAIMS["case_no"], "0012", CLAIMS["staff_no"], CLAIMS["item_code"], "11370211"):
+        assert secret_text.encode() not in raw
+    assert b"XHA-W03" in raw
+    assert len(token()) < 130  # shorter than the readable version 1 of the same claims (138)
+
+
+def _v1_token(**claims) -> str:
+    """A version 1 token as kiosks before 0.2.0 issue them: readable fields, HMAC-signed."""
+    values = CLAIMS | claims
+    body = struct.pack(">BII8s", 1, T0, T0 + 600, bytes(8))
+    for name in ("device_id", "window", "staff_no", "case_no", "item_code"):
+        data = values[name].encode()
+        body += bytes([len(data)]) + data
+    mac = hmac.new(SECRET, MAC_CONTEXT + body, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
+
+
+def test_version_1_tokens_of_kiosks_not_yet_upgraded_still_verify_and_are_still_tamper_proof():
+    assert verify_token(_v1_token(), secrets_of, T0 + 1).case_no == CLAIMS["case_no"]
+    genuine = base64.urlsafe_b64decode(_v1_token() + "==")
     forged = genuine.replace(b"370211202611280012", b"370211202611289999")
     assert reason(base64.urlsafe_b64encode(forged).rstrip(b"=").decode()) == "bad_signature"
 

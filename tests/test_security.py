@@ -43,10 +43,13 @@ from test_hub_support import (
 )
 
 from commands.cli import main as kiosk_main
+from core.config import load_config
 from core.photo import MAX_PHOTO_BYTES
 from core.signing import ANSWER_SIGNATURE_HEADER, answer_is_genuine
 from core.spreadsheet import FORMULA_PREFIXES, safe_cell
 from core.store import EventLog
+from hub.app import create_app
+from hub.auth import token_identity
 from hub.signature_policy import signature_policy
 from hub.storage import HubStore, database_url
 from sync.agent import STATUS_KEY, Backoff, SyncAgent
@@ -121,6 +124,28 @@ def test_a_captured_get_signature_is_refused_on_any_other_path(hub, tmp_path):
     assert _get(hub, roster + "?x=1", captured).status_code == 401
     posted = requests.post(f"{hub.url}/api/v1/events", headers=captured, timeout=10)  # another method
     assert posted.status_code == 401
+
+
+def test_behind_a_proxy_that_strips_the_prefix_the_signature_still_covers_it(hub):
+    """nginx `proxy_pass http://127.0.0.1:8700/;` under /kiosk-hub/, the hub run with --root-path."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(hub.store), host="127.0.0.1", port=0, root_path="/kiosk-hub", log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, what="hub start")
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        roster = f"/api/v1/devices/{DEVICE}/roster"
+        prefixed = signed_headers(hub.secret, b"", method="GET", target="/kiosk-hub" + roster)
+        assert requests.get(url + roster, headers=prefixed, timeout=10).status_code == 200
+        unprefixed = signed_headers(hub.secret, b"", method="GET", target=roster)
+        assert requests.get(url + roster, headers=unprefixed, timeout=10).status_code == 401
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_v1_only_for_a_device_registered_before_v2_until_switched_off(hub, tmp_path):
@@ -457,3 +482,93 @@ def test_a_world_readable_database_of_an_older_hub_is_made_0600(tmp_path):
     (data / "hub.db").chmod(0o644)
     assert _kiosk_with_umask("hub", "device", "add", "XHA-W04", "--data", str(data)).returncode == 0
     assert stat.S_IMODE((data / "hub.db").stat().st_mode) == 0o600
+
+
+# --- 11. hub defaults: no API map for strangers, no short or visible admin token, exports logged -------
+
+
+def test_the_api_documents_are_not_served_by_default(hub):
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert requests.get(f"{hub.url}{path}", timeout=5).status_code == 404, path
+
+
+def test_the_api_documents_are_served_when_asked_for(tmp_path):
+    with thread_hub(tmp_path / "docs", api_docs=True) as h:
+        assert requests.get(f"{h.url}/openapi.json", timeout=5).json()["paths"]
+
+
+def _serve(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``kiosk hub`` with options it must refuse before it listens."""
+    return subprocess.run(
+        [sys.executable, "-m", "commands.cli", "hub", "--data", str(tmp_path / "hub"), "--port", "1", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_a_short_admin_token_is_refused_from_every_source(tmp_path):
+    (tmp_path / "token").write_text("secret\n")
+    for args, env in (
+        (("--admin-token-file", str(tmp_path / "token")), None),
+        ((), {"KIOSK_HUB_ADMIN_TOKEN": "short"}),
+        (("--admin-token", "x" * 31), None),
+    ):
+        out = _serve(tmp_path, *args, env=env)
+        assert out.returncode == 2 and "at least 32" in out.stderr and "Traceback" not in out.stderr, (
+            out.stderr
+        )
+
+
+def test_a_missing_admin_token_file_is_a_usage_error(tmp_path):
+    out = _serve(tmp_path, "--admin-token-file", str(tmp_path / "absent"))
+    assert out.returncode == 2 and "--admin-token-file" in out.stderr
+
+
+def test_every_ratings_export_is_logged_with_the_tokens_identity(hub, caplog):
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        r = requests.get(
+            f"{hub.url}/api/v1/ratings?format=csv",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+    assert r.status_code == 200
+    lines = [rec.getMessage() for rec in caplog.records if "ratings export" in rec.getMessage()]
+    assert len(lines) == 1 and token_identity(ADMIN_TOKEN) in lines[0] and "format csv" in lines[0]
+    assert ADMIN_TOKEN not in lines[0]
+
+
+# --- 2. (kiosk side) events not yet at the hub raise the alarm before they are old ---------------------
+
+
+def test_the_agent_raises_the_alarm_when_the_oldest_unsynced_event_is_older_than_the_limit(hub, tmp_path):
+    later = {"now": time.time()}
+    with EventLog(tmp_path / "kiosk.db") as log:
+        fill_log(log, 3)
+        offline = HubClient(f"http://127.0.0.1:{_closed_port()}", DEVICE, hub.secret, timeout_s=(1, 1))
+        agent = SyncAgent(log, offline, max_unsynced_age_s=600, clock=lambda: later["now"])
+        assert agent.step().kind == "unavailable"
+        assert log.get_state(STATUS_KEY)["state"] == "offline"  # young events: no alarm yet
+        later["now"] += 601
+        agent.step()
+        status = log.get_state(STATUS_KEY)
+        assert status["state"] == "alarm" and "seq 1, the oldest event not yet at the hub" in status["alarm"]
+        agent.client = HubClient(hub.url, DEVICE, hub.secret)  # the network is back: sent, alarm gone
+        assert agent.drain()
+        assert log.get_state(STATUS_KEY)["alarm"] is None
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_limit_is_a_configuration_key(tmp_path):
+    (tmp_path / "kiosk.toml").write_text(
+        '[device]\nid = "X"\nwindow = "03"\n\n[hub]\nurl = "http://127.0.0.1:1"\nmax_unsynced_age_s = 120\n'
+    )
+    assert load_config(tmp_path / "kiosk.toml").hub.max_unsynced_age_s == 120

@@ -177,7 +177,7 @@ class Alerts:
         """A channel of the fleet monitor (hub.fleet.DeviceAlarm): a raised device_offline is alerted;
         the other device alarms have no `[[alerts]]` event."""
         if alarm.event == "device_offline" and alarm.state == "raised":
-            self.device_offline(alarm.device_id, alarm.at)
+            self.device_offline(alarm.device_id, alarm.last_seen)
 
     def scan(self) -> None:
         """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""

@@ -56,8 +56,7 @@ def install(app: FastAPI, *, sweep_s: float | None = None) -> FleetMonitor:
 
 def _desk_alert(app: FastAPI, alarm: DeviceAlarm) -> None:
     """The desk's alert channels ([[alerts]]) take device_offline; the other device alarms are logged."""
-    if alarm.event == "device_offline" and alarm.state == "raised":
-        app.state.alerts.device_offline(alarm.device_id, alarm.last_seen)
+    app.state.alerts.device_alarm(alarm)
 
 
 def _fleet(request: Request) -> Fleet:

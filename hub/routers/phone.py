@@ -130,8 +130,16 @@ def rate(store: HubStore, request: Request, token: str, body: bytes) -> Response
     row = phone_rating_row(
         claims, rating.satisfaction, rating.reasons, sealed, case, staff_name, datetime.now().astimezone()
     )
-    if store.add_phone_rating(row):  # durable (committed) when True
-        log.info("phone rating stored: device %s token %s", claims.device_id, claims.nonce)
+    stored = store.add_phone_rating(row)  # durable (committed) when not None
+    if stored is not None:
+        # The chain head in the journal too: a chain rewritten in the database no longer meets these lines.
+        log.info(
+            "phone rating stored: device %s token %s, phone chain seq %d hash %s",
+            claims.device_id,
+            claims.nonce,
+            stored["chain_seq"],
+            stored["hash"],
+        )
         return see_result(token)
     if store.token_rated(claims.device_id, claims.nonce):
         log.info("phone rating repeated: device %s token %s", claims.device_id, claims.nonce)
