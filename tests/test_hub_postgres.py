@@ -24,6 +24,7 @@ from test_hub_support import (
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH
 from core.store import EventLog
+from hub import migrate
 from hub.schema import ALL_DEVICES, logs, metadata
 from hub.storage import HubStore, StaffEntry
 from sync.agent import SyncAgent
@@ -33,14 +34,18 @@ PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
 
 
-@pytest.fixture
-def pg_hub(tmp_path):
-    # A clean schema per test: the test database outlives the run.
+def wipe_database() -> None:
+    """A clean schema per test: the test database outlives the run."""
     wipe = HubStore(PG_URL)
     metadata.drop_all(wipe.engine)
     with wipe.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     wipe.close()
+
+
+@pytest.fixture
+def pg_hub(tmp_path):
+    wipe_database()
     with thread_hub(tmp_path, url=PG_URL) as hub:
         hub.secret = register(hub.store, area_code="370211")
         yield hub
@@ -157,3 +162,26 @@ def test_phone_ratings_on_postgres(pg_hub, tmp_path):
     (phone,) = [r for r in body["ratings"] if r["pf"] == PF_QRCODE]
     assert phone["contact"] == "13912345678" and phone["evalDetail"] == "202" and body["duplicates"] == 1
     assert phone["taskName"] == "不动产登记" and phone["ticketNo"] == "A017"
+
+
+def test_hub_processes_starting_together_migrate_once(tmp_path):
+    wipe_database()
+    barrier = threading.Barrier(4)
+    opened, failures = [], []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            opened.append(HubStore(PG_URL))
+        except Exception as e:  # noqa: BLE001 - any failure to open fails the test below
+            failures.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(opened) == 4
+    assert {migrate.current_revision(store.engine) for store in opened} == {migrate.head_revision()}
+    for store in opened:
+        store.close()
