@@ -1,4 +1,4 @@
-"""The ``kiosk`` command line (contracts.md §1): argument parsing here, each command's work in its module.
+"""The ``kiosk`` command line (docs/configuration.md): argument parsing here, each command's work in its module.
 
 Handlers are imported only when their command runs, so ``kiosk sync`` never loads Qt. Exit status:
 0 success, 2 usage or configuration error (one message, no traceback), 1 any other failure.

@@ -125,14 +125,15 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if not self.running():
+        process = self.process
+        if process is None or process.poll() is not None:
             return
-        self.process.terminate()
+        process.terminate()
         try:
-            self.process.wait(STOP_TIMEOUT_S)
+            process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            process.kill()
+            process.wait()
 
     def check_alive(self) -> None:
         if self.process is not None and not self.running():
@@ -499,7 +500,7 @@ def _run_window(config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, 
                 signal.signal(signum, handler)
         return 0
     finally:
-        window.kiosk.close()
+        window.kiosk.close()  # type: ignore[attr-defined]  # set by kiosk.app.create_window
         window.allow_close()
         window.close()
 

@@ -50,7 +50,7 @@ SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long
 # event waiting this long with no report since it was written means the agent is not running.
 AGENT_SILENT = timedelta(minutes=10)
 HUB_TIMEOUT_S = 5.0
-HUB_CLOCK_SKEW_LIMIT_S = 300  # contracts.md §5: the hub refuses timestamps further off than this
+HUB_CLOCK_SKEW_LIMIT_S = 300  # docs/protocol.md §2: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
 
 
@@ -404,6 +404,7 @@ def check_clock(now: datetime, newest_event: dict[str, Any] | None) -> CheckResu
 
 def check_device_key(config: Config) -> CheckResult:
     """The hub secret: present, filled in, readable by the kiosk user and by nobody else."""
+    assert config.hub is not None  # checked only with a [hub] section
     path, device_id = config.hub.secret_file, config.device.id
     fix_mode = f"chgrp kiosk {path}; chmod 0640 {path}"
     try:
@@ -433,6 +434,7 @@ def check_device_key(config: Config) -> CheckResult:
 
 def check_hub_public_key(config: Config) -> CheckResult:
     """The hub's public key that phone numbers are sealed to: without a usable one, no phone field."""
+    assert config.hub is not None  # checked only with a [hub] section
     path = config.hub.public_key_file
     if path is None:
         return skip("hub public key", "no [hub] public_key_file: the reasons page offers no phone number")
@@ -450,6 +452,7 @@ def check_hub_public_key(config: Config) -> CheckResult:
 def check_hub(config: Config, now: datetime) -> list[CheckResult]:
     """Reachability (GET /healthz) and whether the hub accepts this device's signature (its roster)."""
     hub, device_id = config.hub, config.device.id
+    assert hub is not None  # checked only with a [hub] section
     try:
         response = requests.get(f"{hub.url}/healthz", timeout=HUB_TIMEOUT_S)
         healthy = response.status_code == 200 and response.json().get("ok") is True
@@ -485,6 +488,7 @@ def check_hub(config: Config, now: datetime) -> list[CheckResult]:
 
 def _signed_roster_request(config: Config, secret: bytes) -> None:
     """GET this device's roster, signed: the hub answers only a device it knows with the right secret."""
+    assert config.hub is not None  # checked only with a [hub] section
     client = HubClient(config.hub.url, config.device.id, secret, timeout_s=(HUB_TIMEOUT_S, HUB_TIMEOUT_S))
     client.get_roster(None)
 
@@ -522,7 +526,8 @@ def check_sync(facts: LogFacts, now: datetime) -> CheckResult:
             "sync", detail, "get the hub reachable; systemctl status kiosk-sync; journalctl -u kiosk-sync"
         )
     reported = datetime.fromisoformat(state["updated_at"]) if state.get("updated_at") else None
-    if waited > AGENT_SILENT and (reported is None or reported < facts.oldest_pending_at):
+    oldest = facts.oldest_pending_at
+    if waited > AGENT_SILENT and (reported is None or (oldest is not None and reported < oldest)):
         silent = (
             f"not reported for {_ago((now - reported).total_seconds())}" if reported else "never reported"
         )
@@ -581,6 +586,6 @@ def main(args) -> int:
     rows = run_checks(args.config)
     print(format_table(rows))
     sys.stdout.flush()
-    if rows[0].status == FAIL:  # the configuration itself: exit 2 like every command (contracts.md §1)
+    if rows[0].status == FAIL:  # the configuration itself: exit 2 like every command (docs/configuration.md)
         return 2
     return 1 if any(r.status == FAIL for r in rows) else 0

@@ -1,6 +1,6 @@
 """Card numbers in every form readers print them, reduced to comparable 32-bit keys.
 
-The same card reads differently by reader and setting (domain.md): 10-hex EM4100 data ``13005D1DA5``
+The same card reads differently by reader and setting (docs/hardware.md): 10-hex EM4100 data ``13005D1DA5``
 (a version byte, then the card), an 8-hex UID ``26DEFAE7`` or its byte-reversed ``E7FADE26``, a
 10-digit decimal of either byte order ``0652147431`` / ``3891977766``, or the 8H10D style ``093,07589``
 (the low 24 bits as facility,number). A roster entry written in any form matches a swipe read in any

@@ -1,4 +1,4 @@
-"""The kiosk configuration: one TOML file (contracts.md §2) loaded into typed, immutable objects.
+"""The kiosk configuration: one TOML file (docs/configuration.md) loaded into typed, immutable objects.
 
 Every problem is a ConfigError naming the file, the key and what was expected; the command line turns
 it into one message and exit status 2. Relative paths are resolved against the file's folder.
@@ -105,7 +105,7 @@ def file_stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def default_config_path() -> Path:
-    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (contracts.md §1)."""
+    """``$KIOSK_CONFIG``, then /etc/kiosk/kiosk.toml, then ./config/kiosk.toml (docs/configuration.md)."""
     env = os.environ.get("KIOSK_CONFIG")
     if env:
         return Path(env)
@@ -128,10 +128,16 @@ _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
+class _TopLevel(Section):
+    """The file itself: its keys are tables, named as written (``[device]``, ``[[reasons]]``)."""
+
+    def key(self, key: str) -> str:
+        return _TOP_LEVEL_NAMES.get(key, key)
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     path = Path(path).absolute()
-    top = Section(path, "", data)
-    top.key = lambda key: _TOP_LEVEL_NAMES.get(key, key)
+    top = _TopLevel(path, "", data)
 
     device_s = Section(path, "device", top.get("device", dict))
     device = DeviceConfig(

@@ -1,7 +1,7 @@
 """What an event of the local log is: its types, payload fields, canonical form and hash chain.
 
 Shared by the kiosk (which writes events), the sync agent (which sends them) and the hub (which checks
-them), so there is one definition of the hash (contracts.md §4). No I/O here.
+them), so there is one definition of the hash (docs/protocol.md §1). No I/O here.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "rating_detail": ("rating_seq", "reasons", "contact_sealed"),
     "rating_skipped": ("case_seq", "why"),
-    # Beyond contracts.md §4: what the flow must know again after a restart (docs/flow.md).
+    # Beyond docs/protocol.md §1: what the flow must know again after a restart (docs/flow.md).
     "ticket_called": ("ticket_no",),
     "window_paused": (),
     "window_resumed": (),
@@ -62,7 +62,7 @@ def check_payload(type_: str, payload: dict[str, Any]) -> None:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The byte form that hashes are computed over (contracts.md §4)."""
+    """The byte form that hashes are computed over (docs/protocol.md §1)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -1,6 +1,6 @@
 """The local event log: one SQLite file, append-only, hash-chained, durable before anyone is told.
 
-Events (contracts.md §4) are written with WAL and ``synchronous=FULL`` in a ``BEGIN IMMEDIATE``
+Events (docs/protocol.md §1) are written with WAL and ``synchronous=FULL`` in a ``BEGIN IMMEDIATE``
 transaction, so concurrent writers in other processes never leave a gap or a duplicate seq. Triggers
 refuse UPDATE and DELETE on events; ``verify()`` catches whoever drops them. Small tables beside the
 log hold state that is not history (the sync cursor and status, the roster cache).
@@ -105,7 +105,7 @@ class EventLog:
         self.log_id: str = conn.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()[0]
 
     def _schema_version(self) -> int:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"event log {self.path} has schema version {version}, newer than this software "
@@ -179,7 +179,9 @@ class EventLog:
         rows = list(self.events_after(seq - 1, limit=1))
         return rows[0] if rows and rows[0]["seq"] == seq else None
 
-    def events_after(self, seq: int, limit: int | None = None, types: tuple[str, ...] = ()) -> Iterator[dict]:
+    def events_after(
+        self, seq: int, limit: int | None = None, types: tuple[str, ...] = ()
+    ) -> Iterator[dict[str, Any]]:
         """Events with seq > ``seq`` in order, optionally only of some ``types``."""
         sql = "SELECT seq, id, type, at, payload, prev_hash, hash FROM events WHERE seq > ?"
         params: list[Any] = [seq]
@@ -193,7 +195,7 @@ class EventLog:
         for row in self._conn.execute(sql, params):
             yield self._event(row)
 
-    def _event(self, row: tuple) -> dict[str, Any]:
+    def _event(self, row: tuple[Any, ...]) -> dict[str, Any]:
         seq, id_, type_, at, payload, prev_hash, hash_ = row
         return {
             "log_id": self.log_id,
@@ -226,7 +228,8 @@ class EventLog:
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: 'ok' or the first problem."""
-        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        result: str = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return result
 
     # --- state beside the log ------------------------------------------------------------------
 
@@ -255,7 +258,8 @@ class EventLog:
 
     def data_version(self) -> int:
         """Changes when another connection commits to the file: a cheap "anything new?" for watchers."""
-        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return version
 
     def roster_version(self) -> tuple[int, str | None]:
         """The cached roster's size and version, without reading a row's photo."""

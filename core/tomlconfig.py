@@ -9,7 +9,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 
 class ConfigError(Exception):
@@ -56,8 +56,12 @@ class Section:
         return f"[{self.name}] {key}"
 
     def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = REQUIRED, check: Callable | None = None
-    ):
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = REQUIRED,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         self.seen.add(key)
         if key not in self.data:
             if default is REQUIRED:
@@ -75,7 +79,13 @@ class Section:
                 raise ConfigError(self.path, self.key(key), problem)
         return value
 
-    def path_value(self, key: str, default: Any = REQUIRED) -> Path | None:
+    @overload
+    def path_value(self, key: str) -> Path: ...
+    @overload
+    def path_value(self, key: str, default: str) -> Path: ...
+    @overload
+    def path_value(self, key: str, default: None) -> Path | None: ...
+    def path_value(self, key: str, default: object = REQUIRED) -> Path | None:
         value = self.get(key, str, default, check=lambda v: "expected a non-empty path" if not v else None)
         if value is None or isinstance(value, Path):
             return value

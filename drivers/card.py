@@ -1,7 +1,7 @@
 """Staff card reader protocols: ``em4100`` (STX/ETX frames of 125 kHz readers) and ``line`` (text + line end).
 
 Pure parsers: bytes and the monotonic time in, outcomes out; no I/O, no threads. ``em4100`` frames are
-STX, 10 hex chars (version byte + 4 card bytes), 2 hex chars of XOR checksum, ETX (domain.md); either
+STX, 10 hex chars (version byte + 4 card bytes), 2 hex chars of XOR checksum, ETX (docs/hardware.md); either
 hex case, an optional CR LF before ETX, resync on the next STX whatever came before. The swipe carries
 the frame's 12 hex chars, which ``cardnum`` reads as exactly one card. Readers of both protocols repeat
 the card while it lies on them: reads of the same card less than ``repeat_hold_s`` after its previous

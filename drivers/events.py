@@ -1,4 +1,4 @@
-"""What the devices tell the kiosk: one small immutable event per meaningful frame (contracts.md §3)."""
+"""What the devices tell the kiosk: one small immutable event per meaningful frame (docs/hardware.md)."""
 
 from __future__ import annotations
 

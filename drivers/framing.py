@@ -15,7 +15,7 @@ import re
 
 from .events import BadFrame, Outcome
 
-MAX_LINE_BYTES = 1024  # contracts.md §3
+MAX_LINE_BYTES = 1024  # docs/hardware.md
 OVERLONG = None  # what feed() yields in place of a dropped overlong line
 # Scanners and queue systems send a line in one burst (1024 bytes take 1.07 s at 9600 baud, without gaps);
 # a pause this long inside a line means its sender gave up, was reset or was unplugged.

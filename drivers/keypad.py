@@ -1,4 +1,4 @@
-"""The rating keypad protocol (contracts.md §3): one ASCII digit 1-5 a key press, answers written back.
+"""The rating keypad protocol (docs/hardware.md): one ASCII digit 1-5 a key press, answers written back.
 
 Pure parser: bytes and the monotonic time in, key presses out. Line ends after a digit are ignored. A
 mechanical key that bounces sends its digit again within milliseconds; the same digit closer than

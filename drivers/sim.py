@@ -79,7 +79,7 @@ class Simulator:
         self._lock = threading.Lock()  # plug state and fds: the CLI reads answers on another thread
         self._ptys: dict[str, tuple[int, int] | None] = dict.fromkeys(DEVICE_NAMES)
         self._answers = bytearray()
-        self._last_input: dict[tuple[str, str], float] = {}  # (device, what) -> time.monotonic() sent
+        self._last_input: dict[tuple[str, object], float] = {}  # (device, what) -> time.monotonic() sent
         for name in DEVICE_NAMES:
             self.replug(name)
 

@@ -1,4 +1,4 @@
-"""The ticket/case feed protocol (contracts.md §3): one message a line from the queue system or a scanner.
+"""The ticket/case feed protocol (docs/hardware.md): one message a line from the queue system or a scanner.
 
 A line starting with ``{`` is a JSON message (call, rate, pause, resume); any other line is a scanned
 case number, taken as a rate request. Lines end in CR, LF, CRLF or TAB (scanners' configurable suffix),
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any
+from typing import Any, Literal, overload
 
 from .events import BadFrame, Outcome, RateRequested, TicketCalled, WindowPaused, WindowResumed
 from .framing import LineProtocol
@@ -46,6 +46,10 @@ def _word(value: str, field: str) -> str:
     return value
 
 
+@overload
+def _field(message: dict[str, Any], field: str, *, required: Literal[True]) -> str: ...
+@overload
+def _field(message: dict[str, Any], field: str, *, required: bool) -> str | None: ...
 def _field(message: dict[str, Any], field: str, *, required: bool) -> str | None:
     value = message.get(field)
     if value is not None and not isinstance(value, str):

@@ -1,8 +1,8 @@
-"""Who is asking: device signatures (contracts.md §5) and the operator's bearer token.
+"""Who is asking: device signatures (docs/protocol.md §2) and the operator's bearer token.
 
 A device signs ``timestamp + "\\n" + raw body`` with HMAC-SHA256 under its secret. The hub refuses a
 missing or wrong signature, an unknown device, or a timestamp more than 300 s off, exactly the 401 cases
-of contracts.md §5. A copy of a signed request replayed inside that window is answered like the original:
+of docs/protocol.md §2. A copy of a signed request replayed inside that window is answered like the original:
 every device request is idempotent (events already held are not stored twice), so a replay can change
 nothing, and refusing it would also refuse a device's honest retry within the same second.
 """

@@ -14,10 +14,12 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 from nacl.public import PrivateKey
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import String
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.config import DEVICE_ID_PATTERN
@@ -35,7 +37,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
-MAX_CARD_CHARS = roster_staff.c.card.type.length
+MAX_CARD_CHARS: int = cast(String, roster_staff.c.card.type).length or 0
 DATABASE_ENV = "KIOSK_HUB_DB"
 
 
@@ -124,10 +126,11 @@ def serve(args) -> int:
         port,
         store.engine.url.render_as_string(),
     )
-    config = uvicorn.Config(
-        create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+    server = NotifyingServer(
+        uvicorn.Config(
+            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+        )
     )
-    server = NotifyingServer(config)
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why

@@ -96,10 +96,16 @@ def load_hub_config(given: str | Path | None = None) -> HubConfig:
     return parse_hub_config(read_toml(path), path)
 
 
+class _TopLevel(Section):
+    """The file itself: its keys are tables, named as written (``[server]``, ``[[alerts]]``)."""
+
+    def key(self, key: str) -> str:
+        return f"[[{key}]]" if key == "alerts" else f"[{key}]"
+
+
 def parse_hub_config(data: dict, path: Path) -> HubConfig:
     path = Path(path).absolute()
-    top = Section(path, "", data)
-    top.key = lambda key: f"[[{key}]]" if key == "alerts" else f"[{key}]"  # type: ignore[method-assign]
+    top = _TopLevel(path, "", data)
 
     s = Section(path, "server", top.get("server", dict, {}))
     server = ServerConfig(

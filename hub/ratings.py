@@ -1,5 +1,5 @@
 """Ratings as the central system wants them: rows of the hub's derived table, built from rating and
-rating_detail events, and their export record in the national field names (domain.md).
+rating_detail events, and their export record in the national field names (docs/protocol.md §3).
 
 ``satisfaction`` keeps the operational order (5 = 非常满意); ``satisfactionCode`` beside it is the
 GB/T 39046-2020 code (1 = 非常满意). ``pf`` is 4 for the window evaluator and 3 for the QR code page

@@ -34,7 +34,7 @@ SWIPE_GUARD_S = 3.0
 # 一次一评 across visits: how many rated case numbers the flow remembers (months of one window's work).
 RATED_CASES_KEPT = 10_000
 
-# `why` of rating_skipped beyond contracts.md §4 (timeout, superseded, paused); see docs/flow.md.
+# `why` of rating_skipped beyond the three of docs/protocol.md §1 (timeout, superseded, paused); see docs/flow.md.
 SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
 SKIP_NO_STAFF = "no_staff"  # a rate request arrived while nobody was signed in
 SKIP_RESTART = "restart"  # the kiosk restarted while the case was open
@@ -42,7 +42,7 @@ SKIP_ALREADY_RATED = "already_rated"  # a rate request for a case number that wa
 SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART, SKIP_ALREADY_RATED)
 
 # The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
-# The last three are the flow's additions to contracts.md §4 (payloads in kiosk/events.py): a restart
+# The last three are the flow's additions to docs/protocol.md §1 (payloads in kiosk/events.py): a restart
 # must know the called ticket and the pause again.
 HISTORY_TYPES = (
     "staff_signin",

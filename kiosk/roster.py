@@ -1,6 +1,6 @@
 """Who may sign in at this window: the staff roster, found by card.
 
-Two sources: the local CSV a technician keeps beside the config (contracts.md §2: header
+Two sources: the local CSV a technician keeps beside the config (docs/configuration.md: header
 ``card,staff_no,name,title,photo``, photo a path relative to the CSV) and the roster the hub provides,
 cached in the event log's store. The local file wins where both know a card: it is the technician's
 override on site. A card in the roster may be written in any form a reader prints (core.cardnum).

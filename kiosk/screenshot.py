@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from core.config import default_config_path, load_config
 
@@ -33,8 +34,8 @@ SAMPLE_BASE_URL = "https://hub.example.gov.cn/q/"
 def sample_views(now: float) -> dict[str, View]:
     """One view per screenshot, named as its file will be."""
 
-    def view(page: str, **changes) -> View:
-        base = dict(
+    def view(page: str, **changes: Any) -> View:
+        base: dict[str, Any] = dict(
             page=page,
             staff=SAMPLE_STAFF,
             case=None,
@@ -58,7 +59,11 @@ def sample_views(now: float) -> dict[str, View]:
     }
 
 
-def render(config_path: Path, out: Path, sizes: tuple[tuple[int, int], ...] = SIZES) -> list[Path]:
+def render(
+    config_path: Path, out: Path, sizes: tuple[tuple[int, int], ...] = SIZES, *, token_at: int | None = None
+) -> list[Path]:
+    """Every sample view at each size, as PNG files in ``out``. ``token_at`` fixes the QR token's time and
+    nonce, so the same code renders the same picture (docs/screenshots/ is compared with it)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
@@ -68,7 +73,7 @@ def render(config_path: Path, out: Path, sizes: tuple[tuple[int, int], ...] = SI
     # The offscreen platform warns about every shown window; nothing a reader of the output can act on.
     previous = qInstallMessageHandler(_without_offscreen_noise)
     try:
-        return _render_all(app, config, out, sizes)
+        return _render_all(app, config, out, sizes, token_at)
     finally:
         qInstallMessageHandler(previous)
 
@@ -78,7 +83,9 @@ def _without_offscreen_noise(mode, context, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _render_all(app, config, out: Path, sizes: tuple[tuple[int, int], ...]) -> list[Path]:
+def _render_all(
+    app: Any, config: Any, out: Path, sizes: tuple[tuple[int, int], ...], token_at: int | None
+) -> list[Path]:
     from core import qrtoken
 
     from .app import install_cjk_font, read_public_key, read_secret, station_for
@@ -93,8 +100,9 @@ def _render_all(app, config, out: Path, sizes: tuple[tuple[int, int], ...]) -> l
         staff_no=SAMPLE_STAFF.staff_no,
         case_no=SAMPLE_CASE.case_no,
         item_code=SAMPLE_CASE.item_code,
-        issued_at=int(time.time()),
+        issued_at=int(time.time()) if token_at is None else token_at,
         ttl_s=config.qr.ttl_s if config.qr else 600,
+        nonce=None if token_at is None else bytes(qrtoken.NONCE_BYTES),
     )
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,6 +1,6 @@
 """This window's 满意率 and rating count per month, from the local log (公开透明 on the ready page).
 
-满意率 = ratings of 基本满意 or better / all ratings (domain.md). A month is the local calendar month in
+满意率 = ratings of 基本满意 or better / all ratings (docs/protocol.md §6). A month is the local calendar month in
 the event's own ``at`` timestamp. The counts follow the log incrementally: ``update_from`` reads only
 the ratings written since its last call, so the ready page can refresh after every rating for free.
 """

@@ -1,4 +1,4 @@
-"""Card-number normalisation: every printed form of a card matches every other (domain.md worked examples)."""
+"""Card-number normalisation: every printed form of a card matches every other (docs/hardware.md worked examples)."""
 
 import itertools
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from core.cardnum import card_keys, card_number
 from drivers.card import em4100_frame
 
-# One 125 kHz card (domain.md): EM data, its card number in decimal and 8H10D, and as an 8-hex UID.
+# One 125 kHz card (docs/hardware.md): EM data, its card number in decimal and 8H10D, and as an 8-hex UID.
 EM_CARD = ["13005D1DA5", "13005d1da5", "0006102437", "093,07589", "005D1DA5"]
 # One 13.56 MHz card as four reader settings print its UID.
 MIFARE_CARD = ["26DEFAE7", "E7FADE26", "0652147431", "3891977766", "26defae7"]

@@ -1,9 +1,12 @@
 """``kiosk doctor``: each check alone, then the whole command on a healthy simulated setup (pseudo-terminals,
 a real hub on 127.0.0.1, a real log) and on a broken one."""
 
+import json
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -354,11 +357,49 @@ def test_unplugged_device_behind_a_stale_link(sim, tmp_path):
     assert doctor.check_serial(SerialConfig("ticket", sim.paths["ticket"])).status == "FAIL"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may open anything")
 def test_serial_device_without_permission(sim):
-    Path(sim.paths["card"]).resolve().chmod(0)
-    row = doctor.check_serial(SerialConfig("card", sim.paths["card"]))
-    assert row.status == "FAIL" and "dialout" in row.fix
+    device = Path(sim.paths["card"]).resolve()  # the pty itself: tmp_path is 0700, closed to nobody
+    # Root opens anything, and CI runs as root: there the check runs as an unprivileged user.
+    check = check_serial_as_nobody if os.geteuid() == 0 else check_serial_here
+    device.chmod(0o666)
+    assert check(str(device))[0] == "ok"
+    device.chmod(0)
+    status, fix = check(str(device))
+    assert status == "FAIL" and "dialout" in fix
+
+
+def check_serial_here(port: str) -> tuple[str, str]:
+    row = doctor.check_serial(SerialConfig("card", port))
+    return row.status, row.fix
+
+
+def check_serial_as_nobody(port: str) -> tuple[str, str]:
+    """doctor.check_serial run by `nobody` (no supplementary groups) in a child process."""
+    script = (
+        "import json, sys; from commands import doctor; from core.config import SerialConfig; "
+        "row = doctor.check_serial(SerialConfig('card', sys.argv[1])); print(json.dumps([row.status, row.fix]))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+            port,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/"},
+    )
+    assert result.returncode == 0, result.stderr
+    status, fix = json.loads(result.stdout)
+    return status, fix
 
 
 # --- display -----------------------------------------------------------------------------------------------

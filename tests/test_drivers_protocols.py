@@ -1,4 +1,4 @@
-"""The pure protocol parsers: every framing case of contracts.md §3, and hypothesis hammering each parser."""
+"""The pure protocol parsers: every framing case of docs/hardware.md, and hypothesis hammering each parser."""
 
 import json
 
@@ -22,7 +22,7 @@ from drivers.framing import OVERLONG, PARTIAL_LINE_SILENCE_S, LineSplitter
 from drivers.keypad import KeypadParser, answer
 from drivers.ticket import QR_FIELD_BYTES, TicketParser
 
-WORKED_FRAME = b"\x0213005D1DA5F6\x03"  # domain.md
+WORKED_FRAME = b"\x0213005D1DA5F6\x03"  # docs/hardware.md
 WORKED_SWIPE = CardSwiped("13005D1DA5F6")  # what the card reader reports: the frame's 12 hex chars
 
 

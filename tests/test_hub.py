@@ -1,4 +1,4 @@
-"""The hub on 127.0.0.1: signed uploads and every answer of contracts.md §5, hostile input, rosters,
+"""The hub on 127.0.0.1: signed uploads and every answer of docs/protocol.md §3, hostile input, rosters,
 the ratings export, and its commands."""
 
 from __future__ import annotations

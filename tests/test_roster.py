@@ -9,7 +9,7 @@ from kiosk.flow import Staff
 from kiosk.roster import Roster, RosterEntry
 
 HEADER = "card,staff_no,name,title,photo\n"
-# One card in the forms readers print it (domain.md): EM4100 data, decimal, 8H10D.
+# One card in the forms readers print it (docs/hardware.md): EM4100 data, decimal, 8H10D.
 EM_DATA, EM_DECIMAL, EM_8H10D = "13005D1DA5", "0006102437", "093,07589"
 # One Mifare UID as hex, byte-reversed hex, and the decimals of each.
 UID_HEX, UID_REVERSED, UID_DECIMAL, UID_REVERSED_DECIMAL = "26DEFAE7", "E7FADE26", "0652147431", "3891977766"

@@ -112,7 +112,7 @@ def test_each_page_shows_its_view(qtbot):
 
 
 def test_one_set_of_rating_buttons_is_pressable_wherever_it_shows(qtbot):
-    """contracts.md §6: rate_1 … rate_5 are the buttons to press, on the rate page and, in walk-in mode,
+    """docs/ui.md (For tests and automation): rate_1 … rate_5 are the buttons to press, on the rate page and, in walk-in mode,
     on the ready page; there is never a second set under another name."""
     window = make_window(qtbot)
     views = sample_views(time.monotonic())

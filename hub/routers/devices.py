@@ -37,7 +37,7 @@ _TOKEN = r"^[\x21-\x7e]{1,64}$"  # printable ASCII without spaces
 _LOG_ID = r"^[A-Za-z0-9-]{1,64}$"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
-# The signature headers of every device request (contracts.md §5), in the OpenAPI document.
+# The signature headers of every device request (docs/protocol.md §2), in the OpenAPI document.
 _DEVICE_AUTH = {
     "parameters": [
         {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
@@ -51,7 +51,7 @@ _DEVICE_AUTH = {
 
 
 class Event(BaseModel):
-    """One event of a kiosk log, exactly as contracts.md §4 writes it."""
+    """One event of a kiosk log, exactly as docs/protocol.md §1 writes it."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     log_id: str = Field(pattern=_LOG_ID)
