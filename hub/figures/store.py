@@ -260,7 +260,7 @@ class FigureStore:
         *,
         staff: str | None = None,
         item: str | None = None,
-        keep: tuple[str, ...] = ("staff_no", "item_code"),
+        keep: tuple[str, ...] = (),
         refresh: bool = True,
     ) -> Snapshot:
         """The cells of days ``first``…``last`` (inclusive; None: open), summed over the columns not in
