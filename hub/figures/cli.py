@@ -46,10 +46,17 @@ def stats(args) -> int:
     config = _hub_config(args)
     figures = figure_store(_open_store(args, config), config)
     if args.verify:
+        from .sampling import check_samples
+
         problems = figures.verify(first, last)
+        sample_problems, notes = check_samples(figures)
+        for line in notes:
+            print(f"note: {line}")
+        for line in sample_problems:
+            print(f"DIFFERENCE {line}")
         head = figures.current_head()
         span = f"{first or 'the beginning'} to {last or 'now'}"
-        if problems:
+        if problems or sample_problems:
             for line in problems:
                 print(f"DIFFERENCE {line}")
             print(f"stats verify: {len(problems)} cells differ from the record ({span}; head {head.digest})")
