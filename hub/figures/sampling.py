@@ -2,7 +2,7 @@
 and asked whether the citizen was satisfied.
 
 The population is every case number opened in the quarter (``case_opened`` with a 办件编号; a walk-in
-without one cannot be traced to a citizen), per section or for the bureau. The sample is drawn with a
+without one cannot be traced to a citizen) across the bureau; each section calls its own cases. The sample is drawn with a
 random 64-bit seed that is recorded with the population's size and digest, so anyone can draw it again
 (``model.draw_sample``) and get the same cases. The call sheet is kept as drawn; each call's outcome
 (reached, satisfied, comment) is appended, never changed.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..config import FiguresConfig
@@ -77,10 +77,11 @@ def _day_after(day: str) -> str:
 
 
 def draw(
-    figures: FigureStore, config: FiguresConfig, quarter: str, scope: str, by_user: str
+    figures: FigureStore, config: FiguresConfig, quarter: str, by_user: str, scope: str = ""
 ) -> dict[str, Any]:
     """Draw the quarter's sample once (409 if it was drawn), record the seed, keep the call sheet."""
     m.quarter_range(quarter)
+    figures.refresh()  # the windows' numbers come from the ratings folded so far
     population = quarter_cases(figures, quarter, scope)
     keys = [c.case_no for c in population]
     size = m.sample_size(len(keys), config.sample_share, config.sample_min, config.sample_max)
@@ -89,7 +90,7 @@ def draw(
     by_case = {c.case_no: c for c in population}
     with figures.engine.begin() as conn:
         names = read_labels(conn)
-        history, section_names = read_sections(conn)
+        history, _ = read_sections(conn)
         sections = m.Sections(history)
         try:
             sample_id = conn.execute(
@@ -118,9 +119,7 @@ def draw(
                     "device_id": c.device_id,
                     "day": c.day,
                     "window": m.window_of(names, c.device_id),
-                    "dept": section_names.get(
-                        sections.of(c.device_id, c.day), sections.of(c.device_id, c.day)
-                    ),
+                    "dept": sections.of(c.device_id, c.day),
                     "staff_no": staff,
                     "item_code": c.item_code,
                     "item_name": c.item_name,
@@ -129,7 +128,7 @@ def draw(
             )
         if rows:
             conn.execute(insert(sample_cases), rows)
-    return sample(figures, quarter, scope)
+    return sample(figures, quarter, scope=scope)
 
 
 def _rating_of(conn, case: Case) -> tuple[str | None, int | None]:
@@ -145,9 +144,13 @@ def _rating_of(conn, case: Case) -> tuple[str | None, int | None]:
     return None, None
 
 
-def sample(figures: FigureStore, quarter: str, scope: str) -> dict[str, Any]:
-    """The quarter's sample with its call sheet and each case's calls; SampleError 404 if not drawn."""
+def sample(
+    figures: FigureStore, quarter: str, only_dept: str | None = None, scope: str = ""
+) -> dict[str, Any]:
+    """The quarter's sample with its call sheet (the cases of section ``only_dept``, or all) and each
+    case's calls; SampleError 404 if not drawn."""
     with figures.engine.connect() as conn:
+        _, section_names = read_sections(conn)
         head = conn.execute(
             select(samples).where((samples.c.quarter == quarter) & (samples.c.scope == scope))
         ).first()
@@ -173,6 +176,7 @@ def sample(figures: FigureStore, quarter: str, scope: str) -> dict[str, Any]:
                 "day": r.day,
                 "window": r.window,
                 "dept": r.dept,
+                "deptName": section_names.get(r.dept or "", r.dept),
                 "staffNo": r.staff_no,
                 "taskCode": r.item_code,
                 "taskName": r.item_name,
@@ -184,6 +188,7 @@ def sample(figures: FigureStore, quarter: str, scope: str) -> dict[str, Any]:
                 .where(sample_cases.c.sample_id == head.id)
                 .order_by(sample_cases.c.case_no)
             )
+            if only_dept is None or r.dept == only_dept
         ]
     reached = [c for c in cases if c["calls"] and c["calls"][-1]["reached"]]
     satisfied = [c for c in reached if c["calls"][-1]["satisfied"]]
@@ -209,7 +214,7 @@ def sample(figures: FigureStore, quarter: str, scope: str) -> dict[str, Any]:
 def record_call(
     figures: FigureStore,
     quarter: str,
-    scope: str,
+    only_dept: str | None,
     case_no: str,
     by_user: str,
     reached: Any,
@@ -228,16 +233,16 @@ def record_call(
         raise SampleError(422, f"comment: text of at most {MAX_COMMENT_CHARS} characters")
     with figures.engine.begin() as conn:
         head = conn.execute(
-            select(samples.c.id).where((samples.c.quarter == quarter) & (samples.c.scope == scope))
+            select(samples.c.id).where((samples.c.quarter == quarter) & (samples.c.scope == ""))
         ).scalar()
         if head is None:
             raise SampleError(404, f"no sample of {quarter} was drawn")
-        known = conn.execute(
-            select(func.count())
-            .select_from(sample_cases)
-            .where((sample_cases.c.sample_id == head) & (sample_cases.c.case_no == case_no))
-        ).scalar()
-        if not known:
+        dept = conn.execute(
+            select(sample_cases.c.dept).where(
+                (sample_cases.c.sample_id == head) & (sample_cases.c.case_no == case_no)
+            )
+        ).first()
+        if dept is None or (only_dept is not None and dept[0] != only_dept):
             raise SampleError(404, f"case {case_no} is not in the sample of {quarter}")
         conn.execute(
             insert(sample_calls).values(
@@ -250,7 +255,7 @@ def record_call(
                 comment=comment.strip(),
             )
         )
-    return sample(figures, quarter, scope)
+    return sample(figures, quarter, only_dept)
 
 
 def check_samples(figures: FigureStore) -> tuple[list[str], list[str]]:
