@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_add")
+    d = device.add_parser("v1-off", help="refuse signature version 1 from a device registered before 0.2.0")
+    d.add_argument("id", metavar="ID")
+    _hub_storage_args(d, under_hub=True)
+    d.set_defaults(handler="hub.cli:device_v1_off")
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
     )

@@ -7,6 +7,7 @@ import json
 import sys
 
 from core.config import load_config
+from core.spreadsheet import safe_row
 from core.store import EventLog
 
 CSV_COLUMNS = ("log_id", "seq", "id", "type", "at", "payload", "prev_hash", "hash")
@@ -20,7 +21,8 @@ def export(args) -> int:
             writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
             writer.writeheader()
             for event in log.events_after(0):
-                writer.writerow({**event, "payload": json.dumps(event["payload"], ensure_ascii=False)})
+                row = {**event, "payload": json.dumps(event["payload"], ensure_ascii=False)}
+                writer.writerow(safe_row(row))  # no cell a spreadsheet would run as a formula
         else:
             for event in log.events_after(0):
                 out.write(json.dumps(event, ensure_ascii=False) + "\n")

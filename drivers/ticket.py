@@ -37,7 +37,8 @@ def _printable(value: str) -> bool:
 
 
 def _fits(value: str, max_bytes: int) -> bool:
-    return 0 < len(value.encode("utf-8")) <= max_bytes and _printable(value)
+    # Printable first: a lone surrogate (JSON "\\ud800", category Cs) cannot be encoded to UTF-8.
+    return _printable(value) and 0 < len(value.encode("utf-8")) <= max_bytes
 
 
 def _word(value: str, field: str) -> str:

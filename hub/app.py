@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .answer_signing import AnswerSigning
 from .auth import DeviceAuthenticator
 from .config import HubConfig
+from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
 from .errors import install_error_handlers
 from .routers import devices, operators, phone
 from .storage import HubStore
+
+# Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
+# uploads cannot hold the hub's memory (issue 10: 300 stalled uploads took it from 83 to 646 MB).
+MAX_BODY_READS = 64
 
 
 def create_app(
@@ -20,6 +26,8 @@ def create_app(
     *,
     config: HubConfig | None = None,
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
+    max_body_reads: int = MAX_BODY_READS,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
 ) -> FastAPI:
     app = FastAPI(
         title="好差评 reference hub",
@@ -29,9 +37,11 @@ def create_app(
     app.state.store = store
     app.state.config = config or HubConfig()
     app.state.admin_token = admin_token
-    app.state.device_authenticator = DeviceAuthenticator(store.device_secret)
+    app.state.device_authenticator = DeviceAuthenticator(store.device_secret, store.v1_allowed)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
+    app.state.body_reads = BodyReads(max_body_reads, body_read_timeout_s)
     install_error_handlers(app)
+    app.add_middleware(AnswerSigning)
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:

@@ -1,69 +1,96 @@
-"""Who is asking: device signatures (docs/protocol.md §2) and the operator's bearer token.
+"""Who is asking: signed device requests (docs/protocol.md §2, computed by ``core.signing``) and the
+operator's bearer token.
 
-A device signs ``timestamp + "\\n" + raw body`` with HMAC-SHA256 under its secret. The hub refuses a
-missing or wrong signature, an unknown device, or a timestamp more than 300 s off, exactly the 401 cases
-of docs/protocol.md §2. A copy of a signed request replayed inside that window is answered like the original:
-every device request is idempotent (events already held are not stored twice), so a replay can change
-nothing, and refusing it would also refuse a device's honest retry within the same second.
+A device request is checked in two steps so that no body is read for a stranger: ``claim`` looks at the
+headers only (present, well formed, fresh timestamp, known device), ``verify`` then checks the signature
+over method, target and body. A v2 signature binds the method and path; a v1 signature (which binds
+neither) is accepted only from a device allowed v1 (registered before v2, until an operator turns it
+off). Every refusal is an AuthError whose text names the reason for the hub's log, never a secret; the
+client always gets the same 401 body. A copy of a signed request replayed inside the 300 s window is
+answered like the original: every device request is idempotent, so a replay changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import re
 import time
 from collections.abc import Callable, Mapping
 
-MAX_SKEW_S = 300
-DEVICE_HEADER = "X-Kiosk-Device"
-TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
-SIGNATURE_HEADER = "X-Kiosk-Signature"
-_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+from core.signing import (
+    DEVICE_HEADER,
+    MAX_SKEW_S,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Claimed,
+    SignatureError,
+    claimed,
+    verify_request,
+)
+
+__all__ = [
+    "DEVICE_HEADER",
+    "MAX_SKEW_S",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "AuthError",
+    "DeviceAuthenticator",
+    "MIN_ADMIN_TOKEN_CHARS",
+    "check_bearer",
+]
+
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 class AuthError(Exception):
-    """Why a request is refused with 401; the text names no secret."""
+    """Why a request is refused with 401; the text names no secret. ``device_id``: as claimed, or None."""
 
-
-def signature(secret: bytes, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret, timestamp.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
+    def __init__(self, reason: str, device_id: str | None = None):
+        super().__init__(reason)
+        self.device_id = device_id
 
 
 class DeviceAuthenticator:
-    """Checks signed device requests."""
+    """Checks signed device requests against the hub's device table."""
 
-    def __init__(self, secret_for: Callable[[str], bytes | None], clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        secret_for: Callable[[str], bytes | None],
+        v1_allowed_for: Callable[[str], bool] = lambda _device_id: False,
+        clock: Callable[[], float] = time.time,
+    ):
         self._secret_for = secret_for
+        self._v1_allowed_for = v1_allowed_for
         self._clock = clock
 
-    def check(self, headers: Mapping[str, str], body: bytes) -> str:
-        """The device id of a correctly signed, fresh request; AuthError otherwise."""
-        device_id = headers.get(DEVICE_HEADER)
-        timestamp = headers.get(TIMESTAMP_HEADER)
-        given = headers.get(SIGNATURE_HEADER)
-        if not device_id or not timestamp or not given:
-            raise AuthError(f"missing {DEVICE_HEADER}, {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
-        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-            raise AuthError("timestamp is not unix seconds")
-        now = self._clock()
-        if abs(now - int(timestamp)) > MAX_SKEW_S:
-            raise AuthError(f"timestamp more than {MAX_SKEW_S} s from the hub's clock")
-        secret = self._secret_for(device_id)
+    def claim(self, headers: Mapping[str, str]) -> tuple[Claimed, bytes]:
+        """The claim of a request's headers and the claimed device's secret, before any body is read."""
+        try:
+            claim = claimed(headers, self._clock())
+        except SignatureError as e:
+            raise AuthError(str(e), headers.get(DEVICE_HEADER)) from None
+        secret = self._secret_for(claim.device_id)
         if secret is None:
-            raise AuthError("unknown device")
-        given = given.strip().lower()
-        if not _HEX_SIGNATURE.fullmatch(given):  # before comparing: compare_digest takes ASCII text only
-            raise AuthError("signature is not 64 hex digits")
-        if not hmac.compare_digest(signature(secret, timestamp, body), given):
-            raise AuthError("wrong signature")
-        return device_id
+            raise AuthError("unknown device", claim.device_id)
+        return claim, secret
+
+    def verify(self, claim: Claimed, secret: bytes, method: str, target: str, body: bytes) -> str:
+        """The device id of a request whose signature covers ``method``, ``target`` and ``body``."""
+        v1_allowed = claim.version == 1 and self._v1_allowed_for(claim.device_id)
+        try:
+            verify_request(claim, secret, method, target, body, v1_allowed=v1_allowed)
+        except SignatureError as e:
+            raise AuthError(str(e), claim.device_id) from None
+        return claim.device_id
+
+    def check(self, headers: Mapping[str, str], method: str, target: str, body: bytes) -> str:
+        claim, secret = self.claim(headers)
+        return self.verify(claim, secret, method, target, body)
 
 
 def check_bearer(authorization: str | None, token: str | None) -> None:
     """The operator's ``Authorization: Bearer TOKEN``; AuthError unless it matches ``token``."""
     if token is None:
-        raise AuthError("ratings export is disabled: start the hub with --admin-token")
+        raise AuthError("ratings export is disabled: start the hub with an admin token")
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise AuthError("missing or wrong operator token")

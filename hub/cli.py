@@ -23,6 +23,7 @@ from sqlalchemy import String
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.config import DEVICE_ID_PATTERN
+from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
@@ -34,7 +35,6 @@ from .storage import HubStore, StaffEntry, database_url
 log = logging.getLogger("hub")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
 ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
 ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
 MAX_CARD_CHARS: int = cast(String, roster_staff.c.card.type).length or 0
@@ -160,6 +160,16 @@ def device_add(args) -> int:
 
 
 @_run
+def device_v1_off(args) -> int:
+    """`kiosk hub device v1-off ID`: from now on the device must sign v2 (docs/protocol.md §2)."""
+    store = _open_store(args)
+    if not store.turn_off_v1(args.id):
+        raise UsageError(f"device {args.id!r} is not registered")
+    print(f"device {args.id}: signature version 1 refused from now on")
+    return EXIT_OK
+
+
+@_run
 def roster_import(args) -> int:
     """`kiosk hub roster import FILE.csv`: replace the roster of one device (--device) or of all."""
     path = Path(args.file)
@@ -238,8 +248,17 @@ def _read_photo(path: Path, where: str) -> tuple[bytes, str]:
         raise UsageError(f"{where}: photo {path} is over {MAX_PHOTO_BYTES // 1024} KB")
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if max(width, height) > MAX_PHOTO_SIDE_PX:
+                raise UsageError(
+                    f"{where}: photo {path} is {width}x{height} pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+                )
             image.verify()
             media_type = Image.MIME.get(image.format or "", "application/octet-stream")
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
+        raise UsageError(
+            f"{where}: photo {path} has too many pixels, at most {MAX_PHOTO_SIDE_PX} a side"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UsageError(f"{where}: photo {path} is not an image") from None
     return data, media_type

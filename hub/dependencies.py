@@ -1,17 +1,31 @@
 """What every route may ask for, as FastAPI dependencies: the store, the signed device behind a request,
 the operator behind a bearer token. A route declares what it needs; the checks are written once, here.
+
+Every refusal of a device is logged with the device id as claimed and the reason, and answered with one
+and the same 401 body, so a client learns nothing of which check failed (docs/security.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.requests import ClientDisconnect
+
+from core.signing import Claimed
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
 from .config import HubConfig
 from .errors import HubError
 from .storage import HubStore
+
+log = logging.getLogger("hub")
+
+UNAUTHORIZED = HubError(401, "unauthorized")  # the one body of every device refusal
+ANSWER_KEY = "answer_key"  # request state: (secret, request signature) for signing the answer
+BODY_READ_TIMEOUT_S = 30.0  # the agent's 512 KB batch takes seconds even on a poor link
 
 
 def get_store(request: Request) -> HubStore:
@@ -21,25 +35,55 @@ def get_store(request: Request) -> HubStore:
 Store = Annotated[HubStore, Depends(get_store)]
 
 
-def authenticated_device(request: Request, body: bytes = b"") -> str:
-    """The device id of a correctly signed, fresh request over ``body``; 401 otherwise."""
+def request_target(request: Request) -> str:
+    """The path and query as the device sent them, with the prefix the hub is served under."""
+    scope = request.scope
+    path = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1")
+    root = scope.get("root_path") or ""
+    if root and not path.startswith(root):  # a proxy stripped the prefix, uvicorn --root-path restores it
+        path = root + path
+    query = scope.get("query_string", b"").decode("latin-1")
+    return path + (f"?{query}" if query else "")
+
+
+def _refuse(request: Request, e: AuthError) -> HubError:
+    device = (e.device_id or "-")[:64].encode("ascii", "backslashreplace").decode("ascii")
+    log.warning("device %r refused: %s (%s %s)", device, e, request.method, request.url.path[:200])
+    return UNAUTHORIZED
+
+
+def claimed_device(request: Request) -> tuple[Claimed, bytes]:
+    """The claim of a request's headers (device known, timestamp fresh), checked before any body is read."""
     authenticator: DeviceAuthenticator = request.app.state.device_authenticator
     try:
-        return authenticator.check(request.headers, body)
+        return authenticator.claim(request.headers)
     except AuthError as e:
-        raise HubError(401, "unauthorized", detail=str(e)) from None
+        raise _refuse(request, e) from None
+
+
+def verified_device(request: Request, claim: Claimed, secret: bytes, body: bytes = b"") -> str:
+    """The device id once the signature covers this request's method, target and body; its answer will be
+    signed (docs/protocol.md §2)."""
+    authenticator: DeviceAuthenticator = request.app.state.device_authenticator
+    try:
+        device_id = authenticator.verify(claim, secret, request.method, request_target(request), body)
+    except AuthError as e:
+        raise _refuse(request, e) from None
+    request.state.answer_key = (secret, claim.signature)
+    return device_id
 
 
 def signed_device(request: Request) -> str:
     """The device behind a signed request without a body (GET)."""
-    return authenticated_device(request)
+    claim, secret = claimed_device(request)
+    return verified_device(request, claim, secret)
 
 
 Device = Annotated[str, Depends(signed_device)]
 
 
 def require_operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """The operator's bearer token given to ``kiosk hub`` (``--admin-token``); 401/403 otherwise."""
+    """The operator's bearer token given to ``kiosk hub``; 401/403 otherwise."""
     token: str | None = request.app.state.admin_token
     try:
         check_bearer(authorization, token)
@@ -47,18 +91,48 @@ def require_operator(request: Request, authorization: Annotated[str | None, Head
         raise HubError(401 if token else 403, "unauthorized", detail=str(e)) from None
 
 
+class BodyReads:
+    """Request bodies being read at once, over every route; beyond ``limit`` the hub answers 429 at once
+    rather than hold one more connection's buffers. Only the event loop's thread touches it."""
+
+    def __init__(self, limit: int, timeout_s: float = BODY_READ_TIMEOUT_S):
+        self.limit, self.used, self.timeout_s = limit, 0, timeout_s
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
+    """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes, with 429 when
+    too many bodies are being read, with 408 when it takes longer than the hub allows."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise HubError(413, "too_large", detail=f"body over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HubError(413, "too_large", detail=f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    reads: BodyReads | None = getattr(request.app.state, "body_reads", None)
+    timeout_s = reads.timeout_s if reads is not None else BODY_READ_TIMEOUT_S
+    if reads is not None and reads.used >= reads.limit:
+        raise HubError(429, "busy", headers={"Retry-After": "1"})
+
+    async def read() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HubError(413, "too_large", detail=f"body over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    if reads is not None:
+        reads.used += 1
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read()
+    except TimeoutError:
+        raise HubError(408, "timeout", detail=f"body not received within {timeout_s:g} s") from None
+    except ClientDisconnect:  # gone before its body was whole: nobody to answer, nothing to log as an error
+        raise HubError(
+            400, "incomplete", detail="the client went away before its body was complete"
+        ) from None
+    finally:
+        if reads is not None:
+            reads.used -= 1
 
 
 def get_config(request: Request) -> HubConfig:

@@ -19,6 +19,7 @@ from typing import Any
 from core.domain import check_satisfaction, to_gbt39046
 from core.events import EventError, check_payload
 from core.qrtoken import TokenClaims
+from core.spreadsheet import safe_row
 
 # National names first (Zhejiang-style operational interface), then this hub's own columns.
 EXPORT_FIELDS = (
@@ -177,11 +178,13 @@ def time_bound(text: str, *, end: bool) -> str:
 
 
 def to_csv(records: Iterable[dict[str, Any]]) -> str:
-    """The export as CSV text starting with a BOM: without it Excel on a Chinese Windows reads UTF-8 as GBK."""
+    """The export as CSV text starting with a BOM: without it Excel on a Chinese Windows reads UTF-8 as GBK.
+    Every cell through ``core.spreadsheet.safe_row``: no cell is a formula."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "linked": int(record["linked"]), "duplicate": int(record["duplicate"])})
+        row = {**record, "linked": int(record["linked"]), "duplicate": int(record["duplicate"])}
+        writer.writerow(safe_row(row))
     return out.getvalue()

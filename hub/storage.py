@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
-from . import migrate
+from . import migrate, signature_policy
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -69,8 +70,24 @@ def database_url(data: str | Path | None, db: str | None) -> str:
     if db:
         return db
     folder = Path(data or "hub-data").absolute()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds every device secret
     return f"sqlite:///{folder / DATABASE_FILE}"
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask, 0644 under 022), or make
+    an existing one 0600; SQLite gives its -wal and -shm files the database file's mode. A file that
+    cannot be opened is left to SQLite, which says why when the hub connects."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was readable by others: made 0600 (it holds every device secret)", path)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -123,6 +140,9 @@ class HubStore:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            database = self.engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _private_sqlite_file(Path(database))
         migrate.upgrade(self.engine)
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
@@ -194,7 +214,20 @@ class HubStore:
                         created_at=utc_now_iso(),
                     )
                 )
+                signature_policy.set_v1(conn, device_id, False, utc_now_iso())  # registered now: v2 only
         return secret, exists
+
+    def v1_allowed(self, device_id: str) -> bool:
+        """Whether ``device_id`` may still sign v1 (registered before v2, not yet turned off)."""
+        return signature_policy.v1_allowed(self.engine, device_id)
+
+    def turn_off_v1(self, device_id: str) -> bool:
+        """Refuse v1 signatures from ``device_id`` from now on; False for an unknown device."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(devices.c.id).where(devices.c.id == device_id)).first() is None:
+                return False
+            signature_policy.set_v1(conn, device_id, False, utc_now_iso())
+        return True
 
     def device_secret(self, device_id: str) -> bytes | None:
         with self.engine.connect() as conn:

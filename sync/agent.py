@@ -30,6 +30,7 @@ from core.store import EventLog, StoreError, VerifyResult, now_iso
 from core.systemd import notify
 
 from .client import (
+    AnswerNotGenuine,
     ChainConflict,
     HubClient,
     HubError,
@@ -260,6 +261,11 @@ class SyncAgent:
         except ChainConflict as e:
             self.hub_acked_seq = e.expected_seq - 1
             return self._conflict(e, seqs)
+        except AnswerNotGenuine as e:  # acked_seq not believed: everything stays pending
+            logger.error("%s", e)
+            self._set_state("error", str(e))
+            self._publish()
+            return Outcome("unavailable", e.retry_after_s)
         except HubUnavailable as e:
             self._set_state("offline", str(e))
             self._publish()

@@ -110,7 +110,7 @@ def test_the_hub_half_runs_without_the_terminal_packages(tmp_path):
     codes, _ = _run_half(
         _extra("terminal"),
         ["core", "hub"],
-        ["core.store"],  # the terminal's event log: sqlite-utils
+        ["core.store", "core.requests_auth"],  # the terminal's: sqlite-utils, requests
         [
             ["hub", "device", "add", "XHA-W01", "--data", str(tmp_path)],
             ["hub", "key", "export", "--data", str(tmp_path)],

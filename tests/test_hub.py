@@ -327,7 +327,7 @@ def _photo(path: Path, color: str) -> Path:
 def _signed_get(hub, path: str, device: str = DEVICE, secret: bytes | None = None, **headers):
     return requests.get(
         f"{hub.url}{path}",
-        headers={**signed_headers(secret or hub.secret, b"", device), **headers},
+        headers={**signed_headers(secret or hub.secret, b"", device, method="GET", target=path), **headers},
         timeout=10,
     )
 
@@ -354,7 +354,13 @@ def test_roster_import_etag_and_photos(hub, tmp_path, capsys):
     again = requests.get(
         f"{hub.url}/api/v1/devices/{DEVICE}/roster",
         headers={
-            **signed_headers(hub.secret, b"", timestamp=int(time.time()) - 2),
+            **signed_headers(
+                hub.secret,
+                b"",
+                timestamp=int(time.time()) - 2,
+                method="GET",
+                target=f"/api/v1/devices/{DEVICE}/roster",
+            ),
             "If-None-Match": r.headers["ETag"],
         },
         timeout=10,
@@ -379,7 +385,16 @@ def test_roster_not_modified_and_per_device(hub, tmp_path):
     etag = f'"{hall["version"]}"'
     r = requests.get(
         f"{hub.url}/api/v1/devices/{DEVICE}/roster",
-        headers={**signed_headers(hub.secret, b"", timestamp=int(time.time()) - 1), "If-None-Match": etag},
+        headers={
+            **signed_headers(
+                hub.secret,
+                b"",
+                timestamp=int(time.time()) - 1,
+                method="GET",
+                target=f"/api/v1/devices/{DEVICE}/roster",
+            ),
+            "If-None-Match": etag,
+        },
         timeout=10,
     )
     assert r.status_code == 304 and r.headers["ETag"] == etag

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 
 import pytest
 import requests
-from sqlalchemy import inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from test_hub_support import ADMIN_TOKEN, DEVICE, qr_token, register, thread_hub, upload_case
 
 from core.domain import DEFAULT_REASONS, LEVELS, PF_HALL_EVALUATOR, PF_QRCODE
+from hub import migrate
 from hub.schema import ALL_DEVICES, phone_ratings
 from hub.storage import HubStore, StaffEntry, database_url
 
@@ -222,17 +224,21 @@ def test_concurrent_posts_for_one_case_store_exactly_one(hub):
 
 
 def test_a_database_made_before_the_phone_page_gets_its_table_and_index(tmp_path):
+    # As a hub of 0.1.0 before the phone page left it: the baseline tables, without phone_ratings and the
+    # ratings index, and no alembic_version.
+    baseline = import_module("hub.migrations.versions.0001_baseline")
     url = database_url(tmp_path, None)
-    old = HubStore(url)
-    with old.engine.begin() as conn:  # as a hub before migrations left it: no alembic_version either
-        conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(text("DROP TABLE phone_ratings"))
+    engine = create_engine(url)
+    old_tables = [t for name, t in baseline.baseline.tables.items() if name != "phone_ratings"]
+    baseline.baseline.create_all(engine, tables=old_tables)
+    with engine.begin() as conn:
         conn.execute(text("DROP INDEX ratings_device_case"))
-    old.close()
+    engine.dispose()
     upgraded = HubStore(url)
     try:
         found = inspect(upgraded.engine)
         assert "phone_ratings" in found.get_table_names()
         assert "ratings_device_case" in {i["name"] for i in found.get_indexes("ratings")}
+        assert migrate.current_revision(upgraded.engine) == migrate.head_revision()
     finally:
         upgraded.close()

@@ -32,7 +32,9 @@ class DeviceSigning(requests.auth.AuthBase):
         body = body.encode() if isinstance(body, str) else body
         generated = str(request.headers.get("X-Kiosk-Signature", "")).encode("utf-8", "replace")
         if zlib.crc32(body + generated) % 2 == 0:
-            request.headers.update(signed_headers(self.secret, body, DEVICE))
+            request.headers.update(
+                signed_headers(self.secret, body, DEVICE, method=request.method, target=request.path_url)
+            )
         request.headers.setdefault("Authorization", f"Bearer {ADMIN_TOKEN}")
         return request
 

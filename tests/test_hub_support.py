@@ -7,8 +7,6 @@ Imported by tests/test_hub*.py and tests/test_sync*.py; it holds no tests itself
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import queue
@@ -30,8 +28,12 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from core.qrtoken import issue_token
+from core.signing import request_headers, sign_v1
 from core.store import EventLog
+from hub.answer_signing import AnswerSigning
 from hub.app import create_app
+from hub.auth import AuthError, DeviceAuthenticator
+from hub.dependencies import ANSWER_KEY
 from hub.keys import key_file_path
 from hub.storage import HubStore, database_url
 
@@ -79,6 +81,8 @@ class ThreadHub:
         app = create_app(store, admin_token, **app_options)
         if prefix or routes:
             app = Starlette(routes=[*routes, Mount(prefix, app=app)])
+        if routes:
+            app = _SignedLikeTheHub(app, store)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -97,6 +101,24 @@ class ThreadHub:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class _SignedLikeTheHub:
+    """Signs the answers of the stand-in ``routes`` as the hub would (it holds the device's secret): a
+    hostile hub, not a man in the middle. Headers are checked, the body is not."""
+
+    def __init__(self, app, store: HubStore):
+        self.app = AnswerSigning(app)
+        self.authenticator = DeviceAuthenticator(store.device_secret)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            headers = {k.title(): v for k, v in headers.items()}
+            with contextlib.suppress(AuthError):
+                claim, secret = self.authenticator.claim(headers)
+                scope.setdefault("state", {})[ANSWER_KEY] = (secret, claim.signature)
+        await self.app(scope, receive, send)
 
 
 @contextlib.contextmanager
@@ -157,10 +179,24 @@ def register(data_or_store: Path | HubStore, device: str = DEVICE, **codes) -> b
     return bytes.fromhex(secret_hex)
 
 
-def signed_headers(secret: bytes, body: bytes, device: str = DEVICE, timestamp: int | None = None) -> dict:
+def signed_headers(
+    secret: bytes,
+    body: bytes,
+    device: str = DEVICE,
+    timestamp: int | None = None,
+    *,
+    method: str = "POST",
+    target: str = "/api/v1/events",
+) -> dict:
+    """The v2 signature headers of a request (core.signing, as the agent sends them)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return request_headers(device, secret, method, target, body, ts)
+
+
+def signed_headers_v1(secret: bytes, body: bytes, device: str = DEVICE, timestamp: int | None = None) -> dict:
+    """The v1 signature headers: what agents before 0.2.0 sent."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    sig = hmac.new(secret, ts.encode() + b"\n" + body, hashlib.sha256).hexdigest()
-    return {"X-Kiosk-Device": device, "X-Kiosk-Timestamp": ts, "X-Kiosk-Signature": sig}
+    return {"X-Kiosk-Device": device, "X-Kiosk-Timestamp": ts, "X-Kiosk-Signature": sign_v1(secret, ts, body)}
 
 
 def post_events(url: str, secret: bytes, log_id: str, events: list[dict], device: str = DEVICE, **kw):

@@ -20,7 +20,7 @@ from core.config import DEVICE_ID_PATTERN
 from core.events import canonical_json
 
 from ..auth import DEVICE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from ..dependencies import Device, Store, authenticated_device, read_body
+from ..dependencies import Device, Store, claimed_device, read_body, verified_device
 from ..errors import HubError
 from ..ratings import MAX_SEQ
 
@@ -44,7 +44,10 @@ _DEVICE_AUTH = {
         for name, text in (
             (DEVICE_HEADER, "the device id"),
             (TIMESTAMP_HEADER, "unix seconds, at most 300 s from the hub's clock"),
-            (SIGNATURE_HEADER, 'hex(HMAC-SHA256(secret, timestamp + "\\n" + raw body))'),
+            (
+                SIGNATURE_HEADER,
+                'v2= + hex(HMAC-SHA256(secret, timestamp "\\n" METHOD "\\n" target "\\n" hex(SHA-256(body))))',
+            ),
         )
     ]
 }
@@ -154,8 +157,9 @@ class IngestSlots:
     },
 )
 async def post_events(request: Request, store: Store) -> dict[str, int]:
+    claim, secret = claimed_device(request)  # a stranger's body is never read
     body = await read_body(request, MAX_BODY_BYTES)
-    device_id = authenticated_device(request, body)
+    device_id = verified_device(request, claim, secret, body)
     log_id, events = _parse_batch(body, device_id)
     slots: IngestSlots = request.app.state.ingest_slots
     if slots.used >= slots.limit:
@@ -208,9 +212,13 @@ def get_roster(
 
 
 @router.get("/api/v1/photos/{sha256}", openapi_extra=_DEVICE_AUTH)
-def get_photo(sha256: str, _caller: Device, store: Store) -> Response:
-    found = store.photo(sha256) if re.fullmatch(HEX64, sha256) else None
+def get_photo(sha256: str, caller: Device, store: Store) -> Response:
+    """A photo of the asking device's own roster; any other is not found, as if it did not exist."""
+    own = {s["photo_sha256"] for s in store.roster_for(caller).staff}
+    found = store.photo(sha256) if re.fullmatch(HEX64, sha256) and sha256 in own else None
     if found is None:
+        if sha256 not in own:
+            log.warning("device %s refused: photo not in its roster", caller)
         raise HubError(404, "not_found")
     data, media_type = found
     return Response(

@@ -117,6 +117,6 @@ async def post_rating(token: str, request: Request, store: Store) -> HTMLRespons
         raise invalid_form(415)
     try:
         body = await read_body(request, MAX_FORM_BYTES)
-    except HubError:
-        raise invalid_form(413) from None
+    except HubError as e:  # 413, or 408/429 when slow or too many at once
+        raise invalid_form(e.status) from None
     return await run_in_threadpool(rate, store, token, body)
