@@ -31,6 +31,10 @@ IMPORT_NAMES = {
     "SQLAlchemy": ["sqlalchemy"],
     "alembic": ["alembic"],
     "psycopg[binary]": ["psycopg"],
+    "weasyprint": ["weasyprint"],
+    "openpyxl": ["openpyxl"],
+    "segno": ["segno"],
+    "jinja2": ["jinja2"],
 }
 
 

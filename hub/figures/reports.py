@@ -16,6 +16,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from core.spreadsheet import safe_cell
+
 from ..config import FiguresConfig
 from . import charts
 from . import model as m
@@ -25,15 +27,6 @@ from .views import counts_json, label, ranking_json
 TEMPLATES = Path(__file__).parent / "templates"
 QUARTER_NAMES = {"1": "第一季度", "2": "第二季度", "3": "第三季度", "4": "第四季度"}
 TREND_PERIODS = 6
-
-try:
-    from core.spreadsheet import safe_cell
-except ImportError:  # pragma: no cover - before core.spreadsheet existed
-
-    def safe_cell(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-            return "'" + value
-        return value
 
 
 def environment() -> Environment:

@@ -1,7 +1,7 @@
 """Figures: materialised cells with their fold cursors, labels, and the quarterly 回访 samples.
 
 Revision ID: figures_0001
-Revises: 0001
+Revises: 0002
 A frozen copy of the tables as this revision made them (later changes are later revisions).
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 revision = "figures_0001"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
