@@ -12,6 +12,7 @@ from .auth import DeviceAuthenticator
 from .config import HubConfig
 from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
 from .errors import install_error_handlers
+from .figures import web as figures_web
 from .routers import devices, operators, phone
 from .storage import HubStore
 
@@ -50,4 +51,5 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(phone.router)
     app.include_router(operators.router)
+    figures_web.install(app)
     return app

@@ -128,7 +128,12 @@ def serve(args) -> int:
     )
     server = NotifyingServer(
         uvicorn.Config(
-            create_app(store, token, config=config), host=host, port=port, access_log=False, log_config=None
+            create_app(store, token, config=config),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=5,  # open live feeds (the hall's big screen) never hold a restart
         )
     )
     try:

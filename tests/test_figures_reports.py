@@ -4,9 +4,11 @@ the first page of each PDF rendered with pdftoppm into docs/screenshots/."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import figures_data as data
@@ -23,7 +25,16 @@ from hub.figures.store import FigureStore
 from hub.storage import HubStore, database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+
+
+def shots() -> Path:
+    """docs/screenshots/ with KIOSK_REFRESH_SCREENSHOTS=1 (the pages hold the day they were made), else a
+    scratch folder."""
+    if os.environ.get("KIOSK_REFRESH_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    folder = Path(tempfile.gettempdir()) / f"kiosk-report-shots-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -82,7 +93,7 @@ def test_the_bureau_report_as_html_pdf_and_xlsx(hub, tmp_path):
     assert pdf.startswith(b"%PDF")
     text = pdf_text(pdf, tmp_path)
     assert "满意率" in text and "王晓燕" in text  # the CJK font is embedded: the text is there as text
-    image = first_page_png(pdf, SHOTS / "report-bureau-2026-11.png")
+    image = first_page_png(pdf, shots() / "report-bureau-2026-11.png")
     assert image.size[0] > 600
     wb = load_workbook(io.BytesIO(render(report, "xlsx")))
     assert wb.sheetnames[:3] == ["概况", "按科室", "按人员"]
@@ -100,7 +111,7 @@ def test_the_public_version_names_no_staff_unless_configured(hub, tmp_path):
     ).decode()
     assert "王晓燕" in named and "0371" in named
     pdf = render(build_report(figures, FiguresConfig(), "2026Q4", public=True), "pdf")
-    first_page_png(pdf, SHOTS / "report-public-2026Q4.png")
+    first_page_png(pdf, shots() / "report-public-2026Q4.png")
 
 
 def test_xlsx_cells_are_never_formulas(hub):
@@ -140,7 +151,7 @@ def test_posters_one_a4_page_per_window_with_a_qr_code_that_scans(hub, tmp_path)
     src.write_bytes(pdf)
     info = subprocess.run(["pdfinfo", str(src)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^Pages:\s+2$", info, re.M) and "595.276 x 841.89" in info  # A4 in points
-    image = first_page_png(pdf, SHOTS / "poster-window-03.png", dpi=100)
+    image = first_page_png(pdf, shots() / "poster-window-03.png", dpi=100)
     found = zxingcpp.read_barcodes(image)
     assert [b.text for b in found] == ["https://pj.example.gov.cn/hall?window=03"]
     assert "03号窗口" in pdf_text(pdf, tmp_path)

@@ -122,3 +122,16 @@ def posters(args) -> int:
         out.write(poster_pdf(windows, url, config.figures.hall_name))
     print(f"wrote {args.out}: {len(windows)} windows")
     return EXIT_OK
+
+
+@_run
+def screen_key(args) -> int:
+    """`kiosk hub screen-key`: print a new key for the big screen; only its hash is kept."""
+    from .screen import new_screen_key
+
+    key = new_screen_key(_open_store(args).engine)
+    print(key)
+    print(
+        "open /screen?key=<this key> on the hall's screen; the earlier key no longer works", file=sys.stderr
+    )
+    return EXIT_OK

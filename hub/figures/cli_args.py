@@ -38,3 +38,9 @@ def add_parsers(hub_sub, storage_args: Callable[..., None]) -> None:
     p.add_argument("--out", metavar="FILE", required=True)
     p.add_argument("--url", metavar="URL", help="where the QR code leads (default: [figures] poster_url)")
     p.set_defaults(handler="hub.figures.cli:posters")
+
+    p = hub_sub.add_parser(
+        "screen-key", help="a new key for the hall's big screen (/screen?key=…); the old one stops"
+    )
+    storage_args(p, under_hub=True)
+    p.set_defaults(handler="hub.figures.cli:screen_key")
