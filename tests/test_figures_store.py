@@ -36,7 +36,9 @@ def load_all(store: HubStore, cut: int | None = None) -> None:
 
 
 def by(figures: FigureStore, dimension: str, **filters) -> dict:
-    keep = {"staff": ("staff_no",), "item": ("item_code",)}.get(dimension, ())
+    keep = {"staff": ("staff_no",), "item": ("item_code",), "day": ("day",), "month": ("month",)}.get(
+        dimension, ()
+    )
     body = stats_json(figures.snapshot(None, None, keep=keep), dimension, None, None, m.Filters(**filters))
     return body
 

@@ -82,7 +82,7 @@ def stats(args) -> int:
 
 
 def _keep(by: str) -> tuple[str, ...]:
-    return {"staff": ("staff_no",), "item": ("item_code",)}.get(by, ())
+    return {"staff": ("staff_no",), "item": ("item_code",), "day": ("day",), "month": ("month",)}.get(by, ())
 
 
 def _pct(value: float | None) -> str:

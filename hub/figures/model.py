@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -36,7 +37,7 @@ class Cell:
     item_code: str = NONE_KEY
 
 
-@dataclass
+@dataclass(slots=True)
 class Counts:
     """What the record says about a cell, or a sum of cells. ``good + bad == rated`` always."""
 
@@ -62,18 +63,20 @@ class Counts:
     on_time: int = 0  # of which closed on or before the deadline
 
     def add(self, other: Counts) -> Counts:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
 
     @classmethod
     def of(cls, **values: int) -> Counts:
         return cls(**values)
 
 
+COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+_values = operator.attrgetter(*COUNT_FIELDS)
 ROLLUP_FIELDS = tuple(
     f.name
     for f in fields(Counts)
@@ -371,15 +374,18 @@ def group(
     last: str | None = None,
 ) -> tuple[dict[str, Counts], Counts]:
     """Sum cells (days ``first``…``last`` inclusive) by ``by``; returns the groups and their total."""
-    groups: dict[str, Counts] = {}
-    total = Counts()
+    sums: dict[str, list[int]] = {}
     for cell, counts in cells:
         if (first is not None and cell.day < first) or (last is not None and cell.day > last):
             continue
         if not selected(cell, f, sections, labels):
             continue
-        groups.setdefault(key_of(by, cell, sections, labels), Counts()).add(counts)
-        total.add(counts)
+        key = key_of(by, cell, sections, labels)
+        values = _values(counts)
+        found = sums.get(key)
+        sums[key] = list(values) if found is None else [a + b for a, b in zip(found, values, strict=True)]
+    groups = {key: Counts(*values) for key, values in sums.items()}
+    total = Counts(*[sum(column) for column in zip(*sums.values(), strict=True)]) if sums else Counts()
     return groups, total
 
 

@@ -217,7 +217,7 @@ class FigureStore:
                         "item_code": c.item_code,
                         **{f: getattr(v, f) for f in m.ROLLUP_FIELDS},
                     }
-                    for c, v in sorted(deltas.items())
+                    for c, v in sorted(deltas.items(), key=_cell_order)
                 ],
             )
         rows = [
@@ -263,41 +263,69 @@ class FigureStore:
         keep: tuple[str, ...] = (),
         refresh: bool = True,
     ) -> Snapshot:
-        """The cells of days ``first``…``last`` (inclusive; None: open), summed over the columns not in
-        ``keep``, with the desk's counts merged in, and the head they were computed from."""
+        """The cells of days ``first``…``last`` (inclusive; None: open) with the desk's counts merged in,
+        and the head they were computed from.
+
+        Summed in SQL per device and per the columns in ``keep`` (``staff_no``, ``item_code``, ``day``,
+        ``month``), so a query reads one row per device and key, not one per cell. Where a device changed
+        section within the period, the period is cut at that day (a device is in one section per part),
+        and each row's ``day`` is a day of its part, so grouping by section stays exact.
+        """
         if refresh:
             self.refresh()
         today = self.today()
         with self.engine.connect() as conn:
             head = self.head(conn)
-            cols = [cells.c.day, cells.c.device_id, *[cells.c[k] for k in keep]]
-            query = select(*cols, *[func.sum(cells.c[f]).label(f) for f in m.ROLLUP_FIELDS]).group_by(*cols)
-            query = _where_days(query, cells.c.day, first, last)
-            if staff is not None:
-                query = query.where(cells.c.staff_no == staff)
-            if item is not None:
-                query = query.where(cells.c.item_code == item)
-            found: m.Deltas = {}
-            for r in conn.execute(query).mappings():
-                cell = m.Cell(
-                    r["day"],
-                    r["device_id"],
-                    r["staff_no"] if "staff_no" in keep else m.NONE_KEY,
-                    r["item_code"] if "item_code" in keep else m.NONE_KEY,
-                )
-                found[cell] = m.Counts(**{f: int(r[f] or 0) for f in m.ROLLUP_FIELDS})
-            desk = m.desk_deltas(
-                (_collapse(i, keep) for i in desk_items(conn, first, last, self.deadline_of)),
-                today,
-            )
-            for cell, counts in desk.items():
-                if (staff is None or cell.staff_no == staff or "staff_no" not in keep) and (
-                    item is None or cell.item_code == item or "item_code" not in keep
-                ):
-                    found.setdefault(cell, m.Counts()).add(counts)
-            names = read_labels(conn)
             history, section_names = read_sections(conn)
-        return Snapshot(found, names, m.Sections(history), section_names, head, today)
+            sections = m.Sections(history)
+            found: m.Deltas = {}
+            for part_first, part_last in _parts(first, last, sections):
+                self._read_part(conn, found, part_first, part_last, keep, staff, item)
+            wanted = (
+                i
+                for i in desk_items(conn, first, last, self.deadline_of)
+                if (staff is None or i.cell.staff_no == staff) and (item is None or i.cell.item_code == item)
+            )
+            for cell, counts in m.desk_deltas(wanted, today).items():
+                found.setdefault(_collapse(cell, keep), m.Counts()).add(counts)
+            names = read_labels(conn)
+        return Snapshot(found, names, sections, section_names, head, today)
+
+    @staticmethod
+    def _read_part(conn, found: m.Deltas, first, last, keep, staff, item) -> None:
+        month = func.substr(cells.c.day, 1, 7)
+        by = [cells.c.device_id]
+        if "staff_no" in keep:
+            by.append(cells.c.staff_no)
+        if "item_code" in keep:
+            by.append(cells.c.item_code)
+        if "day" in keep:
+            by.append(cells.c.day)
+        elif "month" in keep:
+            by.append(month)
+        query = select(
+            *by,
+            func.min(cells.c.day).label("first_day"),
+            *[func.sum(cells.c[f]).label(f) for f in m.ROLLUP_FIELDS],
+        ).group_by(*by)
+        query = _where_days(query, cells.c.day, first, last)
+        if staff is not None:
+            query = query.where(cells.c.staff_no == staff)
+        if item is not None:
+            query = query.where(cells.c.item_code == item)
+        for r in conn.execute(query):
+            values = r._mapping
+            cell = m.Cell(
+                values["first_day"],
+                values["device_id"],
+                values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
+                values["item_code"] if "item_code" in keep else m.NONE_KEY,
+            )
+            counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
+            if cell in found:
+                found[cell].add(counts)
+            else:
+                found[cell] = counts
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -360,6 +388,12 @@ class FigureStore:
         return problems
 
 
+def _cell_order(item: tuple[m.Cell, m.Counts]) -> tuple[str, str, str, str]:
+    """Upserts in one order in every process (no deadlock between two folds on PostgreSQL)."""
+    c = item[0]
+    return c.day, c.device_id, c.staff_no, c.item_code
+
+
 def _minus(assess_time: str, hms: str) -> str:
     h, mi, s = (int(x) for x in hms.split(":"))
     moment = datetime.strptime(assess_time, "%Y-%m-%d %H:%M:%S")
@@ -382,15 +416,31 @@ def _snapshot_begin(conn) -> None:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
-def _collapse(item: m.DeskItem, keep: tuple[str, ...]) -> m.DeskItem:
-    c = item.cell
-    cell = m.Cell(
+def _collapse(c: m.Cell, keep: tuple[str, ...]) -> m.Cell:
+    return m.Cell(
         c.day,
         c.device_id,
         c.staff_no if "staff_no" in keep else m.NONE_KEY,
         c.item_code if "item_code" in keep else m.NONE_KEY,
     )
-    return m.DeskItem(cell, item.not_adopted, item.real_name, item.called_back, item.deadline, item.closed_on)
+
+
+def _parts(first: str | None, last: str | None, sections: m.Sections) -> list[tuple[str | None, str | None]]:
+    """The period cut at every day within it on which some device changed section."""
+    cuts = sorted(
+        {
+            day
+            for assigned in sections.history.values()
+            for (day, dept), (_, before) in zip(assigned[1:], assigned, strict=False)
+            if dept != before and (first is None or day > first) and (last is None or day <= last)
+        }
+    )
+    parts, start = [], first
+    for day in cuts:
+        parts.append((start, (date.fromisoformat(day) - timedelta(days=1)).isoformat()))
+        start = day
+    parts.append((start, last))
+    return parts
 
 
 def read_labels(conn) -> m.Labels:
