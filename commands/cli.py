@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core.config import ConfigError
+from hub.desk import cli_args as desk_cli
 from hub.figures import cli_args as figures_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -93,12 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--dept-code", default="", help="统一社会信用代码 of its department (deptCode in the export)"
     )
+    d.add_argument("--dept", metavar="CODE", help="the section (科室) whose 差评 the device's are")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_add")
     d = device.add_parser("v1-off", help="refuse signature version 1 from a device registered before 0.2.0")
     d.add_argument("id", metavar="ID")
     _hub_storage_args(d, under_hub=True)
     d.set_defaults(handler="hub.cli:device_v1_off")
+    desk_cli.add_parsers(hub_sub, device, _hub_storage_args)
     roster = hub_sub.add_parser("roster", help="staff rosters").add_subparsers(
         dest="roster_command", metavar="ROSTER_COMMAND", required=True
     )

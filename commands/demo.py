@@ -70,6 +70,8 @@ class TourCase:
     item_name: str
 
 
+DEMO_SECTION = "ZHSL"
+DEMO_SUPERVISOR = "demo-supervisor"
 TOUR_CASES = (
     TourCase("A012", "370211202611280101", "11370211MB0001234X", "营业执照变更登记"),
     TourCase("A013", "370211202611280102", "11370211MB0005678Y", "不动产登记（二手房转移登记）"),
@@ -143,6 +145,9 @@ class Child:
 
 class Hub:
     """A reference hub on 127.0.0.1 with its data in ``folder``; stop and start it again at will."""
+
+    console_password = ""
+    console_token = ""
 
     def __init__(self, folder: Path, admin_token: str | None = None):
         self.data = folder / "hub"
@@ -227,7 +232,11 @@ def prepare(folder: Path, hub: Hub, sim: Simulator, *, thanks_s: int) -> Path:
         photo = roster.parent / row["photo"]
         photo.parent.mkdir(parents=True, exist_ok=True)
         photo.write_bytes(draw_avatar(row["staff_no"]))
+    hub.command("dept", "add", DEMO_SECTION, "综合受理科")
     hub.add_device(DEVICE_ID, folder / "device.key")
+    hub.command("device", "dept", DEVICE_ID, DEMO_SECTION)
+    hub.console_password = hub.command("user", "add", DEMO_SUPERVISOR, "--role", "supervisor").split()[-1]
+    hub.console_token = hub.command("user", "token", DEMO_SUPERVISOR).strip()
     (folder / "hub.pub").write_text(hub.command("key", "export").strip() + "\n", encoding="ascii")
     hub.command("roster", "import", str(roster))
     template = string.Template((ASSETS / "kiosk.toml").read_text(encoding="utf-8"))
@@ -429,6 +438,31 @@ class Tour:
         print(f"    the hub holds each of the tour's {len(tour)} ratings exactly once", flush=True)
         return ratings
 
+    def desk(self) -> None:
+        """The tour's 差评 in the bureau's 台账 (GET /api/v1/manage/bad-ratings), and the console's login."""
+        self.say("The 差评 desk: the tour's bad rating in the 台账, with its working-day deadline")
+        answer = requests.get(
+            f"{self.hub.url}/api/v1/manage/bad-ratings",
+            headers={"Authorization": f"Bearer {self.hub.console_token}"},
+            timeout=10,
+        )
+        items = answer.json().get("items", []) if answer.ok else []
+        tour = {case.case_no for case in TOUR_CASES}
+        listed = [i for i in items if i["projectNo"] in tour]
+        if not listed:
+            raise DemoError(f"the tour's 差评 is not in the hub's 台账 (HTTP {answer.status_code})")
+        for i in listed:
+            print(
+                f"    #{i['id']} {i['projectNo']} satisfaction {i['satisfaction']} section {i['dept']}"
+                f" received {i['received']} deadline {i['deadline']} status {i['status']}",
+                flush=True,
+            )
+        print(
+            f"    console: {self.hub.url}/console/ (user {DEMO_SUPERVISOR}, one-time password"
+            f" {self.hub.console_password}; a new password is asked at the first login)",
+            flush=True,
+        )
+
     def free_play(self) -> None:
         """With a display: a new case whenever the window is ready, so that visitors can rate by touch."""
         from PySide6.QtCore import QTimer
@@ -487,6 +521,7 @@ def _run_window(config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, 
         try:
             tour.play()
             tour.export()
+            tour.desk()
             if errors.messages:
                 raise DemoError(
                     f"the kiosk logged {len(errors.messages)} errors: " + "; ".join(errors.messages[:3])

@@ -5,15 +5,20 @@ checks every route shares in ``hub/dependencies.py``.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from .answer_signing import AnswerSigning
 from .auth import DeviceAuthenticator
 from .config import HubConfig
 from .dependencies import BODY_READ_TIMEOUT_S, BodyReads
+from .desk.alerts import Alerts
+from .desk.settings import DeskSettings
+from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
 from .figures import web as figures_web
-from .routers import devices, operators, phone
+from .routers import console, devices, manage, operators, phone
 from .storage import HubStore
 
 # Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
@@ -29,8 +34,20 @@ def create_app(
     max_in_flight: int = devices.MAX_INGESTS_IN_FLIGHT,
     max_body_reads: int = MAX_BODY_READS,
     body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+    desk: DeskSettings | None = None,
+    alert_interval_s: float = 30.0,
+    alert_backoff_s: float = 10.0,
 ) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.alerts.start()  # only when [[alerts]] are configured
+        try:
+            yield
+        finally:
+            app.state.alerts.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="好差评 reference hub",
         version="1",
         description="Signed uploads of kiosk event logs, rosters, and the ratings export (docs/protocol.md).",
@@ -41,6 +58,12 @@ def create_app(
     app.state.device_authenticator = DeviceAuthenticator(store.device_secret, store.v1_allowed)
     app.state.ingest_slots = devices.IngestSlots(max_in_flight)
     app.state.body_reads = BodyReads(max_body_reads, body_read_timeout_s)
+    desk = desk or DeskSettings.from_config(app.state.config)
+    app.state.desk_settings = desk
+    app.state.desk = DeskStore(store.engine, desk.calendar, desk.working_days, desk.today or local_today)
+    app.state.alerts = Alerts(
+        store.engine, app.state.desk, desk, interval_s=alert_interval_s, backoff_s=alert_backoff_s
+    )
     install_error_handlers(app)
     app.add_middleware(AnswerSigning)
 
@@ -51,5 +74,7 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(phone.router)
     app.include_router(operators.router)
+    app.include_router(manage.router)
+    console.install(app)
     figures_web.install(app)
     return app

@@ -157,11 +157,30 @@ def device_add(args) -> int:
     if not re.fullmatch(r"([0-9A-Z]{18})?", args.dept_code):
         raise UsageError(f"--dept-code {args.dept_code!r}: expected 18 characters (统一社会信用代码)")
     store = _open_store(args)
+    if getattr(args, "dept", None):
+        from .desk.store import DeskError
+
+        if args.dept not in _desk_sections(store):
+            raise UsageError(f"--dept {args.dept}: no such section (kiosk hub dept add {args.dept} NAME)")
     secret, existed = store.add_device(args.id, args.area_code, args.dept_code)
+    if getattr(args, "dept", None):
+        from .desk.cli import set_device_section
+
+        try:
+            set_device_section(args)
+        except DeskError as e:
+            raise UsageError(str(e)) from None
     if existed:
         print(f"kiosk hub: device {args.id} was registered; its old secret no longer works", file=sys.stderr)
     print(secret)
     return EXIT_OK
+
+
+def _desk_sections(store: HubStore) -> dict[str, str]:
+    from .desk.calendar import WorkCalendar
+    from .desk.store import DeskStore
+
+    return DeskStore(store.engine, WorkCalendar(frozenset())).sections()
 
 
 @_run

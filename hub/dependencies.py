@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -18,6 +19,9 @@ from core.signing import Claimed
 
 from .auth import AuthError, DeviceAuthenticator, check_bearer
 from .config import HubConfig
+from .console.session import COOKIE, Session, Signer
+from .desk.roles import Principal
+from .desk.store import DeskStore
 from .errors import HubError
 from .storage import HubStore
 
@@ -140,3 +144,87 @@ def get_config(request: Request) -> HubConfig:
 
 
 Config = Annotated[HubConfig, Depends(get_config)]
+
+
+# --- the 差评 desk: users, roles and section scope (API by bearer token, console by session) -------------
+
+
+def get_desk(request: Request) -> DeskStore:
+    return request.app.state.desk
+
+
+Desk = Annotated[DeskStore, Depends(get_desk)]
+
+
+def api_user(desk: Desk, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The desk user behind ``Authorization: Bearer TOKEN`` (``kiosk hub user token NAME``); 401 otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    principal = desk.principal_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    if principal is None:
+        raise HubError(401, "unauthorized", detail="missing or wrong user token")
+    return principal
+
+
+ApiUser = Annotated[Principal, Depends(api_user)]
+
+
+def item_reader(user: ApiUser) -> Principal:
+    """A user who may read 差评 items (supervisor, or dept for its own section); 403 otherwise."""
+    if not user.sees_items():
+        raise HubError(403, "forbidden", detail=f"a {user.role} user sees no 差评 items")
+    return user
+
+
+ItemReader = Annotated[Principal, Depends(item_reader)]
+
+
+def audit_reader(user: ApiUser) -> Principal:
+    if not user.sees_audit():
+        raise HubError(403, "forbidden", detail=f"a {user.role} user may not read the audit log")
+    return user
+
+
+AuditReader = Annotated[Principal, Depends(audit_reader)]
+
+
+def scoped_dept(user: Principal, dept: str | None) -> str | None:
+    """The section filter a request may use: a dept user's own, whatever it asked; 403 for another."""
+    own = user.item_scope()
+    if own is not None and dept not in (None, own):
+        raise HubError(403, "forbidden", detail="a dept user sees only its own section")
+    return dept
+
+
+class ConsoleRedirect(Exception):
+    """Answer a console page with a redirect (to the login or the password page)."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    principal: Principal
+    session: Session
+
+
+def console_session(request: Request, desk: Desk) -> ConsoleUser:
+    """The user of a valid console session, even one that must still change its password."""
+    signer: Signer = request.app.state.console_signer
+    session = signer.read(request.cookies.get(COOKIE))
+    principal = desk.principal(session.user) if session else None
+    if session is None or principal is None:
+        raise ConsoleRedirect("/console/login")
+    return ConsoleUser(principal, session)
+
+
+def console_user(user: Annotated[ConsoleUser, Depends(console_session)]) -> ConsoleUser:
+    """The user of a valid console session that has set its own password; else to that page."""
+    if user.session.must_change:
+        raise ConsoleRedirect("/console/password")
+    return user
+
+
+SessionUser = Annotated[ConsoleUser, Depends(console_session)]
+PageUser = Annotated[ConsoleUser, Depends(console_user)]

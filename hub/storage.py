@@ -40,6 +40,7 @@ from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
 from . import migrate, signature_policy
+from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -318,6 +319,7 @@ class HubStore:
                 (rows if e["type"] == "rating" else details).append(derived)
         if rows:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
+            add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)
@@ -450,6 +452,7 @@ class HubStore:
                 if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
                     return False
                 conn.execute(insert(phone_ratings).values(**row))
+                add_phone_item(conn, row)  # the 差评 desk's 台账
         except IntegrityError:  # another hub process stored one for this token or case first
             return False
         return True

@@ -58,6 +58,11 @@ def test_offscreen_tour_delivers_every_rating_exactly_once(tmp_path):
     shots = {re.sub(r"^\d+-", "", p.stem) for p in out.glob("*.png")}
     assert {"paused", "ready", "rate", "reasons", "thanks"} <= shots
     assert "exactly once" in stdout
+    desk_line = next(line for line in stdout.splitlines() if bad.case_no in line and "deadline" in line)
+    assert re.search(r"deadline \d{4}-\d{2}-\d{2} status open", desk_line)
+    assert re.search(
+        r"console: http://127\.0\.0\.1:\d+/console/ \(user demo-supervisor, one-time password \S+", stdout
+    )
     folder = re.search(r"working in (\S+)", stdout).group(1)
     assert not Path(folder).exists(), "a successful demo cleans up after itself"
 

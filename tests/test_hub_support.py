@@ -79,6 +79,7 @@ class ThreadHub:
         precedence over the hub's own (what another hub might send)."""
         self.store = store
         app = create_app(store, admin_token, **app_options)
+        self.app_desk = app.state.desk
         if prefix or routes:
             app = Starlette(routes=[*routes, Mount(prefix, app=app)])
         if routes:

@@ -5,49 +5,68 @@ day it was closed. Read at the moment of asking (the desk's record grows after t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 
-from sqlalchemy import text
+from sqlalchemy import and_, func, select
 
+from ..desk import workflow as wf
+from ..desk.tables import actions, items
+from ..schema import phone_ratings, ratings
 from . import model as m
 
-_ITEMS = """
-SELECT i.id, i.device_id, i.assess_time, i.received,
-       COALESCE(r.staff_no, p.staff_no) AS staff_no,
-       COALESCE(r.item_code, p.item_code) AS item_code,
-       COALESCE(r.contact_sealed, p.contact_sealed) AS contact_sealed
-FROM desk_items i
-LEFT JOIN ratings r ON r.device_id = i.device_id AND r.log_id = i.log_id AND r.seq = i.seq
-LEFT JOIN phone_ratings p ON p.device_id = i.device_id AND p.nonce = i.nonce
-WHERE i.assess_time >= :first AND i.assess_time <= :last
-"""
 
+def desk_items(
+    conn, first: str | None, last: str | None, deadline_of: Callable[[date], date | None] | None
+) -> Iterator[m.DeskItem]:
+    from .store import local_day
 
-def items(conn, first: str | None, last: str | None, deadline_of=None) -> Iterator[m.DeskItem]:
-    from .store import has_table, local_day
-
-    if not has_table(conn, "desk_items"):
-        return
-    bounds = {"first": (first or "0000-00-00") + " 00:00:00", "last": (last or "9999-99-99") + " 23:59:59"}
-    rows = conn.execute(text(_ITEMS), bounds).mappings().all()
+    query = (
+        select(
+            items.c.id,
+            items.c.device_id,
+            items.c.assess_time,
+            items.c.received,
+            func.coalesce(ratings.c.staff_no, phone_ratings.c.staff_no).label("staff_no"),
+            func.coalesce(ratings.c.item_code, phone_ratings.c.item_code).label("item_code"),
+            func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).label("contact_sealed"),
+        )
+        .select_from(items)
+        .outerjoin(
+            ratings,
+            and_(
+                ratings.c.device_id == items.c.device_id,
+                ratings.c.log_id == items.c.log_id,
+                ratings.c.seq == items.c.seq,
+            ),
+        )
+        .outerjoin(
+            phone_ratings,
+            and_(phone_ratings.c.device_id == items.c.device_id, phone_ratings.c.nonce == items.c.nonce),
+        )
+    )
+    if first is not None:
+        query = query.where(items.c.assess_time >= first + " 00:00:00")
+    if last is not None:
+        query = query.where(items.c.assess_time <= last + " 23:59:59")
+    rows = conn.execute(query).mappings().all()
     if not rows:
         return
-    history: dict[int, list] = {}
-    for item_id, action, payload, status, at in conn.execute(
-        text("SELECT item_id, action, payload, status, at FROM desk_actions ORDER BY seq")
-    ).all():
+    history: dict[int, list[tuple[str, dict, str, str]]] = {}
+    acts = select(actions.c.item_id, actions.c.action, actions.c.payload, actions.c.status, actions.c.at)
+    if len(rows) <= 500:
+        acts = acts.where(actions.c.item_id.in_([r["id"] for r in rows]))
+    for item_id, action, payload, status, at in conn.execute(acts.order_by(actions.c.seq)).all():
         history.setdefault(item_id, []).append((action, json.loads(payload), status, at))
     for r in rows:
-        acts = history.get(r["id"], [])
-        status = acts[-1][2] if acts else "open"
-        closed = next((local_day(at) for a, _, _, at in acts if a == "close"), None)
-        deadline = deadline_of(date.fromisoformat(r["received"])) if deadline_of else None
+        record = history.get(r["id"], [])
+        status = record[-1][2] if record else wf.OPEN
+        closed = next((local_day(at) for a, _, _, at in record if a == wf.CLOSE), None)
         yield m.DeskItem(
             cell=m.Cell(r["assess_time"][:10], r["device_id"], r["staff_no"] or "", r["item_code"] or ""),
-            not_adopted=status == "not_adopted",
+            not_adopted=status == wf.NOT_ADOPTED,
             real_name=r["contact_sealed"] is not None,
-            called_back=any(a == "callback" and p.get("reached") is True for a, p, _, _ in acts),
-            deadline=deadline,
+            called_back=any(a == wf.CALLBACK and p.get("reached") is True for a, p, _, _ in record),
+            deadline=deadline_of(date.fromisoformat(r["received"])) if deadline_of else None,
             closed_on=date.fromisoformat(closed) if closed else None,
         )

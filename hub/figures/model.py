@@ -168,6 +168,10 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) and value else NONE_KEY
 
 
+def _seq(value: Any) -> int:
+    return value if type(value) is int else -1
+
+
 def rating_counts(satisfaction: int, *, phone: bool) -> dict[str, int]:
     good = is_satisfied(satisfaction)
     return {
@@ -228,7 +232,7 @@ def replay_log(
             if row is None:
                 _bump(deltas, Cell(day, device_id), unreadable=1)
                 continue
-            state.open_cases.pop(payload.get("case_seq"), None)
+            state.open_cases.pop(_seq(payload.get("case_seq")), None)
             cell = Cell(day, device_id, _text(row["staff_no"]), _text(row["item_code"]))
             labels.note("staff", cell.staff_no, at, row["staff_name"])
             labels.note("items", cell.item_code, at, row["item_name"])
@@ -238,7 +242,7 @@ def replay_log(
             else:
                 _bump(deltas, cell, **rating_counts(row["satisfaction"], phone=False))
         elif kind == "rating_skipped":
-            case = state.open_cases.pop(payload.get("case_seq"), None)
+            case = state.open_cases.pop(_seq(payload.get("case_seq")), None)
             if case is not None:
                 _bump(deltas, Cell(case[0], device_id, case[1], case[2]), skipped=1)
     return deltas, state, labels
@@ -293,7 +297,12 @@ def desk_deltas(items: Iterable[DeskItem], today: date, deltas: Deltas | None = 
             real_name_bad=int(item.real_name),
             called_back=int(item.real_name and item.called_back),
             response_due=int(due),
-            on_time=int(due and item.closed_on is not None and item.closed_on <= item.deadline),
+            on_time=int(
+                due
+                and item.closed_on is not None
+                and item.deadline is not None
+                and item.closed_on <= item.deadline
+            ),
         )
     return deltas
 
@@ -491,15 +500,15 @@ def bottom_keys(ranking: Sequence[tuple[str, int | None]], n: int) -> set[str]:
     ranked = [(k, r) for k, r in ranking if r is not None]
     if n <= 0 or not ranked:
         return set()
-    worst = sorted({r for _, r in ranked}, reverse=True)
-    cut_rank = None
+    worst = sorted({r for _, r in ranked if r is not None}, reverse=True)
+    cut_rank = worst[0]
     counted = 0
     for r in worst:
         counted += sum(1 for _, rr in ranked if rr == r)
         cut_rank = r
         if counted >= n:
             break
-    return {k for k, r in ranked if r >= cut_rank}
+    return {k for k, r in ranked if r is not None and r >= cut_rank}
 
 
 def rankings(

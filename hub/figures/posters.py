@@ -4,6 +4,7 @@ configured URL (the province's app page for the hall, or this hub's page), from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import segno
@@ -12,7 +13,6 @@ from sqlalchemy import select
 from ..schema import devices
 from .reports import environment, to_pdf
 from .store import FigureStore, read_labels, read_sections
-from .views import label
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def windows_for_posters(figures: FigureStore) -> list[PosterWindow]:
     """Every registered device as a window, with its current section, ordered by window number."""
     figures.refresh()  # the window numbers come from the ratings folded so far
     with figures.engine.connect() as conn:
-        ids = conn.execute(select(devices.c.id).order_by(devices.c.id)).scalars().all()
+        ids: Any = conn.execute(select(devices.c.id).order_by(devices.c.id)).scalars().all()
         names = read_labels(conn)
         history, section_names = read_sections(conn)
     out = []
@@ -56,7 +56,7 @@ def posters_html(windows: list[PosterWindow], url_template: str, hall: str) -> s
     pages = [
         {
             "window": w,
-            "title": label("window", w.window, None) if w.window.isdigit() else w.window,
+            "title": f"{w.window}号窗口" if w.window.isdigit() else w.window,
             "url": poster_url(url_template, w),
             "qr": qr_svg(poster_url(url_template, w)),
         }

@@ -53,7 +53,7 @@ def quarter_cases(figures: FigureStore, quarter: str, scope: str) -> list[Case]:
     with figures.engine.connect() as conn:
         history, _ = read_sections(conn)
         sections = m.Sections(history)
-        rows = conn.execute(
+        rows: Any = conn.execute(
             select(events.c.device_id, events.c.at, events.c.payload)
             .where(
                 (events.c.type == "case_opened") & (events.c.at >= first) & (events.c.at < _day_after(last))
@@ -93,7 +93,7 @@ def draw(
         history, _ = read_sections(conn)
         sections = m.Sections(history)
         try:
-            sample_id = conn.execute(
+            sample_id = conn.execute(  # type: ignore[index]
                 insert(samples).values(
                     quarter=quarter,
                     scope=scope,
@@ -274,7 +274,7 @@ def check_samples(figures: FigureStore) -> tuple[list[str], list[str]]:
             continue
         again = m.draw_sample(population, int(head.seed), head.size)
         with figures.engine.connect() as conn:
-            kept = sorted(
+            kept: list[str] = sorted(
                 conn.execute(
                     select(sample_cases.c.case_no).where(sample_cases.c.sample_id == head.id)
                 ).scalars()

@@ -1,28 +1,34 @@
-"""One FigureStore per hub store, wired with the desk's working-day deadline rule when the hub has one."""
+"""One FigureStore per hub store, with the desk's working-day deadline rule and its idea of today."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from ..config import HubConfig
+from ..desk.calendar import CalendarGap, WorkCalendar, deadline
+from ..desk.settings import DeskSettings
+from ..desk.store import local_today
 from ..storage import HubStore
 from .store import FigureStore
 
 
-def deadline_rule(config: HubConfig):
-    """received day -> deadline day, by the desk's calendar; None when this hub has no desk."""
-    try:
-        from ..desk.calendar import deadline, load_calendar  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    calendar = load_calendar(config.deadline.calendar_file)
-    return lambda received: _deadline_or_none(deadline, calendar, received, config.deadline.working_days)
+def deadline_rule(calendar: WorkCalendar, working_days: int) -> Callable[[date], date | None]:
+    """received day -> the 差评's deadline; None beyond the calendar (not counted, never guessed)."""
+
+    def rule(received: date) -> date | None:
+        try:
+            return deadline(calendar, received, working_days)
+        except CalendarGap:
+            return None
+
+    return rule
 
 
-def _deadline_or_none(deadline, calendar, received, days):
-    try:
-        return deadline(calendar, received, days)
-    except Exception:  # a day beyond the calendar: not counted, never guessed (the desk shows the gap)
-        return None
-
-
-def figure_store(store: HubStore, config: HubConfig) -> FigureStore:
-    return FigureStore(store.engine, deadline_of=deadline_rule(config))
+def figure_store(store: HubStore, config: HubConfig, settings: DeskSettings | None = None) -> FigureStore:
+    settings = settings or DeskSettings.from_config(config)
+    return FigureStore(
+        store.engine,
+        today=settings.today or local_today,
+        deadline_of=deadline_rule(settings.calendar, settings.working_days),
+    )

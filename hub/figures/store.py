@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, inspect, select, text
+from sqlalchemy import Engine, and_, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.events import ZERO_HASH, canonical_json
 
+from ..desk.tables import actions, device_sections
+from ..desk.tables import sections as desk_sections
 from ..schema import events, logs, phone_ratings
 from . import model as m
 from .tables import cells, folded_logs, folded_phone, labels
@@ -294,7 +296,7 @@ class FigureStore:
     @staticmethod
     def _read_part(conn, found: m.Deltas, first, last, keep, staff, item) -> None:
         month = func.substr(cells.c.day, 1, 7)
-        by = [cells.c.device_id]
+        by: list[Any] = [cells.c.device_id]
         if "staff_no" in keep:
             by.append(cells.c.staff_no)
         if "item_code" in keep:
@@ -336,9 +338,10 @@ class FigureStore:
         names = m.Labels()
         with self.engine.connect() as conn:
             _snapshot_begin(conn)
-            for device_id, log_id, upto in conn.execute(
+            folded: Any = conn.execute(
                 select(folded_logs.c.device_id, folded_logs.c.log_id, folded_logs.c.seq)
-            ).all():
+            ).all()
+            for device_id, log_id, upto in folded:
                 state = m.LogState()
                 by_phone = self._phone_cases(conn, device_id)
                 while state.seq < upto:
@@ -348,7 +351,7 @@ class FigureStore:
                     if not chunk:
                         break
                     m.replay_log(device_id, chunk, state, by_phone.__contains__, deltas, names)
-            rows = conn.execute(
+            rows: Any = conn.execute(
                 select(phone_ratings).join(
                     folded_phone,
                     and_(
@@ -435,7 +438,8 @@ def _parts(first: str | None, last: str | None, sections: m.Sections) -> list[tu
             if dept != before and (first is None or day > first) and (last is None or day <= last)
         }
     )
-    parts, start = [], first
+    parts: list[tuple[str | None, str | None]] = []
+    start = first
     for day in cuts:
         parts.append((start, (date.fromisoformat(day) - timedelta(days=1)).isoformat()))
         start = day
@@ -450,37 +454,29 @@ def read_labels(conn) -> m.Labels:
     return names
 
 
-# --- the desk's record (hub.desk), when this hub has it ------------------------------------------------
-
-
-def has_table(conn, name: str) -> bool:
-    return inspect(conn).has_table(name)
+# --- the desk's record (hub.desk) --------------------------------------------------------------------
 
 
 def read_sections(conn) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
     """Each device's section assignments as (local day, section), oldest first, and section names."""
     history: dict[str, list[tuple[str, str]]] = {}
-    names: dict[str, str] = {}
-    if not has_table(conn, "desk_device_sections"):
-        return history, names
     for device_id, dept, at in conn.execute(
-        text("SELECT device_id, dept, at FROM desk_device_sections ORDER BY id")
+        select(device_sections.c.device_id, device_sections.c.dept, device_sections.c.at).order_by(
+            device_sections.c.id
+        )
     ).all():
         history.setdefault(device_id, []).append((local_day(at), dept))
-    if has_table(conn, "desk_sections"):
-        names = dict(conn.execute(text("SELECT code, name FROM desk_sections")).all())
+    names = dict(conn.execute(select(desk_sections.c.code, desk_sections.c.name)).all())
     return history, names
 
 
 def desk_head(conn) -> tuple[int, str]:
-    if not has_table(conn, "desk_actions"):
-        return 0, ZERO_HASH
-    row = conn.execute(text("SELECT seq, hash FROM desk_actions ORDER BY seq DESC LIMIT 1")).first()
+    row = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
     return (int(row[0]), row[1]) if row else (0, ZERO_HASH)
 
 
 def desk_items(conn, first: str | None, last: str | None, deadline_of) -> Iterable[m.DeskItem]:
     """The 差评 of the desk whose rating fell on days ``first``…``last``, in their rating's cell."""
-    from . import desk
+    from .desk import desk_items as read
 
-    return desk.items(conn, first, last, deadline_of)
+    return read(conn, first, last, deadline_of)

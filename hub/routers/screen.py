@@ -34,7 +34,7 @@ STREAM_S = 600.0  # a stream ends after this; the page reconnects at once (a hub
 
 def _key(request: Request, key: str | None) -> str:
     given = key or request.cookies.get(COOKIE)
-    if not screen_key_ok(request.app.state.store.engine, given):
+    if given is None or not screen_key_ok(request.app.state.store.engine, given):
         raise HubError(401, "unauthorized", detail="missing or wrong screen key (kiosk hub screen-key)")
     return given
 

@@ -1,21 +1,23 @@
 """Figures: materialised cells with their fold cursors, labels, and the quarterly 回访 samples.
 
-Revision ID: figures_0001
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 A frozen copy of the tables as this revision made them (later changes are later revisions).
 """
 
 from alembic import op
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-revision = "figures_0001"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 frozen = MetaData()
-COUNTS = ("services", "walkin", "skipped", "rated", "phone", "good", "bad", "s1", "s2", "s3", "s4", "s5")
-COUNTS += ("duplicates", "unreadable")
+COUNTS = (
+    *("services", "walkin", "skipped", "rated", "phone", "good", "bad"),
+    *("s1", "s2", "s3", "s4", "s5", "duplicates", "unreadable"),
+)
 
 Table(
     "fig_cells",

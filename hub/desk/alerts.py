@@ -1,0 +1,296 @@
+"""Alerts of the desk (`[[alerts]]`): a 差评 arrived (bad_rating), an item is due within one working day
+(due_soon), an item is overdue (overdue, 督办), a device went offline (device_offline, called by the
+fleet's code through ``device_offline``). Sent as a generic JSON webhook, a 企业微信 group robot message
+or a 钉钉 robot message (its URL signed with the robot's secret).
+
+An alert names no phone number and no full case number (the middle is masked); it links to the item in
+the console. Each (target, event, subject) is queued once in the database; delivery is retried with
+exponential backoff and an alert that still fails is listed on the console's 设置 page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from core.events import canonical_json
+
+from ..schema import meta
+from .roles import SUPERVISOR, Principal
+from .settings import AlertTarget, DeskSettings
+from .store import DeskStore, ItemFilter
+from .tables import alert_attempts, alerts, items
+
+log = logging.getLogger("hub.alerts")
+
+EVENTS = ("bad_rating", "due_soon", "overdue", "device_offline")
+KINDS = ("webhook", "wecom", "dingtalk")
+EVENT_TITLES = {
+    "bad_rating": "新差评",
+    "due_soon": "差评即将到期",
+    "overdue": "差评已逾期（督办）",
+    "device_offline": "评价器离线",
+}
+MAX_ATTEMPTS = 8
+WATERMARK_META = "alerts_item_watermark"
+_SYSTEM = Principal("alerts", SUPERVISOR)
+
+
+def mask_case(case_no: str | None) -> str:
+    """Enough of a case number to recognise it, not enough to be one: 3702…0001."""
+    if not case_no:
+        return "未关联办件"
+    return case_no if len(case_no) <= 8 else f"{case_no[:4]}…{case_no[-4:]}"
+
+
+def target_id(target: AlertTarget) -> str:
+    return hashlib.sha256(f"{target.kind}\n{target.url}".encode()).hexdigest()[:16]
+
+
+def alert_text(event: str, fields: dict[str, Any]) -> str:
+    title = EVENT_TITLES[event]
+    if event == "device_offline":
+        return f"【{title}】设备 {fields['device']} 自 {fields['since']} 未上报。"
+    parts = [f"【{title}】{fields['dept_name']}", f"窗口 {fields['window'] or '—'}", f"办件 {fields['case']}"]
+    if fields.get("deadline"):
+        parts.append(f"办理期限 {fields['deadline']}")
+    return "，".join(parts) + f"。查看：{fields['link']}"
+
+
+def request_for(target: AlertTarget, event: str, fields: dict[str, Any], now_ms: int) -> tuple[str, dict]:
+    """(URL, JSON body) of one alert in the target's format."""
+    text = alert_text(event, fields)
+    if target.kind == "wecom":
+        return target.url, {"msgtype": "markdown", "markdown": {"content": text}}
+    if target.kind == "dingtalk":
+        url = target.url
+        if target.secret:
+            to_sign = f"{now_ms}\n{target.secret}".encode()
+            sign = base64.b64encode(hmac.new(target.secret.encode(), to_sign, hashlib.sha256).digest())
+            separator = "&" if "?" in url else "?"
+            url = f"{url}{separator}timestamp={now_ms}&sign={urllib.parse.quote_plus(sign.decode())}"
+        return url, {"msgtype": "text", "text": {"content": text}}
+    return target.url, {"event": event, "text": text, **fields}
+
+
+def delivered(response: requests.Response, target: AlertTarget) -> str | None:
+    """None if the receiver took the alert; else why not."""
+    if response.status_code >= 300:
+        return f"HTTP {response.status_code}"
+    if target.kind in ("wecom", "dingtalk"):
+        try:
+            code = response.json().get("errcode")
+        except (ValueError, AttributeError):
+            return "answer is not JSON"
+        if code != 0:
+            return f"errcode {code}"
+    return None
+
+
+class Alerts:
+    """Queues alerts and delivers them from one background thread."""
+
+    def __init__(
+        self,
+        engine,
+        desk: DeskStore,
+        settings: DeskSettings,
+        *,
+        interval_s: float = 30.0,
+        backoff_s: float = 10.0,
+    ):
+        self.engine, self.desk, self.settings = engine, desk, settings
+        self.interval_s, self.backoff_s = interval_s, backoff_s
+        self.targets = {target_id(t): t for t in settings.alerts}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- queueing ------------------------------------------------------------------------------
+
+    def _queue(self, event: str, subject: str, fields: dict[str, Any]) -> None:
+        for tid, target in self.targets.items():
+            if event not in target.events:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(alerts).values(
+                            target=tid,
+                            event=event,
+                            subject=subject,
+                            text=canonical_json(fields).decode("utf-8"),
+                            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        )
+                    )
+            except IntegrityError:
+                pass  # queued before: each alert once
+
+    def _item_fields(self, item: dict[str, Any]) -> dict[str, Any]:
+        sections = self.desk.sections()
+        base = self.settings.public_url.rstrip("/")
+        return {
+            "item": item["id"],
+            "dept": item["dept"],
+            "dept_name": sections.get(item["dept"] or "", item["dept"] or "未分配科室"),
+            "window": item["window"],
+            "case": mask_case(item["case_no"]),
+            "deadline": item["deadline"],
+            "link": f"{base}/console/items/{item['id']}",
+        }
+
+    def device_offline(self, device_id: str, since: str) -> None:
+        """The fleet's entry point: a device not heard from since ``since`` (ISO time)."""
+        self._queue("device_offline", f"device:{device_id}:{since}", {"device": device_id, "since": since})
+        self._wake.set()
+
+    def scan(self) -> None:
+        """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""
+        if not self.targets:
+            return
+        with self.engine.begin() as conn:
+            mark = conn.execute(select(meta.c.value).where(meta.c.key == WATERMARK_META)).scalar()
+            newest = conn.execute(select(func.max(items.c.id))).scalar() or 0
+            if mark is None:  # the first scan: from now on, not the backlog
+                conn.execute(insert(meta).values(key=WATERMARK_META, value=str(newest)))
+                mark = newest
+        if newest > int(mark):
+            fresh = [i for i in self._page(ItemFilter()) if i["id"] > int(mark)]
+            for item in fresh:
+                self._queue("bad_rating", f"item:{item['id']}", self._item_fields(item))
+            with self.engine.begin() as conn:
+                conn.execute(meta.update().where(meta.c.key == WATERMARK_META).values(value=str(newest)))
+        for item in self._page(ItemFilter(overdue=True)):
+            self._queue("overdue", f"item:{item['id']}", self._item_fields(item))
+        for item in self._page(ItemFilter(overdue=False)):
+            if (
+                item["status"] not in ("closed", "not_adopted")
+                and item["days_left"] is not None
+                and item["days_left"] <= 1
+            ):
+                self._queue("due_soon", f"item:{item['id']}", self._item_fields(item))
+
+    def _page(self, f: ItemFilter) -> list[dict[str, Any]]:
+        try:
+            rows, _ = self.desk.list_items(_SYSTEM, f, limit=1000)
+        except Exception as e:  # a calendar gap: the console shows it; alerts wait for the calendar
+            log.warning("alerts: %s", e)
+            return []
+        return rows
+
+    # --- delivery ------------------------------------------------------------------------------
+
+    def _pending(self) -> list[dict[str, Any]]:
+        attempts = (
+            select(
+                alert_attempts.c.alert_id,
+                func.count().label("attempts"),
+                func.max(alert_attempts.c.ok).label("ok"),
+                func.max(alert_attempts.c.at).label("last_at"),
+            )
+            .group_by(alert_attempts.c.alert_id)
+            .subquery()
+        )
+        query = select(alerts, attempts.c.attempts, attempts.c.ok, attempts.c.last_at).outerjoin(
+            attempts, attempts.c.alert_id == alerts.c.id
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(alerts.c.id)).mappings()]
+
+    def deliver(self) -> None:
+        now = time.time()
+        for a in self._pending():
+            tries = a["attempts"] or 0
+            if a["ok"] or tries >= MAX_ATTEMPTS or a["target"] not in self.targets:
+                continue
+            if (
+                tries
+                and datetime.fromisoformat(a["last_at"]).timestamp() + self.backoff_s * 2 ** (tries - 1) > now
+            ):
+                continue
+            target = self.targets[a["target"]]
+            url, body = request_for(target, a["event"], json.loads(a["text"]), int(now * 1000))
+            try:
+                response = requests.post(url, json=body, timeout=10)
+                error = delivered(response, target)
+            except requests.RequestException as e:
+                error = type(e).__name__
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(alert_attempts).values(
+                        alert_id=a["id"],
+                        at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                        ok=0 if error else 1,
+                        error=error,
+                    )
+                )
+            if error:
+                log.warning("alert %d (%s) not delivered: %s", a["id"], a["event"], error)
+
+    def status(self) -> dict[str, Any]:
+        """For the console: alerts not delivered (after at least one attempt) and how many wait."""
+        rows = self._pending()
+        failed = [
+            {
+                "event": EVENT_TITLES[a["event"]],
+                "subject": a["subject"],
+                "attempts": a["attempts"],
+                "error": self._last_error(a["id"]),
+            }
+            for a in rows
+            if a["attempts"] and not a["ok"]
+        ]
+        pending = sum(1 for a in rows if not a["attempts"])
+        return {"failed": failed, "pending": pending}
+
+    def _last_error(self, alert_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(alert_attempts.c.error)
+                .where(alert_attempts.c.alert_id == alert_id)
+                .order_by(alert_attempts.c.id.desc())
+                .limit(1)
+            ).scalar()
+
+    # --- the thread ----------------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        self.scan()
+        self.deliver()
+
+    def start(self) -> None:
+        if not self.targets or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="desk-alerts", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a database hiccup must not end the alerts for good
+                log.exception("alerts: a round failed; trying again")
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
