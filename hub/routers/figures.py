@@ -127,7 +127,9 @@ async def get_rankings(
     figures = get_figures(request)
     fc = config.figures
     today = figures.today().isoformat()
-    period = period or (today[:7] if fc.ranking_period == "month" else m.quarter_of(today))
+    period = (
+        _period(period) if period else (today[:7] if fc.ranking_period == "month" else m.quarter_of(today))
+    )
     f = scope_filters(user, dept, None, None, None)
     body = await run_in_threadpool(
         rankings_body,
@@ -157,8 +159,7 @@ async def get_report(
 ) -> Response:
     from ..figures.reports import build_report, render
 
-    if not re.fullmatch(_PERIOD[1:-1], period):
-        raise HubError(422, "bad_period", detail="a month (2026-11) or a quarter (2026Q4)")
+    _period(period)
     dept = scoped_dept(user, dept)
     if user.role == DEPT:
         dept = user.dept
@@ -248,3 +249,14 @@ async def post_call(request: Request, quarter: str, user: ApiUser, dept: Key = N
 def _quarter(quarter: str) -> None:
     if not re.fullmatch(_QUARTER[1:-1], quarter):
         raise HubError(422, "bad_quarter", detail="a quarter: 2026Q4")
+
+
+def _period(period: str) -> str:
+    """A month (2026-11) or a quarter (2026Q4) that exists; 422 otherwise."""
+    try:
+        if not re.fullmatch(_PERIOD[1:-1], period):
+            raise ValueError(period)
+        m.period_range(period)
+    except ValueError:
+        raise HubError(422, "bad_period", detail="a month (2026-11) or a quarter (2026Q4)") from None
+    return period
