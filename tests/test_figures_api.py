@@ -155,7 +155,7 @@ def test_reports_by_role(env):
     pdf = env.get("sup", "/reports/2026-11", format="pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["X-Record-Head"]
     html = env.get("da", "/reports/2026-11", format="html").text
-    assert "企业服务科政务服务“好差评”情况通报" in html and "李强" not in html
+    assert "企业服务科“好差评”情况通报" in html and "李强" not in html
     assert env.get("view", "/reports/2026-11", format="html").status_code == 403
     public = env.get("view", "/reports/2026Q4", format="html", public="true")
     assert public.status_code == 200 and "王晓燕" not in public.text

@@ -19,6 +19,8 @@ from PIL import Image
 
 from commands.cli import main
 from hub.config import FiguresConfig
+from hub.desk.calendar import WorkCalendar
+from hub.desk.store import DeskStore
 from hub.figures.posters import poster_pdf, windows_for_posters
 from hub.figures.reports import build_report, render, to_xlsx
 from hub.figures.store import FigureStore
@@ -40,8 +42,12 @@ def shots() -> Path:
 @pytest.fixture
 def hub(tmp_path):
     store = HubStore(database_url(tmp_path / "hub", None))
-    store.add_device(data.W03)
-    store.add_device(data.W05)
+    desk = DeskStore(store.engine, WorkCalendar(frozenset()))
+    desk.add_section(data.DEPT_A, "企业服务科")
+    desk.add_section(data.DEPT_B, "社会事务科")
+    for device, dept in ((data.W03, data.DEPT_A), (data.W05, data.DEPT_B)):
+        store.add_device(device)
+        desk.set_device_section(device, dept)
     store.add_phone_rating(dict(data.PHONE_C2))
     for device, events in ((data.W03, data.EVENTS_W03), (data.W05, data.EVENTS_W05)):
         store.ingest(device, events[0]["log_id"], events)
@@ -86,7 +92,7 @@ def test_the_bureau_report_as_html_pdf_and_xlsx(hub, tmp_path):
     _, figures = hub
     report = build_report(figures, FiguresConfig(min_rated=1), "2026-11")
     html = render(report, "html").decode("utf-8")
-    assert "政务服务“好差评”情况通报（2026年11月）" in html
+    assert "政务服务大厅“好差评”情况通报（2026年11月）" in html
     assert "王晓燕" in html and "<svg" in html and report.head["head"] in html
     assert report.total["services"] == 7 and report.total["rated"] == 6
     pdf = render(report, "pdf")
@@ -97,6 +103,7 @@ def test_the_bureau_report_as_html_pdf_and_xlsx(hub, tmp_path):
     assert image.size[0] > 600
     wb = load_workbook(io.BytesIO(render(report, "xlsx")))
     assert wb.sheetnames[:3] == ["概况", "按科室", "按人员"]
+    assert [c.value for c in wb["按科室"]["B"]][1:] == ["企业服务科", "社会事务科"]
     assert wb["概况"]["B4"].value == report.head["head"]
 
 

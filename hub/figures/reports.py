@@ -134,7 +134,7 @@ def build_report(
             p_last,
         )
         r = m.rates(t)
-        trend_labels.append(period_name(p).replace(p[:4] + "年", "") if "Q" not in p else p[-2:])
+        trend_labels.append(p[2:])  # 26-11, 26Q4
         satisfaction.append(r["satisfactionRate"])
         participation.append(r["participationRate"])
     trend_svg = charts.line_chart(
@@ -148,7 +148,7 @@ def build_report(
     who = dept_name or config.hall_name
     kind = "公开" if public else "通报"
     return Report(
-        title=f"{who}政务服务“好差评”情况{kind}（{period_name(period)}）",
+        title=f"{who}“好差评”情况{kind}（{period_name(period)}）",
         period=period,
         period_label=period_name(period),
         first=first,
