@@ -26,8 +26,8 @@ USERS = {
 
 
 class Env:
-    def __init__(self, tmp):
-        self.store = HubStore(database_url(tmp, None))
+    def __init__(self, tmp, url: str | None = None):
+        self.store = HubStore(url or database_url(tmp, None))
         calendar = (
             tmp / "calendar.toml"
         )  # plain weekdays: deadlines that do not depend on the package's years
