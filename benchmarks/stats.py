@@ -318,7 +318,8 @@ def main() -> None:
                 text("SELECT (SELECT count(*) FROM ratings) + (SELECT count(*) FROM phone_ratings)")
             ).scalar()
         )
-    print(f"filled {made:,} ratings ({events:,} events) in {time.perf_counter() - t:.0f} s (not measured)")
+    how = "reused" if args.reuse else f"filled in {time.perf_counter() - t:.0f} s (not measured)"
+    print(f"{made:,} ratings ({events:,} events), {how}")
     figures = FigureStore(store.engine, today=lambda: date(2026, 11, 29))
     t = time.perf_counter()
     figures.refresh()

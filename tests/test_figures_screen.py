@@ -162,3 +162,25 @@ def test_live_figures_a_rating_within_2_s_and_a_restart_survived(hall):
         expect(page.locator("#t-rated")).to_have_text("11", timeout=15000)
         assert page.inner_text("#link") == "实时"
         browser.close()
+
+
+def test_a_hall_of_60_windows_fits_the_screen(hall):
+    hub, store = hall
+    key = new_screen_key(store.engine)
+    for n in range(60):
+        device = f"XHA-W{n + 10:02d}"
+        store.add_device(device)
+        Window(store, device, f"{n + 10:02d}").serve_and_rate(5, f"K{n}")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(f"{hub.url}/screen?key={key}")
+        page.wait_for_selector("#link.ok")
+        assert page.locator("#windows .win").count() == 60
+        bottom = page.evaluate(
+            "Math.max(...[...document.querySelectorAll('#windows .win')].map(e => e.getBoundingClientRect().bottom))"
+        )
+        footer = page.evaluate("document.querySelector('footer').getBoundingClientRect().top")
+        assert bottom <= footer, (bottom, footer)  # every window above the footer: nothing clipped
+        page.screenshot(path=str(shots_folder() / "screen-60-windows-1920x1080.png"))
+        browser.close()

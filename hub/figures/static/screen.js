@@ -28,6 +28,8 @@
     text("m-satisfaction", d.month.satisfaction);
     text("updated", d.updated);
     const windows = document.getElementById("windows");
+    // More windows, smaller cards: the whole hall stays on one screen.
+    windows.className = "grid" + (d.windows.length > 24 ? " lots" : d.windows.length > 12 ? " many" : "");
     windows.replaceChildren(...d.windows.map(function (w) {
       const box = el("div", "win");
       box.append(el("div", "no", w.label), el("div", "dept", w.dept));
