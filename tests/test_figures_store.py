@@ -167,3 +167,46 @@ def test_stats_command_prints_a_table_and_json(store, tmp_path, capsys):
     assert [r["key"] for r in body["rows"]] == ["2026-11-03"] and body["total"]["services"] == 2
     assert main(["hub", "stats", "--data", data_dir, "--period", "2026-13"]) == 2
     assert "--period" in capsys.readouterr().err
+
+
+def test_two_processes_folding_at_once_fold_each_event_once(store, tmp_path):
+    """The hub and `kiosk hub stats --verify` may fold at the same moment: each on its own connection
+    (as two processes), neither counts an event twice nor fails."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    url = database_url(tmp_path / "hub", None)
+    engines = [create_engine(url, connect_args={"timeout": 30}) for _ in range(4)]
+    folders = [FigureStore(e) for e in engines]
+    errors = []
+
+    def fold_all_at_once():
+        barrier = threading.Barrier(len(folders))
+
+        def fold(f):
+            barrier.wait()
+            try:
+                f.refresh()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=fold, args=(f,)) for f in folders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+
+    store.add_phone_rating(dict(data.PHONE_C2))
+    for device, events in ((data.W03, data.EVENTS_W03), (data.W05, data.EVENTS_W05)):
+        store.ingest(device, events[0]["log_id"], events[:3])
+    fold_all_at_once()  # the first fold of each log
+    for device, events in ((data.W03, data.EVENTS_W03), (data.W05, data.EVENTS_W05)):
+        store.ingest(device, events[0]["log_id"], events[3:])
+    fold_all_at_once()  # folds that go on from a cursor
+    assert errors == []
+    body = by(FigureStore(store.engine), "day")
+    assert body["total"]["services"] == 7 and body["total"]["rated"] == 6
+    assert FigureStore(store.engine).verify() == []
+    for e in engines:
+        e.dispose()

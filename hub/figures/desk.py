@@ -45,17 +45,20 @@ def desk_items(
             and_(phone_ratings.c.device_id == items.c.device_id, phone_ratings.c.nonce == items.c.nonce),
         )
     )
+    in_period = select(items.c.id)
     if first is not None:
         query = query.where(items.c.assess_time >= first + " 00:00:00")
+        in_period = in_period.where(items.c.assess_time >= first + " 00:00:00")
     if last is not None:
         query = query.where(items.c.assess_time <= last + " 23:59:59")
+        in_period = in_period.where(items.c.assess_time <= last + " 23:59:59")
     rows = conn.execute(query).mappings().all()
     if not rows:
         return
     history: dict[int, list[tuple[str, dict, str, str]]] = {}
-    acts = select(actions.c.item_id, actions.c.action, actions.c.payload, actions.c.status, actions.c.at)
-    if len(rows) <= 500:
-        acts = acts.where(actions.c.item_id.in_([r["id"] for r in rows]))
+    acts = select(
+        actions.c.item_id, actions.c.action, actions.c.payload, actions.c.status, actions.c.at
+    ).where(actions.c.item_id.in_(in_period.scalar_subquery()))
     for item_id, action, payload, status, at in conn.execute(acts.order_by(actions.c.seq)).all():
         history.setdefault(item_id, []).append((action, json.loads(payload), status, at))
     for r in rows:

@@ -99,8 +99,12 @@ class FigureStore:
     def refresh(self) -> int:
         """Fold what arrived since the last fold; returns how many events and phone ratings it folded."""
         with self._lock, self.engine.begin() as conn:
+            # One fold at a time, also across processes (the hub and `kiosk hub stats --verify`): the
+            # cursors are read only once the lock is held, so no delta is folded twice.
             if self.engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_FOLD_LOCK})
+            else:  # a write statement takes SQLite's write lock for the transaction, even matching nothing
+                conn.execute(folded_logs.update().where(text("1 = 0")).values(seq=folded_logs.c.seq))
             deltas: m.Deltas = {}
             names = m.Labels()
             folded = self._fold_logs(conn, deltas, names) + self._fold_phone(conn, deltas, names)
