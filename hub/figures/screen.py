@@ -102,7 +102,7 @@ def _pct(v: float | None) -> str:
 class ScreenFeed:
     """The screens' figures, recomputed at most every ``min_interval_s`` when the record moved."""
 
-    def __init__(self, figures: FigureStore, hall: str, min_interval_s: float = 0.4):
+    def __init__(self, figures: FigureStore, hall: str, min_interval_s: float = 0.25):
         self.figures, self.hall, self.min_interval_s = figures, hall, min_interval_s
         self._data: dict[str, Any] | None = None
         self._at = 0.0

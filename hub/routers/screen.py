@@ -27,7 +27,7 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'",
 }
-POLL_S = 0.25  # how often a stream looks for new figures (the feed computes at most every 0.4 s)
+POLL_S = 0.1  # how often a stream looks for new figures (the feed computes at most every 0.25 s)
 BEAT_S = 10.0  # a comment-free "beat" event this often, so the page knows the line is alive
 STREAM_S = 600.0  # a stream ends after this; the page reconnects at once (a hub can always restart)
 
