@@ -1,12 +1,12 @@
 """Serial driver latency and robustness over real pseudo-terminals; prints a markdown table.
 
 Latency: bytes written on the pty master to the kiosk callback invoked, p50/p99 over N frames per device,
-next to the floor measured in the same run (the same writes read by a bare select/os.read loop, no
-pyserial, no parser) and the wire time the real 9600 baud line adds (computed). Stress: 10,000 EM4100
+next to the floor measured in the same run, frame by frame in turn with the drivers after a warm-up (the
+same writes read by a bare select/os.read loop, no pyserial, no parser) and the wire time the real 9600 baud line adds (computed). Stress: 10,000 EM4100
 frames with random noise between them, written in random chunks as fast as the pty takes them; every
 frame must arrive exactly once and in order (none lost, none invented). Target: p99 < 20 ms.
 
-    .venv/bin/python benchmarks/serial.py [--frames 1000] [--stress 10000]
+    .venv/bin/python benchmarks/serial.py [--frames 1000] [--stress 10000] [--warmup 50] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import platform
 import random
 import select
-import statistics
 import sys
 import threading
 import time
@@ -28,17 +27,15 @@ from pathlib import Path
 # This file's own name would shadow pyserial's ``serial`` package: run from the project root instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from benchmarks.measure import add_smoke_option, interleaved, percentile, ratio  # noqa: E402
 from core.config import SerialConfig  # noqa: E402
 from drivers.card import em4100_frame  # noqa: E402
 from drivers.devices import CardSwiped, Devices  # noqa: E402
 from drivers.sim import Simulator, wait_until  # noqa: E402
 
 TARGET_P99_MS = 20.0
+FLOOR = "floor"
 BITS_PER_BYTE_8N1 = 10
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
 def card_frames(count: int, first: int = 1) -> list[tuple[str, bytes]]:
@@ -57,47 +54,78 @@ def key_frames(count: int) -> list[tuple[str, bytes]]:
     ]  # never the same key twice running
 
 
-def pty_floor(frames: list[tuple[str, bytes]]) -> list[float]:
+class PtyFloor:
     """Write -> bytes readable on the other side, with nothing but select and os.read: the transport alone."""
-    with Simulator() as sim:
-        fd = os.open(sim.paths["card"], os.O_RDWR | os.O_NOCTTY)
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.fd = os.open(sim.paths["card"], os.O_RDWR | os.O_NOCTTY)
+
+    def measure(self, frame: bytes) -> float:
+        started = time.perf_counter()
+        self.sim.garbage("card", frame)
+        got = 0
+        while got < len(frame):
+            select.select([self.fd], [], [])
+            got += len(os.read(self.fd, 4096))
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class DriverProbe:
+    """Write -> on_event called, through the port thread, pyserial and the parser, for every device."""
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.arrived = threading.Event()
+        self.arrived_at = 0.0
+        config = {
+            name: SerialConfig(name=name, port=sim.paths[name]) for name in ("card", "ticket", "keypad")
+        }
+        self.devices = Devices(config, self._on_event, key_bounce_s=0.0)
+        self.devices.__enter__()
+        for name in config:
+            wait_until(lambda n=name: sim.is_open(n))
+
+    def _on_event(self, event) -> None:
+        self.arrived_at = time.perf_counter()
+        self.arrived.set()
+
+    def measure(self, name: str, frame: bytes) -> float:
+        self.arrived.clear()
+        started = time.perf_counter()
+        self.sim.garbage(name, frame)
+        if not self.arrived.wait(5):
+            raise SystemExit(f"{name}: a frame never arrived")
+        return self.arrived_at - started
+
+    def close(self) -> None:
+        self.devices.__exit__(None, None, None)
+
+
+def latencies(frames: int, warmup: int) -> dict[str, list[float]]:
+    """Floor and the three drivers, each frame alternating between them after a warm-up."""
+    total = frames + warmup
+    cards, tickets, keys = iter(card_frames(total)), iter(ticket_frames(total)), iter(key_frames(total))
+    floor_cards = iter(card_frames(total))
+    with Simulator() as floor_sim, Simulator() as driver_sim:
+        floor, probe = PtyFloor(floor_sim), DriverProbe(driver_sim)
         try:
-            latencies = []
-            for _, frame in frames:
-                started = time.perf_counter()
-                sim.garbage("card", frame)
-                got = 0
-                while got < len(frame):
-                    select.select([fd], [], [])
-                    got += len(os.read(fd, 4096))
-                latencies.append(time.perf_counter() - started)
-            return latencies
+            return interleaved(
+                {
+                    FLOOR: lambda: floor.measure(next(floor_cards)[1]),
+                    "card (em4100, 14 B)": lambda: probe.measure("card", next(cards)[1]),
+                    "ticket (JSON call, ~36 B)": lambda: probe.measure("ticket", next(tickets)[1]),
+                    "keypad (1 B)": lambda: probe.measure("keypad", next(keys)[1]),
+                },
+                rounds=frames,
+                warmup=warmup,
+            )
         finally:
-            os.close(fd)
-
-
-def driver_latency(name: str, frames: list[tuple[str, bytes]]) -> list[float]:
-    """Write -> on_event called, through the port thread, pyserial and the parser."""
-    arrived = threading.Event()
-    arrived_at = [0.0]
-
-    def on_event(event) -> None:
-        arrived_at[0] = time.perf_counter()
-        arrived.set()
-
-    with Simulator() as sim:
-        config = {name: SerialConfig(name=name, port=sim.paths[name])}
-        with Devices(config, on_event, key_bounce_s=0.0):
-            wait_until(lambda: sim.is_open(name))
-            latencies = []
-            for _, frame in frames:
-                arrived.clear()
-                started = time.perf_counter()
-                sim.garbage(name, frame)
-                if not arrived.wait(5):
-                    raise SystemExit(f"{name}: a frame never arrived")
-                latencies.append(arrived_at[0] - started)
-            return latencies
+            probe.close()
+            floor.close()
 
 
 def stress(count: int, seed: int = 7) -> dict:
@@ -167,27 +195,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000, help="frames per latency measurement")
     parser.add_argument("--stress", type=int, default=10_000, help="frames in the noisy stress run")
+    parser.add_argument("--warmup", type=int, default=50, help="frames per device before measuring")
+    add_smoke_option(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.frames, args.stress, args.warmup = 20, 300, 5
     logging.basicConfig(level=logging.ERROR)  # the stress run's noise would log a bad-frame warning
 
-    cards, tickets, keys = card_frames(args.frames), ticket_frames(args.frames), key_frames(args.frames)
-    floor = pty_floor(cards)
-    results = {
-        "card (em4100, 14 B)": driver_latency("card", cards),
-        "ticket (JSON call, ~36 B)": driver_latency("ticket", tickets),
-        "keypad (1 B)": driver_latency("keypad", keys),
-    }
+    results = latencies(args.frames, args.warmup)
+    floor = results.pop(FLOOR)
     s = stress(args.stress)
 
     print(f"Serial drivers, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}\n")
-    print("| write on the pty → … | frames | p50 ms | p99 ms | max ms |")
-    print("|---|---:|---:|---:|---:|")
-    print(row("bytes readable, bare select/read (floor, same run)", floor))
+    print(f"{args.warmup} frames of warm-up per device, then floor and drivers alternate frame by frame\n")
+    print("| write on the pty → … | frames | p50 ms | p99 ms | max ms | / floor |")
+    print("|---|---:|---:|---:|---:|---|")
+    print(row("bytes readable, bare select/read (floor, same run)", floor) + " |")
     for label, samples in results.items():
-        print(row(f"{label}: on_event called", samples))
+        print(row(f"{label}: on_event called", samples) + f" {ratio(samples, floor)} |")
     wire_ms = 14 * BITS_PER_BYTE_8N1 / 9600 * 1000
     print(
-        f"| a 14-byte frame on a real 9600 baud 8N1 wire adds (computed) | | {wire_ms:.1f} | {wire_ms:.1f} | |"
+        f"| a 14-byte frame on a real 9600 baud 8N1 wire adds (computed, not measured) | | {wire_ms:.1f} | {wire_ms:.1f} | | |"
     )
     worst_p99 = max(percentile([x * 1000 for x in v], 99) for v in results.values())
     verdict = "PASS" if worst_p99 < TARGET_P99_MS else "FAIL"
@@ -202,7 +230,8 @@ def main() -> int:
     print(
         f"| throughput | {rate / 1024:.0f} KiB/s ({rate / (9600 / BITS_PER_BYTE_8N1):.0f}× a 9600 baud line) |"
     )
-    ok = verdict == "PASS" and s["in_order"] and s["lost"] == 0 and s["invented"] == 0
+    # A smoke run's timings mean nothing on a shared CI machine; losing or inventing a frame always fails.
+    ok = (verdict == "PASS" or args.smoke) and s["in_order"] and s["lost"] == 0 and s["invented"] == 0
     return 0 if ok else 1
 
 

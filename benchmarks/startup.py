@@ -1,6 +1,6 @@
 """Kiosk start-up against a growing log: rebuilding the flow and this month's figures from the events.
 
-    python benchmarks/startup.py [--ratings 12500]
+    python benchmarks/startup.py [--ratings 12500] [--smoke]
 
 The flow's state (who is signed in, paused, the called ticket, the open case, rated case numbers) and
 the window's figures are rebuilt from the log at every start, so start-up grows with the log. This
@@ -55,7 +55,10 @@ def fill(log: EventLog, ratings: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=12_500)
+    parser.add_argument("--smoke", action="store_true", help="200 ratings: checks it runs (.ci/run)")
     args = parser.parse_args()
+    if args.smoke:
+        args.ratings = 200
     with tempfile.TemporaryDirectory() as tmp, EventLog(Path(tmp) / "kiosk.db") as log:
         fill(log, args.ratings)
         events = log.head_seq()

@@ -10,14 +10,15 @@
   signal path, touch, thanks, back to ready). Targets: < 150 MB, < 5 MB growth from 1,000 to 10,000.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui.py [--taps 300] [--swipes 40] [--cycles 10000]
+        [--warmup 20] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from PySide6.QtCore import QEvent, QObject, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from benchmarks.measure import add_smoke_option, interleaved, ratio  # noqa: E402
 from core.store import EventLog  # noqa: E402
 from drivers.card import REPEAT_HOLD_S, em4100_frame  # noqa: E402
 from drivers.devices import RateRequested  # noqa: E402
@@ -61,8 +63,7 @@ app.exec()
 """
 
 
-def percentile(samples: list[float], q: int) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
+from benchmarks.measure import percentile  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -129,17 +130,20 @@ def time_to_ready(argv: list[str], env: dict[str, str], folder: Path) -> float:
             proc.wait(timeout=30)
 
 
-def bench_start(folder: Path, runs: int) -> tuple[list[float], list[float]]:
+def bench_start(folder: Path, runs: int, warmup: int) -> tuple[list[float], list[float]]:
     config = write_config(folder, None)
     env = os.environ | {"QT_QPA_PLATFORM": "offscreen"}
-    kiosk = [
-        time_to_ready(
-            [sys.executable, "-m", "commands.cli", "run", "--windowed", "--config", str(config)], env, folder
-        )
-        for _ in range(runs)
-    ]
-    floor = [time_to_ready([sys.executable, "-c", FLOOR_SCRIPT], env, folder) for _ in range(runs)]
-    return kiosk, floor
+    kiosk = [sys.executable, "-m", "commands.cli", "run", "--windowed", "--config", str(config)]
+    floor = [sys.executable, "-c", FLOOR_SCRIPT]
+    samples = interleaved(
+        {
+            "kiosk": lambda: time_to_ready(kiosk, env, folder),
+            "floor": lambda: time_to_ready(floor, env, folder),
+        },
+        rounds=runs,
+        warmup=warmup,
+    )
+    return samples["kiosk"], samples["floor"]
 
 
 class SkippingClock:
@@ -163,41 +167,47 @@ def signed_in_window(folder: Path):
     return window, clock
 
 
-def bench_tap(app: QApplication, folder: Path, taps: int) -> tuple[list[float], list[float]]:
+def bench_tap(app: QApplication, folder: Path, taps: int, warmup: int) -> tuple[list[float], list[float]]:
+    """A tap, then the floor (what a tap cannot avoid: a durable commit and a repaint), in turn."""
     window, clock = signed_in_window(folder)
     kiosk = window.kiosk
-    thanks = PaintWatch(window.pages["thanks"])
+    thanks, ready = PaintWatch(window.pages["thanks"]), PaintWatch(window.pages["ready"])
     button = window.pages["rate"].panel.buttons[5]
-    samples = []
-    for n in range(taps):
+    cases = itertools.count()
+
+    def tap() -> float:
         kiosk.device_event.emit(
-            RateRequested(ticket=None, case_no=f"C{n}", item_code=None, item_name=None, source="queue")
+            RateRequested(
+                ticket=None, case_no=f"C{next(cases)}", item_code=None, item_name=None, source="queue"
+            )
         )
         wait_for(app, lambda: window.current_page() == "rate")
         clock.offset += DEBOUNCE_S + 0.05  # past the double-tap guard without sleeping
         painted = thanks.count
         start = time.perf_counter()
         QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-        wait_for(app, lambda p=painted: thanks.count > p)
-        samples.append((time.perf_counter() - start) * 1000)
+        wait_for(app, lambda: thanks.count > painted)
+        elapsed = (time.perf_counter() - start) * 1000
         clock.offset += 5  # thanks_s passes: back to ready on the next tick
         kiosk._tick()
-    # The floor: what a tap cannot avoid, a durable commit and a repaint.
-    floor = []
-    ready = PaintWatch(window.pages["ready"])
-    wait_for(app, lambda: window.current_page() == "ready")
+        wait_for(app, lambda: window.current_page() == "ready")
+        return elapsed
+
     with EventLog(folder / "floor.db") as log:
-        for _ in range(taps):
+
+        def floor() -> float:
             painted = ready.count
             start = time.perf_counter()
             log.append("staff_signout", {"staff_no": "S007"})
             window.pages["ready"].update()
-            wait_for(app, lambda p=painted: ready.count > p)
-            floor.append((time.perf_counter() - start) * 1000)
+            wait_for(app, lambda: ready.count > painted)
+            return (time.perf_counter() - start) * 1000
+
+        samples = interleaved({"tap": tap, "floor": floor}, rounds=taps, warmup=warmup)
     kiosk.close()
     window.allow_close()
     window.close()
-    return samples, floor
+    return samples["tap"], samples["floor"]
 
 
 def bench_swipe(app: QApplication, folder: Path, swipes: int) -> list[float]:
@@ -260,7 +270,11 @@ def main() -> int:
     parser.add_argument("--taps", type=int, default=300)
     parser.add_argument("--swipes", type=int, default=40)
     parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--warmup", type=int, default=20, help="taps (and 1 start) of each before measuring")
+    add_smoke_option(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.starts, args.taps, args.swipes, args.cycles, args.warmup = 1, 5, 2, 20, 2
     app = QApplication.instance() or QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
         root = Path(tmp)
@@ -269,33 +283,38 @@ def main() -> int:
             f.mkdir()
         # Memory first, so the other measurements' leftovers are not counted in it.
         memory = bench_memory(app, folders["memory"], args.cycles)
-        start, start_floor = bench_start(folders["start"], args.starts)
-        taps, tap_floor = bench_tap(app, folders["tap"], args.taps)
+        start, start_floor = bench_start(folders["start"], args.starts, warmup=1)
+        taps, tap_floor = bench_tap(app, folders["tap"], args.taps, args.warmup)
         swipes = bench_swipe(app, folders["swipe"], args.swipes)
     wire_ms = 14 * BITS_PER_BYTE_8N1 / 9600 * 1000
 
     def row(name, samples, floor_text):
         return f"| {name} | {len(samples)} | {percentile(samples, 50):.1f} | {percentile(samples, 99):.1f} | {floor_text} |"
 
+    print(f"start and tap alternate with their floors after a warm-up (1 start, {args.warmup} taps each)\n")
     print("| measurement | n | p50 ms | p99 ms | physical limit (same run) |")
     print("|---|---|---|---|---|")
     print(
         row(
             "process start → first page shown",
             start,
-            f"bare PySide6 process to a painted label: p50 {percentile(start_floor, 50):.1f} ms",
+            f"bare PySide6 process to a painted label: p50 {percentile(start_floor, 50):.1f} ms"
+            f" (kiosk {ratio(start, start_floor)})",
         )
     )
     print(
         row(
             "tap 非常满意 → thanks page painted",
             taps,
-            f"one fsync'd append + one repaint: p50 {percentile(tap_floor, 50):.1f}, p99 {percentile(tap_floor, 99):.1f} ms",
+            f"one fsync'd append + one repaint: p50 {percentile(tap_floor, 50):.1f}, p99 {percentile(tap_floor, 99):.1f} ms"
+            f" (tap {ratio(taps, tap_floor)})",
         )
     )
     print(
         row(
-            "serial swipe → staff page painted", swipes, f"EM4100 frame on a 9600 baud wire: {wire_ms:.1f} ms"
+            "serial swipe → staff page painted",
+            swipes,
+            f"EM4100 frame on a 9600 baud wire: {wire_ms:.1f} ms (computed, not measured: a pty has no baud rate)",
         )
     )
     print()
@@ -315,7 +334,8 @@ def main() -> int:
         + ("PASS" if growth < GROWTH_TARGET_MB else "FAIL"),
     ]
     print("\n".join(verdicts))
-    return 0 if all(v.endswith("PASS") for v in verdicts) else 1
+    # A smoke run's timings mean nothing on a shared CI machine: it checks that everything runs.
+    return 0 if args.smoke or all(v.endswith("PASS") for v in verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -118,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     _hub_storage_args(k, under_hub=True)
     k.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
     k.set_defaults(handler="hub.cli:key_export")
+    ratings = hub_sub.add_parser("ratings", help="the ratings the hub holds").add_subparsers(
+        dest="ratings_command", metavar="RATINGS_COMMAND", required=True
+    )
+    e = ratings.add_parser(
+        "export", help="print the ratings in the national field names (as GET /api/v1/ratings)"
+    )
+    e.add_argument("--from", dest="from_", metavar="DATE", help="yyyy-MM-dd or an ISO date-time")
+    e.add_argument("--to", metavar="DATE", help="yyyy-MM-dd (the whole day) or an ISO date-time")
+    e.add_argument("--format", choices=("json", "csv"), default="json")
+    _hub_storage_args(e, under_hub=True)
+    e.add_argument("--key-file", metavar="PATH", default=argparse.SUPPRESS, help=key_file_help)
+    e.set_defaults(handler="hub.export:ratings_export")
+    _hub_upstream_parsers(hub_sub)
 
     p = sub.add_parser("sim", help="simulated card reader, ticket feed and keypad on pseudo-terminals")
     p.add_argument("--config-out", metavar="PATH", help="also write a [serial.*] config fragment here")
@@ -152,6 +165,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("admin-pin", help="print the salted hash of an admin PIN for [ui] admin_pin_hash")
     p.set_defaults(handler="kiosk.adminpin:main")
     return parser
+
+
+def _hub_upstream_parsers(hub_sub) -> None:
+    """`kiosk hub upstream …`: the outbox of ratings reported to the province (docs/upstream.md)."""
+    upstream = hub_sub.add_parser("upstream", help="ratings reported to the province").add_subparsers(
+        dest="upstream_command", metavar="UPSTREAM_COMMAND", required=True
+    )
+    u = upstream.add_parser("status", help="counts by status, reconciliation per day, records waiting")
+    u.add_argument("--status", help="list the records of this status")
+    u.add_argument("--days", type=int, default=14, help="days of reconciliation to print (default 14)")
+    u.set_defaults(handler="hub.upstream.cli:status")
+    commands = [u]
+    u = upstream.add_parser("send", help="send what is due now to [upstream] and exit")
+    u.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    u.set_defaults(handler="hub.upstream.cli:send")
+    commands.append(u)
+    u = upstream.add_parser("retry", help="every failing record due now (the cause is fixed)")
+    u.set_defaults(handler="hub.upstream.cli:retry")
+    commands.append(u)
+    u = upstream.add_parser("resend", help="send a rejected record again (after fixing the cause)")
+    u.add_argument("id", type=int, metavar="ID")
+    u.add_argument("--note", default="", help="what was fixed")
+    u.set_defaults(handler="hub.upstream.cli:resend")
+    commands.append(u)
+    u = upstream.add_parser("link", help="link a record to its case number (办件编号)")
+    u.add_argument("id", type=int, metavar="ID")
+    u.add_argument("project_no", metavar="PROJECT_NO")
+    u.add_argument("--task-code", help="事项编码, when the rating lacks it")
+    u.add_argument("--task-name", help="事项名称, when the rating lacks it")
+    u.add_argument("--note", default="", help="where the case number comes from")
+    u.set_defaults(handler="hub.upstream.cli:link")
+    commands.append(u)
+    u = upstream.add_parser("not-reportable", help="mark a record not reportable, with the reason")
+    u.add_argument("id", type=int, metavar="ID")
+    u.add_argument("--reason", required=True)
+    u.set_defaults(handler="hub.upstream.cli:not_reportable")
+    commands.append(u)
+    for u in commands:
+        _hub_storage_args(u, under_hub=True)
 
 
 def _version() -> str:

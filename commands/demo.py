@@ -6,7 +6,9 @@ process and the kiosk window in this process. Without a display (or with ``--off
 tour plays: badge in, a rate request, a good rating on the keypad, a bad rating with reasons on the
 touch screen, the keypad unplugged and replugged, a hub outage and its recovery. Each step is printed
 and each page saved as a PNG; the tour ends with the hub's ratings export and exits 1 unless the hub
-holds every rating of the tour exactly once. With a display the same tour plays at a human pace, then
+holds every rating of the tour exactly once. The hub reports upward (the ``shandong`` profile) to a
+stand-in province started here, and the tour ends by showing what the province holds, exactly once
+each. With a display the same tour plays at a human pace, then
 the window stays open with a new case after each rating. Ctrl-C stops every process it started.
 
 Qt is imported only when the window is made, so ``Hub`` serves tests that have no use for a window.
@@ -23,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -43,17 +44,21 @@ from drivers.sim import Simulator
 from kiosk.flow import DEBOUNCE_S
 
 from .doctor import FAIL, check_display
+from .hubprocess import STOP_TIMEOUT_S, HubProcess, HubProcessError, kiosk_command
 
 ASSETS = Path(__file__).resolve().parent.parent / "kiosk" / "assets" / "demo"
 DEVICE_ID = "DEMO-W03"
 AREA_CODE = "370211"
+DEPT_CODE = "11370211MB0000001X"  # a made-up 统一社会信用代码 for the demo's department
+UPSTREAM_PROFILE = "shandong"  # the seed's province: the demo reports to a stand-in of its interface
+UPSTREAM_APP = "DEMO-APPMARK"
+UPSTREAM_TIMEOUT_S = 60.0
 WINDOW_SIZE = (1280, 800)
 STARTUP_TIMEOUT_S = 60.0
 STEP_TIMEOUT_S = 30.0
 # While the hub is down the agent backs off (up to 60 s, jittered); recovery may take that long.
 RECOVERY_TIMEOUT_S = 120.0
 POLL_S = 0.02
-STOP_TIMEOUT_S = 10.0
 TOUR_PACE_S = 2.5  # with a display: how long each step stays on screen
 PHOTO_SIZE = (240, 320)
 
@@ -91,17 +96,6 @@ def wait_until(
         if pump is not None:
             pump()
         time.sleep(POLL_S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kiosk_command(*args: str) -> list[str]:
-    """The command line of a ``kiosk`` subcommand run with this Python."""
-    return [sys.executable, "-m", "commands.cli", *args]
 
 
 def run_kiosk(*args: str) -> str:
@@ -149,42 +143,35 @@ class Hub:
     console_password = ""
     console_token = ""
 
-    def __init__(self, folder: Path, admin_token: str | None = None):
+    def __init__(self, folder: Path, admin_token: str | None = None, config: Path | None = None):
         self.data = folder / "hub"
         self.admin_token = admin_token or secrets.token_hex(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._child = Child(
-            "kiosk hub",
-            ["hub", "--data", str(self.data), "--port", str(self.port), "--admin-token", self.admin_token],
-            folder / "hub.log",
+        self.process = HubProcess(
+            self.data, admin_token=self.admin_token, log_path=folder / "hub.log", config=config
         )
+        self.port, self.url = self.process.port, self.process.url
 
     def command(self, *args: str) -> str:
         """``kiosk hub ARGS --data DIR`` (device add, roster import, key export)."""
         return run_kiosk("hub", *args, "--data", str(self.data))
 
     def add_device(self, device_id: str, key_file: Path) -> None:
-        secret = self.command("device", "add", device_id, "--area-code", AREA_CODE).strip()
+        secret = self.command(
+            "device", "add", device_id, "--area-code", AREA_CODE, "--dept-code", DEPT_CODE
+        ).strip()
         key_file.write_text(secret + "\n", encoding="ascii")
 
     def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=2).json().get("ok") is True
-        except (requests.RequestException, ValueError):
-            return False
+        return self.process.healthy()
 
     def start(self) -> None:
-        self._child.start()
-
-        def up() -> bool:
-            self._child.check_alive()
-            return self.healthy()
-
-        wait_until(up, STARTUP_TIMEOUT_S, f"the hub to answer on {self.url}")
+        try:
+            self.process.start(STARTUP_TIMEOUT_S)
+        except HubProcessError as e:
+            raise DemoError(str(e)) from None
 
     def stop(self) -> None:
-        self._child.stop()
+        self.process.stop()
 
     def ratings(self) -> list[dict[str, Any]]:
         """The operator's export (GET /api/v1/ratings, JSON)."""
@@ -323,6 +310,25 @@ class Tour:
         self.answers += self.sim.keypad_answers()
         return expected in self.answers
 
+    def port_states(self) -> str:
+        """This kiosk's own view of its ports, for a message when waiting on them times out."""
+        return "; ".join(
+            f"{s.name} {s.state} on {s.port}" + (f" ({s.detail})" if s.detail else "")
+            for s in self.kiosk.devices.status()
+        )
+
+    def wait_for_ports(self, *names: str) -> None:
+        """Until this kiosk reads from its ports ``names`` (all when none are named): its own port states,
+        not whether anyone holds the pseudo-terminals. A timeout says what each port is doing."""
+        wanted = set(names) or set(self.sim.paths)
+        try:
+            self.wait(
+                lambda: all(s.state == "connected" for s in self.kiosk.devices.status() if s.name in wanted),
+                f"the kiosk to open {', '.join(sorted(wanted))}",
+            )
+        except DemoError as e:
+            raise DemoError(f"{e}; the kiosk's ports: {self.port_states()}") from None
+
     def device_state(self, name: str) -> str:
         return next(s.state for s in self.kiosk.devices.status() if s.name == name)
 
@@ -345,9 +351,7 @@ class Tour:
 
     def play(self) -> None:
         self.say("The kiosk starts; nobody serves at window 03 yet")
-        self.wait(
-            lambda: all(self.sim.is_open(name) for name in self.sim.paths), "the kiosk to open its devices"
-        )
+        self.wait_for_ports()
         self.wait(lambda: self.on_page("paused"), "the paused page")
         self.screenshot("paused")
 
@@ -389,7 +393,7 @@ class Tour:
         )
         self.say("... and plugged back in (a new /dev/pts, the same stable name)")
         self.sim.replug("keypad")
-        self.wait(lambda: self.sim.is_open("keypad"), "the kiosk to reopen the keypad")
+        self.wait_for_ports("keypad")
         self.request_rating(after_replug)
         self.say(f"Ticket {after_replug.ticket}: the citizen presses 4 (满意) on the replugged keypad")
         self.sim.press(4)
@@ -482,8 +486,52 @@ class Tour:
         )
 
 
+def upstream_config(folder: Path, province_url: str, key: bytes) -> Path:
+    """The demo hub's configuration: report upward to the stand-in province."""
+    (folder / "upstream.key").write_text(key.hex() + "\n", encoding="ascii")
+    config = folder / "hub.toml"
+    config.write_text(
+        f'[upstream]\nprofile = "{UPSTREAM_PROFILE}"\nurl = "{province_url}"\n'
+        f'app = "{UPSTREAM_APP}"\nkey_file = "upstream.key"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def report_upward(hub: Hub, province: Any) -> None:
+    """Wait until the stand-in province holds each tour rating, print them as it holds them (its codes),
+    and the hub's outbox; DemoError unless each is held exactly once."""
+    print(f"==> The hub reports upward ({UPSTREAM_PROFILE} profile) to a stand-in province", flush=True)
+    tour = {case.case_no for case in TOUR_CASES}
+    wait_until(
+        lambda: tour <= {key[0] for key in province.held}, UPSTREAM_TIMEOUT_S, "the province to hold the tour"
+    )
+    columns = ("projectNo", "serviceNumber", "taskCode", "satisfaction", "pf", "evalDetail", "assessTime")
+    for row in [columns, *([str(r[c]) for c in columns] for r in province.held.values())]:
+        print("    " + "  ".join(row), flush=True)
+    summary = province.summary()
+    outbox = requests.get(
+        f"{hub.url}/api/v1/manage/upstream",
+        headers={"Authorization": f"Bearer {hub.console_token}"},
+        timeout=10,
+    ).json()["counts"]
+    print(f"    the hub's outbox: {', '.join(f'{s} {n}' for s, n in outbox.items() if n)}", flush=True)
+    if summary["held"] != len(tour) or summary.get("conflicts") or summary.get("concurrent"):
+        raise DemoError(f"the province does not hold the tour exactly once: {summary}")
+    print(f"    the province holds each of the tour's {len(tour)} ratings exactly once", flush=True)
+
+
 def run_demo(folder: Path, out: Path, *, offscreen: bool) -> int:
-    hub = Hub(folder)
+    from hub.upstream.standin import StandinProvince
+
+    key = secrets.token_bytes(32)
+    with StandinProvince(UPSTREAM_PROFILE, key=key, app=UPSTREAM_APP) as province:
+        print(f"stand-in province ({UPSTREAM_PROFILE}) at {province.url}", flush=True)
+        hub = Hub(folder, config=upstream_config(folder, province.url, key))
+        return _run_demo(folder, out, hub, province, offscreen=offscreen)
+
+
+def _run_demo(folder: Path, out: Path, hub: Hub, province: Any, *, offscreen: bool) -> int:
     with Simulator(folder / "devices") as sim:
         config = prepare(folder, hub, sim, thanks_s=1 if offscreen else 3)
         sync = Child("kiosk sync", ["sync", "--config", str(config)], folder / "sync.log")
@@ -493,13 +541,15 @@ def run_demo(folder: Path, out: Path, *, offscreen: bool) -> int:
             # The kiosk reads its roster cache at start: fill it from the hub first.
             run_kiosk("sync", "--once", "--config", str(config))
             sync.start()
-            return _run_window(config, sim, hub, sync, out, offscreen=offscreen)
+            return _run_window(config, sim, hub, sync, out, offscreen=offscreen, province=province)
         finally:
             sync.stop()
             hub.stop()
 
 
-def _run_window(config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, *, offscreen: bool) -> int:
+def _run_window(
+    config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, *, offscreen: bool, province: Any = None
+) -> int:
     from PySide6.QtWidgets import QApplication
 
     from kiosk.app import create_window
@@ -522,6 +572,8 @@ def _run_window(config: Path, sim: Simulator, hub: Hub, sync: Child, out: Path, 
             tour.play()
             tour.export()
             tour.desk()
+            if province is not None:
+                report_upward(hub, province)
             if errors.messages:
                 raise DemoError(
                     f"the kiosk logged {len(errors.messages)} errors: " + "; ".join(errors.messages[:3])

@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ import serial
 
 from core.config import Config, ConfigError, SerialConfig, load_config, read_device_secret
 from core.contact import ContactError, load_public_key
+from core.domain import CLOCK_SKEW_S
 from core.store import EventLog, StoreError
 from kiosk.fonts import find_cjk_font
 from kiosk.roster import Roster
@@ -50,8 +52,13 @@ SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long
 # event waiting this long with no report since it was written means the agent is not running.
 AGENT_SILENT = timedelta(minutes=10)
 HUB_TIMEOUT_S = 5.0
-HUB_CLOCK_SKEW_LIMIT_S = 300  # docs/protocol.md §2: the hub refuses timestamps further off than this
 FIX_CLOCK = "enable time sync: timedatectl set-ntp true (and replace the RTC battery if it keeps losing time)"
+HUB_CLOCK_WARN_S = 60  # the hub raises device_clock past this (docs/fleet.md)
+TIME_SYNC_TIMEOUT_S = 5
+FIX_REGISTRY = (
+    "on the hub, check it runs on its usual --data folder or --db URL (a hub started from another folder "
+    "has a new, empty registry: its log says NEW EMPTY DATABASE)"
+)
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,9 @@ def _running_kiosk_view(device: SerialConfig, published: dict[str, Any] | None) 
     if not mine or age > DEVICE_STATUS_STALE_S:
         return ok(name, f"{held} (no recent status from it)")
     d = mine[0]
-    counters = f"{d['frames']} frames, {d['bad_frames']} bad, {d['reconnects']} reconnects"
+    counters = ", ".join(
+        [_count(d["frames"], "frame"), f"{d['bad_frames']} bad", _count(d["reconnects"], "reconnect")]
+    )
     if d["last_frame_at"]:
         counters += f", last frame {_ago(time.time() - d['last_frame_at'])} ago"
     if d["state"] != "connected":
@@ -307,6 +316,10 @@ def _ago(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_serial(device: SerialConfig, published: dict[str, Any] | None = None) -> CheckResult:
@@ -472,18 +485,67 @@ def check_hub(config: Config, now: datetime) -> list[CheckResult]:
         _signed_roster_request(config, secret)
     except HubRefused as e:
         skew = _clock_skew_s(response, now)
-        if e.status == 401 and skew is not None and abs(skew) > HUB_CLOCK_SKEW_LIMIT_S:
+        if e.status == 401 and skew is not None and abs(skew) > CLOCK_SKEW_S:
             return [
                 *rows,
                 fail("hub signature", f"refused: this clock is {skew:+.0f} s off the hub's", FIX_CLOCK),
             ]
         fix = (
-            f"register the device (kiosk hub device add {device_id}) and copy its secret to {hub.secret_file}"
+            f"register the device (kiosk hub device add {device_id}) and copy its secret to "
+            f"{hub.secret_file}; {FIX_REGISTRY}"
         )
         return [*rows, fail("hub signature", f"device {device_id} refused: {e}", fix)]
     except HubError as e:
         return [*rows, fail("hub signature", str(e), "see the hub's log")]
-    return [*rows, ok("hub signature", f"device {device_id} accepted (signed roster request)")]
+    return [
+        *rows,
+        ok("hub signature", f"device {device_id} accepted (signed roster request)"),
+        check_hub_clock(_clock_skew_s(response, now)),
+    ]
+
+
+def check_hub_clock(skew_s: float | None) -> CheckResult:
+    """This clock against the hub's (its Date header): the hub alarms past 60 s, refuses past 300 s."""
+    if skew_s is None:
+        return skip("clock vs hub", "the hub's answer has no Date header")
+    detail = f"{skew_s:+.0f} s against the hub's clock (±1 s)"
+    if abs(skew_s) > CLOCK_SKEW_S:
+        return fail("clock vs hub", detail + ": the hub refuses this device", FIX_CLOCK)
+    if abs(skew_s) > HUB_CLOCK_WARN_S:
+        return warn("clock vs hub", detail + ": the hub raises device_clock", FIX_CLOCK)
+    return ok("clock vs hub", detail)
+
+
+def check_time_sync(run=subprocess.run) -> CheckResult:
+    """Whether the clock is kept by NTP: ``timedatectl`` (systemd-timesyncd or chrony), else ``chronyc``."""
+
+    def output(*cmd: str) -> str | None:
+        try:
+            done = run(list(cmd), capture_output=True, text=True, timeout=TIME_SYNC_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    synced = output("timedatectl", "show", "-p", "NTPSynchronized", "--value")
+    if synced is not None and synced.strip() in ("yes", "no"):
+        if synced.strip() == "yes":
+            return ok("time sync", "timedatectl: NTP synchronized")
+        return warn("time sync", "timedatectl: not NTP synchronized", FIX_CLOCK)
+    tracking = output("chronyc", "tracking")
+    if tracking is not None:
+        leap = next(
+            (line.split(":", 1)[1].strip() for line in tracking.splitlines() if line.startswith("Leap")), ""
+        )
+        if leap == "Normal":
+            return ok("time sync", "chronyc: synchronised (leap status Normal)")
+        return warn(
+            "time sync", f"chronyc: leap status {leap or 'unknown'}", "chronyc sources -v; check NTP servers"
+        )
+    return warn(
+        "time sync",
+        "neither timedatectl nor chronyc could tell whether the clock is synchronised",
+        FIX_CLOCK,
+    )
 
 
 def _signed_roster_request(config: Config, secret: bytes) -> None:
@@ -561,7 +623,12 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
     log_rows, facts = check_log(config.store_path)
     rows += [check_serial(device, facts.devices) for device in config.serial.values()]
     now = datetime.now().astimezone()
-    rows += [*log_rows, check_disk(config.store_path.parent), check_clock(now, facts.newest)]
+    rows += [
+        *log_rows,
+        check_disk(config.store_path.parent),
+        check_clock(now, facts.newest),
+        check_time_sync(),
+    ]
     if config.hub is None:
         rows.append(skip("hub", "no [hub] section: ratings stay on this terminal"))
     else:

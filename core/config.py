@@ -43,6 +43,7 @@ class HubConfig:
     url: str
     secret_file: Path
     public_key_file: Path | None = None
+    heartbeat_s: int = 60  # how often the agent reports the device's health (docs/fleet.md)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class UiConfig:
     fullscreen: bool = True
     rating_timeout_s: int = 60
     thanks_s: int = 3
+    reasons_timeout_s: int = 60
     walkin: bool = False
     walkin_interval_s: int = 30
     hide_cursor: bool = True
@@ -74,6 +76,8 @@ class Config:
     qr: QrConfig | None
     ui: UiConfig
     reasons: tuple[Reason, ...] = field(default=DEFAULT_REASONS)
+    # The keys written in the file ("ui.thanks_s", "reasons"): they win over the hub's remote settings.
+    explicit_keys: frozenset[str] = frozenset()
 
     def serial_device(self, name: str) -> SerialConfig | None:
         """The fitted device called ``name`` (card, ticket, keypad), or None when it is not fitted."""
@@ -116,7 +120,8 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path | str | None = None) -> Config:
-    path = Path(path) if path is not None else default_config_path()
+    # Absolute in every message: a technician reading a log cannot know which folder it was relative to.
+    path = Path(path if path is not None else default_config_path()).absolute()
     return parse_config(read_toml(path), path)
 
 
@@ -143,10 +148,15 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     device = DeviceConfig(
         id=device_s.get("id", str, check=pattern(DEVICE_ID_PATTERN, "1-64 characters of A-Z a-z 0-9 . _ -")),
         window=device_s.get("window", str, check=pattern(r"\S{1,16}", "a window number of 1-16 characters")),
-        hall=device_s.get("hall", str, ""),
-        area_code=device_s.get("area_code", str, "", check=pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")),
+        hall=device_s.get("hall", str, DeviceConfig.hall),
+        area_code=device_s.get(
+            "area_code", str, DeviceConfig.area_code, check=pattern(r"(\d{6,9})?", "6-9 digits (行政区划)")
+        ),
         dept_code=device_s.get(
-            "dept_code", str, "", check=pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)")
+            "dept_code",
+            str,
+            DeviceConfig.dept_code,
+            check=pattern(r"([0-9A-Z]{18})?", "18 characters (统一社会信用代码)"),
         ),
     )
     device_s.done()
@@ -169,14 +179,16 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             "port": s.get(
                 "port", str, check=lambda v: None if v.strip() else "expected a device path or URL"
             ),
-            "baudrate": s.get("baudrate", int, 9600, check=int_range(1200, 115200)),
+            "baudrate": s.get("baudrate", int, SerialConfig.baudrate, check=int_range(1200, 115200)),
         }
         if kwargs["baudrate"] not in _BAUDRATES:
             raise ConfigError(path, s.key("baudrate"), f"expected one of {_BAUDRATES}")
         if "protocol" in _SERIAL_KEYS[name]:
-            kwargs["protocol"] = s.get("protocol", str, "em4100", check=one_of("em4100", "line"))
+            kwargs["protocol"] = s.get("protocol", str, SerialConfig.protocol, check=one_of("em4100", "line"))
         if "encoding" in _SERIAL_KEYS[name]:
-            kwargs["encoding"] = s.get("encoding", str, "utf-8", check=one_of("utf-8", "gb18030"))
+            kwargs["encoding"] = s.get(
+                "encoding", str, SerialConfig.encoding, check=one_of("utf-8", "gb18030")
+            )
         s.done()
         serial[name] = SerialConfig(name=name, **kwargs)
     serial_top.done()
@@ -188,6 +200,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             url=hub_s.get("url", str, check=http_url).rstrip("/"),
             secret_file=hub_s.path_value("secret_file", "device.key"),
             public_key_file=hub_s.path_value("public_key_file", None),
+            heartbeat_s=hub_s.get("heartbeat_s", int, 60, check=int_range(5, 86400)),
         )
         hub_s.done()
     else:
@@ -196,18 +209,25 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     qr_s = Section(path, "qr", top.get("qr", dict, {}))
     default_base = f"{hub.url}/q/" if hub else None
     base_url = qr_s.get("base_url", str, default_base, check=http_url)
-    ttl_s = qr_s.get("ttl_s", int, 600, check=int_range(30, 86400))
+    ttl_s = qr_s.get("ttl_s", int, QrConfig.ttl_s, check=int_range(30, 86400))
     qr_s.done()
     qr = QrConfig(base_url=base_url, ttl_s=ttl_s) if base_url else None
 
     ui_s = Section(path, "ui", top.get("ui", dict, {}))
     ui = UiConfig(
-        fullscreen=ui_s.get("fullscreen", bool, True),
-        rating_timeout_s=ui_s.get("rating_timeout_s", int, 60, check=int_range(5, 3600)),
-        thanks_s=ui_s.get("thanks_s", int, 3, check=int_range(1, 60)),
-        walkin=ui_s.get("walkin", bool, False),
-        walkin_interval_s=ui_s.get("walkin_interval_s", int, 30, check=int_range(0, 3600)),
-        hide_cursor=ui_s.get("hide_cursor", bool, True),
+        fullscreen=ui_s.get("fullscreen", bool, UiConfig.fullscreen),
+        rating_timeout_s=ui_s.get(
+            "rating_timeout_s", int, UiConfig.rating_timeout_s, check=int_range(5, 3600)
+        ),
+        thanks_s=ui_s.get("thanks_s", int, UiConfig.thanks_s, check=int_range(1, 60)),
+        reasons_timeout_s=ui_s.get(
+            "reasons_timeout_s", int, UiConfig.reasons_timeout_s, check=int_range(10, 3600)
+        ),
+        walkin=ui_s.get("walkin", bool, UiConfig.walkin),
+        walkin_interval_s=ui_s.get(
+            "walkin_interval_s", int, UiConfig.walkin_interval_s, check=int_range(0, 3600)
+        ),
+        hide_cursor=ui_s.get("hide_cursor", bool, UiConfig.hide_cursor),
         font_path=ui_s.path_value("font_path", None),
         admin_pin_hash=ui_s.get(
             "admin_pin_hash",
@@ -252,4 +272,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         qr=qr,
         ui=ui,
         reasons=reasons,
+        explicit_keys=frozenset(
+            [f"{name}.{key}" for name, table in data.items() if isinstance(table, dict) for key in table]
+            + (["reasons"] if "reasons" in data else [])
+        ),
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-# 11-digit mainland mobile numbers; a landline is not offered on the on-screen keypad.
-PHONE_PATTERN = re.compile(r"1[3-9]\d{9}")
+# 11-digit mainland mobile numbers; a landline is not offered on the on-screen keypad. ASCII digits
+# only: \d would admit full-width and other Unicode digits, which the sealed form cannot encode.
+PHONE_PATTERN = re.compile(r"1[3-9][0-9]{9}")
 
 
 class ContactError(ValueError):
@@ -33,6 +34,15 @@ def mask_phone(phone: str) -> str:
     if len(phone) <= 7:
         return phone[:3] + "*" * (len(phone) - 3)
     return phone[:3] + "****" + phone[7:]
+
+
+def mask_case_no(case_no: str) -> str:
+    """3702**********0012, CA****30: enough of a case number to recognise one's own case, not enough to
+    read someone else's off a screen. The kiosk's rate page and the hub's phone page both show this."""
+    if len(case_no) <= 4:
+        return "*" * len(case_no)
+    keep = 4 if len(case_no) >= 12 else 2
+    return case_no[:keep] + "*" * (len(case_no) - 2 * keep) + case_no[-keep:]
 
 
 def load_public_key(path: Path) -> PublicKey:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How far a device's clock may be from the hub's: the hub refuses a request signature older or newer
+# than this (docs/protocol.md §2), a QR token issued this far in the verifier's future is still good, and
+# `kiosk doctor` blames the clock for a refused signature beyond it.
+CLOCK_SKEW_S = 300
+
 # Internal satisfaction code -> the exact words of 第五条.
 LEVELS: dict[int, str] = {
     5: "非常满意",

@@ -18,13 +18,13 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .domain import CLOCK_SKEW_S  # a token issued this far in the future is still good
+
 VERSION = 1
 NONCE_BYTES = 8
 MAC_BYTES = 32
 # Longest text field in UTF-8 bytes (21 Chinese characters, 64 ASCII): keeps the code scannable.
 MAX_FIELD_BYTES = 64
-# A token issued this far in the verifier's future is still accepted: the clocks may differ a little.
-CLOCK_SKEW_S = 300
 # Signed together with the token so the MAC can never double as a hub request signature.
 MAC_CONTEXT = b"kiosk-qr-token\n"
 
@@ -37,11 +37,15 @@ MAX_TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(_HEADER.size + 5 * (1 + MAX
 
 
 class TokenError(ValueError):
-    """A token that is not to be trusted; ``reason`` is one of the codes in docs/protocol.md §5."""
+    """A token that is not to be trusted; ``reason`` is one of the codes in docs/protocol.md §5.
 
-    def __init__(self, reason: str, message: str):
+    Only an ``expired`` token, genuine but late, also carries its ``claims``: the hub still tells the
+    holder of a used code that their rating is stored."""
+
+    def __init__(self, reason: str, message: str, claims: TokenClaims | None = None):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.claims = claims
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,7 @@ def verify_token(token: str, secret_for: Callable[[str], bytes | None], now: int
         raise TokenError("bad_signature", "signature does not match")
     if issued_at > now + CLOCK_SKEW_S:
         raise TokenError("not_yet_valid", f"issued at {issued_at}, now {now}")
-    if now >= expires_at:
-        raise TokenError("expired", f"expired at {expires_at}, now {now}")
-    return TokenClaims(
+    claims = TokenClaims(
         device_id=device_id,
         window=window,
         staff_no=fields["staff_no"],
@@ -140,6 +142,9 @@ def verify_token(token: str, secret_for: Callable[[str], bytes | None], now: int
         expires_at=expires_at,
         nonce=nonce.hex(),
     )
+    if now >= expires_at:
+        raise TokenError("expired", f"expired at {expires_at}, now {now}", claims)
+    return claims
 
 
 def _mac(secret: bytes, body: bytes) -> bytes:

@@ -24,11 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .domain import CLOCK_SKEW_S
+
 DEVICE_HEADER = "X-Kiosk-Device"
 TIMESTAMP_HEADER = "X-Kiosk-Timestamp"
 SIGNATURE_HEADER = "X-Kiosk-Signature"
 ANSWER_SIGNATURE_HEADER = "X-Kiosk-Answer-Signature"
-MAX_SKEW_S = 300
+MAX_SKEW_S = CLOCK_SKEW_S  # core.domain: the one figure for device clocks
 V2 = "v2="
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -95,6 +95,8 @@ class Section:
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
+            if not self.name and isinstance(self.data[unknown[0]], dict):  # [hubb]: a section, not a key
+                raise ConfigError(self.path, f"[{unknown[0]}]", "unknown section")
             raise ConfigError(self.path, self.key(unknown[0]), "unknown key")
 
 

@@ -15,14 +15,15 @@ import json
 import unicodedata
 from typing import Any, Literal, overload
 
+from core.qrtoken import MAX_FIELD_BYTES as QR_FIELD_BYTES
+
 from .events import BadFrame, Outcome, RateRequested, TicketCalled, WindowPaused, WindowResumed
 from .framing import LineProtocol
 
 ENCODINGS = ("utf-8", "gb18030")
 # Field -> longest accepted value in UTF-8 bytes. Codes and numbers are single words; names may have
-# spaces. case_no and item_code: the QR token's field size (core.qrtoken.MAX_FIELD_BYTES; drivers may not
-# import it, a test checks they agree). item_name is not in the token: 200 Chinese characters.
-QR_FIELD_BYTES = 64
+# spaces. case_no and item_code: the QR token's field size. item_name is not in the token: 200 Chinese
+# characters.
 _WORD_FIELDS = {"ticket": 32, "case_no": QR_FIELD_BYTES, "item_code": QR_FIELD_BYTES}
 _TEXT_FIELDS = {"item_name": 600}
 

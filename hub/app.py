@@ -18,7 +18,7 @@ from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
 from .figures import web as figures_web
-from .routers import console, devices, manage, operators, phone
+from .routers import console, console_upstream, devices, fleet, manage, operators, phone, upstream
 from .storage import HubStore
 
 # Bodies read at once over all routes: enough for every kiosk of a hall at once, few enough that stalled
@@ -37,6 +37,7 @@ def create_app(
     desk: DeskSettings | None = None,
     alert_interval_s: float = 30.0,
     alert_backoff_s: float = 10.0,
+    fleet_sweep_s: float | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -75,6 +76,9 @@ def create_app(
     app.include_router(phone.router)
     app.include_router(operators.router)
     app.include_router(manage.router)
+    app.include_router(upstream.router)
+    app.include_router(console_upstream.router)
     console.install(app)
+    fleet.install(app, sweep_s=fleet_sweep_s)
     figures_web.install(app)
     return app

@@ -7,37 +7,29 @@ contact key is in ``--key-file PATH``, default contact.key in the data folder. B
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
 import sys
 from pathlib import Path
-from typing import cast
 
 import uvicorn
 from nacl.public import PrivateKey
-from PIL import Image, UnidentifiedImageError
-from sqlalchemy import String
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from core import roster as core_roster
 from core.config import DEVICE_ID_PATTERN
-from core.photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
-from .config import HubConfig, load_hub_config
+from .config import HubConfig, load_hub_config, upstream_target
 from .keys import KeyFileError, key_file_path
-from .schema import ALL_DEVICES, roster_staff
+from .schema import ALL_DEVICES
 from .storage import HubStore, StaffEntry, database_url
 
 log = logging.getLogger("hub")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-ROSTER_REQUIRED_COLUMNS = ("card", "staff_no", "name")
-ROSTER_COLUMNS = (*ROSTER_REQUIRED_COLUMNS, "title", "photo")
-MAX_CARD_CHARS: int = cast(String, roster_staff.c.card.type).length or 0
 DATABASE_ENV = "KIOSK_HUB_DB"
 
 
@@ -126,9 +118,12 @@ def serve(args) -> int:
         port,
         store.engine.url.render_as_string(),
     )
+    app = create_app(store, token, config=config)
+    sender = _upstream_sender(store, config)
+    app.state.upstream_sender = sender
     server = NotifyingServer(
         uvicorn.Config(
-            create_app(store, token, config=config),
+            app,
             host=host,
             port=port,
             access_log=False,
@@ -137,14 +132,28 @@ def serve(args) -> int:
         )
     )
     try:
+        if sender is not None:
+            sender.start()
         server.run()
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
         pass
     finally:
+        if sender is not None:
+            sender.stop()
         store.close()
     if not server.started:
         raise HubFailure(f"could not listen on {host}:{port}")
     return EXIT_OK
+
+
+def _upstream_sender(store: HubStore, config: HubConfig):
+    """The background sender of ratings to [upstream], or None without that section."""
+    if config.upstream is None:
+        log.info("no [upstream] in the configuration: nothing is reported upward")
+        return None
+    from .upstream.sender import Sender
+
+    return Sender(store.engine, upstream_target(config.upstream, config.path))
 
 
 @_run
@@ -213,76 +222,12 @@ def key_export(args) -> int:
 
 
 def read_roster_csv(path: Path) -> list[StaffEntry]:
-    """The staff of a roster CSV (card,staff_no,name,title,photo); photo paths are relative to the file."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
-    text = _csv_text(path, data)
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = [c for c in ROSTER_REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in ROSTER_COLUMNS]
-    if missing or unknown:
-        raise UsageError(
-            f"{path}: header must be {','.join(ROSTER_COLUMNS)} (missing {missing}, unknown {unknown})"
-        )
-    staff: list[StaffEntry] = []
-    cards: set[str] = set()
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
-        values = {c: (row.get(c) or "").strip() for c in ROSTER_COLUMNS}
-        if not all(values[c] for c in ROSTER_REQUIRED_COLUMNS):
-            raise UsageError(f"{where}: card, staff_no and name are required")
-        if len(values["card"]) > MAX_CARD_CHARS:
-            raise UsageError(f"{where}: card has at most {MAX_CARD_CHARS} characters")
-        if any("\x00" in v for v in values.values()):  # PostgreSQL text cannot hold it
-            raise UsageError(f"{where}: a NUL character in the row")
-        if values["card"] in cards:
-            raise UsageError(f"{where}: card {values['card']} appears twice")
-        cards.add(values["card"])
-        photo, media_type = (
-            _read_photo(path.parent / values["photo"], where) if values["photo"] else (None, None)
-        )
-        staff.append(
-            StaffEntry(values["card"], values["staff_no"], values["name"], values["title"], photo, media_type)
-        )
-    return staff
-
-
-def _csv_text(path: Path, data: bytes) -> str:
-    """UTF-8 (an Excel BOM is fine) first, else GB18030: Excel on a Chinese Windows saves "CSV" as GBK,
-    which GB18030 contains (the rule of the kiosk's local roster). Bytes neither reads stop the import."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path}: neither UTF-8 nor GB18030 text (byte {e.start})") from None
-
-
-def _read_photo(path: Path, where: str) -> tuple[bytes, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{where}: photo {path}: {e.strerror}") from None
-    if len(data) > MAX_PHOTO_BYTES:
-        raise UsageError(f"{where}: photo {path} is over {MAX_PHOTO_BYTES // 1024} KB")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if max(width, height) > MAX_PHOTO_SIDE_PX:
-                raise UsageError(
-                    f"{where}: photo {path} is {width}x{height} pixels, at most {MAX_PHOTO_SIDE_PX} a side"
-                )
-            image.verify()
-            media_type = Image.MIME.get(image.format or "", "application/octet-stream")
-    except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
-        raise UsageError(
-            f"{where}: photo {path} has too many pixels, at most {MAX_PHOTO_SIDE_PX} a side"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise UsageError(f"{where}: photo {path} is not an image") from None
-    return data, media_type
+    """The staff of a roster CSV, by the one rule of core.roster; any problem refuses the whole file."""
+    roster_file = core_roster.read_roster_csv(path)
+    if roster_file.problems:
+        more = len(roster_file.problems) - 1
+        raise UsageError(roster_file.problems[0] + (f" (and {more} more problems)" if more else ""))
+    return [
+        StaffEntry(row.card, row.staff_no, row.name, row.title, row.photo, row.photo_type)
+        for row in roster_file.rows
+    ]

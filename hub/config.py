@@ -15,6 +15,8 @@ from pathlib import Path
 
 from core.tomlconfig import ConfigError, Section, http_url, int_range, one_of, read_toml
 
+from .upstream.signing import ALGORITHMS as SIGNATURES
+
 DEFAULT_PATH = Path("/etc/kiosk/hub.toml")
 CONFIG_ENV = "KIOSK_HUB_CONFIG"
 DEFAULT_PORT = 8700
@@ -28,6 +30,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     public_url: str | None = None  # what phones and devices reach, behind the proxy
+    hall: str = ""  # the service hall's name: the phone rating page says who is asking
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class UpstreamConfig:
     url: str
     app: str
     key_file: Path
+    signature: str | None = None  # hmac-sha256 | sm2-sm3; None: the profile's own
+    timeout_s: float = 10.0  # one request to the province, at most
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ def parse_hub_config(data: dict, path: Path) -> HubConfig:
         host=s.get("host", str, "127.0.0.1", check=lambda v: None if v.strip() else "expected an address"),
         port=s.get("port", int, DEFAULT_PORT, check=int_range(1, 65535)),
         public_url=s.get("public_url", str, None, check=http_url),
+        hall=s.get("hall", str, ""),
     )
     s.done()
 
@@ -134,8 +140,18 @@ def parse_hub_config(data: dict, path: Path) -> HubConfig:
             url=u.get("url", str, check=http_url),
             app=u.get("app", str, check=lambda v: None if v.strip() else "expected the app id (appMark)"),
             key_file=u.path_value("key_file"),
+            signature=u.get("signature", str, None, check=one_of(*SIGNATURES)),
+            timeout_s=float(
+                u.get(
+                    "timeout_s",
+                    (int, float),
+                    10.0,
+                    check=lambda v: None if 1 <= v <= 120 else "expected 1 to 120",
+                )
+            ),
         )
         u.done()
+        upstream_target(upstream, path)  # the key file read and checked now: exit 2 at start, not later
     else:
         top.seen.add("upstream")
 
@@ -205,3 +221,18 @@ def _optional_path(section: Section, key: str) -> Path | None:
         section.seen.add(key)
         return None
     return section.path_value(key, None)
+
+
+def upstream_target(upstream: UpstreamConfig, path: Path | None):
+    """The sender's target for ``[upstream]`` (key read, signer made); ConfigError naming the key."""
+    from .upstream.target import make_target
+
+    return make_target(
+        path or Path("hub.toml"),
+        upstream.profile,
+        upstream.url,
+        upstream.app,
+        upstream.key_file,
+        upstream.signature,
+        upstream.timeout_s,
+    )

@@ -52,7 +52,16 @@ def request_target(request: Request) -> str:
 
 def _refuse(request: Request, e: AuthError) -> HubError:
     device = (e.device_id or "-")[:64].encode("ascii", "backslashreplace").decode("ascii")
-    log.warning("device %r refused: %s (%s %s)", device, e, request.method, request.url.path[:200])
+    # The database named too: a hub started on another data folder knows none of the devices registered
+    # on the first (its log also said NEW EMPTY DATABASE when it made that one).
+    log.warning(
+        "device %r refused: %s (%s %s); registered devices are in %s",
+        device,
+        e,
+        request.method,
+        request.url.path[:200],
+        request.app.state.store.location,
+    )
     return UNAUTHORIZED
 
 

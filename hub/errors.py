@@ -3,14 +3,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .qrpage import PAGE_HEADERS, PageError, message_page
+from .qrpage import METHOD_NOT_ALLOWED, NOT_FOUND, PAGE_HEADERS, SERVER_ERROR, PageError, message_page
+
+
+def _phone_page(request: Request) -> bool:
+    """A request under /q/: a citizen's phone, which gets a Chinese page rather than JSON."""
+    path = request.url.path
+    return path == "/q" or path.startswith("/q/")
+
+
+def _page_answer(exc: PageError, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(
+        message_page(exc.title, exc.text), status_code=exc.status, headers={**PAGE_HEADERS, **(headers or {})}
+    )
 
 
 class HubError(Exception):
@@ -34,8 +47,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def page_error(_request: Request, exc: PageError) -> HTMLResponse:
-        return HTMLResponse(message_page(exc.title, exc.text), status_code=exc.status, headers=PAGE_HEADERS)
+        return _page_answer(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse | HTMLResponse:
+        if _phone_page(request):
+            page = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code)
+            title, text = (page.title, page.text) if page else ("无法处理此请求", NOT_FOUND.text)
+            return _page_answer(PageError(exc.status_code, title, text), exc.headers)
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> HTMLResponse | PlainTextResponse:
+        # Starlette logs the exception and its traceback after this answer; nothing personal is in it.
+        if _phone_page(request):
+            return _page_answer(SERVER_ERROR)
+        return PlainTextResponse("Internal Server Error", status_code=500)

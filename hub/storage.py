@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -39,7 +40,11 @@ from sqlalchemy.exc import IntegrityError
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
-from . import migrate, signature_policy
+from . import (
+    fleet_schema,  # noqa: F401  (the fleet's tables join the metadata)
+    migrate,
+    signature_policy,
+)
 from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
@@ -55,6 +60,7 @@ from .schema import (
     roster_staff,
     rosters,
 )
+from .upstream import outbox as upstream_outbox
 
 log = logging.getLogger("hub")
 
@@ -144,12 +150,27 @@ class HubStore:
             database = self.engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 _private_sqlite_file(Path(database))
+        self.created = not inspect(self.engine).has_table("devices")
         migrate.upgrade(self.engine)
+        if self.created:
+            # Loud: a hub started from another folder than usual gets a new, empty registry, refuses every
+            # device, and `kiosk hub device add` there registers them in the wrong database.
+            log.warning(
+                "NEW EMPTY DATABASE created at %s: no devices are registered in it. If this hub ran before, "
+                "it was started with another --data folder or --db URL (the default ./hub-data is relative "
+                "to the current folder); stop it and start it on the usual one.",
+                self.location,
+            )
         # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
         # PostgreSQL row locks cover other processes.
         self._ingest_lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
+
+    @property
+    def location(self) -> str:
+        """Where this store lives, for messages: the database URL without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -320,6 +341,7 @@ class HubStore:
         if rows:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
             add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
+            upstream_outbox.enqueue_window(conn, device_id, log_id, rows)  # reported upward exactly once
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)
@@ -330,6 +352,7 @@ class HubStore:
                 )
                 .values(**changes)
             )
+        upstream_outbox.details_arrived(conn, device_id, log_id, [seq for seq, _ in details])
 
     def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:
         """Every stored event of one log in seq order, as the kiosk wrote it (for audits and tests)."""
@@ -445,6 +468,14 @@ class HubStore:
         with self.engine.connect() as conn:
             return _already_rated(conn, device_id, nonce, case_no)
 
+    def token_rated(self, device_id: str, nonce: str) -> bool:
+        """Whether a phone rating was stored with this very token: its holder has rated."""
+        query = select(phone_ratings.c.nonce).where(
+            (phone_ratings.c.device_id == device_id) & (phone_ratings.c.nonce == nonce)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def add_phone_rating(self, row: dict[str, Any]) -> bool:
         """Store one phone rating durably; False, storing nothing, when 一次一评 forbids it."""
         try:
@@ -453,6 +484,7 @@ class HubStore:
                     return False
                 conn.execute(insert(phone_ratings).values(**row))
                 add_phone_item(conn, row)  # the 差评 desk's 台账
+                upstream_outbox.enqueue_phone(conn, row)  # reported upward exactly once
         except IntegrityError:  # another hub process stored one for this token or case first
             return False
         return True

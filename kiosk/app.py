@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QApplication
 
 from core import __version__, contact, qrtoken, systemd
 from core.config import Config, ConfigError, default_config_path, file_stamp, load_config, read_device_secret
+from core.lock import hold_lock, lock_path
 from core.store import EventLog, StoreError
 from drivers.devices import (
     CardSwiped,
@@ -51,6 +52,7 @@ from drivers.devices import (
 from . import adminpin
 from .flow import HISTORY_TYPES, Flow
 from .fonts import find_cjk_font
+from .remote import RemoteSettings
 from .roster import Roster
 from .stats import WindowStats
 from .ui.pages import Station
@@ -62,7 +64,7 @@ EXIT_RESTART = 3  # the admin panel's 重启程序: non-zero, so systemd restart
 TICK_MS = 200  # timeouts, countdowns and the clock follow within this
 DEVICE_STATUS_MS = 10_000  # how often the serial devices' state is published for `kiosk doctor`
 ROSTER_CHECK_MS = 2000  # how often the roster cache and file are looked at for a change
-REASONS_TIMEOUT_S = 60
+IDLE_PAGES = ("paused", "ready")  # where remote settings may change what the window does
 QR_RENEW_MARGIN_S = 10  # a new code this long before the shown one expires, so no scan lands on a dead one
 WINDOWED_SIZE = (1280, 800)
 DEVICE_STATES = {"connected": "已连接", "waiting": "未连接（重试中）", "error": "故障"}
@@ -189,9 +191,13 @@ class Kiosk(QObject):
         *,
         public_key: PublicKey | None,
         secret: bytes | None,
+        remote: RemoteSettings | None = None,
     ):
+        """``remote``: the hub's settings as already laid over ``config`` (None: none applied yet)."""
         super().__init__(window)
         self.config = config
+        self.remote = remote or RemoteSettings(config, event_log)
+        self.started_at = time.time()
         self.window = window
         self.log = event_log
         self.public_key = public_key
@@ -215,7 +221,7 @@ class Kiosk(QObject):
             window=config.device.window,
             rating_timeout_s=config.ui.rating_timeout_s,
             thanks_s=config.ui.thanks_s,
-            reasons_timeout_s=REASONS_TIMEOUT_S,
+            reasons_timeout_s=config.ui.reasons_timeout_s,
             walkin=config.ui.walkin,
             walkin_interval_s=config.ui.walkin_interval_s,
             now=self.clock(),
@@ -244,6 +250,7 @@ class Kiosk(QObject):
         self.roster_timer = QTimer(self)
         self.roster_timer.setInterval(ROSTER_CHECK_MS)
         self.roster_timer.timeout.connect(self._check_roster)
+        self.roster_timer.timeout.connect(self._check_settings)
         self.watchdog = QTimer(self)
         interval = systemd.watchdog_interval_s()
         if interval:
@@ -258,8 +265,8 @@ class Kiosk(QObject):
         self.devices.start()
         self.timer.start()
         self.roster_timer.start()
-        if self.devices.status():
-            self.status_timer.start()
+        self.status_timer.start()  # also without serial devices: the page and settings for the heartbeat
+        self._publish_device_status()
         if self.watchdog.interval() > 0:
             self.watchdog.start()
 
@@ -286,9 +293,41 @@ class Kiosk(QObject):
         """The devices' state and counters, where `kiosk doctor` (another process) reads them."""
         statuses = [dataclasses.asdict(s) for s in self.devices.status()]
         try:
-            self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
+            if statuses:
+                self.log.set_state("devices", {"devices": statuses, "updated_at": time.time()})
+            self.remote.publish(self.flow.view.page, self.started_at)
         except sqlite3.Error as e:
             log.warning("device status not published: %s", e)
+
+    def _check_settings(self) -> None:
+        """Remote settings the agent cached, applied at an idle page (nobody is rating): never in the
+        middle of a citizen's rating, and without a restart."""
+        if self.flow.view.page not in IDLE_PAGES:
+            return
+        try:
+            cached = self.remote.newer()
+        except sqlite3.Error as e:
+            log.warning("settings not checked: %s", e)
+            return
+        if cached is None:
+            return
+        config = self.remote.take(cached)
+        if config is not None:
+            self._apply_config(config)
+        self._publish_device_status()
+
+    def _apply_config(self, config: Config) -> None:
+        self.config = config
+        ui = config.ui
+        self.flow.configure(
+            rating_timeout_s=ui.rating_timeout_s,
+            thanks_s=ui.thanks_s,
+            reasons_timeout_s=ui.reasons_timeout_s,
+            walkin=ui.walkin,
+        )
+        self.window.set_station(station_for(config, self.public_key))
+        self._qr_case = None  # a new QR lifetime holds from the next code
+        self._render()
 
     def _check_roster(self) -> None:
         """Swap in a roster read on the loader thread; start a read when the roster may have changed."""
@@ -483,6 +522,12 @@ class Kiosk(QObject):
             rows.append(("最近同步", f"{result} · 上次成功 {last}" + (f" · {problem}" if problem else "")))
         else:
             rows.append(("最近同步", "同步程序尚未运行"))
+        remote = self.remote
+        if remote.error:
+            rows.append(("远程设置", remote.error))
+        else:
+            kept = f" · 本机配置优先：{'，'.join(remote.local)}" if remote.local else ""
+            rows.append(("远程设置", (f"版本 {remote.version}" if remote.version else "未收到") + kept))
         rows.append(("IP 地址", "，".join(ip_addresses()) or "无网络"))
         rows.append(("二维码", "已启用" if self.secret else "未启用（无设备密钥或 [qr] 配置）"))
         return rows
@@ -496,7 +541,7 @@ def station_for(config: Config, public_key: PublicKey | None) -> Station:
         reasons=config.reasons,
         contact=public_key is not None,
         rating_timeout_s=config.ui.rating_timeout_s,
-        reasons_timeout_s=REASONS_TIMEOUT_S,
+        reasons_timeout_s=config.ui.reasons_timeout_s,
     )
 
 
@@ -508,13 +553,17 @@ def create_window(config_path: Path | str) -> MainWindow:
 def _window_for(config: Config) -> MainWindow:
     install_cjk_font(config)
     public_key = read_public_key(config)
+    event_log = EventLog(config.store_path)
+    remote = RemoteSettings(config, event_log)
+    cached = remote.newer()
+    if cached is not None:  # the hub's settings from the start, before the first page
+        config = remote.take(cached) or config
     station = station_for(config, public_key)
     pin_hash = config.ui.admin_pin_hash
-    event_log = EventLog(config.store_path)
     window = MainWindow(
         station, check_pin=(lambda pin: adminpin.verify_pin(pin, pin_hash)) if pin_hash else None
     )
-    kiosk = Kiosk(config, window, event_log, public_key=public_key, secret=read_secret(config))
+    kiosk = Kiosk(config, window, event_log, public_key=public_key, secret=read_secret(config), remote=remote)
     window.admin.set_facts(kiosk.admin_facts)
     window.kiosk = kiosk
     if config.ui.hide_cursor:
@@ -526,15 +575,20 @@ def _window_for(config: Config) -> MainWindow:
 def _hold_single_instance(config: Config) -> int | None:
     """An open descriptor locking this kiosk's log for the process's lifetime; None when another kiosk
     holds it. Two evaluators on one log would each close the other's cases."""
-    lock_path = config.store_path.with_name(config.store_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    return hold_lock(lock_path(config.store_path))
+
+
+def display_problem(env: dict[str, str] | os._Environ) -> str | None:
+    """Why Qt could open no screen here, before Qt tries (it would abort with a misleading message about
+    xcb-cursor0); None when a display is set or the platform needs none (eglfs, linuxfb, offscreen…)."""
+    platform = (env.get("QT_QPA_PLATFORM") or "").split(":")[0]
+    if not platform and (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
         return None
-    return fd
+    if platform in ("", "xcb") and not env.get("DISPLAY"):
+        return f"no display: DISPLAY is not set (Qt platform {platform or 'xcb, the default'})"
+    if platform.startswith("wayland") and not env.get("WAYLAND_DISPLAY"):
+        return f"no display: WAYLAND_DISPLAY is not set (Qt platform {platform})"
+    return None
 
 
 def main(args) -> int:
@@ -542,6 +596,14 @@ def main(args) -> int:
     config_path = Path(args.config) if getattr(args, "config", None) else default_config_path()
     # Before Qt: a bad configuration is exit 2 with its message even where no display can be opened.
     config = load_config(config_path)
+    problem = display_problem(os.environ)
+    if problem:
+        print(
+            f"kiosk run: {problem}; set DISPLAY=:0, or QT_QPA_PLATFORM=eglfs or linuxfb "
+            "(deploy/display/*.env), or offscreen to test; `kiosk doctor` checks the display",
+            file=sys.stderr,
+        )
+        return 2
     try:
         lock = _hold_single_instance(config)
     except OSError as e:

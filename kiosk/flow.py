@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.config import UiConfig
 from core.domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
 from core.events import RATING_INPUTS
 
@@ -130,9 +131,9 @@ class Flow:
         window: str,
         rating_timeout_s: float,
         thanks_s: float,
-        reasons_timeout_s: float = 60,
+        reasons_timeout_s: float = UiConfig.reasons_timeout_s,
         walkin: bool = False,
-        walkin_interval_s: float = 30,
+        walkin_interval_s: float = UiConfig.walkin_interval_s,
         now: float,
         history: Iterable[dict] = (),
         staff_by_no: Callable[[str], Staff | None] | None = None,
@@ -182,6 +183,13 @@ class Flow:
         if self._detail_due is not None:
             self._write_detail((), None)
         self._show_idle(now)
+
+    def configure(
+        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+    ) -> None:
+        """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
+        self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
+        self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
 
     # --- what the screen shows ---------------------------------------------------------------------
 

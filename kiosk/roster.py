@@ -1,7 +1,8 @@
 """Who may sign in at this window: the staff roster, found by card.
 
-Two sources: the local CSV a technician keeps beside the config (docs/configuration.md: header
-``card,staff_no,name,title,photo``, photo a path relative to the CSV) and the roster the hub provides,
+Two sources: the local CSV a technician keeps beside the config (read by core.roster, the rule the hub's
+import uses too: header ``card,staff_no,name,title,photo``, photo a path relative to the CSV) and the
+roster the hub provides,
 cached in the event log's store. The local file wins where both know a card: it is the technician's
 override on site. A card in the roster may be written in any form a reader prints (core.cardnum).
 Bad rows are reported in ``problems`` (by file and line, never by card number: the messages are logged)
@@ -10,20 +11,15 @@ and left out; they never stop the others from working.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.cardnum import card_keys
+from core.roster import read_roster_csv
 
 from .flow import Staff
-
-REQUIRED_COLUMNS = ("card", "staff_no", "name")
-OPTIONAL_COLUMNS = ("title", "photo")
-MAX_PHOTO_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,43 +102,15 @@ def read_cached(rows: Iterable[Mapping[str, Any]], problems: list[str]) -> list[
 
 
 def read_csv(path: Path, problems: list[str]) -> list[RosterEntry]:
-    """The entries of a roster CSV; what cannot be used is described in ``problems``."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        problems.append(f"{path}: cannot read: {e.strerror}")
-        return []
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel on a Chinese Windows saves "CSV" as GBK; GB18030 reads it.
-        text = data.decode("gb18030", errors="replace")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [(name or "").strip().lower() for name in reader.fieldnames or []]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        problems.append(
-            f"{path}: header lacks {', '.join(missing)} (expected card,staff_no,name,title,photo)"
+    """The entries of a roster CSV (core.roster's rule); what cannot be used is described in ``problems``."""
+    roster_file = read_roster_csv(path)
+    problems += roster_file.problems
+    return [
+        RosterEntry(
+            card=row.card, staff=Staff(row.staff_no, row.name, row.title, row.photo), origin=row.where
         )
-        return []
-    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if unknown:
-        problems.append(f"{path}: ignoring unknown columns {', '.join(unknown)}")
-    reader.fieldnames = header
-    entries: list[RosterEntry] = []
-    for row in reader:
-        where = f"{path.name} line {reader.line_num}"
-        if None in row:  # cells beyond the header
-            problems.append(f"{where}: more cells than the header has columns")
-            continue
-        photo_name = (row.get("photo") or "").strip()
-        photo = _read_photo(path.parent / photo_name, where, problems) if photo_name else None
-        entry = _entry(where, row["card"], row["staff_no"], row["name"], row.get("title"), photo)
-        if entry is None:
-            problems.append(f"{where}: staff_no and name are required")
-        else:
-            entries.append(entry)
-    return entries
+        for row in roster_file.rows
+    ]
 
 
 def _entry(
@@ -153,15 +121,3 @@ def _entry(
         return None
     staff = Staff(staff_no=staff_no, name=name, title=str(title or "").strip(), photo=photo or None)
     return RosterEntry(card=str(card or "").strip(), staff=staff, origin=where)
-
-
-def _read_photo(path: Path, where: str, problems: list[str]) -> bytes | None:
-    try:
-        size = path.stat().st_size
-        if size > MAX_PHOTO_BYTES:
-            problems.append(f"{where}: photo {path.name} is {size} bytes, at most {MAX_PHOTO_BYTES}")
-            return None
-        return path.read_bytes() or None
-    except OSError as e:
-        problems.append(f"{where}: photo {path.name}: {e.strerror}")
-        return None

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QAbstractButton, QPushButton
 from core import contact, qrtoken
 from core.store import EventLog
 from drivers.sim import Simulator
-from kiosk.app import EXIT_RESTART, REASONS_TIMEOUT_S, create_window
+from kiosk.app import EXIT_RESTART, create_window
 from kiosk.flow import DEBOUNCE_S
 
 STAFF_CARD = "26DEFAE7"
@@ -78,9 +78,19 @@ def sim(tmp_path):
 @pytest.fixture
 def kiosk(qtbot, tmp_path, sim):
     window = open_window(qtbot, write_config(tmp_path, sim))
-    qtbot.waitUntil(lambda: all(sim.is_open(name) for name in ("card", "ticket", "keypad")), timeout=10_000)
+    wait_for_ports(qtbot, window)
     yield window
     window.kiosk.close()
+
+
+def wait_for_ports(qtbot, window) -> None:
+    """Until this kiosk reads from all its ports (its own port states, not whether anyone holds the
+    pseudo-terminals); a timeout says what each port is doing."""
+    statuses = window.kiosk.devices.status
+    try:
+        qtbot.waitUntil(lambda: all(s.state == "connected" for s in statuses()), timeout=10_000)
+    except Exception:
+        pytest.fail("the kiosk's ports: " + "; ".join(f"{s.name} {s.state} ({s.detail})" for s in statuses()))
 
 
 def open_window(qtbot, config: Path):
@@ -219,7 +229,7 @@ def test_reasons_chosen_before_a_timeout_are_recorded(qtbot, kiosk, sim):
     for digit in "12345":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
     assert not window.pages["reasons"].submit.isEnabled()
-    window.kiosk.clock.advance(REASONS_TIMEOUT_S + 1)
+    window.kiosk.clock.advance(window.kiosk.config.ui.reasons_timeout_s + 1)
     wait_page(qtbot, window, "thanks")
     assert last_event(window, "rating_detail")["payload"]["reasons"] == ["101"]
     assert "整改" in window.pages["thanks"].note.text()

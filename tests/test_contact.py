@@ -39,3 +39,11 @@ def test_mask():
     assert mask_phone("138") == "138"
     assert mask_phone("13812") == "138**"
     assert mask_phone("13812345678") == "138****5678"
+
+
+def test_case_numbers_are_masked_alike_everywhere():
+    from core.contact import mask_case_no
+
+    assert mask_case_no("370211202611280012") == "3702**********0012"
+    assert mask_case_no("CA202630") == "CA****30"
+    assert mask_case_no("A12") == "***"

@@ -423,13 +423,15 @@ def test_roster_in_neither_utf8_nor_gb18030_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     "text, problem",
     [
-        ("card,name\n1,王\n", "header"),
+        ("card,name\n0006102437,王\n", "header"),
         ("card,staff_no,name\n,0371,王\n", "required"),
-        ("card,staff_no,name\n1,0371,王\n1,0372,李\n", "twice"),
-        ("card,staff_no,name,photo\n1,0371,王,missing.png\n", "missing.png"),
-        ("card,staff_no,name,photo\n1,0371,王,roster.csv\n", "not an image"),
-        ("card,staff_no,name\n" + "1" * 65 + ",0371,王\n", "at most 64"),
-        ("card,staff_no,name\n1,0371,王\x00\n", "NUL"),
+        # the same card in two forms (decimal and EM4100 data), as the kiosk reads them
+        ("card,staff_no,name\n0006102437,0371,王\n13005D1DA5,0372,李\n", "already in the roster"),
+        ("card,staff_no,name,photo\n0006102437,0371,王,missing.png\n", "missing.png"),
+        ("card,staff_no,name,photo\n0006102437,0371,王,roster.csv\n", "not an image"),
+        ("card,staff_no,name\n" + "1" * 65 + ",0371,王\n", "not a card number"),
+        ("card,staff_no,name\n0006102437,0371,王\x00\n", "NUL"),
+        ("card,staff_no,name,phone\n0006102437,0371,王,1\n", "unknown columns phone"),
     ],
 )
 def test_bad_roster_csv_is_one_message_and_exit_2(tmp_path, capsys, text, problem):

@@ -50,6 +50,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_every_key_is_read(tmp_path):
+    (tmp_path / "upstream.key").write_text("00" * 32 + "\n")
     config = load_hub_config(write(tmp_path, FULL))
     assert (config.server.host, config.server.port) == ("0.0.0.0", 8800)
     assert config.server.public_url == "https://pj.example.gov.cn"
@@ -71,7 +72,7 @@ def test_without_a_file_everything_has_its_default(monkeypatch):
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
-        ("[hubb]\n", "[hubb]", "unknown key"),
+        ("[hubb]\n", "[hubb]", "unknown section"),
         ("[server]\nprot = 1\n", "[server] prot", "unknown key"),
         ("[server]\nport = 0\n", "[server] port", "expected 1 to 65535"),
         ('[server]\nport = "8700"\n', "[server] port", "expected an integer"),

@@ -145,8 +145,12 @@ def test_phone_ratings_on_postgres(pg_hub, tmp_path):
     page = requests.get(f"{pg_hub.url}/q/{token}", timeout=10)
     assert page.status_code == 200 and "不动产登记" in page.text
     form = {"satisfaction": "2", "reason": ["202"], "phone": "13912345678"}
-    assert requests.post(f"{pg_hub.url}/q/{token}", data=form, timeout=10).status_code == 200
-    for used in (token, qr_token(pg_hub.secret, case_no), qr_token(pg_hub.secret, rated_at_window)):
+    stored = requests.post(f"{pg_hub.url}/q/{token}", data=form, timeout=10)
+    assert stored.status_code == 200 and stored.history[0].status_code == 303 and "评价成功" in stored.text
+    # The same code again is its holder's own rating (评价成功); another code of the case is not.
+    again = requests.post(f"{pg_hub.url}/q/{token}", data=form, timeout=10)
+    assert again.status_code == 200 and "您已完成评价" in again.text
+    for used in (qr_token(pg_hub.secret, case_no), qr_token(pg_hub.secret, rated_at_window)):
         again = requests.post(f"{pg_hub.url}/q/{used}", data=form, timeout=10)
         assert again.status_code == 409 and "该办件已评价" in again.text
     upload_case(pg_hub.url, pg_hub.secret, tmp_path / "late.db", case_no, rated=True)
@@ -185,3 +189,24 @@ def test_hub_processes_starting_together_migrate_once(tmp_path):
     assert {migrate.current_revision(store.engine) for store in opened} == {migrate.head_revision()}
     for store in opened:
         store.close()
+
+
+def test_a_double_tap_on_postgres_says_done_twice_and_stores_one(pg_hub):
+    """Posts of one code at once (a double tap on a slow network): every one gets the 303 to 评价成功."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    case_no = "370211202611280203"
+    token = qr_token(pg_hub.secret, case_no)
+
+    def post(level: str) -> requests.Response:
+        form = {"satisfaction": level}
+        return requests.post(f"{pg_hub.url}/q/{token}", data=form, timeout=10, allow_redirects=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, "5544"))
+    assert [a.status_code for a in answers] == [303] * 4
+    with pg_hub.store.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM phone_ratings WHERE case_no = :c"), {"c": case_no}
+        ).scalar()
+    assert count == 1

@@ -14,8 +14,6 @@ import random
 import socket
 import sqlite3
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,8 +23,9 @@ from pathlib import Path
 import requests
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 
+from commands.hubprocess import HubProcess, free_port  # noqa: F401  (the tests' hub launcher)
 from core.qrtoken import issue_token
 from core.signing import request_headers, sign_v1
 from core.store import EventLog
@@ -54,12 +53,6 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 20.0, what: s
         time.sleep(0.02)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- the hub ---------------------------------------------------------------------------------------
 
 
@@ -83,7 +76,7 @@ class ThreadHub:
         if prefix or routes:
             app = Starlette(routes=[*routes, Mount(prefix, app=app)])
         if routes:
-            app = _SignedLikeTheHub(app, store)
+            app = _SignedLikeTheHub(app, store, routes)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -106,13 +99,18 @@ class ThreadHub:
 
 class _SignedLikeTheHub:
     """Signs the answers of the stand-in ``routes`` as the hub would (it holds the device's secret): a
-    hostile hub, not a man in the middle. Headers are checked, the body is not."""
+    hostile hub, not a man in the middle. Headers are checked, the body is not. The hub's own answers are
+    signed by the hub already."""
 
-    def __init__(self, app, store: HubStore):
-        self.app = AnswerSigning(app)
+    def __init__(self, app, store: HubStore, routes: Sequence[Route]):
+        self.plain, self.app = app, AnswerSigning(app)
+        self.routes = routes
         self.authenticator = DeviceAuthenticator(store.device_secret)
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not any(r.matches(scope)[0] == Match.FULL for r in self.routes):
+            await self.plain(scope, receive, send)
+            return
         if scope["type"] == "http":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             headers = {k.title(): v for k, v in headers.items()}
@@ -131,42 +129,6 @@ def thread_hub(data: Path, url: str | None = None, **app_options) -> Iterator[Th
     finally:
         hub.stop()
         store.close()
-
-
-class HubProcess:
-    """``kiosk hub`` as its own process, to be killed and restarted on the same port."""
-
-    def __init__(self, data: Path, port: int | None = None):
-        self.data, self.port = data, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> HubProcess:
-        cmd = [
-            sys.executable,
-            "-m",
-            "commands.cli",
-            "hub",
-            "--data",
-            str(self.data),
-            "--port",
-            str(self.port),
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._healthy, what="hub process start")
-        return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, "hub process exited"
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def register(data_or_store: Path | HubStore, device: str = DEVICE, **codes) -> bytes:

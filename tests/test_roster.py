@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from core.store import EventLog
 from kiosk.flow import Staff
@@ -56,10 +57,10 @@ def test_a_uid_written_in_any_form_matches_the_reader(tmp_path, written):
 
 def test_photo_is_read_relative_to_the_csv_and_bom_is_accepted(tmp_path):
     (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "0371.png").write_bytes(b"\x89PNG wang")
+    Image.new("RGB", (30, 40), "red").save(tmp_path / "photos" / "0371.png")
     path = write_roster(tmp_path, f"{EM_DATA},0371,王晓燕,科员,photos/0371.png\n", encoding="utf-8-sig")
     roster = Roster.load(path)
-    assert roster.find(EM_DATA).photo == b"\x89PNG wang"
+    assert roster.find(EM_DATA).photo == (tmp_path / "photos" / "0371.png").read_bytes()
     assert roster.problems == []
 
 
@@ -153,3 +154,36 @@ def test_hub_rows_without_staff_number_are_reported():
 def test_text_that_is_no_card_finds_nobody(tmp_path, swipe):
     roster = Roster.load(write_roster(tmp_path, f"{EM_DATA},0371,王晓燕,,\n"))
     assert roster.find(swipe) is None
+
+
+# --- the one rule of core.roster, shared with the hub's import -------------------------------------
+
+
+def test_bytes_neither_utf8_nor_gb18030_are_refused_not_guessed(tmp_path, cached_roster):
+    path = tmp_path / "roster.csv"
+    path.write_bytes(f"card,staff_no,name\n{EM_DATA},0371,".encode() + b"\xfe\xff\n")
+    roster = Roster.load(path, cached_roster)
+    assert roster.find(EM_DATA) is None  # no name made of replacement characters
+    assert roster.problems == [f"{path}: neither UTF-8 nor GB18030 text (byte 35)"]
+
+
+def test_a_photo_too_large_or_not_an_image_is_left_out_and_named(tmp_path):
+    from core.photo import MAX_PHOTO_BYTES
+
+    (tmp_path / "big.png").write_bytes(b"\x89PNG" + bytes(MAX_PHOTO_BYTES))
+    (tmp_path / "notes.txt").write_bytes(b"not a picture")
+    body = f"{EM_DATA},0371,王晓燕,,big.png\n{UID_HEX},0372,李明,,notes.txt\n"
+    roster = Roster.load(write_roster(tmp_path, body))
+    assert roster.find(EM_DATA).photo is None and roster.find(UID_HEX).photo is None
+    assert roster.problems == [
+        f"roster.csv line 2: photo big.png is {MAX_PHOTO_BYTES + 4} bytes, at most {MAX_PHOTO_BYTES}",
+        "roster.csv line 3: photo notes.txt is not an image",
+    ]
+
+
+def test_the_hub_import_refuses_what_the_kiosk_leaves_out(tmp_path):
+    from hub.cli import UsageError, read_roster_csv
+
+    body = f"{EM_DATA},0371,王晓燕,,\n{EM_DECIMAL},0374,重复,,\n"
+    with pytest.raises(UsageError, match="line 3: card is already in the roster"):
+        read_roster_csv(write_roster(tmp_path, body))

@@ -36,6 +36,7 @@ NAV: list[NavEntry] = [
     NavEntry("审计日志", "/console/audit", frozenset({SUPERVISOR, ADMIN})),
     NavEntry("通报", "/console/reports", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
     NavEntry("回访抽样", "/console/sample", frozenset({SUPERVISOR, DEPT})),
+    NavEntry("上报省平台", "/console/upstream", frozenset({SUPERVISOR, ADMIN})),
     NavEntry("用户与科室", "/console/users", frozenset({ADMIN})),
     NavEntry("设置", "/console/settings", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
 ]

@@ -170,6 +170,14 @@ class DeskStore:
             self._require_section(conn, dept)
             conn.execute(insert(device_sections).values(device_id=device_id, dept=dept, at=now_utc()))
 
+    def section_name(self, device_id: str) -> str | None:
+        """The name of the device's current section, if it has one (the phone page names it)."""
+        with self.engine.connect() as conn:
+            code = section_of(conn, device_id)
+            if code is None:
+                return None
+            return conn.execute(select(sections.c.name).where(sections.c.code == code)).scalar()
+
     def device_sections(self) -> dict[str, str | None]:
         """Every registered device and its current section."""
         with self.engine.connect() as conn:

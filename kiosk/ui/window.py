@@ -242,6 +242,27 @@ class MainWindow(QWidget):
         self.notice.set_fit(max_px=m.px(3), min_px=theme.READABLE_PX, max_lines=2)
         self.notice_band.setGeometry(0, 0, m.width, m.px(theme.HEADER_UNITS))
 
+    def set_station(self, station: Station) -> None:
+        """Remote settings applied at an idle page: every page reads the new station, and a new reasons
+        catalogue gets a reasons page built for it."""
+        old = self.station
+        self.station = station
+        for page in self.pages.values():
+            page.station = station
+        if station.reasons == old.reasons:
+            return
+        previous = self.pages["reasons"]
+        page = ReasonsPage(station)
+        self.stack.insertWidget(self.stack.indexOf(previous), page)
+        self.stack.removeWidget(previous)
+        previous.deleteLater()
+        self.pages["reasons"] = page
+        page.submitted.connect(self.reasons_submitted)
+        page.skipped.connect(self.reasons_skipped)
+        page.changed.connect(self.reasons_changed)
+        if self._metrics is not None:
+            page.apply_metrics(self._metrics)
+
     # --- layout
 
     def paintEvent(self, event) -> None:  # noqa: N802

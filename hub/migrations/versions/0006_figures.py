@@ -1,15 +1,15 @@
 """Figures: materialised cells with their fold cursors, labels, and the quarterly 回访 samples.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 A frozen copy of the tables as this revision made them (later changes are later revisions).
 """
 
 from alembic import op
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every benchmark once with --smoke (tiny sizes, seconds each), so none breaks unnoticed; .ci/run runs it.
+# The figures of a smoke run mean nothing: see docs/performance.md for real runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+export QT_QPA_PLATFORM=offscreen
+for bench in benchmarks/store.py benchmarks/serial.py benchmarks/sync.py benchmarks/startup.py benchmarks/ui.py; do
+  start=$(date +%s)
+  if ! out=$("$python" "$bench" --smoke 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "benchmark smoke run failed: $bench" >&2
+    exit 1
+  fi
+  echo "smoke ok: $bench ($(( $(date +%s) - start )) s)"
+done

@@ -1,0 +1,355 @@
+"""The fleet at the hub (docs/fleet.md): heartbeats kept (the latest and a bounded history), remote
+settings per scope (every version kept, checked before they are stored), the device list of the
+management API, and the alarms: judged on each heartbeat and by a sweep for devices gone silent, each
+raise and clear appended, and every one delivered through ``FleetMonitor.deliver``.
+
+Alarm delivery: ``deliver`` logs every alarm and passes it to each function in ``channels`` (the alert
+channels connect there: one call with a ``DeviceAlarm``). A channel that fails is logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from core.settings import SettingError, check_settings, settings_version
+
+from . import health
+from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
+from .schema import devices
+from .storage import HubStore, utc_now_iso
+
+log = logging.getLogger("hub")
+
+HISTORY_PER_DEVICE = 100  # heartbeats kept per device, the latest included
+ALL_SCOPE = "*"
+SWEEP_S = 5.0  # at most; shorter for devices with a short heartbeat period (a fifth of the shortest)
+MIN_SWEEP_S = 1.0
+
+
+def scope_of(kind: str, name: str | None = None) -> str:
+    """``*`` for every device, ``dept:CODE`` for a section, ``device:ID`` for one device."""
+    return ALL_SCOPE if kind == "all" else f"{kind}:{name}"
+
+
+@dataclass(frozen=True)
+class DeviceAlarm:
+    """What an alert channel gets: nothing personal, only the device and what is wrong with it."""
+
+    event: str  # health.ALARM_KINDS: device_offline, device_backlog, …
+    state: str  # "raised" or "cleared"
+    device_id: str
+    dept: str
+    window: str | None
+    detail: str
+    at: str
+
+
+class Fleet:
+    """The fleet's data, over the hub's store."""
+
+    def __init__(self, store: HubStore, clock: Callable[[], float] = time.time):
+        self.store, self.engine, self.clock = store, store.engine, clock
+
+    # --- heartbeats
+
+    def record_heartbeat(self, device_id: str, report: dict[str, Any]) -> float:
+        now = self.clock()
+        text = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(device_health)
+                .where(device_health.c.device_id == device_id)
+                .values(received_at=now, report=text)
+            ).rowcount
+            if not updated:
+                conn.execute(insert(device_health).values(device_id=device_id, received_at=now, report=text))
+            conn.execute(insert(heartbeats).values(device_id=device_id, received_at=now, report=text))
+            # Bounded history: what came before the newest HISTORY_PER_DEVICE goes.
+            cutoff = conn.execute(
+                select(heartbeats.c.id)
+                .where(heartbeats.c.device_id == device_id)
+                .order_by(heartbeats.c.id.desc())
+                .offset(HISTORY_PER_DEVICE)
+                .limit(1)
+            ).scalar()
+            if cutoff is not None:
+                conn.execute(
+                    delete(heartbeats).where(heartbeats.c.device_id == device_id, heartbeats.c.id <= cutoff)
+                )
+        return now
+
+    def history(self, device_id: str, limit: int = HISTORY_PER_DEVICE) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(heartbeats.c.received_at, heartbeats.c.report)
+                .where(heartbeats.c.device_id == device_id)
+                .order_by(heartbeats.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [{"receivedAt": _iso(r.received_at), "report": json.loads(r.report)} for r in rows]
+
+    def latest_reports(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """device id → (received_at, latest report), for every device that ever reported."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(device_health)).all()
+        return {r.device_id: (r.received_at, json.loads(r.report)) for r in rows}
+
+    # --- settings
+
+    def set_settings(self, scope: str, settings: Any, by: str) -> int:
+        """Store a new version of ``scope``'s settings (the whole set); its number. SettingError (the
+        reason) for a bad set, which is not stored; KeyError for an unknown device."""
+        kind, _, name = scope.partition(":")
+        if scope != ALL_SCOPE and (kind not in ("dept", "device") or not name):
+            raise SettingError(f"scope: expected *, dept:CODE or device:ID, got {scope!r}")
+        check_settings(settings)
+        if kind == "device" and self.store.device_secret(name) is None:
+            raise KeyError(name)
+        text = json.dumps(settings, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        with self.engine.begin() as conn:
+            key = conn.execute(
+                insert(settings_versions).values(
+                    scope=scope, settings=text, created_at=utc_now_iso(), created_by=by
+                )
+            ).inserted_primary_key
+        number = int(key[0]) if key else 0
+        log.info("settings of %s: version %d by %s", scope, number, by)
+        return number
+
+    def scope_settings(self, scope: str) -> list[dict[str, Any]]:
+        """Every version of ``scope``'s settings, the newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(settings_versions)
+                .where(settings_versions.c.scope == scope)
+                .order_by(settings_versions.c.id.desc())
+            ).all()
+        return [
+            {
+                "number": r.id,
+                "settings": json.loads(r.settings),
+                "createdAt": r.created_at,
+                "createdBy": r.created_by,
+            }
+            for r in rows
+        ]
+
+    def _current(self, conn, scopes: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """scope → its newest settings, of ``scopes`` (None: every scope)."""
+        query = select(settings_versions.c.scope, func.max(settings_versions.c.id).label("id"))
+        if scopes is not None:
+            query = query.where(settings_versions.c.scope.in_(scopes))
+        newest = query.group_by(settings_versions.c.scope).subquery()
+        rows = conn.execute(
+            select(settings_versions.c.scope, settings_versions.c.settings).join(
+                newest, settings_versions.c.id == newest.c.id
+            )
+        ).all()
+        return {r.scope: json.loads(r.settings) for r in rows}
+
+    def settings_for(self, device_id: str) -> tuple[str, dict[str, Any]]:
+        """(version, settings) of one device: every device's, under its section's, under its own."""
+        with self.engine.connect() as conn:
+            dept = conn.execute(select(devices.c.dept_code).where(devices.c.id == device_id)).scalar() or ""
+            current = self._current(conn, [ALL_SCOPE, scope_of("dept", dept), scope_of("device", device_id)])
+        return merged_settings(current, device_id, dept)
+
+    # --- alarms
+
+    def raised_alarms(self) -> dict[str, dict[str, str]]:
+        """device id → {kind → detail} of the alarms raised and not cleared."""
+        newest = (
+            select(func.max(device_alarms.c.id).label("id"))
+            .group_by(device_alarms.c.device_id, device_alarms.c.kind)
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(device_alarms)
+                .join(newest, device_alarms.c.id == newest.c.id)
+                .where(device_alarms.c.state == "raised")
+            ).all()
+        found: dict[str, dict[str, str]] = {}
+        for r in rows:
+            found.setdefault(r.device_id, {})[r.kind] = r.detail
+        return found
+
+    def alarm_history(self, device_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(device_alarms)
+                .where(device_alarms.c.device_id == device_id)
+                .order_by(device_alarms.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [{"event": r.kind, "state": r.state, "at": r.at, "detail": r.detail} for r in rows]
+
+    def append_alarm(self, device_id: str, change: health.Transition) -> str:
+        at = utc_now_iso()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(device_alarms).values(
+                    device_id=device_id, kind=change.kind, state=change.state, at=at, detail=change.detail
+                )
+            )
+        return at
+
+    # --- the management API's list
+
+    def devices(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Every registered device as ``GET /api/v1/manage/devices`` lists it (docs/fleet.md)."""
+        now = self.clock() if now is None else now
+        with self.engine.connect() as conn:
+            registered = conn.execute(select(devices.c.id, devices.c.dept_code).order_by(devices.c.id)).all()
+            current = self._current(conn)
+        seen, alarms = self.latest_reports(), self.raised_alarms()
+        listed = []
+        for device in registered:
+            received_at, report = seen.get(device.id, (None, {}))
+            wanted, _ = merged_settings(current, device.id, device.dept_code)
+            listed.append(
+                device_row(
+                    device.id, device.dept_code, received_at, report, now, wanted, alarms.get(device.id, {})
+                )
+            )
+        return listed
+
+
+def merged_settings(
+    current: dict[str, dict[str, Any]], device_id: str, dept: str
+) -> tuple[str, dict[str, Any]]:
+    """(version, settings) of one device: every device's, under its section's, under its own."""
+    merged: dict[str, Any] = {}
+    for scope in (ALL_SCOPE, scope_of("dept", dept), scope_of("device", device_id)):
+        merged.update(current.get(scope, {}))
+    return settings_version(merged), merged
+
+
+def device_row(
+    device_id: str,
+    dept: str,
+    received_at: float | None,
+    report: dict[str, Any],
+    now: float,
+    settings_wanted: str,
+    alarms: dict[str, str],
+) -> dict[str, Any]:
+    reported = report.get("serial")
+    serial = reported if isinstance(reported, list) else []
+    return {
+        "id": device_id,
+        "dept": dept,
+        "window": report.get("window"),
+        "online": health.is_online(received_at, report, now),
+        "lastSeen": _iso(received_at) if received_at is not None else None,
+        "pending": report.get("pending"),
+        "version": report.get("version"),
+        "serial": [
+            {k: d.get(k) for k in ("name", "port", "state", "detail", "frames", "bad_frames", "reconnects")}
+            for d in serial
+            if isinstance(d, dict)
+        ],
+        "heartbeatS": health.heartbeat_period_s(report) if received_at is not None else None,
+        "oldestPendingAt": report.get("oldest_pending_at"),
+        "clockOffsetS": report.get("clock_offset_s"),
+        "diskFreeBytes": report.get("disk_free_bytes"),
+        "page": report.get("page"),
+        "lastRatingAt": report.get("last_rating_at"),
+        "uptimeS": report.get("uptime_s"),
+        "logHead": report.get("log"),
+        "settings": {
+            "wanted": settings_wanted,
+            "applied": report.get("settings_version"),
+            "error": report.get("settings_error"),
+        },
+        "alarms": [{"event": kind, "detail": detail} for kind, detail in sorted(alarms.items())],
+    }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class FleetMonitor:
+    """Judges alarms on each heartbeat and, every ``sweep_s``, for every device (one gone silent raises
+    ``device_offline``); appends each raise and clear and delivers it. One judge at a time (a lock)."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        sweep_s: float | None = None,
+        limits: health.Thresholds = health.DEFAULT_THRESHOLDS,
+    ):
+        """``sweep_s``: a fixed sweep period (None: a fifth of the shortest heartbeat period, 1-5 s)."""
+        self.fleet, self.fixed_sweep_s, self.limits = fleet, sweep_s, limits
+        self.sweep_s = sweep_s or SWEEP_S
+        self.channels: list[Callable[[DeviceAlarm], None]] = []
+        self.delivered: list[DeviceAlarm] = []  # this process's, newest last (bounded), for tests and the log
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver(self, alarm: DeviceAlarm) -> None:
+        """The one way out for a device alarm: the hub's log, then each alert channel."""
+        log.warning("device alarm %s %s: %s (%s)", alarm.event, alarm.state, alarm.device_id, alarm.detail)
+        self.delivered = [*self.delivered[-999:], alarm]
+        for channel in self.channels:
+            try:
+                channel(alarm)
+            except Exception:
+                log.exception("alert channel failed for %s %s", alarm.event, alarm.device_id)
+
+    def judge(self, only: str | None = None) -> None:
+        now = self.fleet.clock()
+        with self._lock:
+            seen = self.fleet.latest_reports()
+            raised = self.fleet.raised_alarms()
+            if self.fixed_sweep_s is None and seen:
+                shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
+                self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
+            with self.fleet.engine.connect() as conn:
+                query = select(devices.c.id, devices.c.dept_code)
+                if only is not None:
+                    query = query.where(devices.c.id == only)
+                registered = conn.execute(query).all()
+            for device in registered:
+                if device.id not in seen:
+                    continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
+                received_at, report = seen[device.id]
+                judged = health.conditions(report, received_at, now, self.limits)
+                for change in health.transitions(raised.get(device.id, {}), judged):
+                    at = self.fleet.append_alarm(device.id, change)
+                    window = report.get("window") if isinstance(report.get("window"), str) else None
+                    self.deliver(
+                        DeviceAlarm(
+                            change.kind, change.state, device.id, device.dept_code, window, change.detail, at
+                        )
+                    )
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sweep, name="fleet-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.sweep_s):
+            try:
+                self.judge()
+            except Exception:
+                log.exception("device sweep failed; trying again in %.0f s", self.sweep_s)
+
+
+__all__ = ["DeviceAlarm", "Fleet", "FleetMonitor", "SettingError", "scope_of"]

@@ -1,0 +1,66 @@
+"""The fleet's tables and queries on PostgreSQL (skipped without ``KIOSK_TEST_PG_URL``): heartbeats kept
+and bounded, settings merged per scope, alarms raised once, the device list."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+
+from hub import fleet as fleet_module
+from hub.fleet import Fleet, FleetMonitor
+from hub.schema import metadata
+from hub.storage import HubStore
+
+PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store():
+    wipe = HubStore(PG_URL)
+    metadata.drop_all(wipe.engine)
+    with wipe.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    wipe.close()
+    s = HubStore(PG_URL)
+    yield s
+    s.close()
+
+
+def test_the_fleet_on_postgresql(store, monkeypatch):
+    monkeypatch.setattr(fleet_module, "HISTORY_PER_DEVICE", 3)
+    store.add_device("W01", dept_code="11370211MB0001234X")
+    store.add_device("W02")
+    clock = Clock()
+    fleet = Fleet(store, clock)
+    monitor = FleetMonitor(fleet, sweep_s=1)
+    for i in range(5):
+        fleet.record_heartbeat("W01", {"window": "01", "heartbeat_s": 5, "pending": i, "version": "0.2.0"})
+    assert [h["report"]["pending"] for h in fleet.history("W01")] == [4, 3, 2]  # the newest 3 only
+    fleet.set_settings("*", {"ui.thanks_s": 4}, by="test")
+    fleet.set_settings("dept:11370211MB0001234X", {"ui.walkin": True}, by="test")
+    _, merged = fleet.settings_for("W01")
+    assert merged == {"ui.thanks_s": 4, "ui.walkin": True}
+    assert fleet.settings_for("W02")[1] == {"ui.thanks_s": 4}
+    rows = {d["id"]: d for d in fleet.devices()}
+    assert rows["W01"]["online"] and not rows["W02"]["online"] and rows["W01"]["pending"] == 4
+    clock.now += 16
+    monitor.judge()
+    monitor.judge()
+    assert [(a.event, a.state, a.device_id) for a in monitor.delivered] == [
+        ("device_offline", "raised", "W01")
+    ]
+    fleet.record_heartbeat("W01", {"window": "01", "heartbeat_s": 5})
+    monitor.judge("W01")
+    assert [a.state for a in monitor.delivered] == ["raised", "cleared"]
+    assert fleet.raised_alarms() == {}
