@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 export QT_QPA_PLATFORM=offscreen
-for bench in benchmarks/store.py benchmarks/serial.py benchmarks/sync.py benchmarks/startup.py benchmarks/ui.py; do
+for bench in benchmarks/store.py benchmarks/serial.py benchmarks/sync.py benchmarks/startup.py benchmarks/ui.py benchmarks/stats.py; do
   start=$(date +%s)
   if ! out=$("$python" "$bench" --smoke 2>&1); then
     printf '%s\n' "$out" >&2
