@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -52,10 +53,10 @@ KEEP = {"staff": ("staff_no",), "item": ("item_code",), "day": ("day",), "month"
 class Log:
     """One window's log, chained as the kiosk writes it, uploaded in batches of 1000."""
 
-    def __init__(self, store: HubStore, window: int):
+    def __init__(self, store: HubStore, window: int, log_id: str | None = None):
         self.store, self.device = store, f"BENCH-W{window:02d}"
         self.window = f"{window:02d}"
-        self.log_id = f"00000000-0000-4000-8000-{window:012d}"
+        self.log_id = log_id or f"00000000-0000-4000-8000-{window:012d}"
         self.seq, self.prev, self.batch = 0, ZERO_HASH, []
 
     def add(self, kind: str, at: str, payload: dict) -> int:
@@ -229,7 +230,7 @@ def screen_latency(store: HubStore, tries: int) -> list[float] | None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, what="hub start")
-    log = Log(store, 99)
+    log = Log(store, 99, str(uuid.uuid4()))  # a new log each run (--reuse keeps earlier runs' logs)
     now = datetime.now().astimezone()
     log.add("staff_signin", now.isoformat(timespec="milliseconds"), {"staff_no": "9901", "staff_name": "测"})
     log.flush()
