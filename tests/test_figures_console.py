@@ -82,7 +82,7 @@ def test_overview_drill_down_and_screenshot(browser, env):
     assert "7" in tiles and "60.0%" in tiles and "85.7%" in tiles  # services, 满意率 3/5, 参评率 6/7
     assert page.locator("svg").count() >= 3  # two trends and the bars, drawn on the server
     check_axe(page, "overview")
-    page.screenshot(path=str(shots_folder() / "overview-1920x1080.png"), full_page=False)
+    page.screenshot(path=str(shots_folder() / "figures-overview.png"), full_page=False)
     page.click("#drill a:has-text('企业服务科')")
     assert "03号窗口" in page.inner_text("#drill")
     page.click("#drill a:has-text('03号窗口')")

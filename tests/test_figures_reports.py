@@ -99,7 +99,7 @@ def test_the_bureau_report_as_html_pdf_and_xlsx(hub, tmp_path):
     assert pdf.startswith(b"%PDF")
     text = pdf_text(pdf, tmp_path)
     assert "满意率" in text and "王晓燕" in text  # the CJK font is embedded: the text is there as text
-    image = first_page_png(pdf, shots() / "report-bureau-2026-11.png")
+    image = first_page_png(pdf, shots() / "figures-report-bureau.png")
     assert image.size[0] > 600
     wb = load_workbook(io.BytesIO(render(report, "xlsx")))
     assert wb.sheetnames[:3] == ["概况", "按科室", "按人员"]
@@ -118,7 +118,7 @@ def test_the_public_version_names_no_staff_unless_configured(hub, tmp_path):
     ).decode()
     assert "王晓燕" in named and "0371" in named
     pdf = render(build_report(figures, FiguresConfig(), "2026Q4", public=True), "pdf")
-    first_page_png(pdf, shots() / "report-public-2026Q4.png")
+    first_page_png(pdf, shots() / "figures-report-public.png")
 
 
 def test_xlsx_cells_are_never_formulas(hub):
@@ -158,7 +158,7 @@ def test_posters_one_a4_page_per_window_with_a_qr_code_that_scans(hub, tmp_path)
     src.write_bytes(pdf)
     info = subprocess.run(["pdfinfo", str(src)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^Pages:\s+2$", info, re.M) and "595.276 x 841.89" in info  # A4 in points
-    image = first_page_png(pdf, shots() / "poster-window-03.png", dpi=100)
+    image = first_page_png(pdf, shots() / "figures-poster.png", dpi=100)
     found = zxingcpp.read_barcodes(image)
     assert [b.text for b in found] == ["https://pj.example.gov.cn/hall?window=03"]
     assert "03号窗口" in pdf_text(pdf, tmp_path)

@@ -146,7 +146,7 @@ def test_live_figures_a_rating_within_2_s_and_a_restart_survived(hall):
         # Nothing is clipped: the page fits the screen.
         size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
         assert size == [1920, 1080]
-        page.screenshot(path=str(shots_folder() / "screen-1920x1080.png"))
+        page.screenshot(path=str(shots_folder() / "figures-screen.png"))
 
         started = time.monotonic()
         w05.serve_and_rate(5, "C5-9")
@@ -182,5 +182,5 @@ def test_a_hall_of_60_windows_fits_the_screen(hall):
         )
         footer = page.evaluate("document.querySelector('footer').getBoundingClientRect().top")
         assert bottom <= footer, (bottom, footer)  # every window above the footer: nothing clipped
-        page.screenshot(path=str(shots_folder() / "screen-60-windows-1920x1080.png"))
+        page.screenshot(path=str(shots_folder() / "figures-screen-60-windows.png"))
         browser.close()
