@@ -160,7 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("screenshot", help="render every page at the reference sizes to PNG")
     _config_arg(p)
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument("--audit", action="store_true", help="also run the accessibility checks on each page")
     p.set_defaults(handler="kiosk.screenshot:main")
+
+    p = sub.add_parser("voice", help="spoken prompts: generate the default set, play one, check the device")
+    _config_arg(p)
+    voice_sub = p.add_subparsers(dest="voice_command", required=True)
+    g = voice_sub.add_parser("generate", help="speak the captions with espeak-ng into WAV files")
+    g.add_argument("--out", metavar="DIR", required=True)
+    pl = voice_sub.add_parser("play", help="play one prompt on [voice] device")
+    pl.add_argument("name", help="welcome, rate, reasons, reasons_qr or thanks")
+    voice_sub.add_parser("check", help="play a short silence on [voice] device")
+    p.set_defaults(handler="kiosk.voice:main")
 
     p = sub.add_parser("admin-pin", help="print the salted hash of an admin PIN for [ui] admin_pin_hash")
     p.set_defaults(handler="kiosk.adminpin:main")

@@ -36,6 +36,7 @@ from core.domain import CLOCK_SKEW_S
 from core.store import EventLog, StoreError
 from kiosk.fonts import find_cjk_font
 from kiosk.roster import Roster
+from kiosk.voice import check_device, prompt_dir
 from sync.agent import CURSOR_KEY
 from sync.client import HubClient, HubError, HubRefused
 
@@ -44,7 +45,7 @@ SERVICE_USER = "kiosk"
 DISPLAY_ENV_FILE = "display.env"  # next to kiosk.toml; kiosk.service reads it (EnvironmentFile=)
 FREE_DISK_FAIL_BYTES = 100 * 2**20
 FREE_DISK_WARN_BYTES = 1 * 2**30
-DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.app.DEVICE_STATUS_MS)
+DEVICE_STATUS_STALE_S = 60  # the kiosk publishes every 10 s (kiosk.controller.DEVICE_STATUS_MS)
 EARLIEST_PLAUSIBLE_YEAR = 2024
 CLOCK_SLACK = timedelta(seconds=2)
 SYNC_STALE = timedelta(hours=24)  # a backlog nobody has delivered for this long is a failure
@@ -389,6 +390,31 @@ def check_log(store_path: Path) -> tuple[list[CheckResult], LogFacts]:
     return rows, facts
 
 
+def check_screen_size(config: Config) -> CheckResult:
+    """Touch targets and text are sized in millimetres from the screen's pixels per inch."""
+    diagonal = config.ui.screen_diagonal_in
+    if diagonal is None:
+        return warn(
+            "screen size",
+            "no [ui] screen_diagonal_in: sizes follow the DPI the screen reports, often wrong on panels",
+            "set [ui] screen_diagonal_in (e.g. 10.1) so touch targets are 9.5 mm",
+        )
+    return ok("screen size", f'{diagonal}" diagonal: touch targets and text sized from it')
+
+
+def check_voice(config: Config) -> CheckResult:
+    """Spoken prompts: a warning, never a failure, when nothing can be heard (the captions stay)."""
+    voice = config.voice
+    if voice.mute or voice.volume == 0:
+        return skip("voice", "muted in [voice]: the pages' captions only")
+    problem = check_device(voice)
+    if problem:
+        return warn(
+            "voice", f"prompts cannot be heard: {problem}", "fix the sound device or set [voice] device"
+        )
+    return ok("voice", f"plays on {voice.device}; prompts in {prompt_dir(voice)}")
+
+
 def check_disk(path: Path) -> CheckResult:
     existing = next(p for p in (path, *path.parents) if p.exists())
     free = shutil.disk_usage(existing).free
@@ -620,6 +646,7 @@ def run_checks(config_path: str | Path | None, environ: Mapping[str, str] = os.e
         rows.append(check_display(env, source))
         return rows
     rows += [check_roster_file(config), check_font(config), check_display(env, source)]
+    rows += [check_screen_size(config), check_voice(config)]
     log_rows, facts = check_log(config.store_path)
     rows += [check_serial(device, facts.devices) for device in config.serial.values()]
     now = datetime.now().astimezone()

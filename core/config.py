@@ -7,6 +7,8 @@ it into one message and exit status 2. Relative paths are resolved against the f
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,23 @@ class UiConfig:
     hide_cursor: bool = True
     font_path: Path | None = None
     admin_pin_hash: str | None = None
+    reasons_idle_s: int = 10  # a rate request closes a reasons page untouched this long (nobody refused)
+    touch_screen: bool = True  # without one the reasons page only offers the QR code
+    screen_diagonal_in: float | None = None  # sizes in millimetres from it; None: the screen's DPI
+    elderly: bool = False  # 长辈模式 at start (the citizen's toggle changes it while the kiosk runs)
+    elderly_time_factor: float = 1.5  # 长辈模式 gives this many times the rating and reasons time
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """Spoken prompts (docs/ui.md); the files are WAVs in ``dir``, replaceable per bureau."""
+
+    mute: bool = False
+    volume: int = 80  # percent of the recorded level
+    quiet_hours: tuple[int, int] | None = None  # (start, end) minutes after midnight: silent then
+    welcome: bool = False  # also greet on sign-in
+    dir: Path | None = None  # None: the prompts shipped in kiosk/assets/voice/
+    device: str = "default"  # the ALSA device aplay plays to
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ class Config:
     qr: QrConfig | None
     ui: UiConfig
     reasons: tuple[Reason, ...] = field(default=DEFAULT_REASONS)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
     # The keys written in the file ("ui.thanks_s", "reasons"): they win over the hub's remote settings.
     explicit_keys: frozenset[str] = frozenset()
 
@@ -126,11 +146,32 @@ def load_config(path: Path | str | None = None) -> Config:
 
 
 _TOP_LEVEL_NAMES = {
-    **{name: f"[{name}]" for name in ("device", "store", "roster", "serial", "hub", "qr", "ui")},
+    **{name: f"[{name}]" for name in ("device", "store", "roster", "serial", "hub", "qr", "ui", "voice")},
     "reasons": "[[reasons]]",
 }
 _SERIAL_KEYS = {"card": ("protocol",), "ticket": ("encoding",), "keypad": ()}
 _BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+def _span(lo: float, hi: float) -> Callable[[float], str | None]:
+    return lambda v: None if lo <= v <= hi else f"expected {lo} to {hi}, got {v}"
+
+
+def _optional_float(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
+def _quiet_hours(v: str) -> str | None:
+    return None if v == "" or parse_quiet_hours(v) is not None else f"expected HH:MM-HH:MM, got {v!r}"
+
+
+def parse_quiet_hours(v: str) -> tuple[int, int] | None:
+    """ "22:00-07:00" as minutes after midnight, (1320, 420); None for anything else."""
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", v)
+    if m is None:
+        return None
+    h1, m1, h2, m2 = map(int, m.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
 
 
 class _TopLevel(Section):
@@ -235,8 +276,28 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             None,
             check=pattern(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}", "a hash made by `kiosk admin-pin`"),
         ),
+        reasons_idle_s=ui_s.get("reasons_idle_s", int, 10, check=int_range(3, 600)),
+        touch_screen=ui_s.get("touch_screen", bool, True),
+        screen_diagonal_in=_optional_float(
+            ui_s.get("screen_diagonal_in", (int, float), None, check=_span(3, 100))
+        ),
+        elderly=ui_s.get("elderly", bool, False),
+        elderly_time_factor=float(ui_s.get("elderly_time_factor", (int, float), 1.5, check=_span(1, 4))),
     )
     ui_s.done()
+
+    voice_s = Section(path, "voice", top.get("voice", dict, {}))
+    voice = VoiceConfig(
+        mute=voice_s.get("mute", bool, False),
+        volume=voice_s.get("volume", int, 80, check=int_range(0, 100)),
+        quiet_hours=parse_quiet_hours(voice_s.get("quiet_hours", str, "", check=_quiet_hours)),
+        welcome=voice_s.get("welcome", bool, False),
+        dir=voice_s.path_value("dir", None),
+        device=voice_s.get(
+            "device", str, "default", check=lambda v: None if v.strip() else "expected a device"
+        ),
+    )
+    voice_s.done()
 
     reasons = DEFAULT_REASONS
     if "reasons" in data:
@@ -272,6 +333,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         qr=qr,
         ui=ui,
         reasons=reasons,
+        voice=voice,
         explicit_keys=frozenset(
             [f"{name}.{key}" for name, table in data.items() if isinstance(table, dict) for key in table]
             + (["reasons"] if "reasons" in data else [])

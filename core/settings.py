@@ -91,6 +91,14 @@ SETTINGS: dict[str, Setting] = {
         Setting("ui.reasons_timeout_s", _integer(10, 3600), "seconds the reasons page waits"),
         Setting("ui.thanks_s", _integer(1, 60), "seconds the thanks page shows"),
         Setting("ui.walkin", _boolean, "walk-in mode: the ready page offers the rating buttons"),
+        Setting(
+            "ui.reasons_idle_s",
+            _integer(3, 600),
+            "seconds untouched after which a rate request closes the reasons page",
+        ),
+        Setting("ui.elderly", _boolean, "长辈模式 between visits: larger text, fewer choices, longer times"),
+        Setting("voice.mute", _boolean, "no spoken prompts (the captions stay)"),
+        Setting("voice.volume", _integer(0, 100), "spoken prompts' volume, percent of the recording"),
         Setting("qr.ttl_s", _integer(30, 86400), "seconds a QR code stays valid"),
     )
 }

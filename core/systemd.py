@@ -18,6 +18,9 @@ def notify(message: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            # Never wait: a listener that stopped reading would otherwise freeze the caller (the
+            # kiosk's GUI thread) once the socket's queue is full; a lost ping is what systemd is for.
+            sock.setblocking(False)
             sock.connect(address)
             sock.sendall(message.encode("utf-8"))
     except OSError:

@@ -3,5 +3,6 @@ its pages (``app``, ``ui``), the local roster, the window's figures, the admin P
 
 It stands on ``drivers`` (the serial devices) and ``core`` (configuration, event log, domain tables).
 Must not import ``sync``, ``hub`` or ``commands``, nor any web server or SQL toolkit; only the UI modules
-(``app``, ``ui``, ``screenshot``) import Qt, so the flow is tested without a GUI toolkit.
+(``app``, ``controller``, ``ui``, ``screenshot``) import Qt, so the flow is tested without a GUI
+toolkit; ``voice`` plays the prompts through ``aplay``, without Qt.
 """

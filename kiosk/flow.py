@@ -34,6 +34,9 @@ ALREADY_RATED_NOTICE = "该办件已评价，感谢您的参与"
 SWIPE_GUARD_S = 3.0
 # 一次一评 across visits: how many rated case numbers the flow remembers (months of one window's work).
 RATED_CASES_KEPT = 10_000
+# A rate request finds the reasons page untouched this long: the citizen has gone (or never could touch
+# it), so the page closes as on its timeout and the new case opens at once. Nobody is refused.
+REASONS_IDLE_S = 10.0
 
 # `why` of rating_skipped beyond the three of docs/protocol.md §1 (timeout, superseded, paused); see docs/flow.md.
 SKIP_SIGNOUT = "signout"  # the staff member signed out or another one signed in
@@ -93,6 +96,7 @@ class View:
     notice: str | None  # short transient notice
     called_ticket: str | None  # ticket called to this window whose case is not yet closed
     walkin: bool  # the ready page offers the rating buttons
+    touched_at: float | None = None  # the reasons page: when the citizen last touched it (or it appeared)
 
 
 def _text(value: str | None) -> str | None:
@@ -101,6 +105,41 @@ def _text(value: str | None) -> str | None:
         return None
     value = value.strip()
     return value or None
+
+
+_CASE_FIELDS = ("seq", "ticket_no", "case_no", "item_code", "item_name", "source")
+_STATE_KEYS = (
+    "staff",
+    "paused",
+    "called_ticket",
+    "open_case",
+    "rated",
+    "last_toggle",
+    "detail_due",
+    "walkin_seen",
+)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a seq, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
 
 
 def _reason_codes(reasons: Sequence[str]) -> list[str]:
@@ -132,14 +171,21 @@ class Flow:
         rating_timeout_s: float,
         thanks_s: float,
         reasons_timeout_s: float = UiConfig.reasons_timeout_s,
+        reasons_idle_s: float = REASONS_IDLE_S,
+        touch_screen: bool = True,
         walkin: bool = False,
         walkin_interval_s: float = UiConfig.walkin_interval_s,
         now: float,
         history: Iterable[dict] = (),
         staff_by_no: Callable[[str], Staff | None] | None = None,
+        checkpoint: dict[str, Any] | None = None,
     ):
         """``record`` is EventLog.append; ``history`` the log's events, oldest first, to restore state
-        after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then."""
+        after a restart; ``staff_by_no`` finds a signed-in member's name, title and photo again then.
+        Without a ``touch_screen`` nobody can choose reasons at the window: the reasons page only offers
+        the QR code (for ``reasons_timeout_s``) and any rate request closes it at once. ``checkpoint``
+        is a ``durable_state()`` saved earlier: then ``history`` holds only the events after it (a
+        checkpoint that does not parse is a ValueError, before anything is written)."""
         self._record = record
         self._find_staff = find_staff
         self._staff_by_no = staff_by_no
@@ -147,6 +193,8 @@ class Flow:
         self._rating_timeout_s = rating_timeout_s
         self._thanks_s = thanks_s
         self._reasons_timeout_s = reasons_timeout_s
+        self._touch_screen = touch_screen
+        self._reasons_idle_s = reasons_idle_s if touch_screen else 0.0
         self._walkin = walkin
         self._walkin_interval_s = walkin_interval_s
         # Durable state: follows the events, live or replayed.
@@ -164,19 +212,19 @@ class Flow:
         self._satisfaction: int | None = None
         self._deadline: float | None = None
         self._noted_reasons: list[str] = []  # chosen on the reasons page, not submitted (yet)
+        self._touched_at: float | None = None  # the reasons page's last touch (or its appearance)
         self._page_since = now
         self._now = now  # the time of the input being handled
         self._last_press: float | None = None
         self._notice: str | None = None
         self._notice_until: float | None = None
-        walkin_seen = False
+        self._walkin_seen = False  # a walk-in case was ever opened here
+        if checkpoint is not None:
+            self._restore(checkpoint)
         for event in history:
             self._apply(event["type"], event["payload"], event["seq"])
-            walkin_seen = (
-                walkin_seen or event["type"] == "case_opened" and event["payload"]["source"] == "walkin"
-            )
         # The monotonic clock does not survive a restart: the walk-in interval starts again from now.
-        self._last_walkin = now if walkin_seen else None
+        self._last_walkin = now if self._walkin_seen else None
         # What the restart interrupted is closed, not resumed: the citizen has gone.
         if self._open_case is not None:
             self._skip(self._refusal(self._open_case.case_no) or SKIP_RESTART)
@@ -185,11 +233,18 @@ class Flow:
         self._show_idle(now)
 
     def configure(
-        self, *, rating_timeout_s: float, thanks_s: float, reasons_timeout_s: float, walkin: bool
+        self,
+        *,
+        rating_timeout_s: float,
+        thanks_s: float,
+        reasons_timeout_s: float,
+        walkin: bool,
+        reasons_idle_s: float = REASONS_IDLE_S,
     ) -> None:
         """New timings and walk-in mode (remote settings): they hold from the next page shown on."""
         self._rating_timeout_s, self._thanks_s = rating_timeout_s, thanks_s
         self._reasons_timeout_s, self._walkin = reasons_timeout_s, walkin
+        self._reasons_idle_s = reasons_idle_s if self._touch_screen else 0.0
 
     # --- what the screen shows ---------------------------------------------------------------------
 
@@ -204,7 +259,52 @@ class Flow:
             notice=self._notice,
             called_ticket=self._called_ticket,
             walkin=self._walkin,
+            touched_at=self._touched_at,
         )
+
+    # --- checkpoint ---------------------------------------------------------------------------------
+
+    def durable_state(self) -> dict[str, Any]:
+        """What the log has told the flow, as JSON-able data: replaying the log gives the same (after a
+        restart, a card's hold-off counts from the restart either way, so only its member is kept)."""
+        case = self._open_case
+        return {
+            "staff": [self._staff.staff_no, self._staff.name] if self._staff else None,
+            "paused": self._paused,
+            "called_ticket": self._called_ticket,
+            "open_case": None if case is None else {k: getattr(case, k) for k in _CASE_FIELDS},
+            "rated": list(self._rated),
+            "last_toggle": self._last_toggle[0] if self._last_toggle else None,
+            "detail_due": self._detail_due,
+            "walkin_seen": self._walkin_seen,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take over a ``durable_state()``; ValueError (nothing changed) when it is not one."""
+        try:
+            if set(state) != set(_STATE_KEYS):
+                raise ValueError(f"keys {sorted(state)}")
+            staff = state["staff"]
+            if staff is not None:
+                staff_no, name = staff
+                staff = self._known_staff(_str(staff_no), _str(name))
+            case = state["open_case"]
+            if case is not None:
+                if set(case) != set(_CASE_FIELDS) or case["source"] not in ("scanner", "queue", "walkin"):
+                    raise ValueError("open_case")
+                texts = {k: _opt_str(case[k]) for k in ("ticket_no", "case_no", "item_code", "item_name")}
+                case = Case(seq=_int(case["seq"]), source=case["source"], **texts)
+            rated = [_str(c) for c in state["rated"]][-RATED_CASES_KEPT:]
+            toggle = _opt_str(state["last_toggle"])
+            detail_due = None if state["detail_due"] is None else _int(state["detail_due"])
+            paused, walkin_seen = _bool(state["paused"]), _bool(state["walkin_seen"])
+            called = _opt_str(state["called_ticket"])
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise ValueError(f"not a flow checkpoint: {e}") from None
+        self._staff, self._paused, self._called_ticket, self._open_case = staff, paused, called, case
+        self._rated = dict.fromkeys(rated)
+        self._last_toggle = (toggle, self._now) if toggle is not None else None
+        self._detail_due, self._walkin_seen = detail_due, walkin_seen
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -261,6 +361,8 @@ class Flow:
         }
         if self._is_current(fields):
             return self.view  # the same request again (a double scan): still the same visit
+        if self._reasons_idle(now):
+            self._close_reasons(now)  # nobody is choosing: the next citizen need not wait
         refusal = self._refusal(fields["case_no"])
         if self._open_case is not None:
             self._skip("superseded")  # uses up the called ticket if it was this case's
@@ -346,6 +448,15 @@ class Flow:
         self._expire(now)
         if self._page == "reasons":
             self._noted_reasons = codes
+            self._keep_reasons(now)
+        return self.view
+
+    def touch_reasons(self, now: float) -> View:
+        """Any other touch on the reasons page (a digit of the phone number, 更多时间): the citizen is
+        still there, so the page's countdown starts again and no rate request closes it."""
+        self._expire(now)
+        if self._page == "reasons":
+            self._keep_reasons(now)
         return self.view
 
     def submit_reasons(self, reasons: Sequence[str], contact_sealed: str | None, now: float) -> View:
@@ -369,6 +480,17 @@ class Flow:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
         return self.view
 
+    def set_timeouts(self, rating_timeout_s: float, reasons_timeout_s: float, now: float) -> View:
+        """New page times (长辈模式 gives more), for the page on screen too: its countdown counts from
+        when it appeared (the reasons page: from its last touch)."""
+        self._expire(now)
+        self._rating_timeout_s, self._reasons_timeout_s = rating_timeout_s, reasons_timeout_s
+        if self._page == "rate":
+            self._deadline = self._page_since + rating_timeout_s
+        elif self._page == "reasons":
+            self._deadline = (self._touched_at or self._page_since) + reasons_timeout_s
+        return self.view
+
     def tick(self, now: float) -> View:
         """Let time pass: pages time out, notices fade."""
         self._expire(now)
@@ -388,6 +510,10 @@ class Flow:
                 self._skip(why)
             else:  # guaranteed by the transitions: a case to be rated is on the rate page, or waits
                 assert self._giving_reasons()
+        if self._open_case is not None and self._reasons_idle(now):
+            self._close_reasons(now)  # the case that waited for this page need wait no longer
+            self._show_open_case(now)
+            return
         if self._deadline is None or now < self._deadline:
             return
         if self._page == "rate":
@@ -409,6 +535,20 @@ class Flow:
             self._show_idle(now)
         elif self._page == "reasons" and self._detail_due is None:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
+
+    def _reasons_idle(self, now: float) -> bool:
+        """Whether the reasons page shows and has not been touched for ``reasons_idle_s``."""
+        return self._page == "reasons" and now - (self._touched_at or 0.0) >= self._reasons_idle_s
+
+    def _keep_reasons(self, now: float) -> None:
+        self._touched_at = now
+        self._deadline = now + self._reasons_timeout_s
+
+    def _close_reasons(self, now: float) -> None:
+        """End the reasons page as its timeout does (the reasons noted so far count), without the
+        thanks page: what shows next is for the next citizen."""
+        self._write_detail(self._noted_reasons, None)
+        self._show_idle(now)
 
     def _is_current(self, fields: dict[str, str | None]) -> bool:
         """Whether a rate request is for the case on screen or the one waiting for it."""
@@ -444,6 +584,7 @@ class Flow:
     ):
         self._page, self._page_since = page, now
         self._shown_case, self._satisfaction, self._deadline = case, satisfaction, deadline
+        self._touched_at = now if page == "reasons" else None
 
     def _set_notice(self, notice: str, now: float) -> None:
         self._notice, self._notice_until = notice, now + NOTICE_S
@@ -494,6 +635,7 @@ class Flow:
         elif type_ == "ticket_called":
             self._called_ticket = payload["ticket_no"]
         elif type_ == "case_opened":
+            self._walkin_seen = self._walkin_seen or payload["source"] == "walkin"
             self._open_case = Case(
                 seq=seq,
                 ticket_no=payload["ticket_no"],

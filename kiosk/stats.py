@@ -53,6 +53,27 @@ class WindowStats:
         for event in log.events_after(self.seen_seq, types=("rating",)):
             self.add(event)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counts as JSON-able data, for a checkpoint."""
+        return {"window": self.window, "months": {m: list(c) for m, c in self._months.items()}}
+
+    def restore(self, snapshot: dict[str, Any], seq: int) -> None:
+        """Take over a ``snapshot()`` that counted every event up to ``seq``; ValueError if it is not one."""
+        months = snapshot.get("months")
+        if snapshot.get("window") != self.window or not isinstance(months, dict):
+            raise ValueError("not this window's figures")
+        parsed = {}
+        for month, counts in months.items():
+            ok = (
+                isinstance(counts, list)
+                and len(counts) == 2
+                and all(type(c) is int and c >= 0 for c in counts)
+            )
+            if not (isinstance(month, str) and ok and counts[1] <= counts[0]):
+                raise ValueError(f"bad figures for {month!r}")
+            parsed[month] = list(counts)
+        self._months, self.seen_seq = parsed, seq
+
     def month(self, month: str) -> MonthStats:
         """The figures for ``month`` ("YYYY-MM", local time), zero when nothing was rated."""
         count, satisfied = self._months.get(month, (0, 0))

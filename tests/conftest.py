@@ -5,6 +5,12 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Examples are timed by the machine, not by the rule under test: a loaded CI machine or a shared
+# developer machine must not turn a slow example into a failure. Example counts stay as each test sets.
+settings.register_profile("kiosk", deadline=None)
+settings.load_profile("kiosk")
 
 
 @pytest.fixture(scope="module")

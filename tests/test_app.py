@@ -189,7 +189,7 @@ def test_bad_touch_rating_asks_for_reasons_and_seals_the_phone(qtbot, kiosk, sim
         qtbot.mouseClick(window.findChild(QPushButton, name), Qt.MouseButton.LeftButton)
     for digit in "13800138000":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
-    assert window.pages["reasons"].phone.text() == "138****8000"
+    assert window.pages["reasons"].phone.text() == "138 0013 8000"
     qtbot.mouseClick(window.findChild(QPushButton, "reasons_submit"), Qt.MouseButton.LeftButton)
     wait_page(qtbot, window, "thanks")
     assert "整改" in window.pages["thanks"].note.text()  # reasons were given
@@ -366,7 +366,7 @@ def test_admin_panel_facts_and_restart(qtbot, kiosk, sim, monkeypatch):
     assert facts["待同步事件"].startswith("0")
     assert facts["二维码"] == "已启用"
     exits = []
-    monkeypatch.setattr("kiosk.app.QApplication.exit", exits.append)
+    monkeypatch.setattr("kiosk.controller.QApplication.exit", exits.append)
     kiosk.restart_requested.emit()
     kiosk.exit_requested.emit()
     assert exits == [EXIT_RESTART, 0]
@@ -465,3 +465,74 @@ def test_device_states_are_published_for_the_doctor(qtbot, kiosk, sim):
     assert set(by_name) == {"card", "ticket", "keypad"}
     assert by_name["card"]["state"] == "connected" and by_name["card"]["frames"] >= 1
     assert published["updated_at"] <= time.time()
+
+
+def test_the_citizens_elderly_mode_gives_more_time_and_ends_with_their_visit(qtbot, kiosk, sim):
+    window = kiosk
+    sign_in_and_request(qtbot, window, sim)
+    deadline = window.kiosk.flow.view.deadline
+    assert window.rating_panel.buttons[5].text_items()[1].text == "5"  # a keypad is fitted: keys shown
+    qtbot.mouseClick(window.findChild(QPushButton, "elderly_toggle"), Qt.MouseButton.LeftButton)
+    assert window.elderly and window.metrics().elderly
+    assert window.kiosk.flow.view.deadline == pytest.approx(deadline + 15)  # 30 s × 1.5
+    qtbot.mouseClick(window.pages["rate"].findChild(QAbstractButton, "rate_5"), Qt.MouseButton.LeftButton)
+    wait_page(qtbot, window, "thanks")
+    window.kiosk.clock.advance(4)
+    wait_page(qtbot, window, "ready")
+    assert not window.elderly  # the next citizen starts as configured
+    assert window.kiosk.flow.set_timeouts(30, 60, window.kiosk.clock()).page == "ready"
+
+
+def test_without_a_touch_screen_the_reasons_page_offers_the_qr_code_and_gives_way(qtbot, tmp_path, sim):
+    config = write_config(tmp_path, sim)
+    config.write_text(config.read_text().replace("[ui]\n", "[ui]\ntouch_screen = false\n"))
+    window = open_window(qtbot, config)
+    try:
+        qtbot.waitUntil(
+            lambda: all(sim.is_open(name) for name in ("card", "ticket", "keypad")), timeout=10_000
+        )
+        sign_in_and_request(qtbot, window, sim)
+        sim.press(1)  # 非常不满意 on the keypad: nobody can tick reasons at this window
+        wait_page(qtbot, window, "reasons")
+        page = window.pages["reasons"]
+        assert page.qr_box.isVisible() and page.qr.url  # reasons can be added by phone
+        assert not page.reasons_scroll.isVisible() and not page.submit.isVisible()
+        sim.rate("370211202611280099", ticket="A013", item_code=None, item_name="户籍迁移")
+        wait_page(qtbot, window, "rate")  # the next citizen at once
+        assert window.kiosk.flow.view.case.case_no == "370211202611280099"
+        assert last_event(window, "rating_detail")["payload"]["reasons"] == []
+    finally:
+        window.kiosk.close()
+
+
+def test_a_notify_socket_nobody_reads_never_blocks(tmp_path, monkeypatch):
+    """The watchdog ping runs on the GUI thread: a full notify queue loses pings, never freezes it."""
+    from core import systemd
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        start = time.monotonic()
+        sent = [systemd.notify("WATCHDOG=1") for _ in range(500)]  # the queue holds far fewer
+        assert time.monotonic() - start < 5
+        assert sent[0] and not all(sent)
+
+
+def test_remote_settings_switch_elderly_mode_and_the_voice_at_an_idle_page(qtbot, kiosk, sim):
+    window = kiosk
+    sim.swipe(STAFF_CARD)
+    wait_page(qtbot, window, "ready")
+    assert not window.elderly
+    with EventLog(window.kiosk.config.store_path) as log:  # as the sync agent caches them
+        settings = {"ui.elderly": True, "voice.volume": 30, "ui.reasons_idle_s": 20}
+        log.set_state("sync_settings", {"version": "v-elderly", "settings": settings})
+    qtbot.waitUntil(lambda: window.elderly, timeout=10_000)  # the next citizen's mode
+    qtbot.waitUntil(lambda: window.kiosk.voice.config.volume == 30, timeout=5000)  # on the voice thread
+    assert window.kiosk.remote.version == "v-elderly"
+    now = window.kiosk.clock()
+    window.kiosk.flow.rate_request(
+        ticket_no="A1", case_no="R1", item_code=None, item_name="事项", source="queue", now=now
+    )
+    window.kiosk._render()
+    assert window.kiosk.flow.view.deadline == pytest.approx(now + 30 * 1.5)  # 长辈模式's longer time

@@ -93,6 +93,8 @@ def test_healthy_simulated_setup_passes(tmp_path, hub, sim, capsys):
         "roster file": "skip",
         "CJK font": "ok",
         "display": "warn",  # the tests run Qt offscreen
+        "screen size": "warn",  # no [ui] screen_diagonal_in in the test configuration
+        "voice": "warn",  # and have no sound card
         "serial card": "ok",
         "serial ticket": "ok",
         "serial keypad": "ok",
@@ -468,3 +470,12 @@ def test_table_gives_a_fix_under_each_failure():
     lines = doctor.format_table(rows).splitlines()
     assert lines[1].startswith("serial card  FAIL") and lines[2].strip() == "fix: plug it in"
     assert lines[-1] == "1 failed, 0 warnings, 2 checks"
+
+
+def test_the_screen_size_is_a_warning_until_configured(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[device]\nid = "W03"\nwindow = "03"\n')
+    assert doctor.check_screen_size(load_config(path)).status == "warn"
+    path.write_text('[device]\nid = "W03"\nwindow = "03"\n[ui]\nscreen_diagonal_in = 10.1\n')
+    row = doctor.check_screen_size(load_config(path))
+    assert row.status == "ok" and "10.1" in row.detail

@@ -443,9 +443,10 @@ def test_pause_or_signout_lets_a_citizen_finish_the_reasons(log):
     assert types(log, 3) == ["window_paused", "staff_signout", "rating_detail"]
 
 
-def bad_rating_on_the_reasons_page(log: EventLog) -> Flow:
-    """A citizen who rated 不满意 at 1 (rating seq 3) and chooses reasons until 61."""
-    flow = rating_page(log, 0)
+def bad_rating_on_the_reasons_page(log: EventLog, **options) -> Flow:
+    """A citizen who rated 不满意 at 1 (rating seq 3) and chooses reasons until 61. Unless told otherwise
+    they count as busy however long between touches (the rule for an untouched page has its own tests)."""
+    flow = rating_page(log, 0, **({"reasons_idle_s": 1000} | options))
     assert flow.press(1, "touch", 1)
     return flow
 
@@ -537,6 +538,50 @@ def test_pause_signout_or_restart_close_the_waiting_case_as_usual(log, ending, t
     assert types(log, 4).count("rating_detail") == 1
 
 
+# --- nobody refused: an untouched reasons page gives way --------------------------------------------
+
+
+def test_a_rate_request_finds_an_untouched_reasons_page_and_opens_the_new_case_at_once(log):
+    flow = bad_rating_on_the_reasons_page(log, reasons_idle_s=10)
+    flow.note_reasons(["101"], 5)  # the citizen chose one reason, then walked away
+    assert flow.rate_request(**NEXT, now=14.9).page == "reasons"  # touched 9.9 s ago: still theirs
+    view = flow.tick(15)  # the waiting case need wait no longer
+    assert (view.page, view.case.case_no, view.deadline) == ("rate", "NEXT", 75)
+    assert detail_reasons(log) == [["101"]]  # what was noted counts, as on a timeout
+    assert flow.press(4, "keypad", 16)  # the next citizen is not refused
+
+
+def test_an_untouched_reasons_page_closes_when_the_request_comes(log):
+    flow = bad_rating_on_the_reasons_page(log, reasons_idle_s=10)
+    view = flow.rate_request(**NEXT, now=11)
+    assert (view.page, view.case.case_no) == ("rate", "NEXT")
+    assert types(log, 3) == ["rating_detail", "case_opened"]
+    assert detail_reasons(log) == [[]]
+
+
+def test_each_touch_keeps_the_reasons_page_and_restarts_its_countdown(log):
+    flow = bad_rating_on_the_reasons_page(log, reasons_idle_s=10)
+    for now in (9, 18, 27, 36, 45, 54, 63):  # a digit every 9 s: still choosing, long past 60 s
+        view = flow.touch_reasons(now)
+        assert (view.page, view.deadline, view.touched_at) == ("reasons", now + 60, now)
+    assert flow.rate_request(**NEXT, now=72).page == "reasons"  # 9 s after the last touch: waits
+    assert flow.submit_reasons(["201"], None, 72.5).page == "thanks"
+
+
+def test_touching_any_other_page_changes_nothing(log):
+    flow = rating_page(log, 0)
+    assert flow.touch_reasons(5).deadline == 60
+    assert types(log, 4) == []
+
+
+def test_without_a_touch_screen_the_reasons_page_gives_way_to_any_request(log):
+    flow = bad_rating_on_the_reasons_page(log, touch_screen=False, reasons_timeout_s=15)
+    assert flow.view.deadline == 16  # a short page offering the QR code
+    view = flow.rate_request(**NEXT, now=2)
+    assert (view.page, view.case.case_no) == ("rate", "NEXT")
+    assert detail_reasons(log) == [[]]
+
+
 # --- reasons chosen but not submitted ---------------------------------------------------------------
 
 
@@ -547,10 +592,11 @@ def detail_reasons(log: EventLog) -> list[list[str]]:
 def test_reasons_noted_on_the_page_are_recorded_when_it_times_out(log):
     flow = bad_rating_on_the_reasons_page(log)
     view = flow.note_reasons(["101"], 5)
-    assert (view.page, view.deadline) == ("reasons", 61)  # noting neither records nor extends the page
+    assert (view.page, view.deadline) == ("reasons", 65)  # noting records nothing; a touch gives time
     flow.note_reasons(["201", "101", "201"], 6)
     assert types(log, 3) == []
-    assert flow.tick(61).page == "thanks"
+    assert flow.tick(65.9).page == "reasons"
+    assert flow.tick(66).page == "thanks"
     assert recorded(log, 3) == [
         ("rating_detail", {"rating_seq": 3, "reasons": ["201", "101"], "contact_sealed": None})
     ]
@@ -560,7 +606,7 @@ def test_reasons_noted_and_cleared_again_are_not_given(log):
     flow = bad_rating_on_the_reasons_page(log)
     flow.note_reasons(["101"], 5)
     flow.note_reasons([], 6)
-    flow.tick(61)
+    flow.tick(66)
     assert recorded(log, 3) == [("rating_detail", {"rating_seq": 3, "reasons": [], "contact_sealed": None})]
 
 
@@ -571,7 +617,7 @@ def test_noted_reasons_survive_pause_and_signout_and_a_waiting_request(log):
     flow.resume(7)
     flow.rate_request(**NEXT, now=8)
     flow.swipe(WANG_CARD, 9)
-    flow.tick(61)
+    flow.tick(65)
     assert detail_reasons(log) == [["301"]]
 
 
@@ -590,8 +636,8 @@ def test_skipping_declines_the_noted_reasons_and_submitting_replaces_them(log):
 def test_noted_reasons_belong_to_their_page_only(log):
     flow = bad_rating_on_the_reasons_page(log)
     flow.note_reasons(["101"], 5)
-    flow.tick(61)
-    assert flow.note_reasons(["201"], 62).page == "thanks"  # too late: the detail is recorded
+    flow.tick(65)
+    assert flow.note_reasons(["201"], 66).page == "thanks"  # too late: the detail is recorded
     flow.tick(70)
     flow.rate_request(**NEXT, now=71)
     assert flow.note_reasons(["201"], 72).page == "rate"  # nothing to note on the rate page
@@ -608,7 +654,7 @@ def test_note_reasons_refuses_what_is_not_a_reason(log, reasons):
     flow.note_reasons(["101"], 5)
     with pytest.raises(ValueError):
         flow.note_reasons(reasons, 6)
-    flow.tick(61)
+    flow.tick(65)
     assert recorded(log, 3)[0][1]["reasons"] == ["101"]
 
 

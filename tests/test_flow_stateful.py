@@ -2,8 +2,11 @@
 the flow, with the disk failing now and then, checking after every step that the log it writes keeps
 the 一次一评 invariants (one rating per case and per case number, a card lying on the reader never
 toggles, a called ticket goes to one case at most), that a citizen giving reasons is never cut off (a
-rate request meanwhile waits for the thanks page to end), that a 差评's reasons are those submitted, or
-noted on the page when it timed out, and that the screen shows only what the log holds."""
+rate request meanwhile waits for the thanks page to end), that a reasons page nobody has touched for
+10 s gives way to the next case at once (nobody refused), that a 差评's reasons are those submitted, or
+noted on the page when it timed out or gave way, and that the screen shows only what the log holds."""
+
+import json
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -15,7 +18,7 @@ from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, SWIPE_GUARD_S, Flow
 
 STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}
 CARDS = (*STAFF, "card-unknown")
-RATING_TIMEOUT_S, REASONS_TIMEOUT_S, WALKIN_INTERVAL_S = 60, 60, 30
+RATING_TIMEOUT_S, REASONS_TIMEOUT_S, WALKIN_INTERVAL_S, REASONS_IDLE_S = 60, 60, 30, 10
 # Time steps around every threshold: debounce, card guard, thanks, timeouts, walk-in interval.
 STEPS = st.sampled_from([0.0, 0.1, 0.29, 0.31, 1.0, 2.9, 3.0, 10.0, 29.0, 31.0, 59.0, 61.0, 200.0])
 # A citizen's press comes mostly a moment after the page appears.
@@ -53,11 +56,14 @@ class MemoryLog:
 
 
 class FlowMachine(RuleBasedStateMachine):
-    @initialize(walkin=st.booleans(), signed_in=st.booleans())
-    def start(self, walkin, signed_in):
+    @initialize(walkin=st.booleans(), signed_in=st.booleans(), touch_screen=st.booleans())
+    def start(self, walkin, signed_in, touch_screen):
         self.now = 0.0
         self.log = MemoryLog(lambda: self.now)
         self.walkin = walkin
+        self.touch_screen = touch_screen
+        self.idle_s = REASONS_IDLE_S if touch_screen else 0.0
+        self.touched: dict[int, float] = {}  # rating seq -> when its reasons page was last touched
         self.checked = 0  # events before this index have passed the log invariants
         self.staff: str | None = None  # staff_no signed in, per the log
         self.called_ticket: str | None = None
@@ -78,22 +84,28 @@ class FlowMachine(RuleBasedStateMachine):
         self.noted: dict[int, list[str]] = {}  # rating seq -> reasons noted on its page
         self.last_toggle: tuple[str, float] | None = None  # staff_no whose sign-in or -out was last, when
         self.flow = self.make_flow()
+        self.checkpoint: tuple[int, dict] | None = None  # (seq, durable state) taken at some point
         if signed_in:
             self.flow.swipe("card-a", self.now)
             self.last_toggle = ("0371", self.now)
 
-    def make_flow(self) -> Flow:
+    def make_flow(self, log: MemoryLog | None = None, checkpoint: tuple[int, dict] | None = None) -> Flow:
+        log = log or self.log
+        after = checkpoint[0] if checkpoint else 0
         return Flow(
-            record=self.log.append,
+            record=log.append,
             find_staff=STAFF.get,
             window="03",
             rating_timeout_s=RATING_TIMEOUT_S,
             thanks_s=3,
             reasons_timeout_s=REASONS_TIMEOUT_S,
+            reasons_idle_s=REASONS_IDLE_S,
+            touch_screen=self.touch_screen,
             walkin=self.walkin,
             walkin_interval_s=WALKIN_INTERVAL_S,
             now=self.now,
-            history=[e for e in self.log.events if e["type"] in HISTORY_TYPES],
+            history=[e for e in log.events if e["type"] in HISTORY_TYPES and e["seq"] > after],
+            checkpoint=checkpoint[1] if checkpoint else None,
         )
 
     def attempt(self, step: float, action):
@@ -115,8 +127,11 @@ class FlowMachine(RuleBasedStateMachine):
             return
         self.shown_at[view.case.seq] = self.now
         if view.case.seq <= written_before:
-            assert giving_reasons(before) and before.page == "thanks", "a waiting case cut a citizen off"
-            assert self.now >= before.deadline, "a waiting case shown before the thanks page ended"
+            assert giving_reasons(before), "a waiting case cut a citizen off"
+            if before.page == "thanks":
+                assert self.now >= before.deadline, "a waiting case shown before the thanks page ended"
+            else:
+                assert self.now >= before.touched_at + self.idle_s, "a waiting case cut a citizen off"
 
     @rule(writes_before=st.integers(0, 3))
     def disk_fails(self, writes_before):
@@ -155,14 +170,21 @@ class FlowMachine(RuleBasedStateMachine):
             "source": source,
         }
         self.request, before, shown = fields, len(self.log.events), self.flow.view
-        busy = giving_reasons(shown) and self.now + step < shown.deadline  # and so they stay
-        self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
+        at = self.now + step
+        busy = giving_reasons(shown) and at < shown.deadline  # and so they stay
+        idle = shown.page == "reasons" and at >= shown.touched_at + self.idle_s
+        idle = idle and not names_case(fields, shown.case)  # the same visit again leaves it be
+        busy = busy and not idle
+        done = self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
         self.follow_log()
         self.request = None
         written = self.log.events[before:]
         if busy:
             assert (self.flow.view.page, self.flow.view.case) == (shown.page, shown.case), "citizen cut off"
             assert "rating_detail" not in [e["type"] for e in written]
+        if idle and done is not None:
+            assert self.flow.view.page != "reasons", "an untouched reasons page held up the next citizen"
+            event("rate request: closed an untouched reasons page")
         skips = [e["payload"]["why"] for e in written if e["type"] == "rating_skipped"]
         outcome = "skipped " + skips[-1] if skips else "waits" if busy and written else "shown or ignored"
         event(f"rate request: {outcome}")
@@ -224,16 +246,51 @@ class FlowMachine(RuleBasedStateMachine):
         done = self.attempt(step, lambda now: self.flow.note_reasons(reasons, now))
         self.follow_log()  # it writes only what time closed (expected_reasons checks a timed-out page)
         due = self.pending_details()
-        if done is not None and due and self.now < self.rated_at[max(due)] + REASONS_TIMEOUT_S:
+        if done is not None and self.flow.view.page == "reasons":
             self.noted[max(due)] = list(dict.fromkeys(reasons))
+            self.note_touch()
+
+    @rule(step=PRESS_STEPS)
+    def touch_reasons(self, step):
+        """A digit of the phone number or 更多时间: the reasons page's countdown starts again."""
+        done = self.attempt(step, self.flow.touch_reasons)
+        self.follow_log()
+        if done is not None and self.flow.view.page == "reasons":
+            self.note_touch()
+
+    def note_touch(self) -> None:
+        view = self.flow.view
+        assert view.touched_at == self.now and view.deadline == self.now + REASONS_TIMEOUT_S
+        self.touched[max(self.pending_details())] = self.now
 
     @rule(step=STEPS)
     def tick(self, step):
         self.attempt(step, self.flow.tick)
 
+    @rule()
+    def take_checkpoint(self):
+        """The kiosk saves its flow state beside the log (as JSON), at whatever point it is."""
+        self.checkpoint = (len(self.log.events), json.loads(json.dumps(self.flow.durable_state())))
+
+    def copy_log(self) -> MemoryLog:
+        copy = MemoryLog(lambda: self.now)
+        copy.events = list(self.log.events)
+        return copy
+
     @rule(step=STEPS)
     def restart(self, step):
         self.now += step
+        if self.checkpoint is not None:
+            # Starting from the checkpoint and the events after it is starting from the whole log.
+            replayed, resumed = self.copy_log(), self.copy_log()
+            whole = self.make_flow(replayed)
+            from_checkpoint = self.make_flow(resumed, self.checkpoint)
+            assert from_checkpoint.durable_state() == whole.durable_state()
+            assert [(e["type"], e["payload"]) for e in resumed.events] == [
+                (e["type"], e["payload"]) for e in replayed.events
+            ]
+            assert from_checkpoint.view == whole.view
+            event("restart: from a checkpoint")
         self.restarting = True
         try:
             self.flow = self.make_flow()
@@ -299,6 +356,7 @@ class FlowMachine(RuleBasedStateMachine):
                     self.rated_case_nos.add(p["case_no"])
                 self.close_case(case_seq)
                 self.ratings[seq], self.rated_at[seq] = p, at
+                self.touched[seq] = at
             elif type_ == "rating_skipped":
                 assert p["case_seq"] == self.open_case and p["why"] in SKIP_WHYS
                 if p["why"] == "timeout":
@@ -329,7 +387,11 @@ class FlowMachine(RuleBasedStateMachine):
         """What a 差评's detail must say, by what ended its reasons page."""
         if self.restarting:
             return []  # the noted reasons were never recorded: they went with the process
-        if at >= self.rated_at[rating_seq] + REASONS_TIMEOUT_S:
+        touched = self.touched[rating_seq]
+        if at >= touched + REASONS_TIMEOUT_S:
+            return self.noted.get(rating_seq, [])
+        # A rate request (or a case waiting for the page) closed it, untouched for a while.
+        if at >= touched + self.idle_s and (self.request is not None or self.open_case is not None):
             return self.noted.get(rating_seq, [])
         if self.submitted is not None:
             return list(dict.fromkeys(self.submitted))
@@ -373,6 +435,15 @@ class FlowMachine(RuleBasedStateMachine):
         self.follow_log()
         assert self.open_case is None and set(self.opened) == self.closed
         assert not self.pending_details()
+
+
+def names_case(fields: dict, case) -> bool:
+    """Whether a rate request names this case (a double scan): the flow's rule, restated."""
+    text = {k: (v or "").strip() or None for k, v in fields.items() if k != "source"}
+    if text["case_no"] is not None:
+        return text["case_no"] == case.case_no
+    identity = (text["ticket_no"], text["case_no"], text["item_code"])
+    return any(identity) and identity == case.identity
 
 
 def giving_reasons(view) -> bool:

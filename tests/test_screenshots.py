@@ -1,6 +1,6 @@
 """The pictures in docs/screenshots/ are what `kiosk screenshot` renders today.
 
-Every page of ``kiosk.screenshot.sample_views`` at every reference size is rendered with
+Every page of ``kiosk.screenshot.sample_views`` at every reference size, in both modes, is rendered with
 docs/screenshots/kiosk.toml (the wall clock and the QR token fixed) and compared with the stored PNG
 with a perceptual tolerance: both blurred a little, so anti-aliasing and hinting do not count, and at
 most a small share of pixels may differ clearly. A failure writes the stored picture, the rendered one
@@ -62,7 +62,8 @@ def fixed_clock(monkeypatch):
 
 
 def expected_names() -> list[str]:
-    return sorted(f"{name}-{w}x{h}.png" for w, h in SIZES for name in sample_views(0))
+    modes = ("", "-elderly")  # 长辈模式 too
+    return sorted(f"{name}{mode}-{w}x{h}.png" for w, h in SIZES for name in sample_views(0) for mode in modes)
 
 
 def test_every_stored_screenshot_is_one_the_renderer_makes():

@@ -18,10 +18,10 @@ from core.config import load_config
 from core.domain import DEFAULT_REASONS, LEVELS, Reason
 from hub.qrpage import mask_case_no as hub_mask_case_no
 from kiosk import adminpin, fonts
-from kiosk.app import install_cjk_font
 from kiosk.flow import View
 from kiosk.screenshot import SAMPLE_CASE, SAMPLE_STAFF, SIZES, render, sample_views
 from kiosk.ui import theme
+from kiosk.ui.fontsetup import install_cjk_font
 from kiosk.ui.pages import ITEM_LINES, Station, mask_case_no
 from kiosk.ui.widgets import FitLabel, RatingButton
 from kiosk.ui.window import MainWindow
@@ -38,6 +38,7 @@ def make_window(
     size=(1280, 800),
     reasons=DEFAULT_REASONS,
     hall="青岛西海岸新区政务服务大厅",
+    diagonal=None,
 ) -> MainWindow:
     install_cjk_font(None)
     station = Station(
@@ -47,6 +48,7 @@ def make_window(
         contact=contact,
         rating_timeout_s=60,
         reasons_timeout_s=60,
+        screen_diagonal_in=diagonal,
     )
     check = (lambda pin: adminpin.verify_pin(pin, pin_hash)) if pin_hash else None
     window = MainWindow(station, check_pin=check)
@@ -286,19 +288,72 @@ def test_reasons_need_one_choice_and_a_whole_phone_number(qtbot):
     submitted = []
     window.reasons_submitted.connect(lambda codes, phone: submitted.append((codes, phone)))
     assert not page.submit.isEnabled()
+    assert page.submit.text() == "请先选择原因"  # a greyed button says why
     qtbot.mouseClick(window.findChild(QPushButton, "reason_201"), Qt.MouseButton.LeftButton)
     qtbot.mouseClick(window.findChild(QPushButton, "reason_901"), Qt.MouseButton.LeftButton)
-    assert page.submit.isEnabled()
+    assert page.submit.isEnabled() and page.submit.text() == "提交评价"
+    # A ticked reason says so in words too, not by colour alone.
+    assert window.findChild(QPushButton, "reason_201").text() == "✓ 等候时间长"
+    assert window.findChild(QPushButton, "reason_202").text() == "多次跑动"
     for digit in "1380013":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
-    assert page.phone.text() == "138****"  # masked while typed (core.contact.mask_phone)
+    assert page.phone.text() == "138 0013"  # shown as typed, so the citizen can check it
     assert not page.submit.isEnabled()  # an incomplete number is not sent
+    assert page.submit.text() == "手机号未填完"
     for digit in "8000":
         qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
-    assert page.phone.text() == "138****8000"
+    assert page.phone.text() == "138 0013 8000"
     assert page.submit.isEnabled()
     qtbot.mouseClick(page.submit, Qt.MouseButton.LeftButton)
     assert submitted == [(["201", "901"], "13800138000")]
+
+
+def test_on_a_small_screen_the_phone_number_is_a_step_of_its_own(qtbot):
+    window = make_window(qtbot, size=(1024, 600), diagonal=7.0)
+    show(window, sample_views(time.monotonic())["reasons"], qtbot)
+    page = window.pages["reasons"]
+    touches = []
+    window.reasons_touched.connect(lambda: touches.append(True))
+    assert not page.contact_card.isVisible() and page.to_phone.isVisible()
+    qtbot.mouseClick(window.findChild(QPushButton, "reason_101"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.to_phone, Qt.MouseButton.LeftButton)
+    assert page.contact_card.isVisible() and not page.reasons_scroll.isVisible()
+    for digit in "13800138000":
+        qtbot.mouseClick(window.findChild(QPushButton, f"phone_key_{digit}"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.back, Qt.MouseButton.LeftButton)  # back to the reasons, the number kept
+    assert page.reasons_scroll.isVisible() and page.phone.text() == "138 0013 8000"
+    qtbot.mouseClick(window.findChild(QPushButton, "reasons_more_time"), Qt.MouseButton.LeftButton)
+    assert len(touches) == 1 + 11 + 1 + 1  # each is a touch that keeps the page: the flow hears it
+    submitted = []
+    window.reasons_submitted.connect(lambda codes, phone: submitted.append((codes, phone)))
+    qtbot.mouseClick(page.submit, Qt.MouseButton.LeftButton)
+    assert submitted == [(["101"], "13800138000")]
+
+
+def test_rate_buttons_show_their_keypad_keys_only_with_a_keypad(qtbot):
+    window = make_window(qtbot)
+    panel = window.rating_panel
+    assert all(len(b.text_items()) == 1 for b in panel.buttons.values())
+    panel.show_keys(True)
+    assert [b.text_items()[1].text for b in panel.buttons.values()] == ["5", "4", "3", "2", "1"]
+
+
+def test_the_elderly_toggle_enlarges_text_and_reports_the_citizens_choice(qtbot):
+    window = make_window(qtbot, size=(1280, 800))
+    show(window, sample_views(time.monotonic())["rate"], qtbot)
+    toggle = window.findChild(QPushButton, "elderly_toggle")
+    assert toggle.isVisible() and toggle.height() >= window.metrics().target
+    labels = [window.pages["rate"].case, window.pages["rate"].staff, window.pages["rate"].item]
+    before = [label._max_px for label in labels]  # the size each may take, room permitting
+    changes = []
+    window.elderly_changed.connect(changes.append)
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    assert changes == [True]
+    window.set_elderly(True)  # the kiosk answers: the mode is on
+    assert toggle.text() == "✓ 长辈模式"
+    assert all(label._max_px > px for label, px in zip(labels, before, strict=True))
+    show(window, sample_views(time.monotonic())["ready"], qtbot)
+    assert not toggle.isVisible()  # staff pages have no toggle
 
 
 def test_reasons_reset_for_the_next_bad_rating_and_skip_is_always_there(qtbot):
@@ -542,7 +597,7 @@ def test_a_cjk_font_is_found_and_the_configured_one_wins(tmp_path):
 
 
 def test_no_cjk_font_is_a_loud_error(monkeypatch, caplog, qapp):
-    monkeypatch.setattr("kiosk.app.find_cjk_font", lambda config: None)
+    monkeypatch.setattr("kiosk.ui.fontsetup.find_cjk_font", lambda config: None)
     assert install_cjk_font(None) is None
     assert any(r.levelname == "ERROR" and "NO CHINESE FONT FOUND" in r.message for r in caplog.records)
 
@@ -565,7 +620,8 @@ def test_font_ranking_prefers_simplified_chinese_sans(tmp_path):
 def test_screenshot_renders_every_page_at_a_size(qtbot, tmp_path):
     config_file = tmp_path / "kiosk.toml"
     config_file.write_text('[device]\nid = "T"\nwindow = "03"\nhall = "测试大厅"\n')
-    written = render(config_file, tmp_path / "shots", sizes=((1024, 600),))
-    assert sorted(p.name for p in written) == sorted(f"{name}-1024x600.png" for name in sample_views(0))
+    written = render(config_file, tmp_path / "shots", sizes=((1024, 600),), audit=True)  # checks pass
+    expected = [f"{name}{mode}-1024x600.png" for name in sample_views(0) for mode in ("", "-elderly")]
+    assert sorted(p.name for p in written) == sorted(expected)
     image = QImage(str(written[0]))
     assert (image.width(), image.height()) == (1024, 600)

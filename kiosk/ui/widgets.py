@@ -170,10 +170,14 @@ class RatingButton(QAbstractButton):
         self.setAccessibleName(LEVELS[satisfaction])
         self._wide = False
         self._max_px = 24
+        self._min_px = theme.MIN_FONT_PX
+        self._min_key_px = 0
+        self._key: str | None = None
 
-    def set_style(self, *, wide: bool, max_px: int) -> None:
-        """``wide``: face left of the words (portrait rows); otherwise face above the words (a tile)."""
-        self._wide, self._max_px = wide, max_px
+    def set_style(self, *, wide: bool, max_px: int, min_px: int = theme.MIN_FONT_PX, key_px: int = 0) -> None:
+        """``wide``: face left of the words (portrait rows); otherwise face above the words (a tile). The
+        words never get smaller than ``min_px`` (the face gives way), the key number not under ``key_px``."""
+        self._wide, self._max_px, self._min_px, self._min_key_px = wide, max_px, min_px, key_px
         self._refit()
 
     def _face_rect(self) -> QRectF:
@@ -181,12 +185,13 @@ class RatingButton(QAbstractButton):
         if self._wide:
             side = h * 0.66
             return QRectF(h * 0.22, (h - side) / 2, side, side)
-        side = min(w * 0.62, h * 0.50)
+        # The face takes what the words at their smallest size leave.
+        side = max(0.0, min(w * 0.62, h * 0.50, h * 0.86 - self._min_px * 1.45 - h * 0.04 - h * 0.10))
         return QRectF((w - side) / 2, h * 0.10, side, side)
 
     def _text_rect(self) -> QRectF:
         w, h = self.width(), self.height()
-        pad = max(4.0, min(w, h) * 0.06)
+        pad = max(4.0, min(w, h) * 0.03)
         if self._wide:
             face = self._face_rect()
             left = face.right() + h * 0.25
@@ -196,6 +201,27 @@ class RatingButton(QAbstractButton):
 
     def text_room(self) -> int:
         return int(self._text_rect().width())
+
+    def set_key(self, key: str | None) -> None:
+        """The keypad key that gives this rating, shown in a corner badge (None: no keypad fitted)."""
+        self._key = key
+        self.update()
+
+    def _key_rect(self) -> QRectF:
+        side = max(12.0, min(self.width(), self.height()) * 0.26, self._min_key_px / 0.62 + 1)
+        inset = side * 0.18
+        return QRectF(inset, inset, side, side)
+
+    def text_items(self) -> list:
+        from .audit import TextItem
+
+        items = [TextItem(self.text(), self._text_rect().toAlignedRect(), self.font().pixelSize(), True)]
+        if self._key:
+            items.append(TextItem(self._key, self._key_rect().toAlignedRect(), self._key_px()))
+        return items
+
+    def _key_px(self) -> int:
+        return max(theme.MIN_FONT_PX, int(self._key_rect().height() * 0.62))
 
     def text_fits(self) -> bool:
         fm = self.fontMetrics()
@@ -214,7 +240,7 @@ class RatingButton(QAbstractButton):
         rect = self._text_rect()
         by_height = int(rect.height() / 1.45)
         px = theme.fitted_px(f, [LONGEST_LEVEL_WORD], int(rect.width()), min(self._max_px, max(by_height, 1)))
-        f.setPixelSize(px)
+        f.setPixelSize(max(px, min(self._min_px, self._max_px)))
         self.setFont(f)
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -240,6 +266,17 @@ class RatingButton(QAbstractButton):
             Qt.AlignmentFlag.AlignLeft if self._wide else Qt.AlignmentFlag.AlignHCenter
         )
         p.drawText(self._text_rect(), int(align), self.text())
+        if self._key:
+            # The key's number in a white disc: which keypad key gives this rating.
+            badge = self._key_rect()
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor("white"))
+            p.drawEllipse(badge)
+            f = QFont(self.font())
+            f.setPixelSize(self._key_px())
+            p.setFont(f)
+            p.setPen(self.colour.darker(130))
+            p.drawText(badge, int(Qt.AlignmentFlag.AlignCenter), self._key)
         p.end()
 
 
@@ -263,7 +300,18 @@ class RatingPanel(QWidget):
         orient(self._layout, vertical=vertical)
         self._layout.setSpacing(m.px(1.4))
         for button in self.buttons.values():
-            button.set_style(wide=vertical, max_px=m.px(4.2 if vertical else 3.4))
+            button.set_style(
+                wide=vertical,
+                max_px=m.text(4.2 if vertical else 3.4, main=True),
+                min_px=m.dp(m.min_dp(True)),
+                key_px=m.dp(theme.BODY_DP),
+            )
+            button.setMinimumSize(m.target, m.target)
+
+    def show_keys(self, shown: bool) -> None:
+        """Show each level's keypad key (a keypad is fitted)."""
+        for satisfaction, button in self.buttons.items():
+            button.set_key(str(satisfaction) if shown else None)
 
 
 class Keypad(QWidget):
@@ -295,13 +343,45 @@ class Keypad(QWidget):
                 key.clicked.connect(lambda _=False, d=label: self.digit.emit(d))
             grid.addWidget(key, i // 3, i % 3)
             self.keys.append(key)
+        self._columns = 3
+
+    def set_columns(self, columns: int) -> None:
+        """3 (a phone pad, four rows) or 6 (two rows, for a short wide space)."""
+        if columns == self._columns:
+            return
+        self._columns = columns
+        while self.grid.count():
+            self.grid.takeAt(0)
+        # Six columns: 1-6 over 7 8 9 0 清空 删除.
+        order = self.keys if columns == 3 else [*self.keys[:9], self.keys[10], self.keys[9], self.keys[11]]
+        for i, key in enumerate(order):
+            self.grid.addWidget(key, i // columns, i % columns)
+        for c in range(6):
+            self.grid.setColumnStretch(c, 1 if c < columns else 0)
 
     def set_metrics(self, m: theme.Metrics, key_height: int) -> None:
-        self.grid.setSpacing(m.px(0.8))
+        self.grid.setSpacing(max(m.px(0.8), m.mm(1.5)))
+        key_height = max(key_height, m.target)
+        self._min_px = m.dp(m.min_dp(True))
         for key in self.keys:
-            key.setMinimumHeight(key_height)
-            px = key_height * 0.50 if key.text().isdigit() else key_height * 0.38
-            key.setFont(theme.font("", int(px), bold=key.text().isdigit()))
+            key.setMinimumSize(m.target, key_height)
+        self._fit_fonts()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_fonts()
+
+    def _fit_fonts(self) -> None:
+        """Digits half as tall as the keys they get; 清空 and 删除 as large as fits (two characters)."""
+        key = self.keys[0]
+        h, w = max(key.height(), key.minimumHeight()), max(key.width(), key.minimumWidth())
+        low = getattr(self, "_min_px", theme.MIN_FONT_PX)
+        digit_px = max(low, int(min(h * 0.45, w * 0.5)))
+        word_px = max(low, int(min(h * 0.36, w * 0.36)))
+        for key in self.keys:
+            px = digit_px if key.text().isdigit() else word_px
+            if key.font().pixelSize() != px:
+                key.setFont(theme.font("", px, bold=True))
 
 
 class PhotoView(QWidget):
@@ -404,6 +484,12 @@ class CountdownRing(QWidget):
         super().__init__(parent)
         self._remaining = 0
         self._total = 1
+        self._min_px = theme.MIN_FONT_PX
+
+    def set_min_px(self, px: int) -> None:
+        """The smallest its text (the 秒 under the number) may be drawn."""
+        self._min_px = px
+        self.update()
 
     def set_remaining(self, remaining: int, total: int) -> None:
         if (remaining, total) != (self._remaining, self._total):
@@ -414,14 +500,55 @@ class CountdownRing(QWidget):
     def remaining(self) -> int:
         return self._remaining
 
-    def paintEvent(self, event) -> None:  # noqa: N802
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    def _rects(self) -> tuple[QRectF, QRectF, float]:
         side = min(self.width(), self.height())
         pen_w = max(3.0, side * 0.09)
         r = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side).adjusted(
             pen_w / 2, pen_w / 2, -pen_w / 2, -pen_w / 2
         )
+        return r, QRectF(r), pen_w
+
+    def number_px(self) -> int:
+        return max(theme.MIN_FONT_PX, int(self._rects()[0].height() * 0.40))
+
+    def unit_px(self) -> int:
+        return max(self._min_px, int(self._rects()[0].height() * 0.22))
+
+    def _number_rect(self) -> QRectF:
+        r = self._rects()[0]
+        h = r.height()
+        return QRectF(r.left(), r.top() + h * 0.10, r.width(), h * 0.48)
+
+    def _unit_rect(self) -> QRectF:
+        r = self._rects()[0]
+        h = r.height()
+        return QRectF(r.left() + r.width() * 0.15, r.top() + h * 0.58, r.width() * 0.7, h * 0.34)
+
+    def text_items(self) -> list:
+        from .audit import TextItem
+
+        f = QFont(self.font())
+        f.setPixelSize(self.number_px())
+        number = QFontMetrics(f).boundingRect(
+            self._number_rect().toAlignedRect(),
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom),
+            str(self._remaining),
+        )
+        f.setPixelSize(self.unit_px())
+        unit = QFontMetrics(f).boundingRect(
+            self._unit_rect().toAlignedRect(),
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+            "秒",
+        )
+        return [
+            TextItem(str(self._remaining), number, self.number_px()),
+            TextItem("秒", unit, self.unit_px()),
+        ]
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r, _, pen_w = self._rects()
         p.setPen(QPen(QColor(theme.LINE), pen_w))
         p.drawEllipse(r)
         p.setPen(QPen(QColor(theme.NAVY), pen_w, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
@@ -429,20 +556,19 @@ class CountdownRing(QWidget):
         p.drawArc(r, 90 * 16, span)
         f = QFont(self.font())
         f.setBold(True)
-        f.setPixelSize(max(theme.MIN_FONT_PX, int(r.height() * 0.40)))
+        f.setPixelSize(self.number_px())
         p.setFont(f)
         p.setPen(QColor(theme.INK))
-        h = r.height()
-        number = QRectF(r.left(), r.top() + h * 0.12, r.width(), h * 0.50)
         p.drawText(
-            number, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom), str(self._remaining)
+            self._number_rect(),
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom),
+            str(self._remaining),
         )
         f.setBold(False)
-        f.setPixelSize(max(theme.MIN_FONT_PX, int(h * 0.17)))
+        f.setPixelSize(self.unit_px())
         p.setFont(f)
         p.setPen(QColor(theme.MUTED))
-        unit = QRectF(r.left(), r.top() + h * 0.62, r.width(), h * 0.24)
-        p.drawText(unit, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), "秒")
+        p.drawText(self._unit_rect(), int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), "秒")
         p.end()
 
 

@@ -3,7 +3,7 @@ transient notice (a band over the header, so it never hides page text or buttons
 gesture and the admin overlay.
 
 It shows what it is given (``show_view``, ``set_stats``, ``set_qr``) and reports what the citizen did
-through signals; ``kiosk.app`` connects those to the flow. No key closes it, and ``closeEvent`` is
+through signals; ``kiosk.controller`` connects those to the flow. No key closes it, and ``closeEvent`` is
 refused unless ``allow_close()`` was called (the admin panel's restart and exit).
 """
 
@@ -15,7 +15,15 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from . import theme
 from .admin import AdminOverlay
@@ -27,6 +35,8 @@ ADMIN_TAPS = 5
 ADMIN_TAP_WINDOW_S = 3.0
 WEEKDAYS = "一二三四五六日"
 CITIZEN_PAGES = ("rate", "reasons")  # pages a citizen is using: the admin panel closes for them
+ELDERLY_PAGES = ("rate", "reasons", "thanks")  # where the citizen's 长辈模式 toggle shows
+ELDERLY_LABEL = "长辈模式"
 
 
 class Emblem(QWidget):
@@ -66,6 +76,14 @@ class Header(QWidget):
         titles.addWidget(self.hall)
         lay.addWidget(self.emblem)
         lay.addLayout(titles, 1)
+        # 长辈模式: large, in the header where every citizen page shows it, and pressable by the citizen.
+        self.elderly = QPushButton(ELDERLY_LABEL)
+        self.elderly.setObjectName("elderly_toggle")
+        self.elderly.setProperty("class", "toggle")
+        self.elderly.setCheckable(True)
+        self.elderly.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.elderly.toggled.connect(lambda on: self.elderly.setText(("✓ " if on else "") + ELDERLY_LABEL))
+        lay.addWidget(self.elderly)
         self.window_no = make_label(station.window_label, bold=True, align=Qt.AlignmentFlag.AlignRight)
         self.clock = make_label("", bold=True, align=Qt.AlignmentFlag.AlignRight)
         self.date = make_label("", align=Qt.AlignmentFlag.AlignRight)
@@ -83,26 +101,38 @@ class Header(QWidget):
         self.lay.setContentsMargins(m.px(2), m.px(0.5), m.px(2), m.px(0.6))
         self.lay.setSpacing(m.px(1.5))
         self.emblem.setFixedSize(m.px(4.6), m.px(4.6))
-        title_px = m.px(2.2 if m.portrait else 2.5)
+        toggle_h = max(m.target, m.px(5.6))
+        self.elderly.setFixedHeight(toggle_h)
+        toggle_px = max(m.dp(m.min_dp(True)), int(toggle_h * 0.36))
+        self.elderly.setFont(theme.font("", toggle_px, bold=True))
+        self.elderly.setFixedWidth(
+            QFontMetrics(self.elderly.font()).horizontalAdvance("✓ " + ELDERLY_LABEL) + m.px(2.4)
+        )
+        title_px = max(m.dp(theme.BODY_DP), m.px(2.2 if m.portrait else 2.5))
         self.title.set_max_px(title_px)
         # A long hall name wraps onto the lines the header has room for at a readable size, then elides.
         inner_h = m.px(theme.HEADER_UNITS) - m.px(0.5) - m.px(0.6)
         title_h = QFontMetrics(theme.font("", title_px, bold=True)).height()
         line_h = QFontMetrics(theme.font("", theme.READABLE_PX)).lineSpacing()
+        body = m.dp(theme.BODY_DP)
         self.hall.set_fit(
-            max_px=m.px(1.6), min_px=theme.READABLE_PX, max_lines=max(1, (inner_h - title_h) // line_h)
+            max_px=max(body, m.px(1.6)), min_px=body, max_lines=max(1, (inner_h - title_h) // line_h)
         )
-        self.window_no.set_max_px(m.px(2.8))
-        self.window_no.setFixedWidth(m.px(13))
-        self.clock.set_max_px(m.px(2.6))
-        self.date.set_max_px(m.px(1.6))
+        self.window_no.set_fit(max_px=max(body, m.px(2.8)), min_px=body)
+        self.window_no.setFixedWidth(m.px(8 if m.portrait else 11))
+        self._short_date = m.portrait  # no weekday: the room goes to the title and the toggle
+        self.clock.set_fit(max_px=max(body, m.px(2.6)), min_px=body)
+        self.date.set_fit(max_px=max(body, m.px(1.6)), min_px=body)
         for w in (self.clock, self.date):
-            w.setFixedWidth(m.px(12))
+            longest = "12月30日" if m.portrait else "12月30日 星期三"
+            w.setFixedWidth(QFontMetrics(theme.font("", body)).horizontalAdvance(longest) + 4)
+        self.update_clock()
 
     def update_clock(self) -> None:
         t = time.localtime()
         self.clock.setText(time.strftime("%H:%M", t))
-        self.date.setText(f"{t.tm_mon}月{t.tm_mday}日 星期{WEEKDAYS[t.tm_wday]}")
+        weekday = "" if getattr(self, "_short_date", False) else f" 星期{WEEKDAYS[t.tm_wday]}"
+        self.date.setText(f"{t.tm_mon}月{t.tm_mday}日{weekday}")
 
 
 class MainWindow(QWidget):
@@ -110,9 +140,11 @@ class MainWindow(QWidget):
     reasons_submitted = Signal(list, str)  # reason codes, phone digits or ""
     reasons_skipped = Signal()
     reasons_changed = Signal(list)  # the reason codes chosen so far, after each touch
+    reasons_touched = Signal()  # another touch on the reasons page: the citizen is still there
     restart_requested = Signal()
     exit_requested = Signal()
     first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
+    elderly_changed = Signal(bool)  # the citizen pressed the 长辈模式 toggle
 
     def __init__(
         self,
@@ -125,6 +157,7 @@ class MainWindow(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
         self.setWindowTitle("好差评评价器")
         self.station = station
+        self._elderly = False
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -151,6 +184,9 @@ class MainWindow(QWidget):
         self.pages["reasons"].submitted.connect(self.reasons_submitted)
         self.pages["reasons"].skipped.connect(self.reasons_skipped)
         self.pages["reasons"].changed.connect(self.reasons_changed)
+        self.header.elderly.clicked.connect(lambda on: self.elderly_changed.emit(bool(on)))
+        self.rating_panel.show_keys(station.keypad)
+        self.pages["reasons"].touched.connect(self.reasons_touched)
 
         # The notice band lies over the header: pages keep their room, nothing of theirs is covered.
         self.notice_band = QFrame(self)
@@ -190,6 +226,8 @@ class MainWindow(QWidget):
         if view.page in CITIZEN_PAGES and self._screen_of(previous) != self._screen_of(view):
             self.admin.close_panel()  # a citizen needs the screen now: the admin pad or panel gives way
         page = self.pages[view.page]
+        # The citizen's pages, and the welcome page where it offers the rating buttons (walk-in).
+        self.header.elderly.setVisible(view.page in ELDERLY_PAGES or view.page == "ready" and view.walkin)
         page.show_view(view, now)
         if self.stack.currentWidget() is not page:
             self.stack.setCurrentWidget(page)
@@ -210,6 +248,7 @@ class MainWindow(QWidget):
 
     def set_qr(self, url: str | None) -> None:
         self.pages["rate"].set_qr(url)
+        self.pages["reasons"].set_qr(url)
 
     def set_reasons_given(self, given: bool) -> None:
         """Whether the 差评 just detailed named reasons: only then does the thanks page promise 整改."""
@@ -239,7 +278,7 @@ class MainWindow(QWidget):
             return
         m = self._metrics
         self.notice_band.layout().setContentsMargins(m.px(2), 0, m.px(2), 0)
-        self.notice.set_fit(max_px=m.px(3), min_px=theme.READABLE_PX, max_lines=2)
+        self.notice.set_fit(max_px=max(m.px(3), m.dp(theme.BODY_DP)), min_px=m.dp(theme.BODY_DP), max_lines=2)
         self.notice_band.setGeometry(0, 0, m.width, m.px(theme.HEADER_UNITS))
 
     def set_station(self, station: Station) -> None:
@@ -249,7 +288,8 @@ class MainWindow(QWidget):
         self.station = station
         for page in self.pages.values():
             page.station = station
-        if station.reasons == old.reasons:
+        self.rating_panel.show_keys(station.keypad)
+        if station.reasons == old.reasons and station.touch_screen == old.touch_screen:
             return
         previous = self.pages["reasons"]
         page = ReasonsPage(station)
@@ -260,6 +300,8 @@ class MainWindow(QWidget):
         page.submitted.connect(self.reasons_submitted)
         page.skipped.connect(self.reasons_skipped)
         page.changed.connect(self.reasons_changed)
+        page.touched.connect(self.reasons_touched)
+        page.set_qr(self.pages["rate"].qr.url)
         if self._metrics is not None:
             page.apply_metrics(self._metrics)
 
@@ -271,9 +313,29 @@ class MainWindow(QWidget):
             self._painted = True
             self.first_painted.emit()
 
+    @property
+    def elderly(self) -> bool:
+        return self._elderly
+
+    def set_elderly(self, on: bool) -> None:
+        """长辈模式 on or off: larger text, fewer reasons per screen (the kiosk lengthens the times)."""
+        self._elderly = on
+        self.header.elderly.setChecked(on)
+        self._relayout()
+
+    def metrics(self) -> theme.Metrics:
+        """The metrics for the window's size, its screen's pixels per inch and the mode."""
+        screen = self.screen()
+        screen_ppi = screen.physicalDotsPerInch() if screen is not None else None
+        ppi = theme.ppi_for(self.width(), self.height(), self.station.screen_diagonal_in, screen_ppi)
+        return theme.Metrics(self.width(), self.height(), ppi, self._elderly)
+
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        m = theme.Metrics(self.width(), self.height())
+        self._relayout()
+
+    def _relayout(self) -> None:
+        m = self.metrics()
         if m == self._metrics:
             return
         self._metrics = m
