@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from core.config import ConfigError
 from hub.desk import cli_args as desk_cli
+from hub.figures import cli_args as figures_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", metavar="ID", help="only for this device (default: every device)")
     _hub_storage_args(r, under_hub=True)
     r.set_defaults(handler="hub.cli:roster_import")
+    figures_cli.add_parsers(hub_sub, _hub_storage_args)
     key = hub_sub.add_parser("key", help="the hub's keypair for sealed contacts").add_subparsers(
         dest="key_command", metavar="KEY_COMMAND", required=True
     )

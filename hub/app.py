@@ -17,6 +17,7 @@ from .desk.alerts import Alerts
 from .desk.settings import DeskSettings
 from .desk.store import DeskStore, local_today
 from .errors import install_error_handlers
+from .figures import web as figures_web
 from .routers import console, console_upstream, devices, fleet, manage, operators, phone, upstream
 from .storage import HubStore
 
@@ -86,4 +87,5 @@ def create_app(
     app.include_router(console_upstream.router)
     console.install(app)
     fleet.install(app, sweep_s=fleet_sweep_s)  # its device_offline alarms go to [[alerts]]
+    figures_web.install(app)
     return app

@@ -171,6 +171,7 @@ def serve(args) -> int:
             limit_concurrency=LIMIT_CONCURRENCY,
             timeout_keep_alive=5,
             root_path=args.root_path,
+            timeout_graceful_shutdown=5,  # open live feeds (the hall's big screen) never hold a restart
         )
     )
     try:

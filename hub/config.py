@@ -58,6 +58,22 @@ class AlertChannel:
 
 
 @dataclass(frozen=True)
+class FiguresConfig:
+    """[figures]: rankings, the quarterly 回访 sample, the public 通报 and the window posters."""
+
+    bottom_n: int = 3  # the bottom N of each period's ranking are marked
+    periods_running: int = 2  # flagged when in the bottom N this many periods running (第十五条)
+    ranking_period: str = "month"  # month | quarter
+    min_rated: int = 10  # fewer counted ratings in a period: not ranked
+    sample_share: float = 0.05  # the quarterly 回访 sample: this share of the quarter's cases …
+    sample_min: int = 10  # … but at least this many …
+    sample_max: int = 200  # … and at most this many
+    public_staff: bool = False  # the public 通报 names staff (name and number)
+    poster_url: str | None = None  # where the window posters' QR code leads; {window}, {device} replaced
+    hall_name: str = "政务服务大厅"  # printed on posters, reports and the big screen
+
+
+@dataclass(frozen=True)
 class HubConfig:
     path: Path | None = None  # None: built-in defaults, no file
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -65,6 +81,7 @@ class HubConfig:
     deadline: DeadlineConfig = field(default_factory=DeadlineConfig)
     upstream: UpstreamConfig | None = None
     alerts: tuple[AlertChannel, ...] = ()
+    figures: FiguresConfig = field(default_factory=FiguresConfig)
 
 
 def config_path(given: str | Path | None) -> Path | None:
@@ -155,6 +172,8 @@ def parse_hub_config(data: dict, path: Path) -> HubConfig:
         )
         a.done()
 
+    figures = _figures(path, top.get("figures", dict, {}))
+
     top.done()
     return HubConfig(
         path=path,
@@ -163,7 +182,37 @@ def parse_hub_config(data: dict, path: Path) -> HubConfig:
         deadline=deadline,
         upstream=upstream,
         alerts=tuple(alerts),
+        figures=figures,
     )
+
+
+def _figures(path: Path, data: dict) -> FiguresConfig:
+    f = Section(path, "figures", data)
+    d = FiguresConfig()
+    share = f.get(
+        "sample_share",
+        (float, int),
+        d.sample_share,
+        check=lambda v: None if 0 < v <= 1 else "expected a share in (0, 1]",
+    )
+    figures = FiguresConfig(
+        bottom_n=f.get("bottom_n", int, d.bottom_n, check=int_range(1, 100)),
+        periods_running=f.get("periods_running", int, d.periods_running, check=int_range(1, 24)),
+        ranking_period=f.get("ranking_period", str, d.ranking_period, check=one_of("month", "quarter")),
+        min_rated=f.get("min_rated", int, d.min_rated, check=int_range(0, 100_000)),
+        sample_share=float(share),
+        sample_min=f.get("sample_min", int, d.sample_min, check=int_range(0, 100_000)),
+        sample_max=f.get("sample_max", int, d.sample_max, check=int_range(1, 100_000)),
+        public_staff=f.get("public_staff", bool, d.public_staff),
+        poster_url=f.get("poster_url", str, None, check=lambda v: None if not v else http_url(v)) or None,
+        hall_name=f.get(
+            "hall_name", str, d.hall_name, check=lambda v: None if v.strip() else "expected a name"
+        ),
+    )
+    if figures.sample_min > figures.sample_max:
+        raise ConfigError(path, f.key("sample_min"), "must not be above sample_max")
+    f.done()
+    return figures
 
 
 def _optional_path(section: Section, key: str) -> Path | None:

@@ -34,6 +34,9 @@ IMPORT_NAMES = {
     "psycopg[binary]": ["psycopg"],
     "chinese-calendar": ["chinese_calendar"],
     "argon2-cffi": ["argon2"],
+    "weasyprint": ["weasyprint"],
+    "openpyxl": ["openpyxl"],
+    "segno": ["segno"],
     "jinja2": ["jinja2"],
 }
 

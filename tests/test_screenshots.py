@@ -68,8 +68,9 @@ def expected_names() -> list[str]:
 
 def test_every_stored_screenshot_is_one_the_renderer_makes():
     # console-*.png and phone-*.png are the web console's and the phone page's, taken by the browser
-    # tests (tests/test_desk_console.py, tests/test_phone_browser.py).
-    browser_pictures = ("console-", "phone-")
+    # tests (tests/test_desk_console.py, tests/test_phone_browser.py); figures-*.png the hub's figures
+    # pages, big screen and PDFs (tests/test_figures_*.py).
+    browser_pictures = ("console-", "phone-", "figures-")
     stored = sorted(p.name for p in SHOTS.glob("*.png") if not p.name.startswith(browser_pictures))
     assert stored == expected_names(), f"docs/screenshots/ is out of date; refresh with: {REFRESH_COMMAND}"
 

@@ -29,10 +29,13 @@ class NavEntry:
 
 # The console's menu, in order; each entry shown to the roles named.
 NAV: list[NavEntry] = [
+    NavEntry("总览", "/console/overview", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
     NavEntry("差评台账", "/console/items", frozenset({SUPERVISOR, DEPT})),
     NavEntry("督办", "/console/items?overdue=1", frozenset({SUPERVISOR})),
     NavEntry("复核", "/console/reviews", frozenset({SUPERVISOR, DEPT})),
     NavEntry("审计日志", "/console/audit", frozenset({SUPERVISOR, ADMIN})),
+    NavEntry("通报", "/console/reports", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),
+    NavEntry("回访抽样", "/console/sample", frozenset({SUPERVISOR, DEPT})),
     NavEntry("上报省平台", "/console/upstream", frozenset({SUPERVISOR, ADMIN})),
     NavEntry("用户与科室", "/console/users", frozenset({ADMIN})),
     NavEntry("设置", "/console/settings", frozenset({ADMIN, SUPERVISOR, DEPT, VIEWER})),

@@ -131,7 +131,7 @@ def static(name: str) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(user: PageUser) -> Response:
     return RedirectResponse(
-        "/console/items" if user.principal.sees_items() else "/console/settings", status_code=303
+        "/console/items" if user.principal.sees_items() else "/console/overview", status_code=303
     )
 
 

@@ -1,0 +1,486 @@
+"""The figures over the hub's database: folding the record into cells, answering the stats queries, and
+``verify``, which recomputes the cells from the raw record and compares.
+
+Folding is lazy: every query first folds what arrived since the last fold (each log from its cursor,
+with the replay state kept there; each phone rating not yet folded), in one transaction with the new
+cursors, so the cells always hold exactly the record up to the cursors, and the head of the record the
+figures were computed from is read from those cursors. The desk's decisions (不属实, 回访, 办结) are few
+and change after the rating: they are read at the moment of asking, never materialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.events import ZERO_HASH, canonical_json
+
+from ..desk.tables import actions, device_sections
+from ..desk.tables import sections as desk_sections
+from ..schema import events, logs, phone_ratings
+from . import model as m
+from .tables import cells, folded_logs, folded_phone, labels
+
+_PG_FOLD_LOCK = 0x66696773  # "figs"
+_EVENT_CHUNK = 5000
+_PHONE_OVERLAP = "01:00:00"  # phone ratings are re-checked this far behind the newest folded one
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head of the record a set of figures was computed from."""
+
+    logs: int
+    events: int
+    events_digest: str  # SHA-256 over every folded log's (device, log, seq, hash), sorted
+    phone_ratings: int
+    desk_seq: int
+    desk_hash: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.parts())).hexdigest()
+
+    def parts(self) -> dict[str, Any]:
+        return {
+            "logs": self.logs,
+            "events": self.events,
+            "eventsDigest": self.events_digest,
+            "phoneRatings": self.phone_ratings,
+            "deskSeq": self.desk_seq,
+            "deskHash": self.desk_hash,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.parts(), "head": self.digest}
+
+
+@dataclass
+class Snapshot:
+    """Cells of a period with everything needed to group them."""
+
+    cells: m.Deltas
+    labels: m.Labels
+    sections: m.Sections
+    section_names: dict[str, str]
+    head: Head
+    today: date
+    notes: list[str] = field(default_factory=list)
+
+
+def _dialect_insert(engine: Engine):
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def local_day(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone().date().isoformat()
+
+
+class FigureStore:
+    """The figures of one hub database (``engine`` is the HubStore's)."""
+
+    def __init__(self, engine: Engine, today=lambda: datetime.now().astimezone().date(), deadline_of=None):
+        self.engine = engine
+        self.today = today
+        self.deadline_of = deadline_of  # received day -> the 差评's deadline (the desk's working-day rule)
+        self._lock = threading.Lock()
+        self._insert = _dialect_insert(engine)
+
+    # --- folding -----------------------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Fold what arrived since the last fold; returns how many events and phone ratings it folded."""
+        with self._lock, self.engine.begin() as conn:
+            # One fold at a time, also across processes (the hub and `kiosk hub stats --verify`): the
+            # cursors are read only once the lock is held, so no delta is folded twice.
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_FOLD_LOCK})
+            else:  # a write statement takes SQLite's write lock for the transaction, even matching nothing
+                conn.execute(folded_logs.update().where(text("1 = 0")).values(seq=folded_logs.c.seq))
+            deltas: m.Deltas = {}
+            names = m.Labels()
+            folded = self._fold_logs(conn, deltas, names) + self._fold_phone(conn, deltas, names)
+            self._write(conn, deltas, names)
+        return folded
+
+    def _fold_logs(self, conn, deltas: m.Deltas, names: m.Labels) -> int:
+        behind = conn.execute(
+            select(logs.c.device_id, logs.c.log_id, logs.c.acked_seq, folded_logs.c.seq, folded_logs.c.state)
+            .select_from(logs)
+            .outerjoin(
+                folded_logs,
+                and_(folded_logs.c.device_id == logs.c.device_id, folded_logs.c.log_id == logs.c.log_id),
+            )
+            .where(logs.c.acked_seq > func.coalesce(folded_logs.c.seq, 0))
+        ).all()
+        done = 0
+        for device_id, log_id, acked, cursor, state_json in behind:
+            state = m.LogState.from_json(json.loads(state_json)) if state_json else m.LogState()
+            by_phone = self._phone_cases(conn, device_id)
+            last_hash = None
+            while state.seq < acked:
+                chunk = self._events(conn, device_id, log_id, state.seq, min(acked, state.seq + _EVENT_CHUNK))
+                if not chunk:
+                    break
+                m.replay_log(device_id, chunk, state, by_phone.__contains__, deltas, names)
+                last_hash = chunk[-1]["hash"]
+                done += len(chunk)
+            row = {"seq": state.seq, "hash": last_hash or ZERO_HASH, "state": json.dumps(state.to_json())}
+            if cursor is None:
+                conn.execute(folded_logs.insert().values(device_id=device_id, log_id=log_id, **row))
+            else:
+                conn.execute(
+                    folded_logs.update()
+                    .where((folded_logs.c.device_id == device_id) & (folded_logs.c.log_id == log_id))
+                    .values(**row)
+                )
+        return done
+
+    @staticmethod
+    def _events(conn, device_id: str, log_id: str, after: int, upto: int) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            select(events.c.seq, events.c.type, events.c.at, events.c.payload, events.c.hash)
+            .where(
+                (events.c.device_id == device_id)
+                & (events.c.log_id == log_id)
+                & (events.c.seq > after)
+                & (events.c.seq <= upto)
+            )
+            .order_by(events.c.seq)
+        )
+        return [
+            {"seq": r.seq, "type": r.type, "at": r.at, "payload": json.loads(r.payload), "hash": r.hash}
+            for r in rows
+        ]
+
+    @staticmethod
+    def _phone_cases(conn, device_id: str) -> set[str]:
+        """Case numbers of the device rated by phone (a terminal rating of one of them is a duplicate)."""
+        return set(
+            conn.execute(
+                select(phone_ratings.c.case_no).where(
+                    (phone_ratings.c.device_id == device_id) & phone_ratings.c.case_no.is_not(None)
+                )
+            ).scalars()
+        )
+
+    def _fold_phone(self, conn, deltas: m.Deltas, names: m.Labels) -> int:
+        total = conn.execute(select(func.count()).select_from(phone_ratings)).scalar()
+        done = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        if total == done:
+            return 0
+        newest = conn.execute(select(func.max(folded_phone.c.assess_time))).scalar()
+        query = (
+            select(phone_ratings)
+            .outerjoin(
+                folded_phone,
+                and_(
+                    folded_phone.c.device_id == phone_ratings.c.device_id,
+                    folded_phone.c.nonce == phone_ratings.c.nonce,
+                ),
+            )
+            .where(folded_phone.c.nonce.is_(None))
+        )
+        rows = []
+        if newest is not None:  # the usual case: only the newest ones are new
+            since = _minus(newest, _PHONE_OVERLAP)
+            rows = conn.execute(query.where(phone_ratings.c.assess_time >= since)).mappings().all()
+        if newest is None or len(rows) + done < total:
+            rows = conn.execute(query).mappings().all()
+        m.phone_rating_deltas(rows, deltas, names)
+        if rows:
+            conn.execute(
+                folded_phone.insert(),
+                [
+                    {"device_id": r["device_id"], "nonce": r["nonce"], "assess_time": r["assess_time"]}
+                    for r in rows
+                ],
+            )
+        return len(rows)
+
+    def _write(self, conn, deltas: m.Deltas, names: m.Labels) -> None:
+        if deltas:
+            stmt = self._insert(cells)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["day", "device_id", "staff_no", "item_code"],
+                set_={f: cells.c[f] + stmt.excluded[f] for f in m.ROLLUP_FIELDS},
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "day": c.day,
+                        "device_id": c.device_id,
+                        "staff_no": c.staff_no,
+                        "item_code": c.item_code,
+                        **{f: getattr(v, f) for f in m.ROLLUP_FIELDS},
+                    }
+                    for c, v in sorted(deltas.items(), key=_cell_order)
+                ],
+            )
+        rows = [
+            {"kind": kind, "key": key, "at": at, "value": value}
+            for kind in ("staff", "items", "windows")
+            for key, (at, value) in getattr(names, kind).items()
+            if len(key) <= 64
+        ]
+        if rows:
+            stmt = self._insert(labels)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["kind", "key"],
+                set_={"at": stmt.excluded.at, "value": stmt.excluded.value},
+                where=(labels.c.at < stmt.excluded.at)
+                | ((labels.c.at == stmt.excluded.at) & (labels.c.value < stmt.excluded.value)),
+            )
+            conn.execute(stmt, rows)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def head(self, conn) -> Head:
+        folded = conn.execute(
+            select(
+                folded_logs.c.device_id, folded_logs.c.log_id, folded_logs.c.seq, folded_logs.c.hash
+            ).order_by(folded_logs.c.device_id, folded_logs.c.log_id)
+        ).all()
+        digest = hashlib.sha256(canonical_json([list(r) for r in folded])).hexdigest()
+        phone = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        desk_seq, desk_hash = desk_head(conn)
+        return Head(len(folded), sum(r.seq for r in folded), digest, phone, desk_seq, desk_hash)
+
+    def current_head(self) -> Head:
+        with self.engine.connect() as conn:
+            return self.head(conn)
+
+    def snapshot(
+        self,
+        first: str | None,
+        last: str | None,
+        *,
+        staff: str | None = None,
+        item: str | None = None,
+        keep: tuple[str, ...] = (),
+        refresh: bool = True,
+    ) -> Snapshot:
+        """The cells of days ``first``…``last`` (inclusive; None: open) with the desk's counts merged in,
+        and the head they were computed from.
+
+        Summed in SQL per device and per the columns in ``keep`` (``staff_no``, ``item_code``, ``day``,
+        ``month``), so a query reads one row per device and key, not one per cell. Where a device changed
+        section within the period, the period is cut at that day (a device is in one section per part),
+        and each row's ``day`` is a day of its part, so grouping by section stays exact.
+        """
+        if refresh:
+            self.refresh()
+        today = self.today()
+        with self.engine.connect() as conn:
+            head = self.head(conn)
+            history, section_names = read_sections(conn)
+            sections = m.Sections(history)
+            found: m.Deltas = {}
+            for part_first, part_last in _parts(first, last, sections):
+                self._read_part(conn, found, part_first, part_last, keep, staff, item)
+            wanted = (
+                i
+                for i in desk_items(conn, first, last, self.deadline_of)
+                if (staff is None or i.cell.staff_no == staff) and (item is None or i.cell.item_code == item)
+            )
+            for cell, counts in m.desk_deltas(wanted, today).items():
+                found.setdefault(_collapse(cell, keep), m.Counts()).add(counts)
+            names = read_labels(conn)
+        return Snapshot(found, names, sections, section_names, head, today)
+
+    @staticmethod
+    def _read_part(conn, found: m.Deltas, first, last, keep, staff, item) -> None:
+        month = func.substr(cells.c.day, 1, 7)
+        by: list[Any] = [cells.c.device_id]
+        if "staff_no" in keep:
+            by.append(cells.c.staff_no)
+        if "item_code" in keep:
+            by.append(cells.c.item_code)
+        if "day" in keep:
+            by.append(cells.c.day)
+        elif "month" in keep:
+            by.append(month)
+        query = select(
+            *by,
+            func.min(cells.c.day).label("first_day"),
+            *[func.sum(cells.c[f]).label(f) for f in m.ROLLUP_FIELDS],
+        ).group_by(*by)
+        query = _where_days(query, cells.c.day, first, last)
+        if staff is not None:
+            query = query.where(cells.c.staff_no == staff)
+        if item is not None:
+            query = query.where(cells.c.item_code == item)
+        for r in conn.execute(query):
+            values = r._mapping
+            cell = m.Cell(
+                values["first_day"],
+                values["device_id"],
+                values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
+                values["item_code"] if "item_code" in keep else m.NONE_KEY,
+            )
+            counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
+            if cell in found:
+                found[cell].add(counts)
+            else:
+                found[cell] = counts
+
+    # --- verification ------------------------------------------------------------------------------
+
+    def recompute(self) -> tuple[m.Deltas, m.Deltas]:
+        """The cells from the raw record up to the fold cursors: every folded log replayed from seq 1,
+        every folded phone rating; and the cells as stored, read in the same view."""
+        deltas: m.Deltas = {}
+        names = m.Labels()
+        with self.engine.connect() as conn:
+            _snapshot_begin(conn)
+            folded: Any = conn.execute(
+                select(folded_logs.c.device_id, folded_logs.c.log_id, folded_logs.c.seq)
+            ).all()
+            for device_id, log_id, upto in folded:
+                state = m.LogState()
+                by_phone = self._phone_cases(conn, device_id)
+                while state.seq < upto:
+                    chunk = self._events(
+                        conn, device_id, log_id, state.seq, min(upto, state.seq + _EVENT_CHUNK)
+                    )
+                    if not chunk:
+                        break
+                    m.replay_log(device_id, chunk, state, by_phone.__contains__, deltas, names)
+            rows: Any = conn.execute(
+                select(phone_ratings).join(
+                    folded_phone,
+                    and_(
+                        folded_phone.c.device_id == phone_ratings.c.device_id,
+                        folded_phone.c.nonce == phone_ratings.c.nonce,
+                    ),
+                )
+            ).mappings()
+            m.phone_rating_deltas(rows, deltas, names)
+            stored = {
+                m.Cell(r.day, r.device_id, r.staff_no, r.item_code): m.Counts(
+                    **{f: int(getattr(r, f)) for f in m.ROLLUP_FIELDS}
+                )
+                for r in conn.execute(select(cells))
+            }
+            conn.rollback()
+        return deltas, stored
+
+    def verify(self, first: str | None = None, last: str | None = None) -> list[str]:
+        """Differences between the materialised cells (days ``first``…``last``) and the cells
+        recomputed from the raw record; empty when they agree."""
+        self.refresh()
+        fresh, stored = self.recompute()
+        problems = []
+        for cell in sorted(set(fresh) | set(stored)):
+            if (first is not None and cell.day < first) or (last is not None and cell.day > last):
+                continue
+            want = fresh.get(cell, m.Counts()).as_dict()
+            have = stored.get(cell, m.Counts()).as_dict()
+            diff = {f: (have[f], want[f]) for f in m.ROLLUP_FIELDS if have[f] != want[f]}
+            if diff:
+                what = ", ".join(f"{f} served {h} but the record says {w}" for f, (h, w) in diff.items())
+                problems.append(
+                    f"{cell.day} device {cell.device_id} staff {cell.staff_no or '-'} "
+                    f"事项 {cell.item_code or '-'}: {what}"
+                )
+        return problems
+
+
+def _cell_order(item: tuple[m.Cell, m.Counts]) -> tuple[str, str, str, str]:
+    """Upserts in one order in every process (no deadlock between two folds on PostgreSQL)."""
+    c = item[0]
+    return c.day, c.device_id, c.staff_no, c.item_code
+
+
+def _minus(assess_time: str, hms: str) -> str:
+    h, mi, s = (int(x) for x in hms.split(":"))
+    moment = datetime.strptime(assess_time, "%Y-%m-%d %H:%M:%S")
+    return (moment - timedelta(hours=h, minutes=mi, seconds=s)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _where_days(query, column, first: str | None, last: str | None):
+    if first is not None:
+        query = query.where(column >= first)
+    if last is not None:
+        query = query.where(column <= last)
+    return query
+
+
+def _snapshot_begin(conn) -> None:
+    """One consistent view for a whole read (SQLite's driver starts no transaction for a SELECT)."""
+    if conn.engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+def _collapse(c: m.Cell, keep: tuple[str, ...]) -> m.Cell:
+    return m.Cell(
+        c.day,
+        c.device_id,
+        c.staff_no if "staff_no" in keep else m.NONE_KEY,
+        c.item_code if "item_code" in keep else m.NONE_KEY,
+    )
+
+
+def _parts(first: str | None, last: str | None, sections: m.Sections) -> list[tuple[str | None, str | None]]:
+    """The period cut at every day within it on which some device changed section."""
+    cuts = sorted(
+        {
+            day
+            for assigned in sections.history.values()
+            for (day, dept), (_, before) in zip(assigned[1:], assigned, strict=False)
+            if dept != before and (first is None or day > first) and (last is None or day <= last)
+        }
+    )
+    parts: list[tuple[str | None, str | None]] = []
+    start = first
+    for day in cuts:
+        parts.append((start, (date.fromisoformat(day) - timedelta(days=1)).isoformat()))
+        start = day
+    parts.append((start, last))
+    return parts
+
+
+def read_labels(conn) -> m.Labels:
+    names = m.Labels()
+    for r in conn.execute(select(labels)):
+        getattr(names, r.kind)[r.key] = (r.at, r.value)
+    return names
+
+
+# --- the desk's record (hub.desk) --------------------------------------------------------------------
+
+
+def read_sections(conn) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """Each device's section assignments as (local day, section), oldest first, and section names."""
+    history: dict[str, list[tuple[str, str]]] = {}
+    for device_id, dept, at in conn.execute(
+        select(device_sections.c.device_id, device_sections.c.dept, device_sections.c.at).order_by(
+            device_sections.c.id
+        )
+    ).all():
+        history.setdefault(device_id, []).append((local_day(at), dept))
+    names = dict(conn.execute(select(desk_sections.c.code, desk_sections.c.name)).all())
+    return history, names
+
+
+def desk_head(conn) -> tuple[int, str]:
+    row = conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
+    return (int(row[0]), row[1]) if row else (0, ZERO_HASH)
+
+
+def desk_items(conn, first: str | None, last: str | None, deadline_of) -> Iterable[m.DeskItem]:
+    """The 差评 of the desk whose rating fell on days ``first``…``last``, in their rating's cell."""
+    from .desk import desk_items as read
+
+    return read(conn, first, last, deadline_of)

@@ -1,0 +1,99 @@
+"""The figures' tables, in the hub's one ``MetaData``: the materialised cells (sums of the record per day,
+device, staff member and 事项), the fold cursors that say which part of the record they hold, the labels
+(names of staff, 事项 and windows), and the quarterly 回访 samples with their appended call outcomes.
+
+Cells are a cache of the record, never a source: ``kiosk hub stats --verify`` recomputes them from the
+events and fails on any difference. Samples and their outcomes are appended, never updated or deleted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, UniqueConstraint
+
+from ..schema import metadata
+from .model import ROLLUP_FIELDS
+
+cells = Table(
+    "fig_cells",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("staff_no", String(64), primary_key=True),  # "" when nobody was signed in
+    Column("item_code", String(64), primary_key=True),  # "" when the case named no 事项
+    *[Column(name, BigInteger, nullable=False) for name in ROLLUP_FIELDS],
+)
+
+# How far each log is folded into the cells, and the replay state to go on from there.
+folded_logs = Table(
+    "fig_logs",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("log_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),  # the hash of the event at seq: the head folded
+    Column("state", Text, nullable=False),  # JSON of model.LogState
+)
+
+# Phone ratings folded into the cells.
+folded_phone = Table(
+    "fig_phone",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("nonce", String(16), primary_key=True),
+    Column("assess_time", String(19), nullable=False, index=True),
+)
+
+labels = Table(
+    "fig_labels",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # staff, items, windows
+    Column("key", String(64), primary_key=True),
+    Column("at", String(40), nullable=False),  # when the name was said; the latest wins
+    Column("value", Text, nullable=False),
+)
+
+samples = Table(
+    "fig_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("quarter", String(6), nullable=False),  # 2026Q4
+    Column("scope", String(32), nullable=False),  # "" for the bureau, else a section code
+    Column("seed", String(20), nullable=False),  # decimal, 64 bits
+    Column("share", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("population", Integer, nullable=False),
+    Column("population_digest", String(64), nullable=False),
+    Column("drawn_at", String(40), nullable=False),
+    Column("drawn_by", String(64), nullable=False),
+    UniqueConstraint("quarter", "scope"),
+)
+
+# The call sheet: the sampled cases as they were when drawn.
+sample_cases = Table(
+    "fig_sample_cases",
+    metadata,
+    Column("sample_id", Integer, primary_key=True),
+    Column("case_no", String(64), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("window", Text),
+    Column("dept", Text),
+    Column("staff_no", Text),
+    Column("item_code", Text),
+    Column("item_name", Text),
+    Column("satisfaction", Integer),  # the rating the case got, if any
+)
+
+sample_calls = Table(
+    "fig_sample_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sample_id", Integer, nullable=False),
+    Column("case_no", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("by_user", String(64), nullable=False),
+    Column("reached", Integer, nullable=False),
+    Column("satisfied", Integer),  # NULL: not asked (not reached)
+    Column("comment", Text, nullable=False),
+    Index("fig_sample_calls_case", "sample_id", "case_no", "id"),
+)
