@@ -37,7 +37,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
 from . import (
@@ -384,58 +383,6 @@ class HubStore:
         return value or 0
 
     # --- ratings -------------------------------------------------------------------------------
-
-    def ratings_between(self, first: str | None, last: str | None) -> list[dict[str, Any]]:
-        """Terminal and phone ratings with their device's codes, by assess_time (inclusive bounds).
-
-        Each row carries ``pf`` (its channel) and ``duplicate``: a terminal rating of a case that was
-        already rated by phone is kept, and flagged.
-        """
-        rated_by_phone = (
-            select(phone_ratings.c.nonce)
-            .where(
-                (phone_ratings.c.device_id == ratings.c.device_id)
-                & (phone_ratings.c.case_no == ratings.c.case_no)
-            )
-            .exists()
-        )
-
-        def in_range(query, table: Table):
-            if first is not None:
-                query = query.where(table.c.assess_time >= first)
-            return query if last is None else query.where(table.c.assess_time <= last)
-
-        terminal = in_range(
-            select(ratings, devices.c.area_code, devices.c.dept_code, rated_by_phone.label("duplicate")).join(
-                devices, devices.c.id == ratings.c.device_id, isouter=True
-            ),
-            ratings,
-        )
-        phone = in_range(
-            select(phone_ratings, devices.c.area_code, devices.c.dept_code).join(
-                devices, devices.c.id == phone_ratings.c.device_id, isouter=True
-            ),
-            phone_ratings,
-        )
-        with self.engine.connect() as conn:
-            rows = [
-                {**r, "pf": PF_HALL_EVALUATOR, "qr_nonce": None, "duplicate": bool(r["duplicate"])}
-                for r in conn.execute(terminal).mappings()
-            ]
-            rows += [
-                {
-                    **r,
-                    "pf": PF_QRCODE,
-                    "qr_nonce": r["nonce"],
-                    "duplicate": False,
-                    "log_id": None,
-                    "seq": None,
-                }
-                for r in conn.execute(phone).mappings()
-            ]
-        return sorted(
-            rows, key=lambda r: (r["assess_time"], r["device_id"], r["log_id"] or "", r["seq"] or 0, r["pf"])
-        )
 
     # --- phone ratings (the QR code page) ------------------------------------------------------
 
