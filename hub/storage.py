@@ -59,6 +59,7 @@ from .schema import (
     roster_staff,
     rosters,
 )
+from .secret_cache import SecretCache
 from .upstream import outbox as upstream_outbox
 
 log = logging.getLogger("hub")
@@ -165,6 +166,7 @@ class HubStore:
         self._ingest_lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
+        self.secret_cache = SecretCache(self._read_device_secret)
 
     @property
     def location(self) -> str:
@@ -236,6 +238,7 @@ class HubStore:
                     )
                 )
                 signature_policy.set_v1(conn, device_id, False, utc_now_iso())  # registered now: v2 only
+        self.secret_cache.forget(device_id)  # after the commit: a request between reads the new one
         return secret, exists
 
     def v1_allowed(self, device_id: str) -> bool:
@@ -251,6 +254,10 @@ class HubStore:
         return True
 
     def device_secret(self, device_id: str) -> bytes | None:
+        """The device's secret (cached for ``SECRET_TTL_S``, see hub/secret_cache.py); None if unknown."""
+        return self.secret_cache.get(device_id)
+
+    def _read_device_secret(self, device_id: str) -> bytes | None:
         with self.engine.connect() as conn:
             value = conn.execute(select(devices.c.secret).where(devices.c.id == device_id)).scalar()
         return bytes.fromhex(value) if value is not None else None
