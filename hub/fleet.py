@@ -23,6 +23,7 @@ from core.settings import SettingError, check_settings, settings_version
 
 from . import health
 from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
+from .once import exclusive
 from .schema import devices
 from .storage import HubStore, utc_now_iso
 
@@ -308,31 +309,35 @@ class FleetMonitor:
                 log.exception("alert channel failed for %s %s", alarm.event, alarm.device_id)
 
     def judge(self, only: str | None = None) -> None:
+        # One judge at a time across hub processes: an alarm is raised (and its alert sent) once.
+        with self._lock, exclusive(self.fleet.engine, "fleet-judge", wait=True):
+            self._judge(only)
+
+    def _judge(self, only: str | None) -> None:
         now = self.fleet.clock()
-        with self._lock:
-            seen = self.fleet.latest_reports()
-            raised = self.fleet.raised_alarms()
-            if self.fixed_sweep_s is None and seen:
-                shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
-                self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
-            with self.fleet.engine.connect() as conn:
-                query = select(devices.c.id, devices.c.dept_code)
-                if only is not None:
-                    query = query.where(devices.c.id == only)
-                registered = conn.execute(query).all()
-            for device in registered:
-                if device.id not in seen:
-                    continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
-                received_at, report = seen[device.id]
-                judged = health.conditions(report, received_at, now, self.limits)
-                for change in health.transitions(raised.get(device.id, {}), judged):
-                    at = self.fleet.append_alarm(device.id, change)
-                    window = report.get("window") if isinstance(report.get("window"), str) else None
-                    self.deliver(
-                        DeviceAlarm(
-                            change.kind, change.state, device.id, device.dept_code, window, change.detail, at
-                        )
+        seen = self.fleet.latest_reports()
+        raised = self.fleet.raised_alarms()
+        if self.fixed_sweep_s is None and seen:
+            shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
+            self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
+        with self.fleet.engine.connect() as conn:
+            query = select(devices.c.id, devices.c.dept_code)
+            if only is not None:
+                query = query.where(devices.c.id == only)
+            registered = conn.execute(query).all()
+        for device in registered:
+            if device.id not in seen:
+                continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
+            received_at, report = seen[device.id]
+            judged = health.conditions(report, received_at, now, self.limits)
+            for change in health.transitions(raised.get(device.id, {}), judged):
+                at = self.fleet.append_alarm(device.id, change)
+                window = report.get("window") if isinstance(report.get("window"), str) else None
+                self.deliver(
+                    DeviceAlarm(
+                        change.kind, change.state, device.id, device.dept_code, window, change.detail, at
                     )
+                )
 
     def start(self) -> None:
         self._stop.clear()
