@@ -76,6 +76,7 @@ outbox = Table(
     UniqueConstraint("device_id", "nonce", name="upstream_outbox_phone"),
     Index("upstream_outbox_due", "status", "next_attempt_at"),
     Index("upstream_outbox_day", "assess_day"),
+    Index("upstream_outbox_status_id", "status", "id"),  # the console's list by status
 )
 
 actions = Table(
