@@ -16,3 +16,13 @@ for bench in benchmarks/*.py; do
   fi
   echo "smoke ok: $bench ($(( $(date +%s) - start )) s)"
 done
+# The fleet against a hub on PostgreSQL: only where a scratch server is given (.ci/postgres.sh prints one).
+if [ -n "${KIOSK_TEST_PG_URL:-}" ]; then
+  start=$(date +%s)
+  if ! out=$("$python" benchmarks/fleet.py --smoke 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "benchmark smoke run failed: benchmarks/fleet.py" >&2
+    exit 1
+  fi
+  echo "smoke ok: benchmarks/fleet.py ($(( $(date +%s) - start )) s)"
+fi

@@ -28,6 +28,7 @@ from .desk.calendar import CalendarFileError
 from .desk.settings import DeskSettings
 from .keys import KeyFileError, key_file_path
 from .schema import ALL_DEVICES
+from .secret_cache import SECRET_TTL_S
 from .storage import HubStore, StaffEntry, database_url
 from .verify import phone_chain_head, report, run_checks
 
@@ -223,7 +224,11 @@ def device_add(args) -> int:
         except DeskError as e:
             raise UsageError(str(e)) from None
     if existed:
-        print(f"kiosk hub: device {args.id} was registered; its old secret no longer works", file=sys.stderr)
+        print(
+            f"kiosk hub: device {args.id} was registered; its old secret no longer works "
+            f"(on a running hub within {SECRET_TTL_S:g} s)",
+            file=sys.stderr,
+        )
     print(secret)
     return EXIT_OK
 

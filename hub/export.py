@@ -3,11 +3,11 @@ the hub's own database (no HTTP, no operator token: whoever may read the databas
 
 from __future__ import annotations
 
-import json
 import sys
 
 from .cli import UsageError, _open_store, _run
-from .ratings import export_record, time_bound, to_csv
+from .export_stream import csv_chunks, export_rows, json_chunks
+from .ratings import time_bound
 from .routers.operators import _contact_opener
 
 
@@ -20,16 +20,13 @@ def ratings_export(args) -> int:
         raise UsageError("--from/--to: expected yyyy-MM-dd or an ISO date-time") from None
     store = _open_store(args)
     try:
-        records = [export_record(row, _contact_opener(store)) for row in store.ratings_between(first, last)]
+        with export_rows(store.engine, first, last) as (totals, rows):
+            chunks = (csv_chunks if args.format == "csv" else json_chunks)(rows, _contact_opener(store))
+            for chunk in chunks:  # the same document as GET /api/v1/ratings, a page at a time
+                sys.stdout.write(chunk)
     finally:
         store.close()
-    if args.format == "csv":
-        sys.stdout.write(to_csv(records))
-    else:
-        unlinked = sum(1 for r in records if not r["linked"])
-        duplicates = sum(1 for r in records if r["duplicate"])
-        answer = {"count": len(records), "unlinked": unlinked, "duplicates": duplicates, "ratings": records}
-        json.dump(answer, sys.stdout, ensure_ascii=False)  # the same document as GET /api/v1/ratings
+    if args.format != "csv":
         sys.stdout.write("\n")
-    print(f"kiosk hub: {len(records)} ratings", file=sys.stderr)
+    print(f"kiosk hub: {totals.count} ratings", file=sys.stderr)
     return 0

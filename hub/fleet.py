@@ -24,6 +24,7 @@ from core.settings import SettingError, check_settings, settings_version
 from . import health
 from .desk.store import section_of
 from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
+from .once import exclusive
 from .schema import devices
 from .storage import HubStore, utc_now_iso
 
@@ -318,32 +319,36 @@ class FleetMonitor:
                 log.exception("alert channel failed for %s %s", alarm.event, alarm.device_id)
 
     def judge(self, only: str | None = None) -> None:
+        # One judge at a time across hub processes: an alarm is raised (and its alert sent) once.
+        with self._lock, exclusive(self.fleet.engine, "fleet-judge", wait=True):
+            self._judge(only)
+
+    def _judge(self, only: str | None) -> None:
         now = self.fleet.clock()
-        with self._lock:
-            seen = self.fleet.latest_reports()
-            raised = self.fleet.raised_alarms()
-            if self.fixed_sweep_s is None and seen:
-                shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
-                self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
-            for device_id, section in self.fleet.registered(only):
-                if device_id not in seen:
-                    continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
-                received_at, report = seen[device_id]
-                judged = health.conditions(report, received_at, now, self.limits)
-                for change in health.transitions(raised.get(device_id, {}), judged):
-                    at = self.fleet.append_alarm(device_id, change)
-                    window = report.get("window") if isinstance(report.get("window"), str) else None
-                    alarm = DeviceAlarm(
-                        change.kind,
-                        change.state,
-                        device_id,
-                        section,
-                        window,
-                        change.detail,
-                        at,
-                        _iso(received_at),
-                    )
-                    self.deliver(alarm)
+        seen = self.fleet.latest_reports()
+        raised = self.fleet.raised_alarms()
+        if self.fixed_sweep_s is None and seen:
+            shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
+            self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
+        for device_id, section in self.fleet.registered(only):
+            if device_id not in seen:
+                continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
+            received_at, report = seen[device_id]
+            judged = health.conditions(report, received_at, now, self.limits)
+            for change in health.transitions(raised.get(device_id, {}), judged):
+                at = self.fleet.append_alarm(device_id, change)
+                window = report.get("window") if isinstance(report.get("window"), str) else None
+                alarm = DeviceAlarm(
+                    change.kind,
+                    change.state,
+                    device_id,
+                    section,
+                    window,
+                    change.detail,
+                    at,
+                    _iso(received_at),
+                )
+                self.deliver(alarm)
 
     def start(self) -> None:
         self._stop.clear()

@@ -9,17 +9,14 @@ a case already rated by phone with ``duplicate`` true; both are counted, never d
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from core.domain import check_satisfaction, to_gbt39046
 from core.events import EventError, check_payload
 from core.qrtoken import TokenClaims
-from core.spreadsheet import safe_row
 
 # National names first (Zhejiang-style operational interface), then this hub's own columns.
 EXPORT_FIELDS = (
@@ -140,7 +137,7 @@ def phone_rating_row(
 
 
 def export_record(row: dict[str, Any], open_contact: Callable[[str], str | None]) -> dict[str, Any]:
-    """One terminal or phone rating (a row of HubStore.ratings_between) in the national field names;
+    """One terminal or phone rating (a row of hub.export_stream.export_query) in the national field names;
     ``open_contact`` opens a sealed phone (None if it cannot)."""
     sealed = row["contact_sealed"]
     return {
@@ -175,16 +172,3 @@ def time_bound(text: str, *, end: bool) -> str:
         datetime.strptime(text, "%Y-%m-%d")  # ValueError for 2026-13-45
         return text + (" 23:59:59" if end else " 00:00:00")
     return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def to_csv(records: Iterable[dict[str, Any]]) -> str:
-    """The export as CSV text starting with a BOM: without it Excel on a Chinese Windows reads UTF-8 as GBK.
-    Every cell through ``core.spreadsheet.safe_row``: no cell is a formula."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, EXPORT_FIELDS, lineterminator="\r\n")
-    writer.writeheader()
-    for record in records:
-        row = {**record, "linked": int(record["linked"]), "duplicate": int(record["duplicate"])}
-        writer.writerow(safe_row(row))
-    return out.getvalue()

@@ -58,6 +58,7 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("received_at", String(40), nullable=False),
+    Index("events_device_type", "device_id", "type", "received_at"),  # the phone page's case_opened
 )
 
 # Derived from rating and rating_detail events in the same transaction that stores them.

@@ -37,7 +37,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH, canonical_json, chain_error, event_hash
 
 from . import (
@@ -61,6 +60,7 @@ from .schema import (
     roster_staff,
     rosters,
 )
+from .secret_cache import SecretCache
 from .upstream import outbox as upstream_outbox
 
 log = logging.getLogger("hub")
@@ -167,6 +167,7 @@ class HubStore:
         self._ingest_lock = threading.Lock()
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
+        self.secret_cache = SecretCache(self._read_device_secret)
 
     @property
     def location(self) -> str:
@@ -238,6 +239,7 @@ class HubStore:
                     )
                 )
                 signature_policy.set_v1(conn, device_id, False, utc_now_iso())  # registered now: v2 only
+        self.secret_cache.forget(device_id)  # after the commit: a request between reads the new one
         return secret, exists
 
     def v1_allowed(self, device_id: str) -> bool:
@@ -253,6 +255,10 @@ class HubStore:
         return True
 
     def device_secret(self, device_id: str) -> bytes | None:
+        """The device's secret (cached for ``SECRET_TTL_S``, see hub/secret_cache.py); None if unknown."""
+        return self.secret_cache.get(device_id)
+
+    def _read_device_secret(self, device_id: str) -> bytes | None:
         with self.engine.connect() as conn:
             value = conn.execute(select(devices.c.secret).where(devices.c.id == device_id)).scalar()
         return bytes.fromhex(value) if value is not None else None
@@ -391,58 +397,6 @@ class HubStore:
         return value or 0
 
     # --- ratings -------------------------------------------------------------------------------
-
-    def ratings_between(self, first: str | None, last: str | None) -> list[dict[str, Any]]:
-        """Terminal and phone ratings with their device's codes, by assess_time (inclusive bounds).
-
-        Each row carries ``pf`` (its channel) and ``duplicate``: a terminal rating of a case that was
-        already rated by phone is kept, and flagged.
-        """
-        rated_by_phone = (
-            select(phone_ratings.c.nonce)
-            .where(
-                (phone_ratings.c.device_id == ratings.c.device_id)
-                & (phone_ratings.c.case_no == ratings.c.case_no)
-            )
-            .exists()
-        )
-
-        def in_range(query, table: Table):
-            if first is not None:
-                query = query.where(table.c.assess_time >= first)
-            return query if last is None else query.where(table.c.assess_time <= last)
-
-        terminal = in_range(
-            select(ratings, devices.c.area_code, devices.c.dept_code, rated_by_phone.label("duplicate")).join(
-                devices, devices.c.id == ratings.c.device_id, isouter=True
-            ),
-            ratings,
-        )
-        phone = in_range(
-            select(phone_ratings, devices.c.area_code, devices.c.dept_code).join(
-                devices, devices.c.id == phone_ratings.c.device_id, isouter=True
-            ),
-            phone_ratings,
-        )
-        with self.engine.connect() as conn:
-            rows = [
-                {**r, "pf": PF_HALL_EVALUATOR, "qr_nonce": None, "duplicate": bool(r["duplicate"])}
-                for r in conn.execute(terminal).mappings()
-            ]
-            rows += [
-                {
-                    **r,
-                    "pf": PF_QRCODE,
-                    "qr_nonce": r["nonce"],
-                    "duplicate": False,
-                    "log_id": None,
-                    "seq": None,
-                }
-                for r in conn.execute(phone).mappings()
-            ]
-        return sorted(
-            rows, key=lambda r: (r["assess_time"], r["device_id"], r["log_id"] or "", r["seq"] or 0, r["pf"])
-        )
 
     # --- phone ratings (the QR code page) ------------------------------------------------------
 

@@ -69,3 +69,56 @@ def test_the_fleet_on_postgresql(store, monkeypatch):
     monitor.judge("W01")
     assert [a.state for a in monitor.delivered] == ["raised", "cleared"]
     assert fleet.raised_alarms() == {}
+
+
+def test_two_hub_processes_judging_at_once_raise_each_alarm_once(store):
+    """Two hubs on one PostgreSQL (each its own engine and monitor, as two processes) sweep at the same
+    moment, again and again: every offline device gets one alarm row and one alert, not two."""
+    import threading
+
+    other = HubStore(PG_URL)
+    try:
+        clock = Clock()
+        fleets = [Fleet(store, clock), Fleet(other, clock)]
+        monitors = [FleetMonitor(f, sweep_s=1) for f in fleets]
+        for round_ in range(8):
+            device = f"W{round_:02d}"
+            store.add_device(device)
+            fleets[0].record_heartbeat(device, {"window": "01", "heartbeat_s": 5})
+            clock.now += 16  # every device seen so far is offline now
+            together = threading.Barrier(2)
+
+            def sweep(monitor, together=together):
+                together.wait()
+                monitor.judge()
+
+            threads = [threading.Thread(target=sweep, args=(m,)) for m in monitors]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        delivered = [(a.device_id, a.state) for m in monitors for a in m.delivered]
+        assert sorted(delivered) == [(f"W{i:02d}", "raised") for i in range(8)]
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT device_id, count(*) FROM device_alarms GROUP BY device_id")
+            ).all()
+        assert sorted(rows) == [(f"W{i:02d}", 1) for i in range(8)]
+    finally:
+        other.close()
+
+
+def test_a_round_held_by_one_process_is_skipped_by_another(store):
+    from hub.once import exclusive
+
+    other = HubStore(PG_URL)
+    try:
+        with (
+            exclusive(store.engine, "desk-alerts", wait=False) as first,
+            exclusive(other.engine, "desk-alerts", wait=False) as second,
+        ):
+            assert first and not second
+        with exclusive(other.engine, "desk-alerts", wait=False) as again:
+            assert again  # released with its transaction
+    finally:
+        other.close()

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.events import canonical_json
 
+from ..once import exclusive
 from ..schema import meta
 from .roles import SUPERVISOR, Principal
 from .settings import AlertTarget, DeskSettings
@@ -286,8 +287,12 @@ class Alerts:
     # --- the thread ----------------------------------------------------------------------------
 
     def run_once(self) -> None:
-        self.scan()
-        self.deliver()
+        # One round at a time across hub processes (each alert delivered once); a process that finds
+        # another one in its round skips it.
+        with exclusive(self.engine, "desk-alerts", wait=False) as held:
+            if held:
+                self.scan()
+                self.deliver()
 
     def start(self) -> None:
         if not self.targets or self._thread is not None:

@@ -4,18 +4,21 @@ operator's bearer token."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from core.contact import ContactError, open_contact
 
 from ..auth import token_identity
 from ..dependencies import Store, require_operator
 from ..errors import HubError
-from ..ratings import export_record, time_bound, to_csv
+from ..export_stream import csv_chunks, export_rows, json_chunks
+from ..ratings import time_bound
 from ..storage import HubStore
 
 log = logging.getLogger("hub")
@@ -36,30 +39,31 @@ def get_ratings(
         last = time_bound(to, end=True) if to else None
     except ValueError:
         raise HubError(400, "malformed", detail="from/to: expected yyyy-MM-dd or an ISO date-time") from None
-    records = [export_record(row, _contact_opener(store)) for row in store.ratings_between(first, last)]
-    # Who took the opened phone numbers, and which: the token's identity, never the token or a number.
+    stack = ExitStack()
+    totals, rows = stack.enter_context(export_rows(store.engine, first, last))
+    chunks = (csv_chunks if format == "csv" else json_chunks)(rows, _contact_opener(store))
+    # Who took the ratings with their opened phone numbers: the token's identity, never the token.
     log.warning(
-        "ratings export by operator %s from %s: format %s, from %s to %s, %d ratings, %d contacts opened",
+        "ratings export by operator %s from %s: format %s, from %s to %s, %d ratings",
         token_identity(request.app.state.admin_token),
         request.client.host if request.client else "-",
         format,
         first or "-",
         last or "-",
-        len(records),
-        sum(1 for r in records if r.get("contact")),
+        totals.count,
     )
-    unlinked = sum(1 for r in records if not r["linked"])
-    duplicates = sum(1 for r in records if r["duplicate"])
-    counts = {
-        "X-Rating-Count": str(len(records)),
-        "X-Unlinked-Count": str(unlinked),
-        "X-Duplicate-Count": str(duplicates),
-    }
-    if format == "csv":
-        return PlainTextResponse(to_csv(records), media_type="text/csv; charset=utf-8", headers=counts)
-    return JSONResponse(
-        {"count": len(records), "unlinked": unlinked, "duplicates": duplicates, "ratings": records},
-        headers=counts,
+
+    def body() -> Iterator[bytes]:
+        try:
+            for chunk in chunks:
+                yield chunk.encode("utf-8")
+        finally:
+            stack.close()
+
+    media_type = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+    # stack.close again after the response: a client gone before the first byte never runs body's finally.
+    return StreamingResponse(
+        body(), media_type=media_type, headers=totals.headers(), background=BackgroundTask(stack.close)
     )
 
 

@@ -77,6 +77,7 @@ outbox = Table(
     Index("upstream_outbox_due", "status", "next_attempt_at", "id"),
     Index("upstream_outbox_lease", "lease_owner"),
     Index("upstream_outbox_day", "assess_day"),
+    Index("upstream_outbox_status_id", "status", "id"),  # the console's list by status
 )
 
 actions = Table(

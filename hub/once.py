@@ -1,0 +1,39 @@
+"""Work that must happen once however many hub processes share one database: the fleet's alarm
+judgement (an alarm raised or cleared once, its alert sent once) and the desk's alert rounds (each
+alert delivered once). Each takes a PostgreSQL advisory lock for its round, held by a transaction of
+its own that ends only after the round's own transactions committed, so the next holder sees them.
+
+SQLite is one hub process (its writers are serialised by the file anyway), where the callers' own
+thread locks suffice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, text
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str, *, wait: bool) -> Iterator[bool]:
+    """Hold the cluster-wide lock ``name`` for the block; yields whether it is held. With ``wait``
+    False, another process holding it yields False at once (it is doing the round)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn, conn.begin():
+        if wait:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+            held = True
+        else:
+            held = bool(
+                conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(name)}).scalar()
+            )
+        yield bool(held)

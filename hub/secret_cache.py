@@ -1,0 +1,60 @@
+"""Device secrets cached in each hub process: the SELECT of a device's secret on every signed request
+was a fifth of the hub's CPU.
+
+A secret read from the database is kept for ``ttl_s`` seconds. Rotating a secret in this process
+(``kiosk hub device add`` on a running hub's store, the console) forgets it at once; another hub
+process on the same database keeps the old secret until its copy is ``ttl_s`` old, so a rotated secret
+is refused everywhere within ``ttl_s``. Unknown devices are not cached: a flood of made-up device ids
+neither fills the cache nor delays a device registered a moment later. At most ``max_entries`` secrets
+are kept (the least recently read go first).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+SECRET_TTL_S = 5.0  # how long another process may still accept a secret rotated elsewhere
+MAX_ENTRIES = 100_000  # a province's devices, with room
+
+
+class SecretCache:
+    def __init__(
+        self,
+        load: Callable[[str], bytes | None],
+        ttl_s: float = SECRET_TTL_S,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._load = load
+        self.ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, device_id: str) -> bytes | None:
+        """The device's secret, from the cache when fresh, else from the database; None if unknown."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(device_id)
+            if entry is not None and now - entry[0] < self.ttl_s:
+                self._entries.move_to_end(device_id)
+                return entry[1]
+        secret = self._load(device_id)  # outside the lock: one slow read holds no other request up
+        with self._lock:
+            if secret is None:
+                self._entries.pop(device_id, None)
+            else:
+                self._entries[device_id] = (now, secret)
+                self._entries.move_to_end(device_id)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+        return secret
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device's cached secret (its secret was just changed in this process)."""
+        with self._lock:
+            self._entries.pop(device_id, None)
