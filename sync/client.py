@@ -1,4 +1,4 @@
-"""The hub's HTTP API as seen by one device (contracts.md §5): signs each request and maps each answer
+"""The hub's HTTP API as seen by one device (docs/protocol.md §2–3): signs each request and maps each answer
 to a value or to one of three errors the agent treats differently.
 
 - HubUnavailable: the network, a timeout, a 5xx or a 429 — try again later (``retry_after`` if told);

@@ -2,7 +2,7 @@
 
 Each page renders the parts of a ``kiosk.flow.View`` it shows (``show_view``) and lays itself out for
 the window's ``Metrics`` (``apply_metrics``); none of them decides anything. Object names follow
-contracts.md §6: there is one ``RatingPanel`` (``rate_1`` … ``rate_5``), held by the rate page and, in
+docs/ui.md "For tests and automation": there is one ``RatingPanel`` (``rate_1`` … ``rate_5``), held by the rate page and, in
 walk-in mode, moved to the ready page while it shows (``PanelHolder``).
 """
 

@@ -169,7 +169,7 @@ class MainWindow(QWidget):
         self.stack.setMinimumSize(1, 1)
         self.header.setMinimumWidth(1)
         lay.addWidget(self.stack, 1)
-        # One set of rating buttons (contracts.md §6), moved to whichever page shows them.
+        # One set of rating buttons (docs/ui.md "For tests and automation"), moved to whichever page shows them.
         self.rating_panel = RatingPanel()
         self.pages: dict[str, Any] = {
             "paused": PausedPage(station),
