@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_nginx import NGINX, Nginx  # noqa: E402
 
-from benchmarks.sync import free_port  # noqa: E402
+from commands.hubprocess import free_port  # noqa: E402
 
 PROBE_TIMEOUT_S = 5.0
 
