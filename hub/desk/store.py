@@ -137,6 +137,22 @@ class ItemFilter:
     last: str | None = None  # received on or before
 
 
+def items_with_their_ratings():
+    """The 差评 items joined to the rating each came from: a window rating (device, log, seq) or a phone
+    rating (device, nonce); read a rating's column of either with ``coalesce``."""
+    return items.outerjoin(
+        ratings,
+        and_(
+            ratings.c.device_id == items.c.device_id,
+            ratings.c.log_id == items.c.log_id,
+            ratings.c.seq == items.c.seq,
+        ),
+    ).outerjoin(
+        phone_ratings,
+        and_(phone_ratings.c.device_id == items.c.device_id, phone_ratings.c.nonce == items.c.nonce),
+    )
+
+
 class DeskStore:
     """The desk's data access; ``engine`` is the hub store's."""
 
@@ -322,20 +338,7 @@ class DeskStore:
                 func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).label(
                     "contact_sealed"
                 ),
-            )
-            .select_from(items)
-            .outerjoin(
-                ratings,
-                and_(
-                    ratings.c.device_id == items.c.device_id,
-                    ratings.c.log_id == items.c.log_id,
-                    ratings.c.seq == items.c.seq,
-                ),
-            )
-            .outerjoin(
-                phone_ratings,
-                and_(phone_ratings.c.device_id == items.c.device_id, phone_ratings.c.nonce == items.c.nonce),
-            )
+            ).select_from(items_with_their_ratings())
         ), status
 
     def overdue_cutoff(self) -> str:

@@ -8,9 +8,10 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from ..desk import workflow as wf
+from ..desk.store import items_with_their_ratings
 from ..desk.tables import actions, items
 from ..schema import phone_ratings, ratings
 from . import model as m
@@ -21,30 +22,15 @@ def desk_items(
 ) -> Iterator[m.DeskItem]:
     from .store import local_day
 
-    query = (
-        select(
-            items.c.id,
-            items.c.device_id,
-            items.c.assess_time,
-            items.c.received,
-            func.coalesce(ratings.c.staff_no, phone_ratings.c.staff_no).label("staff_no"),
-            func.coalesce(ratings.c.item_code, phone_ratings.c.item_code).label("item_code"),
-            func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).label("contact_sealed"),
-        )
-        .select_from(items)
-        .outerjoin(
-            ratings,
-            and_(
-                ratings.c.device_id == items.c.device_id,
-                ratings.c.log_id == items.c.log_id,
-                ratings.c.seq == items.c.seq,
-            ),
-        )
-        .outerjoin(
-            phone_ratings,
-            and_(phone_ratings.c.device_id == items.c.device_id, phone_ratings.c.nonce == items.c.nonce),
-        )
-    )
+    query = select(
+        items.c.id,
+        items.c.device_id,
+        items.c.assess_time,
+        items.c.received,
+        func.coalesce(ratings.c.staff_no, phone_ratings.c.staff_no).label("staff_no"),
+        func.coalesce(ratings.c.item_code, phone_ratings.c.item_code).label("item_code"),
+        func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).label("contact_sealed"),
+    ).select_from(items_with_their_ratings())
     in_period = select(items.c.id)
     if first is not None:
         query = query.where(items.c.assess_time >= first + " 00:00:00")
