@@ -258,26 +258,37 @@ class Profile:
 
 # json-v1 ------------------------------------------------------------------------------------------
 
+# Fields several profiles carry alike (each profile's table below lists its own, in its order).
+PROJECT_NO = Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters")
+TASK_CODE = Field("taskCode", "task_code", True, check=_text(64), note="事项编码")
+TASK_NAME = Field("taskName", "task_name", True, check=_text(200), note="事项名称")
+HALL_PF = Field("pf", "channel", True, _code(OPERATIONAL_PF), note="4 政务大厅平板电脑, 3 二维码")
+SATISFACTION = Field(
+    "satisfaction", "satisfaction", True, _code(OPERATIONAL_SATISFACTION), note="1 非常不满意 … 5 非常满意"
+)
+EVAL_DETAIL = Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated")
+ASSESS_TIME = Field(
+    "assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"
+)
+AREA_CODE = Field(
+    "areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划, 6-9 digits"
+)
+DEPT_CODE = Field(
+    "deptCode", "dept_code", True, check=_pattern(r"[0-9A-Z]{18}", "18 characters"), note="统一社会信用代码"
+)
+
 JSON_V1_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
+    PROJECT_NO,
     Field(
         "assessNumber", "assess_number", True, check=_number_range(1, 99), note="评价次数: 1 first, 2 second…"
     ),
-    Field("taskCode", "task_code", True, check=_text(64), note="事项编码"),
+    TASK_CODE,
     Field("taskName", "task_name", False, note="事项名称"),
     Field("pf", "channel", True, _code(OPERATIONAL_PF), note="4 the window evaluator, 3 the QR code page"),
-    Field(
-        "satisfaction",
-        "satisfaction",
-        True,
-        _code(OPERATIONAL_SATISFACTION),
-        note="1 非常不满意 … 5 非常满意",
-    ),
-    Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
-    Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field(
-        "areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划, 6-9 digits"
-    ),
+    SATISFACTION,
+    EVAL_DETAIL,
+    ASSESS_TIME,
+    AREA_CODE,
     Field(
         "deptCode",
         "dept_code",
@@ -344,7 +355,7 @@ JSON_V1 = Profile(
 # zhejiang-offlinereport ---------------------------------------------------------------------------
 
 ZHEJIANG_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
+    PROJECT_NO,
     Field(
         "assessNumber",
         "assess_number",
@@ -352,28 +363,14 @@ ZHEJIANG_FIELDS = (
         check=_number_range(1, 2),
         note="1 首次, 2 二次 (a third rating waits for a person)",
     ),
-    Field("taskCode", "task_code", True, check=_text(64), note="事项编码"),
-    Field("taskName", "task_name", True, check=_text(200), note="事项名称"),
-    Field("pf", "channel", True, _code(OPERATIONAL_PF), note="4 政务大厅平板电脑, 3 二维码"),
-    Field(
-        "satisfaction",
-        "satisfaction",
-        True,
-        _code(OPERATIONAL_SATISFACTION),
-        note="1 非常不满意 … 5 非常满意",
-    ),
-    Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
-    Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field(
-        "areaCode", "area_code", True, check=_pattern(r"\d{6,9}", "6-9 digits"), note="行政区划, 6-9 digits"
-    ),
-    Field(
-        "deptCode",
-        "dept_code",
-        True,
-        check=_pattern(r"[0-9A-Z]{18}", "18 characters"),
-        note="统一社会信用代码",
-    ),
+    TASK_CODE,
+    TASK_NAME,
+    HALL_PF,
+    SATISFACTION,
+    EVAL_DETAIL,
+    ASSESS_TIME,
+    AREA_CODE,
+    DEPT_CODE,
     Field("proManager", "staff_name", False, note="办理人"),
 )
 
@@ -413,7 +410,7 @@ ZHEJIANG = Profile(
 # shandong -----------------------------------------------------------------------------------------
 
 SHANDONG_FIELDS = (
-    Field("projectNo", "project_no", True, check=_text(50), note="办件编号, at most 50 characters"),
+    PROJECT_NO,
     Field(
         "serviceNumber",
         "assess_number",
@@ -421,28 +418,20 @@ SHANDONG_FIELDS = (
         check=_number_range(1, 2),
         note="评价次数 (the hall code's assessNumber)",
     ),
-    Field("taskCode", "task_code", True, check=_text(64), note="事项编码"),
-    Field("taskName", "task_name", True, check=_text(200), note="事项名称"),
-    Field("pf", "channel", True, _code(OPERATIONAL_PF), note="4 政务大厅平板电脑, 3 二维码"),
+    TASK_CODE,
+    TASK_NAME,
+    HALL_PF,
+    SATISFACTION,
+    EVAL_DETAIL,
+    ASSESS_TIME,
     Field(
-        "satisfaction",
-        "satisfaction",
+        "areaCode",
+        "area_code",
         True,
-        _code(OPERATIONAL_SATISFACTION),
-        note="1 非常不满意 … 5 非常满意",
+        check=_pattern(r"\d{6,12}", "6-12 digits"),
+        note="行政区划, 6-12 digits",
     ),
-    Field("evalDetail", "reasons", False, _reasons, note="reason codes, comma-separated"),
-    Field("assessTime", "assessed_at", True, _time("yyyy-MM-dd HH:mm:ss"), note="yyyy-MM-dd HH:mm:ss"),
-    Field(
-        "areaCode", "area_code", True, check=_pattern(r"\d{6,12}", "6-12 digits"), note="行政区划, 6-9 digits"
-    ),
-    Field(
-        "deptCode",
-        "dept_code",
-        True,
-        check=_pattern(r"[0-9A-Z]{18}", "18 characters"),
-        note="统一社会信用代码",
-    ),
+    DEPT_CODE,
 )
 SHANDONG_TIME = "yyyyMMddHHmmss"
 SHANDONG_OK, SHANDONG_REFUSED, SHANDONG_TRANSPORT = 1, 98, 99  # the hall code's local status
