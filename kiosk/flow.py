@@ -538,7 +538,8 @@ class Flow:
 
     def _reasons_idle(self, now: float) -> bool:
         """Whether the reasons page shows and has not been touched for ``reasons_idle_s``."""
-        return self._page == "reasons" and now - (self._touched_at or 0.0) >= self._reasons_idle_s
+        # Compared as the deadlines are (now against touched + period): the subtraction rounds differently.
+        return self._page == "reasons" and now >= (self._touched_at or 0.0) + self._reasons_idle_s
 
     def _keep_reasons(self, now: float) -> None:
         self._touched_at = now

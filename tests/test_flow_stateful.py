@@ -172,9 +172,10 @@ class FlowMachine(RuleBasedStateMachine):
         self.request, before, shown = fields, len(self.log.events), self.flow.view
         at = self.now + step
         busy = giving_reasons(shown) and at < shown.deadline  # and so they stay
-        idle = shown.page == "reasons" and at >= shown.touched_at + self.idle_s
-        idle = idle and not names_case(fields, shown.case)  # the same visit again leaves it be
-        busy = busy and not idle
+        untouched = shown.page == "reasons" and at >= shown.touched_at + self.idle_s
+        idle = untouched and not names_case(fields, shown.case)  # the same visit again leaves it be
+        # A case already waiting for an untouched page takes the screen before this request is seen.
+        busy = busy and not idle and not (untouched and self.open_case is not None)
         done = self.attempt(step, lambda now: self.flow.rate_request(**fields, now=now))
         self.follow_log()
         self.request = None
