@@ -246,6 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Alembic logs each plugin and step at INFO on every hub start and command; the hub's own
+        # line says what was migrated. Its warnings still show; --verbose shows everything.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     module_name, func_name = args.handler.split(":")
     try:
         module = importlib.import_module(module_name)
