@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core import roster as core_roster
 from core.config import DEVICE_ID_PATTERN
+from core.progress import task
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
@@ -327,9 +328,12 @@ def verify(args) -> int:
 def roster_import(args) -> int:
     """`kiosk hub roster import FILE.csv`: replace the roster of one device (--device) or of all."""
     path = Path(args.file)
-    staff = read_roster_csv(path)
+    with task("roster import: reading", unit="rows"):  # on a terminal only: photos are checked one by one
+        staff = read_roster_csv(path)
     scope = args.device or ALL_DEVICES
-    version = _open_store(args).import_roster(scope, staff)
+    with task("roster import: storing", total=len(staff), unit="staff") as storing:
+        version = _open_store(args).import_roster(scope, staff)
+        storing.advance(len(staff))
     target = f"device {args.device}" if args.device else "every device without its own roster"
     print(f"imported {len(staff)} staff for {target}; roster version {version}")
     return EXIT_OK
