@@ -17,9 +17,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from test_hub_postgres import PG_URL, wipe_database
-from test_hub_support import DEVICE, fill_log, post_events, register, wait_until
+from test_hub_support import DEVICE, fill_log, post_events, qr_token, register, wait_until
 
 from commands.cli import main as kiosk_main
 from commands.hubprocess import free_port
@@ -29,6 +29,7 @@ from hub.console.throttle import MAX_FAILURES, login_failures
 from hub.desk.calendar import WorkCalendar
 from hub.desk.store import DeskStore
 from hub.keys import read_key_file
+from hub.schema import phone_ratings
 from hub.storage import HubStore
 from hub.workers import MAX_RESTARTS, READY, Supervisor, WorkersFailed
 
@@ -176,6 +177,32 @@ def test_two_workers_serve_upload_once_and_stop_on_sigterm(workers_hub, tmp_path
         assert [a.status_code for a in answers] == [200] * 8
         assert {a.json()["acked_seq"] for a in answers} == {40}
         assert store.log_events(DEVICE, log.log_id) == events
+
+    # 一次一评 across workers: one phone code posted 8 times at once, 4 times to each worker.
+    case_no = "370211202611280301"
+    token = qr_token(secret, case_no)
+    connections = [hub.connection_to(pid) for pid in sorted(workers) for _ in range(4)]
+    taps: list[int] = []
+
+    def tap(connection) -> None:
+        form = urlencode({"satisfaction": "5"})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        connection.request("POST", f"/q/{token}", body=form, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        taps.append(response.status)
+
+    tappers = [threading.Thread(target=tap, args=(c,)) for c in connections]
+    for t in tappers:
+        t.start()
+    for t in tappers:
+        t.join(30)
+    assert taps == [303] * 8  # each told 评价成功
+    with store.engine.connect() as conn:
+        held = conn.execute(select(func.count()).where(phone_ratings.c.case_no == case_no)).scalar()
+    assert held == 1
+    for connection in connections:
+        connection.close()
 
     # The service's watchdog is fed while both workers' loops run.
     assert hub.notify.recv(64) == b"STATUS=serving with 2 workers"
