@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default)"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N hub processes on one port (PostgreSQL only; docs/hub.md); default 1",
+    )
     key_file_help = "the 0600 file of the key that opens contacts (default contact.key in --data)"
     p.add_argument("--key-file", metavar="PATH", help=key_file_help)
     p.set_defaults(handler="hub.cli:serve")

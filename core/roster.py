@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .cardnum import card_keys
 from .photo import MAX_PHOTO_BYTES, MAX_PHOTO_SIDE_PX
+from .progress import advance
 
 REQUIRED_COLUMNS = ("card", "staff_no", "name")
 OPTIONAL_COLUMNS = ("title", "photo")
@@ -83,6 +84,7 @@ def read_roster_csv(path: Path) -> RosterFile:
     reader.fieldnames = header
     taken: dict[int, str] = {}  # each 32-bit key a card denotes -> the row that has it
     for row in reader:
+        advance()  # a terminal's progress bar (kiosk hub roster import); nothing otherwise
         where = f"{path.name} line {reader.line_num}"
         if None in row:  # cells beyond the header
             problems.append(f"{where}: more cells than the header has columns")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core import roster as core_roster
 from core.config import DEVICE_ID_PATTERN
+from core.progress import task
 from core.systemd import notify, watchdog_interval_s
 
 from .app import create_app
@@ -31,6 +32,7 @@ from .schema import ALL_DEVICES
 from .secret_cache import SECRET_TTL_S
 from .storage import HubStore, StaffEntry, database_url
 from .verify import phone_chain_head, report, run_checks
+from .workers import PING, READY, Supervisor, WorkersFailed
 
 log = logging.getLogger("hub")
 
@@ -39,19 +41,25 @@ DATABASE_ENV = "KIOSK_HUB_DB"
 
 
 class NotifyingServer(uvicorn.Server):
-    """Tells systemd (kiosk-hub.service is Type=notify) when it serves and that its loop is alive."""
+    """Tells systemd (kiosk-hub.service is Type=notify) when it serves and that its loop is alive; as one
+    of ``--workers N`` it tells the supervisor instead (``hub/workers.py``), which tells systemd."""
 
     TICK_S = 0.1  # uvicorn's main loop calls on_tick this often
+
+    def __init__(self, config: uvicorn.Config, tell=None, ping_every_s: float | None = None):
+        super().__init__(config)
+        self._tell = tell
+        self._ping_every_s = ping_every_s if tell else watchdog_interval_s()
 
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if self.started:
-            notify("READY=1")
+            self._tell(READY) if self._tell else notify("READY=1")
 
     async def on_tick(self, counter: int) -> bool:
-        interval = watchdog_interval_s()
+        interval = self._ping_every_s
         if interval and counter % max(1, int(interval / self.TICK_S)) == 0:
-            notify("WATCHDOG=1")
+            self._tell(PING) if self._tell else notify("WATCHDOG=1")
         return await super().on_tick(counter)
 
 
@@ -71,15 +79,20 @@ def _open_store(args, config: HubConfig | None = None) -> HubStore:
     """The store named by --data or --db, else $KIOSK_HUB_DB, else the file's [database] url, else the
     SQLite database in ./hub-data."""
     config = config or _hub_config(args)
-    data, db = getattr(args, "data", None), getattr(args, "db", None)
-    if not data and not db:
-        db = os.environ.get(DATABASE_ENV) or config.database_url
+    data = getattr(args, "data", None)
     try:
-        return HubStore(database_url(data, db), key_file_path(data, getattr(args, "key_file", None)))
+        return HubStore(_database_url(args, config), key_file_path(data, getattr(args, "key_file", None)))
     except (ArgumentError, NoSuchModuleError) as e:
         raise UsageError(f"--db: not a usable database URL: {e}") from None
     except OperationalError as e:
         raise HubFailure(f"cannot open the hub database: {e.orig}") from None
+
+
+def _database_url(args, config: HubConfig) -> str:
+    data, db = getattr(args, "data", None), getattr(args, "db", None)
+    if not data and not db:
+        db = os.environ.get(DATABASE_ENV) or config.database_url
+    return database_url(data, db)
 
 
 def _contact_key(store: HubStore) -> PrivateKey:
@@ -138,47 +151,97 @@ def _admin_token(args) -> str | None:
 
 @_run
 def serve(args) -> int:
-    """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C."""
+    """`kiosk hub`: the HTTP service, until SIGTERM or Ctrl-C; ``--workers N`` processes on PostgreSQL."""
     config = _hub_config(args)
     host, port = args.host or config.server.host, args.port or config.server.port
-    store = _open_store(args, config)
+    count = getattr(args, "workers", 1)
+    if count < 1:
+        raise UsageError(f"--workers {count}: expected 1 or more")
+    if count > 1 and not _database_url(args, config).startswith("postgresql"):
+        raise UsageError(
+            f"--workers {count}: several hub processes need PostgreSQL (--db postgresql+psycopg://…); "
+            "SQLite takes one writer at a time, so run one process on it"
+        )
+    store = _open_store(args, config)  # migrates the database, once, before any worker starts
     _contact_key(store)
     token = _admin_token(args)
     if token is None:
         log.info("no admin token: the ratings export is disabled")
+    desk = _desk_settings(config)
     log.info(
-        "hub starting on http://%s:%d, database %s",
+        "hub starting on http://%s:%d, database %s%s",
         host,
         port,
         store.engine.url.render_as_string(),
+        f", {count} workers" if count > 1 else "",
     )
+    server_config = _server_config(args, host, port)
+    if count == 1:
+        return _serve_here(store, token, config, desk, args, server_config)
+    store.close()  # each worker opens its own pool: connections are never shared across fork
     try:
-        desk = DeskSettings.from_config(config)
+        sock = server_config.bind_socket()
+    except SystemExit:  # uvicorn has logged why
+        raise HubFailure(f"could not listen on {host}:{port}") from None
+
+    def work(sock, tell, ping_every_s) -> int:
+        worker_store = _open_store(args, config)
+        _contact_key(worker_store)
+        return _serve_here(worker_store, token, config, desk, args, server_config, [sock], tell, ping_every_s)
+
+    try:
+        return Supervisor(count, sock, work).run()
+    except WorkersFailed as e:
+        raise HubFailure(str(e)) from None
+    finally:
+        sock.close()
+
+
+def _desk_settings(config: HubConfig) -> DeskSettings:
+    try:
+        return DeskSettings.from_config(config)
     except CalendarFileError as e:
         raise UsageError(f"[deadline] calendar_file: {e}") from None
     except OSError as e:
         raise UsageError(f"[[alerts]] secret_file: cannot read {e.filename}: {e.strerror}") from None
+
+
+def _server_config(args, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        "hub.app:create_app",  # replaced by the app itself in _serve_here
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
+        limit_concurrency=LIMIT_CONCURRENCY,
+        timeout_keep_alive=5,
+        root_path=args.root_path,
+        timeout_graceful_shutdown=5,  # open live feeds (the hall's big screen) never hold a restart
+    )
+
+
+def _serve_here(
+    store: HubStore,
+    token: str | None,
+    config: HubConfig,
+    desk: DeskSettings,
+    args,
+    server_config: uvicorn.Config,
+    sockets=None,
+    tell=None,
+    ping_every_s: float | None = None,
+) -> int:
+    """One hub process: the app over ``store`` until SIGTERM (on ``sockets`` when given, as a worker)."""
     app = create_app(store, token, config=config, desk=desk, api_docs=args.api_docs)
     sender = _upstream_sender(store, config)
     app.state.upstream_sender = sender
-    server = NotifyingServer(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            access_log=False,
-            log_config=None,
-            # Bounds against slow and many connections (docs/security.md); the nginx in front does the rest.
-            limit_concurrency=LIMIT_CONCURRENCY,
-            timeout_keep_alive=5,
-            root_path=args.root_path,
-            timeout_graceful_shutdown=5,  # open live feeds (the hall's big screen) never hold a restart
-        )
-    )
+    server_config.app = app
+    server = NotifyingServer(server_config, tell, ping_every_s)
     try:
         if sender is not None:
             sender.start()
-        server.run()
+        server.run(sockets)
     except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
         pass
     finally:
@@ -186,7 +249,7 @@ def serve(args) -> int:
             sender.stop()
         store.close()
     if not server.started:
-        raise HubFailure(f"could not listen on {host}:{port}")
+        raise HubFailure(f"could not listen on {server_config.host}:{server_config.port}")
     return EXIT_OK
 
 
@@ -265,9 +328,12 @@ def verify(args) -> int:
 def roster_import(args) -> int:
     """`kiosk hub roster import FILE.csv`: replace the roster of one device (--device) or of all."""
     path = Path(args.file)
-    staff = read_roster_csv(path)
+    with task("roster import: reading", unit="rows"):  # on a terminal only: photos are checked one by one
+        staff = read_roster_csv(path)
     scope = args.device or ALL_DEVICES
-    version = _open_store(args).import_roster(scope, staff)
+    with task("roster import: storing", total=len(staff), unit="staff") as storing:
+        version = _open_store(args).import_roster(scope, staff)
+        storing.advance(len(staff))
     target = f"device {args.device}" if args.device else "every device without its own roster"
     print(f"imported {len(staff)} staff for {target}; roster version {version}")
     return EXIT_OK

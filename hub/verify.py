@@ -18,6 +18,7 @@ from typing import cast
 from sqlalchemy import select
 
 from core.events import ZERO_HASH, event_hash
+from core.progress import advance, set_total, task
 
 from .derived import derive_opened_cases, derive_ratings, opened_cases, phone_row_hash
 from .desk.store import check_desk_chain
@@ -28,6 +29,8 @@ Check = Callable[[HubStore], Iterator[str]]
 CHECKS: dict[str, Check] = {}
 # Modules holding checks of their own, imported before the checks run.
 CHECK_MODULES: list[str] = []
+CHECK_UNITS = {"event chains": "events", "derived tables": "events", "phone ratings chain": "ratings"}
+PROGRESS_EVERY = 10_000  # events between two steps of the progress bar (a terminal's only)
 
 
 def register(name: str) -> Callable[[Check], Check]:
@@ -61,9 +64,12 @@ def run_checks(store: HubStore, names: list[str] | None = None) -> list[CheckRes
         if names and name not in names:
             continue
         first, count = None, 0
-        for difference in check(store):
-            first = first or difference
-            count += 1
+        with task(
+            f"verify: {name}", unit=CHECK_UNITS.get(name, "records")
+        ):  # on a terminal only (core/progress.py)
+            for difference in check(store):
+                first = first or difference
+                count += 1
         results.append(CheckResult(name, count, first))
     return results
 
@@ -78,7 +84,9 @@ def _logs(store: HubStore) -> list[tuple[str, str, int, str]]:
 @register("event chains")
 def check_event_chains(store: HubStore) -> Iterator[str]:
     """Every stored event hashes to its hash, links to the one before, and the log's head is its last."""
-    for device_id, log_id, acked_seq, head_hash in _logs(store):
+    held_logs = _logs(store)
+    set_total(sum(acked for _d, _l, acked, _h in held_logs))
+    for device_id, log_id, acked_seq, head_hash in held_logs:
         where = f"device {device_id} log {log_id}"
         prev, expected_seq = ZERO_HASH, 1
         for e in store.log_events(device_id, log_id):
@@ -92,9 +100,12 @@ def check_event_chains(store: HubStore) -> Iterator[str]:
                 yield f"{where} seq {e['seq']}: content does not match its hash"
                 break
             prev, expected_seq = e["hash"], expected_seq + 1
+            if expected_seq % PROGRESS_EVERY == 0:
+                advance(PROGRESS_EVERY)
         else:
             if (expected_seq - 1, prev) != (acked_seq, head_hash):
                 yield f"{where}: the log's head says seq {acked_seq}, the events end at seq {expected_seq - 1}"
+        advance(max(0, acked_seq - (expected_seq // PROGRESS_EVERY) * PROGRESS_EVERY))  # the rest
 
 
 def _compare(where: str, table: str, derived: dict[int, dict], stored: dict[int, dict]) -> Iterator[str]:
@@ -121,9 +132,12 @@ def _stored(store: HubStore, table, device_id: str, log_id: str, columns) -> dic
 @register("derived tables")
 def check_derived_tables(store: HubStore) -> Iterator[str]:
     """ratings and opened_cases, re-derived from every stored event, equal what the tables hold."""
-    for device_id, log_id, _acked, _head in _logs(store):
+    held_logs = _logs(store)
+    set_total(sum(acked for _d, _l, acked, _h in held_logs))
+    for device_id, log_id, _acked, _head in held_logs:
         where = f"device {device_id} log {log_id}"
         held = store.log_events(device_id, log_id)
+        advance(len(held))
         rating_rows = derive_ratings(held)
         columns = [c.name for c in ratings.c if c.name not in ("device_id", "log_id")]
         yield from _compare(
@@ -151,7 +165,9 @@ def check_phone_chain(store: HubStore) -> Iterator[str]:
     with store.engine.connect() as conn:
         rows = conn.execute(select(phone_ratings).order_by(phone_ratings.c.chain_seq)).mappings().all()
     prev = ZERO_HASH
+    set_total(len(rows))
     for expected, row in enumerate(rows, 1):
+        advance()
         where = f"phone rating of device {row['device_id']} token {row['nonce']}"
         if row["chain_seq"] != expected:
             yield f"{where}: chain seq {row['chain_seq']}, expected {expected} (a row removed or inserted)"

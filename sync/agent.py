@@ -23,6 +23,7 @@ from typing import Any
 
 from core.config import ConfigError, load_config
 from core.lock import hold_lock, lock_path
+from core.progress import advance, set_total, task
 from core.store import EventLog, StoreError
 from core.systemd import notify
 
@@ -117,10 +118,13 @@ class SyncAgent(Uploader):
         nothing is wrong."""
         self.check_local_chain()
         failures = 0
+        set_total(self.pending())  # a bar when `kiosk sync --once` runs on a terminal (core/progress.py)
         while True:
+            before = self.pending()
             outcome = self.step()
             if outcome.kind == "sent":
                 failures = 0
+                advance(before - self.pending())
                 continue
             if outcome.kind != "unavailable":
                 break
@@ -227,7 +231,8 @@ def main(args) -> int:
             window=config.device.window,
         )
         if args.once:
-            ok = agent.drain()
+            with task("kiosk sync: sending", unit="events"):
+                ok = agent.drain()
             print(agent.summary())
             return 0 if ok else 1
         stop = threading.Event()

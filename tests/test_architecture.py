@@ -38,6 +38,7 @@ IMPORT_NAMES = {
     "openpyxl": ["openpyxl"],
     "segno": ["segno"],
     "jinja2": ["jinja2"],
+    "tqdm": ["tqdm"],
 }
 
 

@@ -1,8 +1,9 @@
 """The bureau's web console: server-rendered pages (Jinja2, Chinese, nothing from a CDN) over the desk.
 
 ``templates/base.html`` is the layout every page extends (a nav from ``NAV``, the user, alarms);
-``static/`` is served by the hub at /console/static. Sessions, CSRF and login throttling are in
-``session``; the routes in ``hub/routers/console.py``. A page of another area adds its route to its own
+``static/`` is served by the hub at /console/static. Sessions and CSRF are in ``session``, the login
+throttle (in the database, shared by every hub process) in ``throttle``; the routes in
+``hub/routers/console.py``. A page of another area adds its route to its own
 router, a template extending base.html, and an entry to ``NAV``.
 """
 

@@ -1,6 +1,8 @@
 """Console sessions: a signed, expiring cookie (HttpOnly, SameSite=Strict) naming the user and carrying
-the session's CSRF token; every form posts that token back. Failed logins are throttled per user name
-and per client address. No I/O."""
+the session's CSRF token; every form posts that token back. The signing key is derived from the hub's
+contact key (``session_key``), so every hub process and host that can open contacts signs and accepts
+the same sessions, and a copy of the database alone cannot forge one. Failed logins are throttled per
+user name and per client address (``hub/console/throttle.py``, in the database). No I/O."""
 
 from __future__ import annotations
 
@@ -9,17 +11,13 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 COOKIE = "kiosk_console"
 LOGIN_CSRF_COOKIE = "kiosk_login_csrf"
 SESSION_S = 8 * 3600
-MAX_FAILURES = 5  # per user name within the window
-MAX_ADDRESS_FAILURES = 20  # per client address (an office behind one NAT has several users)
-FAILURE_WINDOW_S = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -30,12 +28,31 @@ class Session:
     expires: int
 
 
+SESSION_KEY_LABEL = b"kiosk console session key v1"
+
+
+def session_key(contact_key: bytes) -> bytes:
+    """The console's signing key: HMAC-SHA256 of a fixed label under the contact key's 32 bytes (one
+    HKDF-Expand block). Knowing it tells nothing of the contact key; it changes only with that key."""
+    return hmac.new(contact_key, SESSION_KEY_LABEL, hashlib.sha256).digest()
+
+
 class Signer:
-    def __init__(self, key: bytes, clock=time.time):
-        self._key, self._clock = key, clock
+    """Issues and reads session cookies under ``key`` (or the key ``key()`` gives on first use)."""
+
+    def __init__(self, key: bytes | Callable[[], bytes], clock=time.time):
+        self._key_source, self._clock = key, clock
+        self._key: bytes | None = key if isinstance(key, bytes) else None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            assert callable(self._key_source)
+            self._key = self._key_source()
+        return self._key
 
     def _mac(self, data: bytes) -> str:
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        return hmac.new(self.key, data, hashlib.sha256).hexdigest()
 
     def issue(self, user: str, must_change: bool) -> tuple[str, Session]:
         session = Session(user, secrets.token_urlsafe(24), must_change, int(self._clock()) + SESSION_S)
@@ -59,38 +76,6 @@ class Signer:
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires > self._clock() else None
-
-
-class LoginThrottle:
-    """At most MAX_FAILURES failed logins per user name (MAX_ADDRESS_FAILURES per address) in
-    FAILURE_WINDOW_S; kept in memory (one hub process serves the console)."""
-
-    def __init__(self, clock=time.monotonic):
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str) -> deque[float]:
-        times = self._failures[key]
-        while times and times[0] < self._clock() - FAILURE_WINDOW_S:
-            times.popleft()
-        return times
-
-    def blocked(self, name: str, address: str) -> bool:
-        with self._lock:
-            return (
-                len(self._recent(f"u:{name}")) >= MAX_FAILURES
-                or len(self._recent(f"a:{address}")) >= MAX_ADDRESS_FAILURES
-            )
-
-    def failed(self, name: str, address: str) -> None:
-        with self._lock:
-            for k in (f"u:{name}", f"a:{address}"):
-                self._recent(k).append(self._clock())
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(f"u:{name}", None)
 
 
 def same_token(given: str | None, expected: str) -> bool:

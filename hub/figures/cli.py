@@ -10,6 +10,8 @@ import json
 import sys
 from datetime import date
 
+from core.progress import task
+
 from ..cli import EXIT_FAILURE, EXIT_OK, UsageError, _hub_config, _open_store, _run
 from . import model as m
 from .service import figure_store
@@ -48,7 +50,10 @@ def stats(args) -> int:
     if args.verify:
         from .sampling import check_samples
 
-        problems = figures.verify(first, last)
+        with task("stats: folding new events", unit="events"):  # bars on a terminal only
+            figures.refresh()
+        with task("stats verify: replaying the record", unit="events"):
+            problems = figures.verify(first, last)
         sample_problems, notes = check_samples(figures)
         for line in notes:
             print(f"note: {line}")
@@ -100,9 +105,14 @@ def report(args) -> int:
     config = _hub_config(args)
     store = _open_store(args, config)
     figures = figure_store(store, config)
+    with task("report: folding new events", unit="events"):  # bars on a terminal only
+        figures.refresh()
     data = build_report(figures, config.figures, args.period, dept=args.dept, public=args.public)
+    with task(f"report: writing {args.format}", total=1, unit="files") as writing:  # a PDF takes seconds
+        body = render(data, args.format)
+        writing.advance(1)
     with open(args.out, "wb") as out:
-        out.write(render(data, args.format))
+        out.write(body)
     print(f"wrote {args.out}")
     return EXIT_OK
 

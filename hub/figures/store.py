@@ -22,6 +22,7 @@ from sqlalchemy import Engine, and_, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.events import ZERO_HASH, canonical_json
+from core.progress import advance, set_total
 
 from ..desk.tables import actions, device_sections
 from ..desk.tables import sections as desk_sections
@@ -122,6 +123,7 @@ class FigureStore:
             .where(logs.c.acked_seq > func.coalesce(folded_logs.c.seq, 0))
         ).all()
         done = 0
+        set_total(sum(acked - (cursor or 0) for _d, _l, acked, cursor, _s in behind))  # a terminal's bar
         for device_id, log_id, acked, cursor, state_json in behind:
             state = m.LogState.from_json(json.loads(state_json)) if state_json else m.LogState()
             by_phone = self._phone_cases(conn, device_id)
@@ -133,6 +135,7 @@ class FigureStore:
                 m.replay_log(device_id, chunk, state, by_phone.__contains__, deltas, names)
                 last_hash = chunk[-1]["hash"]
                 done += len(chunk)
+                advance(len(chunk))
             row = {"seq": state.seq, "hash": last_hash or ZERO_HASH, "state": json.dumps(state.to_json())}
             if cursor is None:
                 conn.execute(folded_logs.insert().values(device_id=device_id, log_id=log_id, **row))
@@ -345,6 +348,7 @@ class FigureStore:
             folded: Any = conn.execute(
                 select(folded_logs.c.device_id, folded_logs.c.log_id, folded_logs.c.seq)
             ).all()
+            set_total(sum(upto for _d, _l, upto in folded))
             for device_id, log_id, upto in folded:
                 state = m.LogState()
                 by_phone = self._phone_cases(conn, device_id)
@@ -355,6 +359,7 @@ class FigureStore:
                     if not chunk:
                         break
                     m.replay_log(device_id, chunk, state, by_phone.__contains__, deltas, names)
+                    advance(len(chunk))
             rows: Any = conn.execute(
                 select(phone_ratings).join(
                     folded_phone,

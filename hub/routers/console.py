@@ -7,6 +7,7 @@ another section's item, as in the API. A phone number is shown only on the page 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import date
 from typing import Any
@@ -19,21 +20,17 @@ from starlette.concurrency import run_in_threadpool
 from core.domain import DEFAULT_REASONS
 
 from ..console import NAV, STATIC_DIR, templates
-from ..console.session import (
-    COOKIE,
-    LOGIN_CSRF_COOKIE,
-    SESSION_S,
-    LoginThrottle,
-    Signer,
-    same_token,
-)
+from ..console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_S, Signer, same_token, session_key
+from ..console.throttle import LoginThrottle
 from ..dependencies import ConsoleRedirect, ConsoleUser, Desk, PageUser, SessionUser, Store, read_body
 from ..desk import workflow as wf
 from ..desk.calendar import CalendarGap
 from ..desk.roles import ADMIN, ROLE_LABELS, ROLES, SUPERVISOR
 from ..desk.store import DeskError, ItemFilter, NotFound
+from ..keys import KeyFileError
 from .manage import MAX_EXPORT_ITEMS, contact_opener, items_csv
 
+log = logging.getLogger("hub")
 REASON_LABELS = {r.code: r.label for r in DEFAULT_REASONS}
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
@@ -56,10 +53,9 @@ class PageRefused(Exception):
 
 def install(app: FastAPI) -> None:
     """The console's router, its session signer and throttle, and its two answers by exception."""
-    # A key per process, never stored: a restart signs everyone out, and nobody with a copy of the
-    # database can forge a session.
-    app.state.console_signer = Signer(secrets.token_bytes(32))
-    app.state.login_throttle = LoginThrottle()
+    store = app.state.store
+    app.state.console_signer = Signer(lambda: _session_key(store))
+    app.state.login_throttle = LoginThrottle(store.engine, lambda: app.state.console_signer.key)
 
     @app.exception_handler(ConsoleRedirect)
     async def redirect(_request: Request, exc: ConsoleRedirect) -> Response:
@@ -70,6 +66,16 @@ def install(app: FastAPI) -> None:
         return render(request, "message.html", exc.user, status=exc.status, title=exc.title, text=exc.text)
 
     app.include_router(router)
+
+
+def _session_key(store) -> bytes:
+    """Derived from the contact key, as every hub process and host holds it (docs/console.md); a store
+    without a key file (a test's, a tool's) signs with a key of its own process."""
+    try:
+        return session_key(bytes(store.private_key))
+    except KeyFileError as e:
+        log.warning("console sessions signed with a key of this process only: %s", e)
+        return secrets.token_bytes(32)
 
 
 def render(
@@ -156,7 +162,7 @@ async def login(request: Request, desk: Desk) -> Response:
         )
     throttle: LoginThrottle = request.app.state.login_throttle
     address = client_address(request)
-    if throttle.blocked(name, address):
+    if await run_in_threadpool(throttle.blocked, name, address):
         return render(
             request,
             "login.html",
@@ -168,11 +174,11 @@ async def login(request: Request, desk: Desk) -> Response:
         )
     checked = await run_in_threadpool(desk.check_password, name, password)
     if checked is None:
-        throttle.failed(name, address)
+        await run_in_threadpool(throttle.failed, name, address)
         return render(
             request, "login.html", None, status=401, login_csrf=token, name=name, error="用户名或密码错误。"
         )
-    throttle.succeeded(name)
+    await run_in_threadpool(throttle.succeeded, name)
     principal, must_change = checked
     cookie, _ = request.app.state.console_signer.issue(principal.name, must_change)
     response = RedirectResponse("/console/password" if must_change else "/console/", status_code=303)

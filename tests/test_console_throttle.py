@@ -1,0 +1,58 @@
+"""The console's login throttle (hub/console/throttle.py) on a real SQLite database, with a clock the
+test moves: the limits per name and per address, the window, a right password, and two throttles over
+one database (two hub processes) counting as one. The same across real processes on PostgreSQL:
+tests/test_hub_workers.py."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from hub.console.throttle import (
+    FAILURE_WINDOW_S,
+    MAX_ADDRESS_FAILURES,
+    MAX_FAILURES,
+    LoginThrottle,
+    login_failures,
+)
+from hub.storage import HubStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _throttles(tmp_path, count: int = 2):
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    clock = Clock()
+    return store, clock, [LoginThrottle(store.engine, lambda: b"k" * 32, clock) for _ in range(count)]
+
+
+def test_failures_on_two_processes_count_as_one_and_age_out(tmp_path):
+    store, clock, (one, two) = _throttles(tmp_path)
+    for i in range(MAX_FAILURES):
+        assert not one.blocked("d1", "10.0.0.1") and not two.blocked("d1", "10.0.0.1")
+        (one if i % 2 else two).failed("d1", "10.0.0.1")
+    assert one.blocked("d1", "10.0.0.2") and two.blocked("d1", "10.0.0.9")  # per name, from anywhere
+    assert not one.blocked("d2", "10.0.0.1")  # the address is below its own limit
+    clock.now += FAILURE_WINDOW_S + 1
+    assert not two.blocked("d1", "10.0.0.1")
+    one.failed("d3", "10.0.0.1")  # a new failure deletes the rows older than the window
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == 2
+    store.close()
+
+
+def test_an_address_is_limited_over_names_and_a_right_password_clears_its_name(tmp_path):
+    store, _clock, (one, two) = _throttles(tmp_path)
+    for i in range(MAX_ADDRESS_FAILURES):
+        (one if i % 2 else two).failed(f"user{i}", "10.0.0.1")
+    assert one.blocked("anyone", "10.0.0.1") and not one.blocked("anyone", "10.0.0.2")
+    for _ in range(MAX_FAILURES):
+        one.failed("d1", "10.0.0.3")
+    two.succeeded("d1")
+    assert not one.blocked("d1", "10.0.0.3")
+    store.close()
