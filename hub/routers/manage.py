@@ -35,6 +35,7 @@ def item_json(item: dict[str, Any]) -> dict[str, Any]:
         "id": item["id"],
         "projectNo": item["case_no"],
         "satisfaction": item["satisfaction"],
+        "correctedFrom": item.get("corrected_from"),  # the level before the rater corrected it, or None
         "assessTime": item["assess_time"],
         "dept": item["dept"],
         "window": item["window"],
