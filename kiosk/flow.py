@@ -48,8 +48,8 @@ SKIP_ALREADY_RATED = "already_rated"  # a rate request for a case number that wa
 SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART, SKIP_ALREADY_RATED)
 
 # The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
-# The last three are the flow's additions to docs/protocol.md §1 (payloads in kiosk/events.py): a restart
-# must know the called ticket and the pause again.
+# rating_corrected (改评价) and the last three are the flow's additions to docs/protocol.md §1 (payloads in
+# core/events.py): a restart must know the 差评's corrected level, the called ticket and the pause again.
 HISTORY_TYPES = (
     "staff_signin",
     "staff_signout",

@@ -17,8 +17,9 @@ from desk_support import desk_hub
 from sqlalchemy import select, text
 from test_hub_support import ADMIN_TOKEN, post_events, rating_payload
 
+from commands.cli import main
 from hub.desk import workflow as wf
-from hub.desk.store import check_desk_chain
+from hub.desk.store import check_desk_chain, withdraw_window_items
 from hub.desk.tables import actions, items
 from hub.figures.store import FigureStore
 from hub.schema import metadata, ratings
@@ -175,7 +176,8 @@ def test_verify_names_a_corrected_level_changed_in_the_table(store):
     with store.engine.begin() as conn:
         conn.execute(update(ratings).where(ratings.c.seq == 2).values(corrected_from=None))
     bad = [r for r in run_checks(store) if not r.ok]
-    assert [r.name for r in bad] == ["derived tables"] and "corrected_from" in bad[0].first
+    assert [r.name for r in bad] == ["derived tables", "desk corrections"]
+    assert "corrected_from" in bad[0].first and "not corrected" in bad[1].first
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 100])
@@ -193,6 +195,28 @@ def test_the_figures_count_the_corrected_level_whatever_the_batches(store, cut):
     }
     assert summed == {"rated": 2, "good": 2, "bad": 0, "s1": 0, "s4": 1, "s5": 1}, counts
     assert figures.verify() == []
+
+
+def test_the_stats_command_verifies_the_corrected_figures(tmp_path, capsys):
+    store = HubStore(database_url(tmp_path / "hub", None))
+    try:
+        store.add_device(W)
+        ingest(store, events(4)[:3])  # the rating and its correction…
+        FigureStore(store.engine).refresh()
+        ingest(store, events(4)[3:])  # …and, in a later upload, its detail
+        assert main(["hub", "stats", "--verify", "--data", str(tmp_path / "hub")]) == 0
+        assert "agree with the record" in capsys.readouterr().out
+        assert main(["hub", "verify", "--db", store.url]) == 0
+    finally:
+        store.close()
+
+
+def test_verify_names_a_withdrawal_without_a_correction(store):
+    ingest(store, events())  # a 差评 never corrected
+    with store.engine.begin() as conn:
+        withdraw_window_items(conn, W, LOG, [2], "2026-11-02T01:00:00+00:00")
+    bad = [r for r in run_checks(store) if not r.ok]
+    assert [r.name for r in bad] == ["desk corrections"] and "not corrected" in bad[0].first
 
 
 def test_the_upward_record_carries_the_corrected_level_once_the_detail_is_in(store):
