@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 
 import figures_data as data
@@ -291,3 +292,49 @@ def _session(env, user: str) -> requests.Session:
         )
         env.passwords[user] = new
     return s
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_withdrawals_at_ingest_and_desk_users_appending_at_once_keep_one_chain(tmp_path, kind):
+    """The ingest appends its withdraw inside the upload's transaction while people act on other items:
+    whoever loses a race for a seq tries again on the new head; nothing is lost, the chain never forks."""
+    with desk_hub(tmp_path, database(kind, tmp_path)) as env:
+        others = [env.bad_rating("W2", f"37021120261128{n:04d}") for n in range(6)]
+        log = env.logs["W1"]
+        uploads = []
+        for n in range(6):
+            rating = log.append(
+                "rating", rating_payload(n, case_no=f"3702112026112890{n:02d}", satisfaction=2)
+            )
+            log.append("rating_corrected", {"rating_seq": rating["seq"], "satisfaction": 3, "input": "touch"})
+            log.append("rating_detail", {"rating_seq": rating["seq"], "reasons": [], "contact_sealed": None})
+            uploads.append(list(log.events_after(rating["seq"] - 1)))
+        errors: list[BaseException] = []
+
+        def act() -> None:
+            try:
+                for item_id in others:
+                    for reached in (False, True):
+                        assert (
+                            env.api(
+                                "d2",
+                                "POST",
+                                f"/bad-ratings/{item_id}/actions",
+                                json={"action": "callback", "reached": reached},
+                            ).status_code
+                            == 200
+                        )
+            except BaseException as e:  # reported below, in the test's thread
+                errors.append(e)
+
+        people = threading.Thread(target=act)
+        people.start()
+        for batch in uploads:
+            assert post_events(env.url, env.secrets["W1"], log.log_id, batch, "W1").status_code == 200
+        people.join()
+        assert errors == []
+        assert check_desk_chain(env.store) is None
+        withdrawn = env.api("sup", "GET", "/bad-ratings?status=withdrawn").json()
+        called = env.api("sup", "GET", "/bad-ratings?status=called").json()
+        assert (withdrawn["count"], called["count"]) == (6, 6)
+        assert all(r.ok for r in run_checks(env.store))
