@@ -1036,3 +1036,20 @@ def test_a_checkpoint_carries_the_corrected_level(log):
         make_flow(log, checkpoint=state | {"due_satisfaction": 7})
     with pytest.raises(ValueError):
         make_flow(log, checkpoint=state | {"detail_due": None})
+
+
+def test_a_correction_whose_detail_failed_shows_the_corrected_level_and_can_be_finished(log):
+    disk = FailingDisk(log, fail_at=4)  # signin, case_opened, rating, rating_corrected; the detail fails
+    flow = flow_on(disk, reasons_timeout_s=60)
+    flow.swipe(WANG_CARD, 0)
+    flow.rate_request(**CASE, now=0)
+    flow.press(1, "touch", 1)
+    flow.correct(2)
+    with pytest.raises(OSError):
+        flow.press(4, "touch", 3)
+    view = flow.view
+    assert (view.page, view.satisfaction) == ("correct", 4)  # what the log holds: corrected, no detail
+    assert types(log)[-1] == "rating_corrected"
+    assert flow.press(4, "touch", 4)  # the same level again: the detail, and thanks
+    assert types(log)[-1] == "rating_detail" and flow.view.page == "thanks"
+    assert recorded(log)[-1][1]["reasons"] == []
