@@ -474,7 +474,9 @@ class Flow:
         if satisfaction != level:
             payload = {"rating_seq": rating_seq, "satisfaction": satisfaction, "input": input}
             self._write("rating_corrected", payload)
-            self._satisfaction = satisfaction  # the screen shows what the log holds, should the next write fail
+            self._satisfaction = (
+                satisfaction  # the screen shows what the log holds, should the next write fail
+            )
         case = self._shown_case
         if is_bad(satisfaction):
             self._show("reasons", now, case, satisfaction, now + self._reasons_timeout_s)
