@@ -31,6 +31,8 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "rating_detail": ("rating_seq", "reasons", "contact_sealed"),
     "rating_skipped": ("case_seq", "why"),
+    # A 差评 changed by the citizen on its reasons page, before its rating_detail (docs/flow.md).
+    "rating_corrected": ("rating_seq", "satisfaction", "input"),
     # Beyond docs/protocol.md §1: what the flow must know again after a restart (docs/flow.md).
     "ticket_called": ("ticket_no",),
     "window_paused": (),

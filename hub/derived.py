@@ -2,7 +2,7 @@
 applies them as events arrive, ``kiosk hub verify`` applies them again to every stored event and
 compares (docs/security.md).
 
-- ``ratings``: from rating and rating_detail events (the rules are in hub/ratings.py);
+- ``ratings``: from rating, rating_corrected and rating_detail events (the rules are in hub/ratings.py);
 - ``opened_cases``: the case_opened events by (device, case number), so the phone page finds a token's
   case through an index instead of a substring scan over every event;
 - the phone ratings' own hash chain: each phone_ratings row carries ``chain_seq``, ``prev_hash`` and
@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, Column, Index, String, Table, Text
 
 from core.events import ZERO_HASH, canonical_json
 
-from .ratings import detail_values, rating_row
+from .ratings import correctable, corrected, correction_values, detail_values, rating_row
 from .schema import metadata
 
 opened_cases = Table(
@@ -58,6 +58,11 @@ def derive_ratings(events: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, A
             row = rating_row(dict(event))
             if row is not None:
                 rows[row["seq"]] = row
+        elif event["type"] == "rating_corrected":
+            correction = correction_values(dict(event))
+            row = rows.get(correction[0]) if correction is not None else None
+            if correction is not None and row is not None and correctable(row):
+                row.update(corrected(row, correction[1]))
         elif event["type"] == "rating_detail":
             found = detail_values(dict(event))
             if found is not None and found[0] in rows:

@@ -17,7 +17,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Engine, String, and_, case, cast, func, literal, null, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Engine,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+)
 
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.spreadsheet import safe_row
@@ -91,6 +104,7 @@ def export_query(first: str | None, last: str | None, *, dialect: str):
             literal(PF_HALL_EVALUATOR).label("pf"),
             cast(null(), String(16)).label("qr_nonce"),
             rated_by_phone.label("duplicate"),
+            ratings.c.corrected_from,
         )
         .join_from(ratings, devices, devices.c.id == ratings.c.device_id, isouter=True)
         .where(in_range(ratings))
@@ -106,6 +120,7 @@ def export_query(first: str | None, last: str | None, *, dialect: str):
             literal(PF_QRCODE).label("pf"),
             phone_ratings.c.nonce.label("qr_nonce"),
             cast(literal(False), Boolean).label("duplicate"),
+            cast(null(), Integer).label("corrected_from"),
         )
         .join_from(phone_ratings, devices, devices.c.id == phone_ratings.c.device_id, isouter=True)
         .where(in_range(phone_ratings))

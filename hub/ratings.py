@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain import check_satisfaction, to_gbt39046
+from core.domain import check_satisfaction, is_bad, to_gbt39046
 from core.events import EventError, check_payload
 from core.qrtoken import TokenClaims
 
@@ -41,6 +41,7 @@ EXPORT_FIELDS = (
     "logId",
     "seq",
     "qrNonce",
+    "correctedFrom",
 )
 
 _TEXT_FIELDS = ("window", "staff_no", "staff_name", "ticket_no", "case_no", "item_code", "item_name", "input")
@@ -77,6 +78,7 @@ def rating_row(event: dict[str, Any]) -> dict[str, Any] | None:
         "assess_time": assessed,
         "reasons": None,
         "contact_sealed": None,
+        "corrected_from": None,
     }
 
 
@@ -95,6 +97,33 @@ def detail_values(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     if not all(isinstance(r, str) and _clean_text(r) and "," not in r for r in reasons):
         return None
     return rating_seq, {"reasons": ",".join(reasons), "contact_sealed": sealed}
+
+
+def correction_values(event: dict[str, Any]) -> tuple[int, int] | None:
+    """(rating seq, corrected level) of a rating_corrected event, or None when its payload cannot be one."""
+    payload = event["payload"]
+    try:
+        check_payload("rating_corrected", payload)
+        check_satisfaction(payload["satisfaction"])
+    except (EventError, ValueError):
+        return None
+    rating_seq = payload["rating_seq"]
+    if type(rating_seq) is not int or not 1 <= rating_seq <= MAX_SEQ:
+        return None
+    return rating_seq, payload["satisfaction"]
+
+
+def correctable(row: dict[str, Any]) -> bool:
+    """Whether a ratings row takes a correction now: a 差评 (as first given) still waiting for its
+    rating_detail. The kiosk corrects only then (docs/flow.md); anything else is stored, not applied."""
+    original = row["corrected_from"] if row["corrected_from"] is not None else row["satisfaction"]
+    return row["reasons"] is None and is_bad(original)
+
+
+def corrected(row: dict[str, Any], satisfaction: int) -> dict[str, Any]:
+    """The column values of ``row`` after a correction to ``satisfaction`` (``row`` correctable)."""
+    first = row["corrected_from"] if row["corrected_from"] is not None else row["satisfaction"]
+    return {"satisfaction": satisfaction, "corrected_from": first}
 
 
 def case_text(case: dict[str, Any] | None, key: str) -> str | None:
@@ -162,6 +191,8 @@ def export_record(row: dict[str, Any], open_contact: Callable[[str], str | None]
         "logId": row["log_id"],
         "seq": row["seq"],
         "qrNonce": row["qr_nonce"],
+        # The level first given when the rater corrected it on the kiosk (改评价); null otherwise.
+        "correctedFrom": row.get("corrected_from"),
     }
 
 

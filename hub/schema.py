@@ -79,6 +79,8 @@ ratings = Table(
     Column("assess_time", String(19), nullable=False, index=True),  # kiosk-local yyyy-MM-dd HH:mm:ss
     Column("reasons", Text),  # comma-separated reason codes, from the rating_detail event
     Column("contact_sealed", Text),
+    # The level before the citizen corrected it on the kiosk (rating_corrected); NULL: never corrected.
+    Column("corrected_from", Integer),
     Index("ratings_device_case", "device_id", "case_no"),  # 一次一评: is this case rated already?
 )
 

@@ -44,6 +44,7 @@ from . import (
     migrate,
     signature_policy,
 )
+from .corrections import apply_corrections
 from .derived import chain_phone_row, opened_case_row, opened_cases
 from .desk.store import add_phone_item, add_window_items
 from .keys import KeyFileError, create_key_file, read_key_file
@@ -355,6 +356,7 @@ class HubStore:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
             add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
             upstream_outbox.enqueue_window(conn, device_id, log_id, rows)  # reported upward exactly once
+        apply_corrections(conn, device_id, log_id, accepted, utc_now_iso())  # before the details
         for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
             conn.execute(
                 update(ratings)

@@ -2,7 +2,8 @@
 
 A list of checks, each a function of the store that yields the differences it finds (text naming the
 record and what differs). Built in: every stored kiosk log's hash chain, the ratings and opened_cases
-tables re-derived from those events, the phone ratings' own chain and the 差评 desk's action chain. Another module adds its own with
+tables re-derived from those events, the phone ratings' own chain, the 差评 desk's action chain and its
+items' withdrawals after a correction to good (改评价). Another module adds its own with
 ``@register("name")`` (and its module is listed in ``CHECK_MODULES`` so the command imports it). The
 command prints one line a check, names the first difference of each, and exits 1 if any differs.
 What this guarantees, and what not: docs/security.md.
@@ -17,11 +18,15 @@ from typing import cast
 
 from sqlalchemy import select
 
+from core.domain import is_bad
 from core.events import ZERO_HASH, event_hash
 from core.progress import advance, set_total, task
 
 from .derived import derive_opened_cases, derive_ratings, opened_cases, phone_row_hash
+from .desk import workflow as wf
 from .desk.store import check_desk_chain
+from .desk.tables import actions as desk_actions
+from .desk.tables import items as desk_items
 from .schema import logs, phone_ratings, ratings
 from .storage import HubStore
 
@@ -187,6 +192,43 @@ def check_desk_actions(store: HubStore) -> Iterator[str]:
     problem = check_desk_chain(store)
     if problem:
         yield problem
+
+
+@register("desk corrections")
+def check_desk_corrections(store: HubStore) -> Iterator[str]:
+    """改评价 on the desk: no 差评 item still open whose rating the rater corrected to good (its detail in),
+    and no item withdrawn whose rating was not (docs/console.md)."""
+    with store.engine.connect() as conn:
+        latest = (
+            select(desk_actions.c.status)
+            .where(desk_actions.c.item_id == desk_items.c.id)
+            .order_by(desk_actions.c.seq.desc())
+            .limit(1)
+            .correlate(desk_items)
+            .scalar_subquery()
+        )
+        rows = conn.execute(
+            select(
+                desk_items.c.id,
+                latest.label("status"),
+                ratings.c.satisfaction,
+                ratings.c.corrected_from,
+                ratings.c.reasons,
+            ).select_from(
+                desk_items.join(
+                    ratings,
+                    (ratings.c.device_id == desk_items.c.device_id)
+                    & (ratings.c.log_id == desk_items.c.log_id)
+                    & (ratings.c.seq == desk_items.c.seq),
+                )
+            )
+        ).all()
+    for item_id, status, level, first, reasons in rows:
+        corrected_good = first is not None and reasons is not None and not is_bad(cast(int, level))
+        if corrected_good and (status or wf.OPEN) not in wf.FINISHED:
+            yield f"desk item {item_id}: its rating was corrected to {level} but the item is {status or wf.OPEN}"
+        elif status == wf.WITHDRAWN and not corrected_good:
+            yield f"desk item {item_id}: withdrawn, but its rating was not corrected to a good level"
 
 
 def phone_chain_head(store: HubStore) -> tuple[int, str]:

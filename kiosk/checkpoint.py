@@ -24,7 +24,7 @@ from core.store import EventLog
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "kiosk_checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the flow keeps the level of the 差评 awaiting its detail (rating_corrected)
 CHECKPOINT_EVERY = 1000  # events: the most a start replays beyond the checkpoint
 
 

@@ -108,6 +108,7 @@ class Kiosk(QObject):
         window.reasons_skipped.connect(self._skip_reasons)
         window.reasons_changed.connect(self._note_reasons)
         window.reasons_touched.connect(self._touch_reasons)
+        window.correction_requested.connect(self._correct)
         window.elderly_changed.connect(self.set_elderly)
         self._elderly = config.ui.elderly
         window.set_elderly(self._elderly)
@@ -284,7 +285,7 @@ class Kiosk(QObject):
         event = self.log.append(type_, payload)
         self._since_checkpoint += 1
         self.stats.add(event)
-        if type_ == "rating":
+        if type_ in ("rating", "rating_corrected"):
             self._update_stats()
         elif type_ == "rating_detail":
             self.window.set_reasons_given(bool(payload["reasons"]))  # what the thanks page may promise
@@ -359,6 +360,12 @@ class Kiosk(QObject):
         self._guarded("reasons touch", lambda: self.flow.touch_reasons(now))
         self._render()
 
+    def _correct(self) -> None:
+        """改评价 on the reasons page: the rate page again, for the same case."""
+        now = self.clock()
+        self._guarded("change rating", lambda: self.flow.correct(now))
+        self._render()
+
     def _skip_reasons(self) -> None:
         now = self.clock()
         self._guarded("skip reasons", lambda: self.flow.skip_reasons(now))
@@ -405,7 +412,7 @@ class Kiosk(QObject):
         previous = self.window.view
         if (
             previous is not None
-            and previous.page in ("rate", "reasons", "thanks")
+            and previous.page in ("rate", "reasons", "correct", "thanks")
             and view.page in ("ready", "paused")
             and self._elderly != self.config.ui.elderly
         ):
@@ -446,7 +453,7 @@ class Kiosk(QObject):
 
     def _update_qr(self, view) -> None:
         """A new token per case, and again before the shown one expires; no code without a secret."""
-        if view.page in ("rate", "reasons"):
+        if view.page in ("rate", "reasons"):  # not on the correct page: its case is rated already
             self._follow_secret_file()
         # Without a touch screen the reasons page offers the same code: reasons are added by phone.
         qr_page = view.page == "rate" or view.page == "reasons" and not self.config.ui.touch_screen

@@ -19,7 +19,9 @@ from core.config import UiConfig
 from core.domain import REASON_CODE_PATTERN, check_satisfaction, is_bad
 from core.events import RATING_INPUTS
 
-Page = Literal["paused", "ready", "rate", "reasons", "thanks"]
+# ``correct``: the rate page again for the 差评 on the reasons page (改评价), for the same case.
+Page = Literal["paused", "ready", "rate", "reasons", "correct", "thanks"]
+REASONS_PAGES = ("reasons", "correct")  # a citizen who gave a 差评 and has not finished with it
 
 # Presses this soon after the page appeared or after the previous press are accidental double taps.
 DEBOUNCE_S = 0.3
@@ -46,8 +48,8 @@ SKIP_ALREADY_RATED = "already_rated"  # a rate request for a case number that wa
 SKIP_WHYS = ("timeout", "superseded", "paused", SKIP_SIGNOUT, SKIP_NO_STAFF, SKIP_RESTART, SKIP_ALREADY_RATED)
 
 # The event types the flow's state is rebuilt from: pass ``EventLog.events_after(0, types=HISTORY_TYPES)``.
-# The last three are the flow's additions to docs/protocol.md §1 (payloads in kiosk/events.py): a restart
-# must know the called ticket and the pause again.
+# rating_corrected (改评价) and the last three are the flow's additions to docs/protocol.md §1 (payloads in
+# core/events.py): a restart must know the 差评's corrected level, the called ticket and the pause again.
 HISTORY_TYPES = (
     "staff_signin",
     "staff_signout",
@@ -55,6 +57,7 @@ HISTORY_TYPES = (
     "rating",
     "rating_detail",
     "rating_skipped",
+    "rating_corrected",
     "ticket_called",
     "window_paused",
     "window_resumed",
@@ -116,6 +119,7 @@ _STATE_KEYS = (
     "rated",
     "last_toggle",
     "detail_due",
+    "due_satisfaction",
     "walkin_seen",
 )
 
@@ -206,6 +210,7 @@ class Flow:
         # (staff_no, now) of the last sign-in or sign-out, or of a read of that card held off since.
         self._last_toggle: tuple[str, float] | None = None
         self._detail_due: int | None = None  # seq of a 差评 still waiting for its rating_detail
+        self._due_satisfaction: int | None = None  # that 差评's level, as last corrected
         # Screen state: exists only while the kiosk runs.
         self._page: Page = "paused"
         self._shown_case: Case | None = None
@@ -213,6 +218,7 @@ class Flow:
         self._deadline: float | None = None
         self._noted_reasons: list[str] = []  # chosen on the reasons page, not submitted (yet)
         self._touched_at: float | None = None  # the reasons page's last touch (or its appearance)
+        self._thanks_after_bad = False  # the thanks page follows a 差评's reasons page
         self._page_since = now
         self._now = now  # the time of the input being handled
         self._last_press: float | None = None
@@ -276,6 +282,7 @@ class Flow:
             "rated": list(self._rated),
             "last_toggle": self._last_toggle[0] if self._last_toggle else None,
             "detail_due": self._detail_due,
+            "due_satisfaction": self._due_satisfaction,
             "walkin_seen": self._walkin_seen,
         }
 
@@ -297,6 +304,11 @@ class Flow:
             rated = [_str(c) for c in state["rated"]][-RATED_CASES_KEPT:]
             toggle = _opt_str(state["last_toggle"])
             detail_due = None if state["detail_due"] is None else _int(state["detail_due"])
+            due_level = state["due_satisfaction"]
+            if (due_level is None) != (detail_due is None):
+                raise ValueError("due_satisfaction without detail_due, or the other way round")
+            if due_level is not None:
+                check_satisfaction(due_level)
             paused, walkin_seen = _bool(state["paused"]), _bool(state["walkin_seen"])
             called = _opt_str(state["called_ticket"])
         except (TypeError, KeyError, ValueError, AttributeError) as e:
@@ -304,7 +316,7 @@ class Flow:
         self._staff, self._paused, self._called_ticket, self._open_case = staff, paused, called, case
         self._rated = dict.fromkeys(rated)
         self._last_toggle = (toggle, self._now) if toggle is not None else None
-        self._detail_due, self._walkin_seen = detail_due, walkin_seen
+        self._detail_due, self._due_satisfaction, self._walkin_seen = detail_due, due_level, walkin_seen
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -406,6 +418,8 @@ class Flow:
         previous, self._last_press = self._last_press, now
         if now - self._page_since < DEBOUNCE_S or (previous is not None and now - previous < DEBOUNCE_S):
             return False
+        if self._page == "correct":
+            return self._press_correction(satisfaction, input, now)
         if self._page == "ready" and self._walkin:
             if self._last_walkin is not None and now - self._last_walkin < self._walkin_interval_s:
                 self._set_notice(WALKIN_WAIT_NOTICE, now)  # a silent button would look broken
@@ -438,6 +452,36 @@ class Flow:
             self._show("reasons", now, case, satisfaction, now + self._reasons_timeout_s)
             self._noted_reasons = []
         else:
+            self._show("thanks", now, case, satisfaction, now + self._thanks_s)
+        return True
+
+    def correct(self, now: float) -> View:
+        """改评价 on the reasons page: the rate page again for the same case (``correct``), to change a
+        mis-tapped 差评. A press there writes ``rating_corrected``, never a second rating."""
+        self._expire(now)
+        if self._page == "reasons" and self._touch_screen:
+            deadline = now + self._rating_timeout_s
+            self._show("correct", now, self._shown_case, self._due_satisfaction, deadline)
+        return self.view
+
+    def _press_correction(self, satisfaction: int, input: str, now: float) -> bool:
+        """A level pressed on the ``correct`` page. Another level than the 差评's current one is written as
+        ``rating_corrected``; a good level then closes the 差评's reasons (its one rating_detail, with none)
+        and thanks, a bad one returns to the reasons page (the reasons noted there still count)."""
+        rating_seq, level = self._detail_due, self._due_satisfaction
+        # Guaranteed by the transitions: the correct page shows only while its 差评 awaits its detail.
+        assert rating_seq is not None and level is not None
+        if satisfaction != level:
+            payload = {"rating_seq": rating_seq, "satisfaction": satisfaction, "input": input}
+            self._write("rating_corrected", payload)
+            self._satisfaction = (
+                satisfaction  # the screen shows what the log holds, should the next write fail
+            )
+        case = self._shown_case
+        if is_bad(satisfaction):
+            self._show("reasons", now, case, satisfaction, now + self._reasons_timeout_s)
+        else:
+            self._write_detail((), None)
             self._show("thanks", now, case, satisfaction, now + self._thanks_s)
         return True
 
@@ -485,7 +529,7 @@ class Flow:
         when it appeared (the reasons page: from its last touch)."""
         self._expire(now)
         self._rating_timeout_s, self._reasons_timeout_s = rating_timeout_s, reasons_timeout_s
-        if self._page == "rate":
+        if self._page in ("rate", "correct"):
             self._deadline = self._page_since + rating_timeout_s
         elif self._page == "reasons":
             self._deadline = (self._touched_at or self._page_since) + reasons_timeout_s
@@ -519,8 +563,8 @@ class Flow:
         if self._page == "rate":
             self._skip("timeout")  # never a default rating
             self._show_idle(now)
-        elif self._page == "reasons":
-            self._write_detail(self._noted_reasons, None)  # what the citizen chose counts
+        elif self._page in REASONS_PAGES:  # on the correct page: the 差评 stands as it is
+            self._write_detail(self._reasons_standing(), None)  # what the citizen chose counts
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
         elif self._open_case is not None:  # the case that waited for this thanks page
             self._show_open_case(now)
@@ -533,13 +577,13 @@ class Flow:
         closed = self._page == "rate" and self._open_case != self._shown_case  # closed, or superseded
         if closed or self._page in ("paused", "ready") and self._page != self._idle_page():
             self._show_idle(now)
-        elif self._page == "reasons" and self._detail_due is None:
+        elif self._page in REASONS_PAGES and self._detail_due is None:
             self._show("thanks", now, self._shown_case, self._satisfaction, now + self._thanks_s)
 
     def _reasons_idle(self, now: float) -> bool:
         """Whether the reasons page shows and has not been touched for ``reasons_idle_s``."""
         # Compared as the deadlines are (now against touched + period): the subtraction rounds differently.
-        return self._page == "reasons" and now >= (self._touched_at or 0.0) + self._reasons_idle_s
+        return self._page in REASONS_PAGES and now >= (self._touched_at or 0.0) + self._reasons_idle_s
 
     def _keep_reasons(self, now: float) -> None:
         self._touched_at = now
@@ -548,8 +592,14 @@ class Flow:
     def _close_reasons(self, now: float) -> None:
         """End the reasons page as its timeout does (the reasons noted so far count), without the
         thanks page: what shows next is for the next citizen."""
-        self._write_detail(self._noted_reasons, None)
+        self._write_detail(self._reasons_standing(), None)
         self._show_idle(now)
+
+    def _reasons_standing(self) -> list[str]:
+        """The reasons a 差评's page writes when it ends without a submit: those noted, unless a correction
+        made the rating good (then it needs none)."""
+        level = self._due_satisfaction
+        return self._noted_reasons if level is None or is_bad(level) else []
 
     def _is_current(self, fields: dict[str, str | None]) -> bool:
         """Whether a rate request is for the case on screen or the one waiting for it."""
@@ -558,8 +608,7 @@ class Flow:
     def _giving_reasons(self) -> bool:
         """Whether a citizen who gave a 差评 is on the reasons page or the thanks page after it: they are
         never cut off, a new case waits for them."""
-        thanked = self._page == "thanks" and self._satisfaction is not None and is_bad(self._satisfaction)
-        return self._page == "reasons" or thanked
+        return self._page in REASONS_PAGES or self._page == "thanks" and self._thanks_after_bad
 
     def _refusal(self, case_no: str | None) -> str | None:
         """Why a case with this number cannot be rated now (a rating_skipped why), or None if it can."""
@@ -583,9 +632,11 @@ class Flow:
     def _show(
         self, page: Page, now: float, case: Case | None, satisfaction: int | None, deadline: float | None
     ):
+        # A thanks page after a 差评's reasons (corrected to good or not) runs its course.
+        self._thanks_after_bad = page == "thanks" and self._page in REASONS_PAGES
         self._page, self._page_since = page, now
         self._shown_case, self._satisfaction, self._deadline = case, satisfaction, deadline
-        self._touched_at = now if page == "reasons" else None
+        self._touched_at = now if page in REASONS_PAGES else None
 
     def _set_notice(self, notice: str, now: float) -> None:
         self._notice, self._notice_until = notice, now + NOTICE_S
@@ -647,11 +698,16 @@ class Flow:
             )
         elif type_ == "rating":
             self._close_case()
-            self._detail_due = seq if is_bad(payload["satisfaction"]) else None
+            bad = is_bad(payload["satisfaction"])
+            self._detail_due = seq if bad else None
+            self._due_satisfaction = payload["satisfaction"] if bad else None
             if payload["case_no"] is not None:
                 self._remember_rated(payload["case_no"])
+        elif type_ == "rating_corrected":
+            if payload["rating_seq"] == self._detail_due:
+                self._due_satisfaction = payload["satisfaction"]
         elif type_ == "rating_detail":
-            self._detail_due = None
+            self._detail_due = self._due_satisfaction = None
         elif type_ == "rating_skipped":
             self._close_case()
 

@@ -10,6 +10,7 @@ WELCOME_CAPTION = "您好，很高兴为您服务"
 RATE_CAPTION = "您好，请您对本次服务进行评价"
 REASONS_CAPTION = "很抱歉给您带来不好的体验，请选择原因"
 REASONS_QR_CAPTION = "很抱歉给您带来不好的体验，请扫码告诉我们原因"
+CORRECT_CAPTION = "请重新选择您的评价"
 THANKS_CAPTION = "感谢您的评价"
 
 # Prompt name (its file is <name>.wav) -> the words, spoken and shown.
@@ -18,6 +19,7 @@ PROMPTS: dict[str, str] = {
     "rate": RATE_CAPTION,
     "reasons": REASONS_CAPTION,
     "reasons_qr": REASONS_QR_CAPTION,
+    "correct": CORRECT_CAPTION,
     "thanks": THANKS_CAPTION,
 }
 
@@ -28,6 +30,8 @@ def prompt_for(page: str, *, touch_screen: bool, signed_in_now: bool, welcome: b
         return "rate"
     if page == "reasons":
         return "reasons" if touch_screen else "reasons_qr"
+    if page == "correct":
+        return "correct"
     if page == "thanks":
         return "thanks"
     if page == "ready" and signed_in_now and welcome:

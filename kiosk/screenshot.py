@@ -59,6 +59,7 @@ def sample_views(now: float) -> dict[str, View]:
         "rate": view("rate", case=SAMPLE_CASE, deadline=now + 47.2),
         "reasons": view("reasons", case=SAMPLE_CASE, satisfaction=2, deadline=now + 52.5),
         "reasons-ticked": view("reasons", case=SAMPLE_CASE, satisfaction=2, deadline=now + 52.5),
+        "correct": view("correct", case=SAMPLE_CASE, satisfaction=1, deadline=now + 47.2),
         "thanks": view("thanks", case=SAMPLE_CASE, satisfaction=5, deadline=now + 3),
         "thanks-bad": view("thanks", case=SAMPLE_CASE, satisfaction=1, deadline=now + 3),
         "notice": view("paused", staff=None, notice="未登记的工作人员卡，请联系管理员"),

@@ -219,6 +219,34 @@ def test_skipping_reasons_keeps_the_rating(qtbot, kiosk, sim):
     assert "整改" not in window.pages["thanks"].note.text()  # QA 15: nothing to rectify was named
 
 
+def test_a_mistapped_bad_rating_is_changed_from_the_reasons_page(qtbot, kiosk, sim):
+    """改评价: the 非常不满意 pressed by mistake becomes 满意 by a correction, never a second rating."""
+    window = kiosk
+    sign_in_and_request(qtbot, window, sim)
+    sim.press(1)
+    wait_page(qtbot, window, "reasons")
+    assert keypad_answers(qtbot, sim, 1) == ["OK1"]
+    rating = last_event(window, "rating")
+    assert window.pages["ready"].count_value.text() == "1 次"
+    qtbot.mouseClick(window.findChild(QPushButton, "reasons_change_rating"), Qt.MouseButton.LeftButton)
+    wait_page(qtbot, window, "correct")
+    correct = window.pages["correct"]
+    assert correct.title.text() == "请重新选择您的评价" and "非常不满意" in correct.item.text()
+    assert correct.holds_panel() and not correct.qr_box.isVisible()
+    window.kiosk.clock.advance(DEBOUNCE_S + 0.05)
+    qtbot.mouseClick(window.findChild(QAbstractButton, "rate_4"), Qt.MouseButton.LeftButton)
+    wait_page(qtbot, window, "thanks")
+    assert log_types(window)[-3:] == ["rating", "rating_corrected", "rating_detail"]
+    assert last_event(window, "rating_corrected")["payload"] == {
+        "rating_seq": rating["seq"],
+        "satisfaction": 4,
+        "input": "touch",
+    }
+    assert last_event(window, "rating_detail")["payload"]["reasons"] == []
+    assert window.pages["thanks"].level.text() == "您的评价：满意"
+    assert window.pages["ready"].rate_value.text() == "100.0%"  # the month counts the corrected level
+
+
 def test_reasons_chosen_before_a_timeout_are_recorded(qtbot, kiosk, sim):
     """QA 7: a reason ticked, an incomplete phone number (submit stays off), then the time runs out."""
     window = kiosk

@@ -869,3 +869,187 @@ def test_a_refused_request_whose_skip_failed_is_closed_as_already_rated_at_the_n
     assert (flow.view.page, flow.view.case) == ("ready", None)  # NEXT was superseded; nothing to rate
     flow.tick(22)
     assert recorded(log, 5)[-1] == ("rating_skipped", {"case_seq": 6, "why": "already_rated"})
+
+
+# --- 改评价: a 差评 changed on its reasons page (rating_corrected) ----------------------------------------
+
+
+def bad_rating(log: EventLog, satisfaction: int = 1, now: float = 0.0, **options) -> Flow:
+    """A citizen rated 差评 at ``now + 1`` and is on the reasons page."""
+    flow = rating_page(log, now, **options)
+    assert flow.press(satisfaction, "touch", now + 1)
+    assert flow.view.page == "reasons"
+    return flow
+
+
+def test_change_rating_shows_the_rate_page_again_for_the_same_case(log):
+    flow = bad_rating(log)
+    case = flow.view.case
+    view = flow.correct(2)
+    assert (view.page, view.case, view.satisfaction, view.deadline) == ("correct", case, 1, 2 + 60)
+    assert types(log)[-1] == "rating"  # nothing written by asking to change
+
+
+def test_a_correction_to_good_writes_it_then_the_one_detail_and_thanks(log):
+    flow = bad_rating(log)
+    rating_seq = log.head_seq()
+    flow.correct(2)
+    assert flow.press(4, "touch", 3)
+    assert recorded(log, rating_seq) == [
+        ("rating_corrected", {"rating_seq": rating_seq, "satisfaction": 4, "input": "touch"}),
+        ("rating_detail", {"rating_seq": rating_seq, "reasons": [], "contact_sealed": None}),
+    ]
+    view = flow.view
+    assert (view.page, view.satisfaction) == ("thanks", 4)
+    assert types(log).count("rating") == 1  # never a second rating
+
+
+def test_a_correction_to_another_bad_level_returns_to_the_reasons_page_with_its_choices(log):
+    flow = bad_rating(log, 1)
+    rating_seq = log.head_seq()
+    flow.note_reasons(["201"], 1.5)
+    flow.correct(2)
+    assert flow.press(2, "keypad", 3)  # the keypad works as a touch does
+    view = flow.view
+    assert (view.page, view.satisfaction, view.deadline) == ("reasons", 2, 3 + 60)
+    assert recorded(log, rating_seq) == [
+        ("rating_corrected", {"rating_seq": rating_seq, "satisfaction": 2, "input": "keypad"})
+    ]
+    flow.tick(3 + 60)  # the reasons noted before the correction still count
+    assert recorded(log, rating_seq)[-1] == (
+        "rating_detail",
+        {"rating_seq": rating_seq, "reasons": ["201"], "contact_sealed": None},
+    )
+
+
+def test_the_same_level_again_returns_to_the_reasons_page_writing_nothing(log):
+    flow = bad_rating(log, 2)
+    flow.correct(2)
+    head = log.head_seq()
+    assert flow.press(2, "touch", 3)
+    assert flow.view.page == "reasons" and log.head_seq() == head
+
+
+def test_several_corrections_each_an_event_the_last_one_counts(log):
+    flow = bad_rating(log, 1)
+    rating_seq = log.head_seq()
+    flow.correct(2)
+    flow.press(2, "touch", 3)
+    flow.correct(4)
+    flow.press(5, "touch", 5)
+    levels = [p["satisfaction"] for t, p in recorded(log, rating_seq) if t == "rating_corrected"]
+    assert levels == [2, 5] and types(log)[-1] == "rating_detail"
+    assert flow.view.satisfaction == 5
+
+
+def test_a_press_as_the_correct_page_appears_is_a_double_tap(log):
+    flow = bad_rating(log)
+    flow.correct(2)
+    assert not flow.press(5, "touch", 2 + DEBOUNCE_S / 2)
+    assert flow.view.page == "correct"
+
+
+def test_the_correct_page_timing_out_lets_the_rating_stand_with_the_noted_reasons(log):
+    flow = bad_rating(log, 1)
+    rating_seq = log.head_seq()
+    flow.note_reasons(["101", "201"], 1.5)
+    flow.correct(2)
+    view = flow.tick(2 + 60)
+    assert (view.page, view.satisfaction) == ("thanks", 1)
+    assert recorded(log, rating_seq) == [
+        ("rating_detail", {"rating_seq": rating_seq, "reasons": ["101", "201"], "contact_sealed": None})
+    ]
+
+
+def test_no_correction_after_the_detail_nor_outside_the_reasons_page(log):
+    flow = bad_rating(log)
+    flow.skip_reasons(2)
+    assert flow.correct(2.5).page == "thanks"
+    head = log.head_seq()
+    assert not flow.press(5, "touch", 2.6)
+    assert log.head_seq() == head
+    flow.rate_request(**(CASE | {"case_no": "370211202611280099"}), now=10)
+    assert flow.press(5, "touch", 11)
+    assert flow.correct(12).page == "thanks"
+
+
+def test_without_a_touch_screen_there_is_no_change_of_rating(log):
+    flow = bad_rating(log, touch_screen=False)
+    assert flow.correct(2).page == "reasons"
+
+
+def test_an_untouched_correct_page_gives_way_to_the_next_case_like_the_reasons_page(log):
+    flow = bad_rating(log, 1)
+    rating_seq = log.head_seq()
+    flow.correct(2)
+    other = CASE | {"case_no": "370211202611280099", "ticket_no": "A013"}
+    view = flow.rate_request(**other, now=2 + 5)  # the citizen is still there: the case waits
+    assert view.page == "correct"
+    view = flow.tick(2 + 10)
+    assert (view.page, view.case.case_no) == ("rate", "370211202611280099")
+    assert ("rating_detail", {"rating_seq": rating_seq, "reasons": [], "contact_sealed": None}) in recorded(
+        log
+    )
+
+
+def test_a_pause_or_signout_lets_a_citizen_finish_a_correction(log):
+    flow = bad_rating(log, 1)
+    flow.correct(2)
+    flow.pause(3)
+    assert flow.view.page == "correct"
+    flow.press(3, "touch", 4)
+    assert flow.view.page == "thanks" and types(log)[-2:] == ["rating_corrected", "rating_detail"]
+
+
+def test_restart_on_the_correct_page_closes_the_detail_and_keeps_the_corrected_level(log):
+    flow = bad_rating(log, 1)
+    rating_seq = log.head_seq()
+    flow.correct(2)
+    flow.press(2, "touch", 3)
+    assert flow.durable_state()["due_satisfaction"] == 2
+    again = make_flow(log, now=1000)
+    assert again.durable_state()["detail_due"] is None
+    assert recorded(log, rating_seq)[-1] == (
+        "rating_detail",
+        {"rating_seq": rating_seq, "reasons": [], "contact_sealed": None},
+    )
+
+
+def test_a_checkpoint_carries_the_corrected_level(log):
+    flow = bad_rating(log, 1)
+    flow.correct(2)
+    flow.press(2, "touch", 3)
+    state = flow.durable_state()
+    restored = Flow(
+        record=log.append,
+        find_staff=ROSTER.find,
+        window="03",
+        rating_timeout_s=60,
+        thanks_s=3,
+        now=10,
+        checkpoint=state,
+        history=[],
+    )
+    assert restored.durable_state()["due_satisfaction"] is None  # the restart wrote the detail
+    assert types(log)[-1] == "rating_detail"
+    with pytest.raises(ValueError):
+        make_flow(log, checkpoint=state | {"due_satisfaction": 7})
+    with pytest.raises(ValueError):
+        make_flow(log, checkpoint=state | {"detail_due": None})
+
+
+def test_a_correction_whose_detail_failed_shows_the_corrected_level_and_can_be_finished(log):
+    disk = FailingDisk(log, fail_at=4)  # signin, case_opened, rating, rating_corrected; the detail fails
+    flow = flow_on(disk, reasons_timeout_s=60)
+    flow.swipe(WANG_CARD, 0)
+    flow.rate_request(**CASE, now=0)
+    flow.press(1, "touch", 1)
+    flow.correct(2)
+    with pytest.raises(OSError):
+        flow.press(4, "touch", 3)
+    view = flow.view
+    assert (view.page, view.satisfaction) == ("correct", 4)  # what the log holds: corrected, no detail
+    assert types(log)[-1] == "rating_corrected"
+    assert flow.press(4, "touch", 4)  # the same level again: the detail, and thanks
+    assert types(log)[-1] == "rating_detail" and flow.view.page == "thanks"
+    assert recorded(log)[-1][1]["reasons"] == []

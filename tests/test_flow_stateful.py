@@ -4,7 +4,10 @@ the 一次一评 invariants (one rating per case and per case number, a card lyi
 toggles, a called ticket goes to one case at most), that a citizen giving reasons is never cut off (a
 rate request meanwhile waits for the thanks page to end), that a reasons page nobody has touched for
 10 s gives way to the next case at once (nobody refused), that a 差评's reasons are those submitted, or
-noted on the page when it timed out or gave way, and that the screen shows only what the log holds."""
+noted on the page when it timed out or gave way, and that the screen shows only what the log holds.
+改评价: a correction (rating_corrected) only follows its own 差评, the last rating, before its detail;
+each 差评 still gets exactly one rating_detail (none of reasons once corrected to good), and a correction
+changes nothing else of the flow's state."""
 
 import json
 
@@ -14,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from core.domain import is_bad
 from core.events import check_payload
-from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, SKIP_WHYS, SWIPE_GUARD_S, Flow, Staff
+from kiosk.flow import DEBOUNCE_S, HISTORY_TYPES, REASONS_PAGES, SKIP_WHYS, SWIPE_GUARD_S, Flow, Staff
 
 STAFF = {"card-a": Staff("0371", "王晓燕"), "card-b": Staff("0372", "李明")}
 CARDS = (*STAFF, "card-unknown")
@@ -76,6 +79,7 @@ class FlowMachine(RuleBasedStateMachine):
         self.rated_at: dict[int, float] = {}
         self.shown_at: dict[int, float] = {}  # case seq -> when the rate page first showed it
         self.details: set[int] = set()
+        self.levels: dict[int, int] = {}  # rating seq -> its level as last corrected
         self.rated_case_nos: set[str] = set()
         self.must_refuse: int | None = None  # seq of a case opened for a case number already rated
         self.request: dict | None = None  # the rate request being handled
@@ -127,7 +131,7 @@ class FlowMachine(RuleBasedStateMachine):
             return
         self.shown_at[view.case.seq] = self.now
         if view.case.seq <= written_before:
-            assert giving_reasons(before), "a waiting case cut a citizen off"
+            assert self.giving_reasons(before), "a waiting case cut a citizen off"
             if before.page == "thanks":
                 assert self.now >= before.deadline, "a waiting case shown before the thanks page ended"
             else:
@@ -171,8 +175,8 @@ class FlowMachine(RuleBasedStateMachine):
         }
         self.request, before, shown = fields, len(self.log.events), self.flow.view
         at = self.now + step
-        busy = giving_reasons(shown) and at < shown.deadline  # and so they stay
-        untouched = shown.page == "reasons" and at >= shown.touched_at + self.idle_s
+        busy = self.giving_reasons(shown) and at < shown.deadline  # and so they stay
+        untouched = shown.page in REASONS_PAGES and at >= shown.touched_at + self.idle_s
         idle = untouched and not names_case(fields, shown.case)  # the same visit again leaves it be
         # A case already waiting for an untouched page takes the screen before this request is seen.
         busy = busy and not idle and not (untouched and self.open_case is not None)
@@ -184,7 +188,9 @@ class FlowMachine(RuleBasedStateMachine):
             assert (self.flow.view.page, self.flow.view.case) == (shown.page, shown.case), "citizen cut off"
             assert "rating_detail" not in [e["type"] for e in written]
         if idle and done is not None:
-            assert self.flow.view.page != "reasons", "an untouched reasons page held up the next citizen"
+            assert self.flow.view.page not in REASONS_PAGES, (
+                "an untouched reasons page held up the next citizen"
+            )
             event("rate request: closed an untouched reasons page")
         skips = [e["payload"]["why"] for e in written if e["type"] == "rating_skipped"]
         outcome = "skipped " + skips[-1] if skips else "waits" if busy and written else "shown or ignored"
@@ -215,6 +221,7 @@ class FlowMachine(RuleBasedStateMachine):
     @rule(satisfaction=st.integers(1, 5), input=st.sampled_from(["touch", "keypad"]), step=PRESS_STEPS)
     def press(self, satisfaction, input, step):
         page, before = self.flow.view.page, len(self.log.events)
+        state_before = self.flow.durable_state()
         accepted = self.attempt(step, lambda now: self.flow.press(satisfaction, input, now))
         written = [e["type"] for e in self.log.events[before:]]
         event(f"press on {page}: {'failed' if accepted is None else 'recorded' if accepted else 'ignored'}")
@@ -222,10 +229,46 @@ class FlowMachine(RuleBasedStateMachine):
             # Ignored or failed presses write no rating, only what time itself closed (timeouts).
             assert "rating" not in written
             return
+        if page == "correct":
+            self.follow_log()
+            assert "rating" not in written, "a correction wrote a second rating"
+            assert set(written) <= {"rating_corrected", "rating_detail"}
+            view, rating_seq = self.flow.view, max(self.ratings)
+            assert view.satisfaction == self.levels[rating_seq] == satisfaction
+            if is_bad(satisfaction):
+                assert view.page == "reasons" and "rating_detail" not in written
+                self.touched[rating_seq] = self.now
+            else:
+                assert view.page == "thanks" and written[-1] == "rating_detail"
+            # Nothing but the 差评's level (and, once good, its detail) changes.
+            assert without_due(self.flow.durable_state()) == without_due(state_before)
+            event(f"correction to {'bad' if is_bad(satisfaction) else 'good'}")
+            return
         assert written[-1] == "rating" and written.count("rating") == 1
         assert self.log.events[-1]["payload"]["satisfaction"] == satisfaction
         assert page in ("rate", "ready")
         assert self.flow.view.page == ("reasons" if is_bad(satisfaction) else "thanks")
+
+    @rule(satisfaction=st.integers(1, 5), input=st.sampled_from(["touch", "keypad"]), step=PRESS_STEPS)
+    def change_rating(self, satisfaction, input, step):
+        """改评价 on the reasons page, and a level pressed on the rate page it shows again."""
+        page = self.flow.view.page
+        done = self.attempt(step, self.flow.correct)
+        self.follow_log()
+        view = self.flow.view
+        if done is not None and page == "reasons" and view.page == "correct":
+            assert view.touched_at == self.now and view.deadline == self.now + RATING_TIMEOUT_S
+            assert view.case.seq == self.ratings[max(self.pending_details())]["case_seq"]
+            self.touched[max(self.pending_details())] = self.now
+        elif done is not None:
+            assert view.page != "correct" or page == "correct", "the correct page without its 差评's page"
+        self.press(satisfaction=satisfaction, input=input, step=1.0)
+
+    @rule(first=st.integers(1, 2), then=st.integers(1, 5), case=CASE_NOS, step=STEPS)
+    def rate_badly_and_correct(self, first, then, case, step):
+        """A mis-tapped 差评 and at once 改评价 (the rule above alone rarely finds the reasons page)."""
+        self.rate_badly(satisfaction=first, case=case, step=step)
+        self.change_rating(satisfaction=then, input="touch", step=1.0)
 
     @rule(reasons=st.lists(REASONS, min_size=1, max_size=3), step=PRESS_STEPS)
     def submit_reasons(self, reasons, step):
@@ -357,6 +400,7 @@ class FlowMachine(RuleBasedStateMachine):
                     self.rated_case_nos.add(p["case_no"])
                 self.close_case(case_seq)
                 self.ratings[seq], self.rated_at[seq] = p, at
+                self.levels[seq] = p["satisfaction"]
                 self.touched[seq] = at
             elif type_ == "rating_skipped":
                 assert p["case_seq"] == self.open_case and p["why"] in SKIP_WHYS
@@ -365,6 +409,12 @@ class FlowMachine(RuleBasedStateMachine):
                 if p["why"] == "already_rated":
                     assert self.opened[p["case_seq"]]["case_no"] in self.rated_case_nos
                 self.close_case(p["case_seq"])
+            elif type_ == "rating_corrected":
+                rating_seq = p["rating_seq"]
+                assert rating_seq in self.pending_details(), "a correction of no 差评, or after its detail"
+                assert rating_seq == max(self.ratings), "a correction of another rating than the last"
+                assert p["satisfaction"] != self.levels[rating_seq] and p["input"] in ("touch", "keypad")
+                self.levels[rating_seq] = p["satisfaction"]
             elif type_ == "rating_detail":
                 rating = self.ratings.get(p["rating_seq"])
                 assert rating is not None and is_bad(rating["satisfaction"]), "detail of no 差评"
@@ -388,6 +438,8 @@ class FlowMachine(RuleBasedStateMachine):
         """What a 差评's detail must say, by what ended its reasons page."""
         if self.restarting:
             return []  # the noted reasons were never recorded: they went with the process
+        if not is_bad(self.levels[rating_seq]):
+            return []  # corrected to good: no reasons
         touched = self.touched[rating_seq]
         if at >= touched + REASONS_TIMEOUT_S:
             return self.noted.get(rating_seq, [])
@@ -398,6 +450,14 @@ class FlowMachine(RuleBasedStateMachine):
             return list(dict.fromkeys(self.submitted))
         assert self.skipping, "the reasons page ended early"
         return []
+
+    def giving_reasons(self, view) -> bool:
+        """Whether a citizen who gave a 差评 is on its reasons (or correct) page or the thanks page after
+        it, also when they corrected it to a good level."""
+        if view.page in REASONS_PAGES:
+            return True
+        rated = [r for r in self.ratings.values() if view.case is not None and r["case_seq"] == view.case.seq]
+        return view.page == "thanks" and bool(rated) and is_bad(rated[0]["satisfaction"])
 
     def pending_details(self) -> set[int]:
         return {s for s, r in self.ratings.items() if is_bad(r["satisfaction"])} - self.details
@@ -416,15 +476,16 @@ class FlowMachine(RuleBasedStateMachine):
             refused = (
                 self.open_case is not None and self.opened[self.open_case]["case_no"] in self.rated_case_nos
             )
-            waiting = giving_reasons(view)  # a case that waits for the citizen before to finish
+            waiting = self.giving_reasons(view)  # a case that waits for the citizen before to finish
             assert self.open_case is None or not serving or refused or waiting, "a case is open off screen"
             if waiting and self.open_case is not None:
                 assert view.case.seq != self.open_case
         if view.page in ("ready", "paused"):
             assert view.page == ("ready" if serving else "paused")
             assert view.case is None and view.deadline is None
-        if view.page == "reasons":
+        if view.page in REASONS_PAGES:
             assert self.pending_details()
+            assert view.satisfaction == self.levels[max(self.pending_details())]
         assert (view.staff.staff_no if view.staff else None) == self.staff
         assert view.called_ticket == self.called_ticket
 
@@ -438,6 +499,11 @@ class FlowMachine(RuleBasedStateMachine):
         assert not self.pending_details()
 
 
+def without_due(state: dict) -> dict:
+    """A flow's durable state but for the 差评 awaiting its detail (what a correction may change)."""
+    return {k: v for k, v in state.items() if k not in ("detail_due", "due_satisfaction")}
+
+
 def names_case(fields: dict, case) -> bool:
     """Whether a rate request names this case (a double scan): the flow's rule, restated."""
     text = {k: (v or "").strip() or None for k, v in fields.items() if k != "source"}
@@ -445,11 +511,6 @@ def names_case(fields: dict, case) -> bool:
         return text["case_no"] == case.case_no
     identity = (text["ticket_no"], text["case_no"], text["item_code"])
     return any(identity) and identity == case.identity
-
-
-def giving_reasons(view) -> bool:
-    """Whether a citizen who gave a 差评 is on the reasons page or the thanks page after it."""
-    return view.page == "reasons" or view.page == "thanks" and is_bad(view.satisfaction)
 
 
 FlowMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)

@@ -75,3 +75,36 @@ def test_months_are_kept_apart_by_the_local_time_of_each_event():
 def test_a_month_without_ratings_has_no_rate_rather_than_zero():
     empty = WindowStats("03").month("2026-11")
     assert (empty.count, empty.satisfaction_rate) == (0, None)
+
+
+def test_a_corrected_rating_counts_as_its_corrected_level_in_its_own_month(log):
+    first = log.append("rating", rating(1))
+    stats = WindowStats("03")
+    stats.update_from(log)
+    month = first["at"][:7]
+    assert stats.month(month) == MonthStats(month, count=1, satisfied=0)
+    log.append("rating_corrected", {"rating_seq": first["seq"], "satisfaction": 2, "input": "touch"})
+    log.append("rating_corrected", {"rating_seq": first["seq"], "satisfaction": 4, "input": "keypad"})
+    stats.update_from(log)
+    assert stats.month(month) == MonthStats(month, count=1, satisfied=1)  # one rating, now good
+    log.append("rating_detail", {"rating_seq": first["seq"], "reasons": [], "contact_sealed": None})
+    log.append("rating_corrected", {"rating_seq": first["seq"], "satisfaction": 1, "input": "touch"})
+    stats.update_from(log)  # after its detail a correction changes nothing (the kiosk writes none)
+    assert stats.month(month) == MonthStats(month, count=1, satisfied=1)
+
+
+def test_a_correction_after_a_checkpoint_of_the_figures_counts_too(log):
+    first = log.append("rating", rating(2))
+    stats = WindowStats("03")
+    stats.update_from(log)
+    saved = stats.snapshot()
+    log.append("rating_corrected", {"rating_seq": first["seq"], "satisfaction": 5, "input": "touch"})
+    resumed = WindowStats("03")
+    resumed.restore(saved, first["seq"])
+    resumed.update_from(log)
+    whole = WindowStats("03")
+    whole.update_from(log)
+    month = first["at"][:7]
+    assert resumed.month(month) == whole.month(month) == MonthStats(month, count=1, satisfied=1)
+    with pytest.raises(ValueError):
+        WindowStats("03").restore(saved | {"correctable": [first["seq"], "2099-01", 2]}, first["seq"])

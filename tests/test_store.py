@@ -41,6 +41,7 @@ SAMPLE_PAYLOADS = {
     },
     "rating_detail": {"rating_seq": 4, "reasons": ["201", "301"], "contact_sealed": None},
     "rating_skipped": {"case_seq": 3, "why": "timeout"},
+    "rating_corrected": {"rating_seq": 4, "satisfaction": 4, "input": "keypad"},
     "ticket_called": {"ticket_no": "A013"},
     "window_paused": {},
     "window_resumed": {},

@@ -26,7 +26,7 @@ from kiosk.ui.pages import ITEM_LINES, Station, mask_case_no
 from kiosk.ui.widgets import FitLabel, RatingButton
 from kiosk.ui.window import MainWindow
 
-PAGES = ("paused", "ready", "rate", "reasons", "thanks")
+PAGES = ("paused", "ready", "rate", "reasons", "correct", "thanks")
 PIN = "2468"
 
 

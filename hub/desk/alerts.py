@@ -30,6 +30,7 @@ from core.events import canonical_json
 
 from ..once import exclusive
 from ..schema import meta
+from . import workflow as wf
 from .roles import SUPERVISOR, Principal
 from .settings import AlertTarget, DeskSettings
 from .store import DeskStore, ItemFilter
@@ -191,7 +192,10 @@ class Alerts:
                 conn.execute(insert(meta).values(key=WATERMARK_META, value=str(newest)))
                 mark = newest
         if newest > int(mark):
-            fresh = [i for i in self._page(ItemFilter()) if i["id"] > int(mark)]
+            # A 差评 the rater corrected to good before the scan saw it is no 差评 to alert about.
+            fresh = [
+                i for i in self._page(ItemFilter()) if i["id"] > int(mark) and i["status"] != wf.WITHDRAWN
+            ]
             for item in fresh:
                 self._queue("bad_rating", f"item:{item['id']}", self._item_fields(item))
             with self.engine.begin() as conn:
@@ -199,11 +203,7 @@ class Alerts:
         for item in self._page(ItemFilter(overdue=True)):
             self._queue("overdue", f"item:{item['id']}", self._item_fields(item))
         for item in self._page(ItemFilter(overdue=False)):
-            if (
-                item["status"] not in ("closed", "not_adopted")
-                and item["days_left"] is not None
-                and item["days_left"] <= 1
-            ):
+            if item["status"] not in wf.FINISHED and item["days_left"] is not None and item["days_left"] <= 1:
                 self._queue("due_soon", f"item:{item['id']}", self._item_fields(item))
 
     def _page(self, f: ItemFilter) -> list[dict[str, Any]]:

@@ -121,6 +121,75 @@ def add_phone_item(conn, row: Mapping[str, Any]) -> None:
     )
 
 
+def withdraw_window_items(conn, device_id: str, log_id: str, seqs: Iterable[int], now: str) -> list[int]:
+    """The items of these window 差评, corrected to a good level by the rater, off the open list: a
+    ``withdraw`` appended to each one's record (the item and its history stay). Items finished already
+    (办结, 不属实, withdrawn) are left as they are. Inside the caller's transaction (the ingest's); returns
+    the ids of the items withdrawn."""
+    wanted = sorted(set(seqs))
+    if not wanted:
+        return []
+    found = conn.execute(
+        select(items.c.id).where(
+            (items.c.device_id == device_id) & (items.c.log_id == log_id) & items.c.seq.in_(wanted)
+        )
+    ).scalars()
+    withdrawn = []
+    for item_id in sorted(found):
+        history = conn.execute(
+            select(actions.c.action, actions.c.role, actions.c.payload)
+            .where((actions.c.item_id == item_id) & (actions.c.action != CONTACT))
+            .order_by(actions.c.seq)
+        ).all()
+        state = wf.replay((a, role, json.loads(p)) for a, role, p in history)
+        try:
+            after = wf.step(state, wf.WITHDRAW, wf.SYSTEM, {})
+        except wf.Refused:
+            continue
+        _append_in(
+            conn,
+            item_id,
+            wf.SYSTEM_USER,
+            wf.SYSTEM,
+            wf.WITHDRAW,
+            {"note": "评价人在评价器上改为好评"},
+            after.status,
+            now,
+        )
+        withdrawn.append(item_id)
+    return withdrawn
+
+
+def _append_in(conn, item_id: int, user: str, role: str, action: str, payload, status: str, now: str) -> None:
+    """One row at the head of the desk's chain, in the caller's transaction. A desk user appending at
+    the same moment takes the same seq: the loser of that race (a savepoint here) reads the new head and
+    tries again, so neither write is lost and the chain never forks."""
+    for _ in range(_APPEND_RETRIES):
+        head = conn.execute(
+            select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (head.seq + 1, head.hash) if head else (1, ZERO_HASH)
+        row = {
+            "seq": seq,
+            "item_id": item_id,
+            "at": now,
+            "by_user": user,
+            "role": role,
+            "action": action,
+            "payload": canonical_json(payload).decode("utf-8"),
+            "status": status,
+            "prev_hash": prev,
+        }
+        row["hash"] = action_hash(row)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(actions).values(**row))
+            return
+        except IntegrityError:
+            continue
+    raise RuntimeError("the desk record is too busy to append to")
+
+
 def _local_date(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone().date().isoformat()
 
@@ -338,6 +407,10 @@ class DeskStore:
                 func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).label(
                     "contact_sealed"
                 ),
+                # The level as the rater left it (a correction at the kiosk changes it); items keep
+                # the level that arrived first.
+                func.coalesce(ratings.c.satisfaction, items.c.satisfaction).label("level_now"),
+                ratings.c.corrected_from,
             ).select_from(items_with_their_ratings())
         ), status
 
@@ -422,6 +495,7 @@ class DeskStore:
         """Deadline, days left and overdue for an item row (never the sealed contact)."""
         sealed = row.pop("contact_sealed", None)
         row["has_contact"] = sealed is not None
+        row["satisfaction"] = row.pop("level_now", None) or row["satisfaction"]
         received = date.fromisoformat(row["received"])
         row.update(deadline=None, days_left=None, overdue=False, calendar_gap=None)
         try:

@@ -4,7 +4,10 @@ open → callback (回访, reached or not; may be repeated) → rectify (整改)
 复核: request_review (the staff member's reason, recorded by the section) → review_opinion (the section's
 first opinion) → review_decide (supervisor only): adopted returns the item where it was; not adopted
 marks it 不属实 (``not_adopted``): the rating stays, marked, and drops out of the figures. One 复核 per
-item. A wrong role is refused before a wrong order (403 before 409). No I/O here.
+item. A wrong role is refused before a wrong order (403 before 409).
+改评: when the citizen corrected the 差评 to a good level on the kiosk (``rating_corrected``, docs/flow.md),
+the hub's ingest appends ``withdraw`` (role ``system``): the item leaves the open list as ``withdrawn``,
+kept with its record. Only the system takes it, and not on a finished item. No I/O here.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from typing import Any
 
 from .roles import DEPT, SUPERVISOR
 
-OPEN, CALLED, RECTIFIED, CLOSED, REVIEW, NOT_ADOPTED = (
+OPEN, CALLED, RECTIFIED, CLOSED, REVIEW, NOT_ADOPTED, WITHDRAWN = (
     "open",
     "called",
     "rectified",
     "closed",
     "review",
     "not_adopted",
+    "withdrawn",
 )
-STATUSES = (OPEN, CALLED, RECTIFIED, CLOSED, REVIEW, NOT_ADOPTED)
-FINISHED = frozenset({CLOSED, NOT_ADOPTED})  # no deadline runs for these
+STATUSES = (OPEN, CALLED, RECTIFIED, CLOSED, REVIEW, NOT_ADOPTED, WITHDRAWN)
+FINISHED = frozenset({CLOSED, NOT_ADOPTED, WITHDRAWN})  # no deadline runs for these
 STATUS_LABELS = {
     OPEN: "待回访",
     CALLED: "已回访",
@@ -32,6 +36,7 @@ STATUS_LABELS = {
     CLOSED: "已办结",
     REVIEW: "复核中",
     NOT_ADOPTED: "不属实",
+    WITHDRAWN: "已改评撤销",
 }
 
 CALLBACK, RECTIFY, CLOSE, REQUEST_REVIEW, REVIEW_OPINION, REVIEW_DECIDE = (
@@ -43,6 +48,9 @@ CALLBACK, RECTIFY, CLOSE, REQUEST_REVIEW, REVIEW_OPINION, REVIEW_DECIDE = (
     "review_decide",
 )
 ACTIONS = (CALLBACK, RECTIFY, CLOSE, REQUEST_REVIEW, REVIEW_OPINION, REVIEW_DECIDE)
+WITHDRAW = "withdraw"  # the system's, at ingest: the rater corrected the 差评 to a good level
+SYSTEM = "system"  # the role of what the hub itself appends (never a user's)
+SYSTEM_USER = "kiosk"  # by_user of a withdraw: the rater's own correction at the kiosk
 ACTION_LABELS = {
     CALLBACK: "回访",
     RECTIFY: "整改",
@@ -50,6 +58,7 @@ ACTION_LABELS = {
     REQUEST_REVIEW: "申请复核",
     REVIEW_OPINION: "科室初审意见",
     REVIEW_DECIDE: "督查复核决定",
+    WITHDRAW: "评价人改评（撤销差评）",
 }
 # Who may take each action (the item must also be in the user's scope).
 ACTION_ROLES = {
@@ -59,6 +68,7 @@ ACTION_ROLES = {
     REQUEST_REVIEW: frozenset({DEPT, SUPERVISOR}),
     REVIEW_OPINION: frozenset({DEPT, SUPERVISOR}),
     REVIEW_DECIDE: frozenset({SUPERVISOR}),
+    WITHDRAW: frozenset({SYSTEM}),
 }
 MAX_NOTE_CHARS = 2000
 
@@ -117,6 +127,8 @@ def step(state: ItemState, action: str, role: str, payload: Mapping[str, Any]) -
         return replace(state, status=REVIEW, before_review=s, opinion=None)
     if action == REVIEW_OPINION and s == REVIEW and state.opinion is None:
         return replace(state, opinion=payload["adopt"])
+    if action == WITHDRAW and s not in FINISHED:
+        return replace(state, status=WITHDRAWN, before_review=None)
     if action == REVIEW_DECIDE and s == REVIEW and state.opinion is not None:
         status = (state.before_review or OPEN) if payload["adopt"] else NOT_ADOPTED
         return replace(state, status=status, before_review=None, reviewed=True)

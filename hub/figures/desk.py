@@ -1,6 +1,7 @@
 """The desk's record as the figures read it: each 差评 item in its rating's cell, whether the supervisor
 marked it 不属实, whether the rater left a phone number and a 回访 reached them, its deadline and the
-day it was closed. Read at the moment of asking (the desk's record grows after the rating)."""
+day it was closed. Read at the moment of asking (the desk's record grows after the rating). An item
+withdrawn because the rater corrected the 差评 to a good level is not a 差评 any more and is left out."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def desk_items(
     for r in rows:
         record = history.get(r["id"], [])
         status = record[-1][2] if record else wf.OPEN
+        if status == wf.WITHDRAWN:
+            continue  # the rater corrected it to a good level: no 差评 to respond to (its rating counts good)
         closed = next((local_day(at) for a, _, _, at in record if a == wf.CLOSE), None)
         yield m.DeskItem(
             cell=m.Cell(r["assess_time"][:10], r["device_id"], r["staff_no"] or "", r["item_code"] or ""),

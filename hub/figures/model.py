@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from typing import Any
 
-from core.domain import is_satisfied
+from core.domain import is_bad, is_satisfied
 
-from ..ratings import rating_row
+from ..ratings import correction_values, detail_values, rating_row
 
 NONE_KEY = ""  # the key of "no staff signed in" / "no 事项" / "no section"
 DIMENSIONS = ("dept", "window", "staff", "item", "day", "month")
@@ -111,12 +111,16 @@ class LogState:
     seq: int = 0  # the last seq replayed
     staff_no: str = NONE_KEY  # who is signed in
     open_cases: dict[int, list[str]] = field(default_factory=dict)  # case seq -> [day, staff_no, item]
+    # 差评 that may still be corrected (no rating_detail yet): rating seq -> [day, staff_no, item, level,
+    # counted], counted 1 unless the rating was a duplicate of a phone rating (then nothing moves).
+    correctable: dict[int, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
             "staff_no": self.staff_no,
             "open_cases": {str(k): v for k, v in self.open_cases.items()},
+            "correctable": {str(k): v for k, v in self.correctable.items()},
         }
 
     @classmethod
@@ -125,6 +129,8 @@ class LogState:
             seq=int(data["seq"]),
             staff_no=str(data["staff_no"]),
             open_cases={int(k): list(v) for k, v in data["open_cases"].items()},
+            # A fold state saved before corrections existed has none waiting.
+            correctable={int(k): list(v) for k, v in data.get("correctable", {}).items()},
         )
 
 
@@ -197,6 +203,9 @@ def replay_log(
     - ``rating``: rated, on its own day, for the staff member and 事项 it names (the kiosk writes who
       served); not counted when the same case was rated by phone first (``rated_by_phone``; 一次一评).
     - ``rating_skipped``: skipped, in the cell of the case it closes.
+    - ``rating_corrected``: the 差评 it names, before its ``rating_detail``, counts as the corrected level
+      instead, in the rating's own cell (a correction in a later upload than its rating moves the counts
+      then: the fold state keeps each 差评 until its detail).
     """
     state = state or LogState()
     deltas = {} if deltas is None else deltas
@@ -237,10 +246,36 @@ def replay_log(
             labels.note("staff", cell.staff_no, at, row["staff_name"])
             labels.note("items", cell.item_code, at, row["item_name"])
             labels.note("windows", device_id, at, row["window"])
-            if row["case_no"] is not None and rated_by_phone(row["case_no"]):
+            counted = not (row["case_no"] is not None and rated_by_phone(row["case_no"]))
+            if not counted:
                 _bump(deltas, cell, duplicates=1)
             else:
                 _bump(deltas, cell, **rating_counts(row["satisfaction"], phone=False))
+            if is_bad(row["satisfaction"]):
+                state.correctable[seq] = [
+                    day,
+                    cell.staff_no,
+                    cell.item_code,
+                    row["satisfaction"],
+                    int(counted),
+                ]
+                while len(state.correctable) > MAX_OPEN_CASES:
+                    del state.correctable[min(state.correctable)]
+        elif kind == "rating_corrected":
+            correction = correction_values(dict(e))
+            waiting = state.correctable.get(correction[0]) if correction is not None else None
+            if correction is not None and waiting is not None:
+                level = correction[1]
+                if waiting[4]:
+                    cell = Cell(waiting[0], device_id, waiting[1], waiting[2])
+                    before = rating_counts(waiting[3], phone=False)
+                    after = rating_counts(level, phone=False)
+                    _bump(deltas, cell, **{k: after.get(k, 0) - before.get(k, 0) for k in before | after})
+                waiting[3] = level
+        elif kind == "rating_detail":
+            detail = detail_values(dict(e))
+            if detail is not None:
+                state.correctable.pop(detail[0], None)
         elif kind == "rating_skipped":
             case = state.open_cases.pop(_seq(payload.get("case_seq")), None)
             if case is not None:

@@ -35,6 +35,7 @@ def item_json(item: dict[str, Any]) -> dict[str, Any]:
         "id": item["id"],
         "projectNo": item["case_no"],
         "satisfaction": item["satisfaction"],
+        "correctedFrom": item.get("corrected_from"),  # the level before the rater corrected it, or None
         "assessTime": item["assess_time"],
         "dept": item["dept"],
         "window": item["window"],
@@ -121,7 +122,8 @@ def _scoped(call):
 def list_bad_ratings(
     desk: Desk,
     user: ItemReader,
-    status: Literal["open", "called", "rectified", "closed", "review", "not_adopted"] | None = None,
+    status: Literal["open", "called", "rectified", "closed", "review", "not_adopted", "withdrawn"]
+    | None = None,
     dept: Annotated[str | None, Query(max_length=32)] = None,
     from_: Annotated[str | None, Query(alias="from", pattern=_DAY.pattern)] = None,
     to: Day = None,

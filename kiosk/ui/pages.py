@@ -1,4 +1,5 @@
-"""The five pages of the main stack: paused, ready, rate, reasons, thanks.
+"""The pages of the main stack: paused, ready, rate, reasons, correct (the rate page again to change a
+差评: 改评价), thanks.
 
 Each page renders the parts of a ``kiosk.flow.View`` it shows (``show_view``) and lays itself out for
 the window's ``Metrics`` (``apply_metrics``); none of them decides anything. Object names follow
@@ -44,6 +45,7 @@ CONTACT_TITLE = "留下手机号便于回访（选填，加密保存）"
 CONTACT_INCOMPLETE = "请输入完整的 11 位手机号码"
 CHECK = "✓ "
 SUBMIT = "提交评价"
+CHANGE_RATING = "改评价"
 SUBMIT_NEEDS_REASON = "请先选择原因"
 SUBMIT_NEEDS_PHONE = "手机号未填完"
 
@@ -330,15 +332,17 @@ class ReadyPage(PanelHolder):
 class RatePage(PanelHolder):
     """The five levels, what is being rated, the countdown and the QR code."""
 
-    def __init__(self, station: Station, panel: RatingPanel):
-        super().__init__("page_rate", station, panel)
+    caption = prompts.RATE_CAPTION
+
+    def __init__(self, station: Station, panel: RatingPanel, name: str = "page_rate"):
+        super().__init__(name, station, panel)
         outer = QVBoxLayout(self)
         self.outer = outer
         self.head = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         outer.addLayout(self.head)
         text = QVBoxLayout()
         self.text = text
-        self.title = make_label(prompts.RATE_CAPTION, bold=True, max_lines=2)
+        self.title = make_label(self.caption, bold=True, max_lines=2)
         self.title.setProperty("main", True)
         self.item = make_label(max_lines=ITEM_LINES)
         self.case = make_label(css_class="muted")
@@ -360,7 +364,8 @@ class RatePage(PanelHolder):
         side.addWidget(self.qr_box)
         side.addStretch(0)
         self.head.addLayout(side)
-        self.take_panel()
+        if name == "page_rate":  # the panel starts here; the correct page takes it when it shows
+            self.take_panel()
         self.qr_box.setVisible(False)
 
     def apply_metrics(self, m: theme.Metrics) -> None:
@@ -419,6 +424,24 @@ class RatePage(PanelHolder):
         self.countdown.set_remaining(seconds_left(view.deadline, now), int(self.station.rating_timeout_s))
 
 
+class CorrectPage(RatePage):
+    """The rate page again for a 差评 on its reasons page (改评价): the same case, the level given so far,
+    the five levels to choose from again. No QR code: the case is rated already."""
+
+    caption = prompts.CORRECT_CAPTION
+
+    def __init__(self, station: Station, panel: RatingPanel):
+        super().__init__(station, panel, "page_correct")
+
+    def set_qr(self, url: str | None) -> None:
+        super().set_qr(None)
+
+    def show_view(self, view: Any, now: float) -> None:
+        super().show_view(view, now)
+        if view.satisfaction is not None:
+            self.item.setText(f"您刚才的评价：{LEVELS[view.satisfaction]}（选择相同的评价即返回）")
+
+
 class ReasonButton(QPushButton):
     """A reason to tick. Its text fits the column it gets, so it asks for no width of its own: all
     columns stay equal whatever the labels."""
@@ -445,6 +468,7 @@ class ReasonsPage(Page):
     skipped = Signal()
     changed = Signal(list)  # the citizen ticked or unticked a reason: the codes now chosen
     touched = Signal()  # any other touch (a key of the phone pad, 更多时间): the citizen is still here
+    correction = Signal()  # 改评价: back to the five levels for the same case
 
     def __init__(self, station: Station):
         super().__init__("page_reasons", station)
@@ -538,6 +562,8 @@ class ReasonsPage(Page):
 
         buttons = QHBoxLayout()
         self.buttons_row = buttons
+        self.change = QPushButton(CHANGE_RATING)
+        self.change.setObjectName("reasons_change_rating")
         self.skip = QPushButton("跳过")
         self.skip.setObjectName("reasons_skip")
         self.to_phone = QPushButton("留手机号")
@@ -547,14 +573,16 @@ class ReasonsPage(Page):
         self.submit = QPushButton("提交评价")
         self.submit.setObjectName("reasons_submit")
         self.submit.setProperty("class", "primary")
-        for b in (self.skip, self.to_phone, self.back, self.submit):
+        for b in (self.change, self.skip, self.to_phone, self.back, self.submit):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        buttons.addWidget(self.change, 3)  # first: as far from 提交评价 as the row allows
         buttons.addWidget(self.skip, 2)
         buttons.addWidget(self.back, 4)
         buttons.addWidget(self.to_phone, 3)
         buttons.addWidget(self.submit, 4)
         outer.addLayout(buttons)
         self.skip.clicked.connect(self.skipped.emit)
+        self.change.clicked.connect(self.correction.emit)
         self.submit.clicked.connect(self._submit)
         self.to_phone.clicked.connect(lambda: self._step_touched("phone"))
         self.back.clicked.connect(lambda: self._step_touched("reasons"))
@@ -578,6 +606,7 @@ class ReasonsPage(Page):
         self.to_phone.setVisible(touch and self.station.contact and self._two_steps and not phone_step)
         self.back.setVisible(touch and phone_step)
         self.skip.setVisible(touch and not phone_step)
+        self.change.setVisible(touch and not phone_step)
         self.submit.setVisible(touch)
         # The phone step in a short landscape space: the keypad in two rows of six.
         wide = phone_step and self._m is not None and not self._m.portrait
@@ -663,12 +692,12 @@ class ReasonsPage(Page):
         self.phone.set_fit(max_px=m.text(3.2, main=True), min_px=m.dp(m.min_dp(True)))
         self.keypad.set_metrics(m, m.touch(4.6 if m.portrait else 4.0))
         self.buttons_row.setSpacing(m.px(2))
-        # Each bottom button's words fit its share of the row (stretches 2:4:3:4, two or three shown).
+        # Each bottom button's words fit its share of the row (stretches 3:2:4:3:4, three or four shown).
         row_w = m.width - 2 * margin
-        shares = {self.skip: 2, self.back: 4, self.to_phone: 3, self.submit: 4}
+        shares = {self.change: 3, self.skip: 2, self.back: 4, self.to_phone: 3, self.submit: 4}
         for b, share in shares.items():
             b.setMinimumHeight(m.touch(6))
-            shown_total = 2 + 3 + 4 if self.station.contact else 2 + 4
+            shown_total = 3 + 2 + 3 + 4 if self.station.contact else 3 + 2 + 4
             room = int((row_w - 2 * m.px(2)) * share / shown_total) - m.px(2)
             texts = [SUBMIT, SUBMIT_NEEDS_REASON, SUBMIT_NEEDS_PHONE] if b is self.submit else [b.text()]
             want = m.text(2.8, main=True)
@@ -794,7 +823,8 @@ class ReasonsPage(Page):
 
     def show_view(self, view: Any, now: float) -> None:
         # A new 差评 starts with nothing chosen; re-rendering the same one keeps the citizen's choices.
-        key = (view.case.seq if view.case else None, view.satisfaction)
+        # A 差评 changed to another bad level (改评价) is the same one: its choices stay.
+        key = view.case.seq if view.case else None
         if key != self._shown_for:
             self._shown_for = key
             self.reset()

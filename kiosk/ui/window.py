@@ -27,15 +27,15 @@ from PySide6.QtWidgets import (
 
 from . import theme
 from .admin import AdminOverlay
-from .pages import PausedPage, RatePage, ReadyPage, ReasonsPage, Station, ThanksPage
+from .pages import CorrectPage, PausedPage, RatePage, ReadyPage, ReasonsPage, Station, ThanksPage
 from .widgets import RatingPanel, make_label
 
 NOTICE_MS = 5000
 ADMIN_TAPS = 5
 ADMIN_TAP_WINDOW_S = 3.0
 WEEKDAYS = "一二三四五六日"
-CITIZEN_PAGES = ("rate", "reasons")  # pages a citizen is using: the admin panel closes for them
-ELDERLY_PAGES = ("rate", "reasons", "thanks")  # where the citizen's 长辈模式 toggle shows
+CITIZEN_PAGES = ("rate", "reasons", "correct")  # pages a citizen is using: the admin panel closes for them
+ELDERLY_PAGES = ("rate", "reasons", "correct", "thanks")  # where the citizen's 长辈模式 toggle shows
 ELDERLY_LABEL = "长辈模式"
 
 
@@ -141,6 +141,7 @@ class MainWindow(QWidget):
     reasons_skipped = Signal()
     reasons_changed = Signal(list)  # the reason codes chosen so far, after each touch
     reasons_touched = Signal()  # another touch on the reasons page: the citizen is still there
+    correction_requested = Signal()  # 改评价 on the reasons page
     restart_requested = Signal()
     exit_requested = Signal()
     first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
@@ -176,6 +177,7 @@ class MainWindow(QWidget):
             "ready": ReadyPage(station, self.rating_panel),
             "rate": RatePage(station, self.rating_panel),
             "reasons": ReasonsPage(station),
+            "correct": CorrectPage(station, self.rating_panel),
             "thanks": ThanksPage(station),
         }
         for page in self.pages.values():
@@ -184,6 +186,7 @@ class MainWindow(QWidget):
         self.pages["reasons"].submitted.connect(self.reasons_submitted)
         self.pages["reasons"].skipped.connect(self.reasons_skipped)
         self.pages["reasons"].changed.connect(self.reasons_changed)
+        self.pages["reasons"].correction.connect(self.correction_requested)
         self.header.elderly.clicked.connect(lambda on: self.elderly_changed.emit(bool(on)))
         self.rating_panel.show_keys(station.keypad)
         self.pages["reasons"].touched.connect(self.reasons_touched)
@@ -301,6 +304,7 @@ class MainWindow(QWidget):
         page.skipped.connect(self.reasons_skipped)
         page.changed.connect(self.reasons_changed)
         page.touched.connect(self.reasons_touched)
+        page.correction.connect(self.correction_requested)
         page.set_qr(self.pages["rate"].qr.url)
         if self._metrics is not None:
             page.apply_metrics(self._metrics)
