@@ -2,8 +2,8 @@
 docs/flow.md): ``corrected_from``, NULL for a rating never corrected. Derived like the rest of the row;
 ``kiosk hub verify`` re-derives it.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 A hub holds no rating_corrected event before this revision (the kiosks did not write them), so the new
 column is NULL for every row it already has, which is what deriving them again gives.
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import inspect
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
