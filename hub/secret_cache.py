@@ -54,6 +54,13 @@ class SecretCache:
                     self._entries.popitem(last=False)
         return secret
 
+    def holds(self, device_id: str) -> bool:
+        """Whether ``get`` would answer from the cache now, without reading the database."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(device_id)
+            return entry is not None and now - entry[0] < self.ttl_s
+
     def forget(self, device_id: str) -> None:
         """Drop a device's cached secret (its secret was just changed in this process)."""
         with self._lock:

@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from nacl.public import PrivateKey
 from sqlalchemy import (
     Engine,
-    Table,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -162,9 +163,12 @@ class HubStore:
                 "to the current folder); stop it and start it on the usual one.",
                 self.location,
             )
-        # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
-        # PostgreSQL row locks cover other processes.
+        # One writer of phone ratings at a time in this process (their chain takes one link at a time), and
+        # on SQLite, which has one writer anyway, of logs too, so 一次一评 is decided in order. Uploads to
+        # PostgreSQL run side by side (each in a threadpool thread): the log's row lock serialises the
+        # uploads of one log, in this process as across processes.
         self._ingest_lock = threading.Lock()
+        self._serial_ingest = self.engine.dialect.name != "postgresql"
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
         self.secret_cache = SecretCache(self._read_device_secret)
@@ -268,23 +272,9 @@ class HubStore:
     def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]]) -> IngestResult:
         """Store the valid prefix of ``batch`` (events of one log in ascending seq order) once each."""
         now = utc_now_iso()
-        with self._ingest_lock, self.engine.begin() as conn:
+        with self._writer(), self.engine.begin() as conn:
             key = (logs.c.device_id == device_id) & (logs.c.log_id == log_id)
-            # Insert-if-absent first, then lock: FOR UPDATE locks nothing while the row does not exist,
-            # and another hub process meeting the same new log would then insert it twice.
-            conn.execute(
-                self._insert_absent(logs).values(
-                    device_id=device_id,
-                    log_id=log_id,
-                    acked_seq=0,
-                    head_hash=ZERO_HASH,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-            )
-            acked, head = conn.execute(
-                select(logs.c.acked_seq, logs.c.head_hash).where(key).with_for_update()
-            ).one()
+            acked, head = self._lock_log(conn, device_id, log_id, now)
             held = self._held_hashes(conn, device_id, log_id, batch, acked)
             accepted, conflict, conflict_seq = _check_batch(batch, acked, head, held)
             if accepted:
@@ -314,13 +304,33 @@ class HubStore:
                         [{"device_id": device_id, "log_id": log_id, "received_at": now, **r} for r in cases],
                     )
                 acked, head = accepted[-1]["seq"], accepted[-1]["hash"]
-            conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head, last_seen_at=now))
+                conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head))
         return IngestResult(acked, len(accepted), conflict, conflict_seq)
 
-    def _insert_absent(self, table: Table):
-        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+    def _writer(self) -> AbstractContextManager[Any]:
+        """This process's one-writer lock on SQLite; nothing on PostgreSQL, whose row locks decide."""
+        return self._ingest_lock if self._serial_ingest else nullcontext()
+
+    def _lock_log(self, conn, device_id: str, log_id: str, now: str) -> tuple[int, str]:
+        """(acked_seq, head_hash) of the log, its row made if new, locked to the end of the transaction
+        and marked seen ``now``: one statement. INSERT … ON CONFLICT DO UPDATE locks the row it meets, and
+        waits for another process inserting the same new log (a SELECT … FOR UPDATE would lock nothing
+        while the row does not exist yet, and the log would be inserted twice)."""
         dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing()
+        row = dialect_insert(logs).values(
+            device_id=device_id,
+            log_id=log_id,
+            acked_seq=0,
+            head_hash=ZERO_HASH,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        statement = row.on_conflict_do_update(
+            index_elements=[logs.c.device_id, logs.c.log_id],
+            set_={"last_seen_at": row.excluded.last_seen_at},
+        ).returning(logs.c.acked_seq, logs.c.head_hash)
+        acked, head = conn.execute(statement).one()
+        return acked, head
 
     @staticmethod
     def _held_hashes(conn, device_id: str, log_id: str, batch: Sequence[dict], acked: int) -> dict[int, str]:
@@ -355,16 +365,9 @@ class HubStore:
             conn.execute(insert(ratings), [{"device_id": device_id, "log_id": log_id, **r} for r in rows])
             add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
             upstream_outbox.enqueue_window(conn, device_id, log_id, rows)  # reported upward exactly once
-        for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
-            conn.execute(
-                update(ratings)
-                .where(
-                    (ratings.c.device_id == device_id)
-                    & (ratings.c.log_id == log_id)
-                    & (ratings.c.seq == rating_seq)
-                )
-                .values(**changes)
-            )
+        update_ratings(
+            conn, device_id, log_id, details
+        )  # after the inserts: a detail may complete one of them
         upstream_outbox.details_arrived(conn, device_id, log_id, [seq for seq, _ in details])
 
     def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:
@@ -514,6 +517,26 @@ class HubStore:
                 select(photos.c.data, photos.c.media_type).where(photos.c.sha256 == sha256)
             ).first()
         return (bytes(row[0]), row[1]) if row else None
+
+
+def update_ratings(conn, device_id: str, log_id: str, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Set the column values of each (rating seq, values) of one log: one executemany per set of columns
+    (the driver sends them together), not one statement per rating."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for rating_seq, values in changes:
+        params = {"rating_seq_": rating_seq, **{f"{k}_": v for k, v in values.items()}}
+        by_columns.setdefault(tuple(sorted(values)), []).append(params)
+    for columns, rows in by_columns.items():
+        conn.execute(
+            update(ratings)
+            .where(
+                (ratings.c.device_id == device_id)
+                & (ratings.c.log_id == log_id)
+                & (ratings.c.seq == bindparam("rating_seq_"))
+            )
+            .values({c: bindparam(f"{c}_") for c in columns}),
+            rows,
+        )
 
 
 def _already_rated(conn, device_id: str, nonce: str, case_no: str | None) -> bool:
