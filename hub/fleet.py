@@ -24,6 +24,7 @@ from core.settings import SettingError, check_settings, settings_version
 
 from . import health
 from .desk.store import section_of
+from .desk.tables import device_sections
 from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
 from .once import lock_key
 from .schema import devices
@@ -200,12 +201,19 @@ class Fleet:
 
     def registered(self, only: str | None = None) -> list[tuple[str, str]]:
         """(id, section or "") of every registered device (or of ``only``)."""
+        section = (  # each device's latest section, as section_of reads it: one query for the whole fleet
+            select(device_sections.c.dept)
+            .where(device_sections.c.device_id == devices.c.id)
+            .order_by(device_sections.c.id.desc())
+            .limit(1)
+            .correlate(devices)
+            .scalar_subquery()
+        )
+        query = select(devices.c.id, section).order_by(devices.c.id)
+        if only is not None:
+            query = query.where(devices.c.id == only)
         with self.engine.connect() as conn:
-            query = select(devices.c.id).order_by(devices.c.id)
-            if only is not None:
-                query = query.where(devices.c.id == only)
-            ids: list[str] = list(conn.execute(query).scalars().all())
-            return [(d, section_of(conn, d) or "") for d in ids]
+            return [(device_id, dept or "") for device_id, dept in conn.execute(query).all()]
 
     def devices(self, now: float | None = None, dept: str | None = None) -> list[dict[str, Any]]:
         """Every registered device (of section ``dept`` only, if given) as ``GET /api/v1/manage/devices``

@@ -107,6 +107,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections each hub process keeps open to PostgreSQL, and how many more it may open at a busy moment
+# (closed again when returned). Uploads (16 at once, MAX_INGESTS_IN_FLIGHT), their secret reads, heartbeats
+# and phone ratings share them: a pool smaller than that opened and closed a PostgreSQL backend for most
+# requests under load. PostgreSQL's max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW).
+PG_POOL_SIZE = 20
+PG_POOL_OVERFLOW = 10
+
+
+def _pool_options(url: str) -> dict[str, int]:
+    return (
+        {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW} if url.startswith("postgresql") else {}
+    )
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What the hub holds of one log after a batch: ``acked_seq``, and why it stopped if it did."""
@@ -146,7 +160,7 @@ class HubStore:
     def __init__(self, url: str, key_file: Path | None = None):
         self.url = url
         self.key_file = key_file
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, **_pool_options(url))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             database = self.engine.url.database
