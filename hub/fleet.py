@@ -213,7 +213,7 @@ class Fleet:
         if only is not None:
             query = query.where(devices.c.id == only)
         with self.engine.connect() as conn:
-            return [(device_id, dept or "") for device_id, dept in conn.execute(query).all()]
+            return [(str(device_id), str(dept or "")) for device_id, dept in conn.execute(query).all()]
 
     def devices(self, now: float | None = None, dept: str | None = None) -> list[dict[str, Any]]:
         """Every registered device (of section ``dept`` only, if given) as ``GET /api/v1/manage/devices``
@@ -334,13 +334,14 @@ class FleetMonitor:
             except Exception:
                 log.exception("alert channel failed for %s %s", alarm.event, alarm.device_id)
 
-    def judge(self, only: str | None = None) -> None:
+    def judge(self, only: str | None = None, reported: tuple[float, dict[str, Any]] | None = None) -> None:
         """Judge ``only`` (its heartbeat just came), or every device (the sweep). The sweep first looks at
         every device without a lock; each device whose alarms would change, and a heartbeat's device, is
         then judged again inside its own transaction holding its own lock, so an alarm is raised (and its
-        alert sent) once however many hub processes judge at once."""
+        alert sent) once however many hub processes judge at once. ``reported``: (received_at, report) of
+        ``only``'s heartbeat just recorded, not read again."""
         if only is not None:
-            self._judge_device(only)
+            self._judge_device(only, reported)
             return
         now = self.fleet.clock()
         seen = self.fleet.latest_reports()
@@ -356,7 +357,7 @@ class FleetMonitor:
             if health.transitions(raised.get(device_id, {}), judged):
                 self._judge_device(device_id)
 
-    def _judge_device(self, device_id: str) -> None:
+    def _judge_device(self, device_id: str, reported: tuple[float, dict[str, Any]] | None = None) -> None:
         """One device's judgement in one transaction, under that device's lock: on PostgreSQL an advisory
         lock of this very transaction (released by its commit, once the alarms it appended are visible to
         the next holder); on SQLite (one process) this monitor's thread lock."""
@@ -366,14 +367,16 @@ class FleetMonitor:
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(f"fleet-judge:{device_id}")}
                 )
-            found = conn.execute(
-                select(device_health.c.received_at, device_health.c.report).where(
-                    device_health.c.device_id == device_id
-                )
-            ).first()
-            if found is None:
-                return  # never reported: no alarm
-            received_at, report = found.received_at, json.loads(found.report)
+            if reported is None:
+                found = conn.execute(
+                    select(device_health.c.received_at, device_health.c.report).where(
+                        device_health.c.device_id == device_id
+                    )
+                ).first()
+                if found is None:
+                    return  # never reported: no alarm
+                reported = found.received_at, json.loads(found.report)
+            received_at, report = reported
             judged = health.conditions(report, received_at, self.fleet.clock(), self.limits)
             changes = health.transitions(_raised(conn, device_id), judged)
             if not changes:

@@ -185,7 +185,7 @@ class HubStore:
         self._serial_ingest = self.engine.dialect.name != "postgresql"
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
-        self.secret_cache = SecretCache(self._read_device_secret)
+        self.secret_cache = SecretCache(self._read_device_secret, load_all=self._read_device_secrets)
 
     @property
     def location(self) -> str:
@@ -280,6 +280,11 @@ class HubStore:
         with self.engine.connect() as conn:
             value = conn.execute(select(devices.c.secret).where(devices.c.id == device_id)).scalar()
         return bytes.fromhex(value) if value is not None else None
+
+    def _read_device_secrets(self) -> dict[str, bytes]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(devices.c.id, devices.c.secret)).all()
+        return {str(device_id): bytes.fromhex(str(secret)) for device_id, secret in rows}
 
     # --- event logs ----------------------------------------------------------------------------
 

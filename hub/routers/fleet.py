@@ -103,8 +103,8 @@ async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
 def _heartbeat(fleet: Fleet, monitor: FleetMonitor, device_id: str, report: dict[str, Any]) -> str:
     """Keep the report, judge the device's alarms, and say which settings it should have: one worker
     thread for the three."""
-    fleet.record_heartbeat(device_id, report)
-    monitor.judge(device_id)
+    received_at = fleet.record_heartbeat(device_id, report)
+    monitor.judge(device_id, (received_at, report))
     return fleet.settings_for(device_id)[0]
 
 
