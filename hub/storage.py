@@ -297,6 +297,9 @@ class HubStore:
             held = self._held_hashes(conn, device_id, log_id, batch, acked)
             accepted, conflict, conflict_seq = _check_batch(batch, acked, head, held)
             if accepted:
+                # 一次一评: the cases of its ratings locked before they are derived, as a phone rating
+                # locks its case before it looks for them (in this process as in another).
+                upstream_outbox.lock_cases(conn, _rated_cases(accepted))
                 conn.execute(
                     insert(events),
                     [
@@ -459,6 +462,7 @@ class HubStore:
         for _attempt in range(5):
             try:
                 with self._ingest_lock, self.engine.begin() as conn:
+                    upstream_outbox.lock_cases(conn, [row["case_no"]] if row["case_no"] else [])
                     if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
                         return None
                     head = conn.execute(
@@ -556,6 +560,12 @@ def update_ratings(conn, device_id: str, log_id: str, changes: Sequence[tuple[in
             .values({c: bindparam(f"{c}_") for c in columns}),
             rows,
         )
+
+
+def _rated_cases(accepted: Sequence[dict[str, Any]]) -> list[str]:
+    """The case numbers of the rating events among ``accepted``."""
+    found = (e["payload"].get("case_no") for e in accepted if e["type"] == "rating")
+    return [c for c in found if isinstance(c, str) and c]
 
 
 def _already_rated(conn, device_id: str, nonce: str, case_no: str | None) -> bool:

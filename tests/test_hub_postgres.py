@@ -15,6 +15,7 @@ from test_hub_support import (
     fill_log,
     post_events,
     qr_token,
+    rating_payload,
     register,
     thread_hub,
     upload_case,
@@ -27,6 +28,7 @@ from core.store import EventLog
 from hub import migrate
 from hub.schema import ALL_DEVICES, logs, metadata
 from hub.storage import HubStore, StaffEntry
+from hub.upstream import outbox as upstream_outbox
 from hub.verify import run_checks
 from sync.agent import SyncAgent
 from sync.client import HubClient
@@ -194,6 +196,67 @@ def test_many_logs_uploaded_at_once_twice_each_are_stored_exactly_once(pg_hub, t
     finally:
         for log in kiosk_logs:
             log.close()
+
+
+def test_an_upload_and_a_phone_rating_of_one_case_take_its_lock(pg_hub, tmp_path):
+    """一次一评 decided in order, in one hub process as across processes: an upload takes the lock of its
+    ratings' cases before it derives them, a phone rating before it looks for them, so the one that comes
+    second sees the first. Here the case's lock is held by another hub process: both wait for it."""
+    case_no = "370211202611280301"
+    other_hub = HubStore(PG_URL)
+    conn = other_hub.engine.connect()
+
+    def ratings_written_by_others() -> int:
+        query = text(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON l.relation = c.oid "
+            "WHERE c.relname = 'ratings' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()"
+        )
+        return conn.execute(query).scalar()
+
+    def while_the_case_is_locked(request) -> requests.Response:
+        transaction = conn.begin()
+        upstream_outbox.lock_cases(conn, [case_no])
+        answers: list[requests.Response] = []
+        waiting = threading.Thread(target=lambda: answers.append(request()))
+        waiting.start()
+        try:
+            wait_until(lambda: _waiting_for_a_lock(conn), what="a request waiting for the case's lock")
+            assert not answers and ratings_written_by_others() == 0  # it waits before deriving anything
+        finally:
+            transaction.commit()
+            waiting.join(20)
+        return answers[0]
+
+    try:
+        with EventLog(tmp_path / "kiosk.db") as log:
+            log.append(
+                "case_opened",
+                {
+                    "ticket_no": "A017",
+                    "case_no": case_no,
+                    "item_code": None,
+                    "item_name": None,
+                    "source": "queue",
+                },
+            )
+            assert (
+                post_events(pg_hub.url, pg_hub.secret, log.log_id, list(log.events_after(0))).status_code
+                == 200
+            )
+            log.append("rating", rating_payload(1, case_no=case_no, satisfaction=5))
+            events = list(log.events_after(0))
+        uploaded = while_the_case_is_locked(
+            lambda: post_events(pg_hub.url, pg_hub.secret, log.log_id, events)
+        )
+        assert uploaded.status_code == 200 and uploaded.json() == {"acked_seq": 2}
+        token = qr_token(pg_hub.secret, case_no)
+        phone = while_the_case_is_locked(
+            lambda: requests.post(f"{pg_hub.url}/q/{token}", data={"satisfaction": "5"}, timeout=10)
+        )
+        assert phone.status_code == 409 and "该办件已评价" in phone.text  # rated at the window first
+    finally:
+        conn.close()
+        other_hub.close()
 
 
 def _waiting_for_a_lock(conn) -> bool:

@@ -96,32 +96,40 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _lock_case(conn: Connection, project_no: str) -> None:
-    if conn.dialect.name == "postgresql":
-        key = zlib.crc32(project_no.encode("utf-8"))
-        conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 0x75707374, "b": key - 2**31})
+_CASE_LOCK_SPACE = 0x75707374  # the advisory locks' first key: the case's own is its CRC-32
+_CASE_LOCKS = "upstream_case_locks"  # connection info: (transaction, keys of the case locks it holds)
 
 
 def _next_assess_number(conn: Connection, project_no: str) -> int:
-    _lock_case(conn, project_no)
+    lock_cases(conn, [project_no])
     held = conn.execute(
         select(func.max(outbox.c.assess_number)).where(outbox.c.project_no == project_no)
     ).scalar()
     return (held or 0) + 1
 
 
-def _lock_cases(conn: Connection, project_nos: Sequence[str]) -> None:
-    """The per-case locks of ``project_nos`` in one statement, taken in the order of their keys."""
-    if conn.dialect.name != "postgresql" or not project_nos:
+def lock_cases(conn: Connection, project_nos: Iterable[str]) -> None:
+    """The per-case locks of ``project_nos`` (PostgreSQL; SQLite serialises writers anyway), in one
+    statement, in the order of their keys (two transactions sharing cases never wait for each other in a
+    circle), each taken once per transaction: an upload takes its ratings' cases before it derives them,
+    and the outbox then needs no second round trip for them."""
+    if conn.dialect.name != "postgresql":
         return
-    keys = sorted({zlib.crc32(p.encode("utf-8")) - 2**31 for p in project_nos})
+    transaction = conn.get_transaction()
+    taken_in, taken = conn.info.get(_CASE_LOCKS, (None, frozenset()))
+    if taken_in is not transaction:
+        taken = frozenset()
+    keys = sorted({zlib.crc32(p.encode("utf-8")) - 2**31 for p in project_nos if p} - taken)
+    if not keys:
+        return
     conn.execute(
         text(
             "SELECT count(pg_advisory_xact_lock(:a, k)) FROM "
             "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"
         ),
-        {"a": 0x75707374, "keys": keys},
+        {"a": _CASE_LOCK_SPACE, "keys": keys},
     )
+    conn.info[_CASE_LOCKS] = (transaction, taken | set(keys))
 
 
 def _new_record(conn: Connection, *, project_no: str | None, waits_for_detail: bool, **source: Any) -> dict:
@@ -154,7 +162,7 @@ def enqueue_window(conn: Connection, device_id: str, log_id: str, rows: Sequence
     if not rows:
         return
     cases = sorted({r["case_no"] for r in rows if r["case_no"]})
-    _lock_cases(conn, cases)
+    lock_cases(conn, cases)
     held: dict[str, int] = {}
     if cases:
         held = dict(
