@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from core.signing import Claimed
 
-from .auth import AuthError, DeviceAuthenticator, check_bearer
+from .auth import DEVICE_HEADER, AuthError, DeviceAuthenticator, check_bearer
 from .config import HubConfig
 from .console.session import COOKIE, Session, Signer
 from .desk.roles import Principal
@@ -72,6 +73,15 @@ def claimed_device(request: Request) -> tuple[Claimed, bytes]:
         return authenticator.claim(request.headers)
     except AuthError as e:
         raise _refuse(request, e) from None
+
+
+async def claimed_device_off_loop(request: Request) -> tuple[Claimed, bytes]:
+    """``claimed_device`` for an async route: when this process's cache does not hold the claimed device's
+    secret, it is read from the database in a worker thread, so the event loop never waits for it."""
+    store: HubStore = request.app.state.store
+    if store.secret_cache.holds(request.headers.get(DEVICE_HEADER, "")):
+        return claimed_device(request)
+    return await run_in_threadpool(claimed_device, request)
 
 
 def verified_device(request: Request, claim: Claimed, secret: bytes, body: bytes = b"") -> str:

@@ -14,17 +14,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from core.settings import SettingError, check_settings, settings_version
 
 from . import health
 from .desk.store import section_of
+from .desk.tables import device_sections
 from .fleet_schema import device_alarms, device_health, heartbeats, settings_versions
-from .once import exclusive
+from .once import lock_key
 from .schema import devices
 from .storage import HubStore, utc_now_iso
 
@@ -195,26 +197,23 @@ class Fleet:
             ).all()
         return [{"event": r.kind, "state": r.state, "at": r.at, "detail": r.detail} for r in rows]
 
-    def append_alarm(self, device_id: str, change: health.Transition) -> str:
-        at = utc_now_iso()
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(device_alarms).values(
-                    device_id=device_id, kind=change.kind, state=change.state, at=at, detail=change.detail
-                )
-            )
-        return at
-
     # --- the management API's list
 
     def registered(self, only: str | None = None) -> list[tuple[str, str]]:
         """(id, section or "") of every registered device (or of ``only``)."""
+        section = (  # each device's latest section, as section_of reads it: one query for the whole fleet
+            select(device_sections.c.dept)
+            .where(device_sections.c.device_id == devices.c.id)
+            .order_by(device_sections.c.id.desc())
+            .limit(1)
+            .correlate(devices)
+            .scalar_subquery()
+        )
+        query = select(devices.c.id, section).order_by(devices.c.id)
+        if only is not None:
+            query = query.where(devices.c.id == only)
         with self.engine.connect() as conn:
-            query = select(devices.c.id).order_by(devices.c.id)
-            if only is not None:
-                query = query.where(devices.c.id == only)
-            ids: list[str] = list(conn.execute(query).scalars().all())
-            return [(d, section_of(conn, d) or "") for d in ids]
+            return [(str(device_id), str(dept or "")) for device_id, dept in conn.execute(query).all()]
 
     def devices(self, now: float | None = None, dept: str | None = None) -> list[dict[str, Any]]:
         """Every registered device (of section ``dept`` only, if given) as ``GET /api/v1/manage/devices``
@@ -285,13 +284,30 @@ def device_row(
     }
 
 
+def _raised(conn, device_id: str) -> dict[str, str]:
+    """kind → detail of the device's alarms raised and not cleared."""
+    newest = (
+        select(func.max(device_alarms.c.id).label("id"))
+        .where(device_alarms.c.device_id == device_id)
+        .group_by(device_alarms.c.kind)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(device_alarms.c.kind, device_alarms.c.detail)
+        .join(newest, device_alarms.c.id == newest.c.id)
+        .where(device_alarms.c.state == "raised")
+    ).all()
+    return {r.kind: r.detail for r in rows}
+
+
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class FleetMonitor:
     """Judges alarms on each heartbeat and, every ``sweep_s``, for every device (one gone silent raises
-    ``device_offline``); appends each raise and clear and delivers it. One judge at a time (a lock)."""
+    ``device_offline``); appends each raise and clear and delivers it. One judgement of a device at a
+    time (a lock per device)."""
 
     def __init__(
         self,
@@ -318,37 +334,72 @@ class FleetMonitor:
             except Exception:
                 log.exception("alert channel failed for %s %s", alarm.event, alarm.device_id)
 
-    def judge(self, only: str | None = None) -> None:
-        # One judge at a time across hub processes: an alarm is raised (and its alert sent) once.
-        with self._lock, exclusive(self.fleet.engine, "fleet-judge", wait=True):
-            self._judge(only)
-
-    def _judge(self, only: str | None) -> None:
+    def judge(self, only: str | None = None, reported: tuple[float, dict[str, Any]] | None = None) -> None:
+        """Judge ``only`` (its heartbeat just came), or every device (the sweep). The sweep first looks at
+        every device without a lock; each device whose alarms would change, and a heartbeat's device, is
+        then judged again inside its own transaction holding its own lock, so an alarm is raised (and its
+        alert sent) once however many hub processes judge at once. ``reported``: (received_at, report) of
+        ``only``'s heartbeat just recorded, not read again."""
+        if only is not None:
+            self._judge_device(only, reported)
+            return
         now = self.fleet.clock()
         seen = self.fleet.latest_reports()
         raised = self.fleet.raised_alarms()
         if self.fixed_sweep_s is None and seen:
             shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
             self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
-        for device_id, section in self.fleet.registered(only):
+        for device_id, _section in self.fleet.registered():
             if device_id not in seen:
                 continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
             received_at, report = seen[device_id]
             judged = health.conditions(report, received_at, now, self.limits)
-            for change in health.transitions(raised.get(device_id, {}), judged):
-                at = self.fleet.append_alarm(device_id, change)
-                window = report.get("window") if isinstance(report.get("window"), str) else None
-                alarm = DeviceAlarm(
-                    change.kind,
-                    change.state,
-                    device_id,
-                    section,
-                    window,
-                    change.detail,
-                    at,
-                    _iso(received_at),
+            if health.transitions(raised.get(device_id, {}), judged):
+                self._judge_device(device_id)
+
+    def _judge_device(self, device_id: str, reported: tuple[float, dict[str, Any]] | None = None) -> None:
+        """One device's judgement in one transaction, under that device's lock: on PostgreSQL an advisory
+        lock of this very transaction (released by its commit, once the alarms it appended are visible to
+        the next holder); on SQLite (one process) this monitor's thread lock."""
+        alarms = []
+        with self._local_lock(), self.fleet.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(f"fleet-judge:{device_id}")}
                 )
-                self.deliver(alarm)
+            if reported is None:
+                found = conn.execute(
+                    select(device_health.c.received_at, device_health.c.report).where(
+                        device_health.c.device_id == device_id
+                    )
+                ).first()
+                if found is None:
+                    return  # never reported: no alarm
+                reported = found.received_at, json.loads(found.report)
+            received_at, report = reported
+            judged = health.conditions(report, received_at, self.fleet.clock(), self.limits)
+            changes = health.transitions(_raised(conn, device_id), judged)
+            if not changes:
+                return
+            section = section_of(conn, device_id) or ""
+            at = utc_now_iso()
+            conn.execute(
+                insert(device_alarms),
+                [
+                    {"device_id": device_id, "kind": c.kind, "state": c.state, "at": at, "detail": c.detail}
+                    for c in changes
+                ],
+            )
+            window = report.get("window") if isinstance(report.get("window"), str) else None
+            alarms = [
+                DeviceAlarm(c.kind, c.state, device_id, section, window, c.detail, at, _iso(received_at))
+                for c in changes
+            ]
+        for alarm in alarms:  # after the commit: delivered once, what was appended
+            self.deliver(alarm)
+
+    def _local_lock(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self.fleet.engine.dialect.name == "postgresql" else self._lock
 
     def start(self) -> None:
         self._stop.clear()

@@ -1,7 +1,7 @@
-"""Work that must happen once however many hub processes share one database: the fleet's alarm
-judgement (an alarm raised or cleared once, its alert sent once) and the desk's alert rounds (each
-alert delivered once). Each takes a PostgreSQL advisory lock for its round, held by a transaction of
-its own that ends only after the round's own transactions committed, so the next holder sees them.
+"""Work that must happen once however many hub processes share one database: the desk's alert rounds
+(each alert delivered once). A round takes a PostgreSQL advisory lock, held by a transaction of its
+own that ends only after the round's own transactions committed, so the next holder sees them. (The
+fleet's alarm judgement locks each device on the judgement's own transaction instead: hub/fleet.py.)
 
 SQLite is one hub process (its writers are serialised by the file anyway), where the callers' own
 thread locks suffice.

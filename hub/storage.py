@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from nacl.public import PrivateKey
 from sqlalchemy import (
     Engine,
-    Table,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -107,6 +108,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections each hub process keeps open to PostgreSQL, and how many more it may open at a busy moment
+# (closed again when returned). Uploads (16 at once, MAX_INGESTS_IN_FLIGHT), their secret reads, heartbeats
+# and phone ratings share them: a pool smaller than that opened and closed a PostgreSQL backend for most
+# requests under load. PostgreSQL's max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW).
+PG_POOL_SIZE = 20
+PG_POOL_OVERFLOW = 10
+
+
+def _pool_options(url: str) -> dict[str, int]:
+    return (
+        {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW} if url.startswith("postgresql") else {}
+    )
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What the hub holds of one log after a batch: ``acked_seq``, and why it stopped if it did."""
@@ -146,7 +161,7 @@ class HubStore:
     def __init__(self, url: str, key_file: Path | None = None):
         self.url = url
         self.key_file = key_file
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, **_pool_options(url))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             database = self.engine.url.database
@@ -163,12 +178,15 @@ class HubStore:
                 "to the current folder); stop it and start it on the usual one.",
                 self.location,
             )
-        # One writer of logs or phone ratings at a time in this process, so 一次一评 is decided in order;
-        # PostgreSQL row locks cover other processes.
+        # One writer of phone ratings at a time in this process (their chain takes one link at a time), and
+        # on SQLite, which has one writer anyway, of logs too, so 一次一评 is decided in order. Uploads to
+        # PostgreSQL run side by side (each in a threadpool thread): the log's row lock serialises the
+        # uploads of one log, in this process as across processes.
         self._ingest_lock = threading.Lock()
+        self._serial_ingest = self.engine.dialect.name != "postgresql"
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
-        self.secret_cache = SecretCache(self._read_device_secret)
+        self.secret_cache = SecretCache(self._read_device_secret, load_all=self._read_device_secrets)
 
     @property
     def location(self) -> str:
@@ -264,31 +282,25 @@ class HubStore:
             value = conn.execute(select(devices.c.secret).where(devices.c.id == device_id)).scalar()
         return bytes.fromhex(value) if value is not None else None
 
+    def _read_device_secrets(self) -> dict[str, bytes]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(devices.c.id, devices.c.secret)).all()
+        return {str(device_id): bytes.fromhex(str(secret)) for device_id, secret in rows}
+
     # --- event logs ----------------------------------------------------------------------------
 
     def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]]) -> IngestResult:
         """Store the valid prefix of ``batch`` (events of one log in ascending seq order) once each."""
         now = utc_now_iso()
-        with self._ingest_lock, self.engine.begin() as conn:
+        with self._writer(), self.engine.begin() as conn:
             key = (logs.c.device_id == device_id) & (logs.c.log_id == log_id)
-            # Insert-if-absent first, then lock: FOR UPDATE locks nothing while the row does not exist,
-            # and another hub process meeting the same new log would then insert it twice.
-            conn.execute(
-                self._insert_absent(logs).values(
-                    device_id=device_id,
-                    log_id=log_id,
-                    acked_seq=0,
-                    head_hash=ZERO_HASH,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-            )
-            acked, head = conn.execute(
-                select(logs.c.acked_seq, logs.c.head_hash).where(key).with_for_update()
-            ).one()
+            acked, head = self._lock_log(conn, device_id, log_id, now)
             held = self._held_hashes(conn, device_id, log_id, batch, acked)
             accepted, conflict, conflict_seq = _check_batch(batch, acked, head, held)
             if accepted:
+                # 一次一评: the cases of its ratings locked before they are derived, as a phone rating
+                # locks its case before it looks for them (in this process as in another).
+                upstream_outbox.lock_cases(conn, _rated_cases(accepted))
                 conn.execute(
                     insert(events),
                     [
@@ -315,13 +327,33 @@ class HubStore:
                         [{"device_id": device_id, "log_id": log_id, "received_at": now, **r} for r in cases],
                     )
                 acked, head = accepted[-1]["seq"], accepted[-1]["hash"]
-            conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head, last_seen_at=now))
+                conn.execute(update(logs).where(key).values(acked_seq=acked, head_hash=head))
         return IngestResult(acked, len(accepted), conflict, conflict_seq)
 
-    def _insert_absent(self, table: Table):
-        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+    def _writer(self) -> AbstractContextManager[Any]:
+        """This process's one-writer lock on SQLite; nothing on PostgreSQL, whose row locks decide."""
+        return self._ingest_lock if self._serial_ingest else nullcontext()
+
+    def _lock_log(self, conn, device_id: str, log_id: str, now: str) -> tuple[int, str]:
+        """(acked_seq, head_hash) of the log, its row made if new, locked to the end of the transaction
+        and marked seen ``now``: one statement. INSERT … ON CONFLICT DO UPDATE locks the row it meets, and
+        waits for another process inserting the same new log (a SELECT … FOR UPDATE would lock nothing
+        while the row does not exist yet, and the log would be inserted twice)."""
         dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing()
+        row = dialect_insert(logs).values(
+            device_id=device_id,
+            log_id=log_id,
+            acked_seq=0,
+            head_hash=ZERO_HASH,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        statement = row.on_conflict_do_update(
+            index_elements=[logs.c.device_id, logs.c.log_id],
+            set_={"last_seen_at": row.excluded.last_seen_at},
+        ).returning(logs.c.acked_seq, logs.c.head_hash)
+        acked, head = conn.execute(statement).one()
+        return acked, head
 
     @staticmethod
     def _held_hashes(conn, device_id: str, log_id: str, batch: Sequence[dict], acked: int) -> dict[int, str]:
@@ -357,16 +389,9 @@ class HubStore:
             add_window_items(conn, device_id, log_id, rows, utc_now_iso())  # the 差评 desk's 台账
             upstream_outbox.enqueue_window(conn, device_id, log_id, rows)  # reported upward exactly once
         apply_corrections(conn, device_id, log_id, accepted, utc_now_iso())  # before the details
-        for rating_seq, changes in details:  # after the inserts: a detail may complete a rating of this batch
-            conn.execute(
-                update(ratings)
-                .where(
-                    (ratings.c.device_id == device_id)
-                    & (ratings.c.log_id == log_id)
-                    & (ratings.c.seq == rating_seq)
-                )
-                .values(**changes)
-            )
+        update_ratings(
+            conn, device_id, log_id, details
+        )  # after the inserts: a detail may complete one of them
         upstream_outbox.details_arrived(conn, device_id, log_id, [seq for seq, _ in details])
 
     def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:
@@ -439,6 +464,7 @@ class HubStore:
         for _attempt in range(5):
             try:
                 with self._ingest_lock, self.engine.begin() as conn:
+                    upstream_outbox.lock_cases(conn, [row["case_no"]] if row["case_no"] else [])
                     if _already_rated(conn, row["device_id"], row["nonce"], row["case_no"]):
                         return None
                     head = conn.execute(
@@ -516,6 +542,32 @@ class HubStore:
                 select(photos.c.data, photos.c.media_type).where(photos.c.sha256 == sha256)
             ).first()
         return (bytes(row[0]), row[1]) if row else None
+
+
+def update_ratings(conn, device_id: str, log_id: str, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Set the column values of each (rating seq, values) of one log: one executemany per set of columns
+    (the driver sends them together), not one statement per rating."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for rating_seq, values in changes:
+        params = {"rating_seq_": rating_seq, **{f"{k}_": v for k, v in values.items()}}
+        by_columns.setdefault(tuple(sorted(values)), []).append(params)
+    for columns, rows in by_columns.items():
+        conn.execute(
+            update(ratings)
+            .where(
+                (ratings.c.device_id == device_id)
+                & (ratings.c.log_id == log_id)
+                & (ratings.c.seq == bindparam("rating_seq_"))
+            )
+            .values({c: bindparam(f"{c}_") for c in columns}),
+            rows,
+        )
+
+
+def _rated_cases(accepted: Sequence[dict[str, Any]]) -> list[str]:
+    """The case numbers of the rating events among ``accepted``."""
+    found = (e["payload"].get("case_no") for e in accepted if e["type"] == "rating")
+    return [c for c in found if isinstance(c, str) and c]
 
 
 def _already_rated(conn, device_id: str, nonce: str, case_no: str | None) -> bool:

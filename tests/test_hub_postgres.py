@@ -8,13 +8,14 @@ import threading
 
 import pytest
 import requests
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from test_hub_support import (
     ADMIN_TOKEN,
     DEVICE,
     fill_log,
     post_events,
     qr_token,
+    rating_payload,
     register,
     thread_hub,
     upload_case,
@@ -27,6 +28,8 @@ from core.store import EventLog
 from hub import migrate
 from hub.schema import ALL_DEVICES, logs, metadata
 from hub.storage import HubStore, StaffEntry
+from hub.upstream import outbox as upstream_outbox
+from hub.verify import run_checks
 from sync.agent import SyncAgent
 from sync.client import HubClient
 
@@ -117,6 +120,143 @@ def test_two_hub_processes_meeting_a_new_log_both_store_it(pg_hub, tmp_path):
             upload.join(20)
             other_hub.close()
         assert answers[0].status_code == 200 and answers[0].json() == {"acked_seq": 3}
+
+
+def test_one_hub_process_stores_uploads_of_different_logs_side_by_side(pg_hub, tmp_path):
+    """An upload waiting for its log's row (held by another hub process) holds up no upload of another log
+    in the same hub process: uploads to PostgreSQL run side by side, the log's row lock serialises one
+    log."""
+    with EventLog(tmp_path / "a.db") as a, EventLog(tmp_path / "b.db") as b:
+        fill_log(a, 3, seed=1)
+        fill_log(b, 3, seed=2)
+        assert post_events(pg_hub.url, pg_hub.secret, a.log_id, list(a.events_after(0))).status_code == 200
+        fill_log(a, 3, seed=3)
+        other_hub = HubStore(PG_URL)
+        conn = other_hub.engine.connect()
+        transaction = conn.begin()
+        conn.execute(
+            select(logs.c.acked_seq)
+            .where((logs.c.device_id == DEVICE) & (logs.c.log_id == a.log_id))
+            .with_for_update()
+        )
+        answers: list[requests.Response] = []
+        events = list(a.events_after(0))  # read here: an SQLite connection stays in its thread
+        waiting = threading.Thread(
+            target=lambda: answers.append(post_events(pg_hub.url, pg_hub.secret, a.log_id, events))
+        )
+        waiting.start()
+        try:
+            wait_until(lambda: _waiting_for_a_lock(conn), what="log a's upload waiting for its row")
+            other = post_events(pg_hub.url, pg_hub.secret, b.log_id, list(b.events_after(0)))
+            assert other.status_code == 200 and other.json() == {"acked_seq": 3}
+            assert waiting.is_alive() and not answers  # log a's upload still waits
+            transaction.commit()
+        finally:
+            conn.close()
+            waiting.join(20)
+            other_hub.close()
+        assert answers[0].status_code == 200 and answers[0].json() == {"acked_seq": 6}
+        assert pg_hub.store.log_events(DEVICE, a.log_id) == list(a.events_after(0))
+
+
+def test_many_logs_uploaded_at_once_twice_each_are_stored_exactly_once(pg_hub, tmp_path):
+    """Six logs, each sent in batches by two threads at once (an agent and its resend), into one hub
+    process: every event once, every rating derived once, and every rating of the one case they share
+    numbered once (its place among the case's ratings, decided under the case's lock)."""
+    kiosk_logs = [EventLog(tmp_path / f"{i}.db") for i in range(6)]
+    try:
+        for i, log in enumerate(kiosk_logs):
+            fill_log(log, 40, seed=i)
+        answers: list[int] = []
+
+        def send(log_id: str, events: list[dict]) -> None:
+            for start in range(0, len(events), 7):
+                answer = post_events(pg_hub.url, pg_hub.secret, log_id, events[start : start + 7])
+                answers.append(answer.status_code)
+
+        senders = [
+            threading.Thread(target=send, args=(log.log_id, list(log.events_after(0))))
+            for log in kiosk_logs
+            for _ in range(2)
+        ]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(60)
+        assert set(answers) == {200} and len(answers) == 2 * 6 * 6
+        for log in kiosk_logs:
+            assert pg_hub.store.log_events(DEVICE, log.log_id) == list(log.events_after(0))
+        assert all(result.ok for result in run_checks(pg_hub.store)), run_checks(pg_hub.store)
+        ratings = sum(1 for log in kiosk_logs for _ in log.events_after(0, types=("rating",)))
+        with pg_hub.store.engine.connect() as conn:
+            numbers = conn.execute(
+                text("SELECT assess_number FROM upstream_outbox WHERE channel = 'window' ORDER BY 1")
+            ).scalars()
+            assert list(numbers) == list(range(1, ratings + 1))
+    finally:
+        for log in kiosk_logs:
+            log.close()
+
+
+def test_an_upload_and_a_phone_rating_of_one_case_take_its_lock(pg_hub, tmp_path):
+    """一次一评 decided in order, in one hub process as across processes: an upload takes the lock of its
+    ratings' cases before it derives them, a phone rating before it looks for them, so the one that comes
+    second sees the first. Here the case's lock is held by another hub process: both wait for it."""
+    case_no = "370211202611280301"
+    other_hub = HubStore(PG_URL)
+    conn = other_hub.engine.connect()
+
+    def ratings_written_by_others() -> int:
+        query = text(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON l.relation = c.oid "
+            "WHERE c.relname = 'ratings' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()"
+        )
+        return conn.execute(query).scalar()
+
+    def while_the_case_is_locked(request) -> requests.Response:
+        transaction = conn.begin()
+        upstream_outbox.lock_cases(conn, [case_no])
+        answers: list[requests.Response] = []
+        waiting = threading.Thread(target=lambda: answers.append(request()))
+        waiting.start()
+        try:
+            wait_until(lambda: _waiting_for_a_lock(conn), what="a request waiting for the case's lock")
+            assert not answers and ratings_written_by_others() == 0  # it waits before deriving anything
+        finally:
+            transaction.commit()
+            waiting.join(20)
+        return answers[0]
+
+    try:
+        with EventLog(tmp_path / "kiosk.db") as log:
+            log.append(
+                "case_opened",
+                {
+                    "ticket_no": "A017",
+                    "case_no": case_no,
+                    "item_code": None,
+                    "item_name": None,
+                    "source": "queue",
+                },
+            )
+            assert (
+                post_events(pg_hub.url, pg_hub.secret, log.log_id, list(log.events_after(0))).status_code
+                == 200
+            )
+            log.append("rating", rating_payload(1, case_no=case_no, satisfaction=5))
+            events = list(log.events_after(0))
+        uploaded = while_the_case_is_locked(
+            lambda: post_events(pg_hub.url, pg_hub.secret, log.log_id, events)
+        )
+        assert uploaded.status_code == 200 and uploaded.json() == {"acked_seq": 2}
+        token = qr_token(pg_hub.secret, case_no)
+        phone = while_the_case_is_locked(
+            lambda: requests.post(f"{pg_hub.url}/q/{token}", data={"satisfaction": "5"}, timeout=10)
+        )
+        assert phone.status_code == 409 and "该办件已评价" in phone.text  # rated at the window first
+    finally:
+        conn.close()
+        other_hub.close()
 
 
 def _waiting_for_a_lock(conn) -> bool:

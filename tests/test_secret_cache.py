@@ -45,6 +45,39 @@ def test_a_secret_is_read_once_per_ttl_and_forgotten_on_rotation():
     assert cache.get("X") == b"x" * 32
 
 
+def test_every_secret_is_read_in_one_query_at_most_once_per_ttl():
+    """With ``load_all``, a fleet's requests read every secret once per TTL, not each device's on its own;
+    a rotation elsewhere is seen within the TTL, here at once; a device not in the copy is read alone."""
+    reads: list[str] = []
+    secrets = {"A": b"a" * 32, "B": b"b" * 32}
+    clock = Clock()
+
+    def load(device_id):
+        reads.append(device_id)
+        return secrets.get(device_id)
+
+    def load_all():
+        reads.append("*")
+        return dict(secrets)
+
+    cache = SecretCache(load, ttl_s=5.0, clock=clock, load_all=load_all)
+    assert not cache.holds("A")
+    assert [cache.get(d) for d in "ABAB" * 25] == [b"a" * 32, b"b" * 32] * 50 and reads == ["*"]
+    assert cache.holds("A") and not cache.holds("C")
+    secrets["A"] = b"A" * 32  # rotated by another process
+    clock.now = 4.9
+    assert cache.get("A") == b"a" * 32
+    clock.now = 5.0
+    assert not cache.holds("A")
+    assert cache.get("A") == b"A" * 32 and cache.get("B") == b"b" * 32 and reads == ["*", "*"]
+    secrets["B"] = b"2" * 32
+    cache.forget("B")  # rotated in this process: read at once, on its own
+    assert cache.get("B") == b"2" * 32 and reads == ["*", "*", "B"]
+    secrets["C"] = b"c" * 32  # registered since the copy was read: known at once
+    assert cache.get("C") == b"c" * 32 and cache.get("X") is None and cache.get("X") is None
+    assert reads == ["*", "*", "B", "C", "X", "X"]
+
+
 def test_the_cache_is_bounded():
     cache = SecretCache(lambda d: d.encode(), max_entries=3)
     for device in "ABCDE":

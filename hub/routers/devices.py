@@ -20,7 +20,7 @@ from core.config import DEVICE_ID_PATTERN
 from core.events import canonical_json
 
 from ..auth import DEVICE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
-from ..dependencies import Device, Store, claimed_device, read_body, verified_device
+from ..dependencies import Device, Store, claimed_device_off_loop, read_body, verified_device
 from ..errors import HubError
 from ..ratings import MAX_SEQ
 
@@ -157,7 +157,7 @@ class IngestSlots:
     },
 )
 async def post_events(request: Request, store: Store) -> dict[str, int]:
-    claim, secret = claimed_device(request)  # a stranger's body is never read
+    claim, secret = await claimed_device_off_loop(request)  # a stranger's body is never read
     body = await read_body(request, MAX_BODY_BYTES)
     device_id = verified_device(request, claim, secret, body)
     log_id, events = _parse_batch(body, device_id)

@@ -17,7 +17,14 @@ from starlette.concurrency import run_in_threadpool
 
 from core.settings import SETTINGS, SettingError
 
-from ..dependencies import ApiUser, Device, PageUser, claimed_device, read_body, verified_device
+from ..dependencies import (
+    ApiUser,
+    Device,
+    PageUser,
+    claimed_device_off_loop,
+    read_body,
+    verified_device,
+)
 from ..desk.roles import ADMIN, SUPERVISOR, Principal
 from ..errors import HubError
 from ..fleet import DeviceAlarm, Fleet, FleetMonitor
@@ -77,7 +84,7 @@ def _own(device_id: str, caller: str, what: str) -> None:
 
 @devices_router.post("/api/v1/devices/{device_id}/heartbeat")
 async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
-    claim, secret = claimed_device(request)  # a stranger's body is never read
+    claim, secret = await claimed_device_off_loop(request)  # a stranger's body is never read
     body = await read_body(request, MAX_HEARTBEAT_BYTES)
     caller = verified_device(request, claim, secret, body)
     _own(device_id, caller, "report")
@@ -89,10 +96,16 @@ async def post_heartbeat(device_id: str, request: Request) -> dict[str, Any]:
         raise HubError(400, "malformed", detail="expected a JSON object")
     fleet: Fleet = request.app.state.fleet
     monitor: FleetMonitor = request.app.state.fleet_monitor
-    await run_in_threadpool(fleet.record_heartbeat, device_id, report)
-    await run_in_threadpool(monitor.judge, device_id)
-    version, _ = await run_in_threadpool(fleet.settings_for, device_id)
+    version = await run_in_threadpool(_heartbeat, fleet, monitor, device_id, report)
     return {"ok": True, "settings_version": version}
+
+
+def _heartbeat(fleet: Fleet, monitor: FleetMonitor, device_id: str, report: dict[str, Any]) -> str:
+    """Keep the report, judge the device's alarms, and say which settings it should have: one worker
+    thread for the three."""
+    received_at = fleet.record_heartbeat(device_id, report)
+    monitor.judge(device_id, (received_at, report))
+    return fleet.settings_for(device_id)[0]
 
 
 @devices_router.get("/api/v1/devices/{device_id}/settings")

@@ -96,26 +96,52 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _lock_case(conn: Connection, project_no: str) -> None:
-    if conn.dialect.name == "postgresql":
-        key = zlib.crc32(project_no.encode("utf-8"))
-        conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 0x75707374, "b": key - 2**31})
+_CASE_LOCK_SPACE = 0x75707374  # the advisory locks' first key: the case's own is its CRC-32
+_CASE_LOCKS = "upstream_case_locks"  # connection info: (transaction, keys of the case locks it holds)
 
 
 def _next_assess_number(conn: Connection, project_no: str) -> int:
-    _lock_case(conn, project_no)
+    lock_cases(conn, [project_no])
     held = conn.execute(
         select(func.max(outbox.c.assess_number)).where(outbox.c.project_no == project_no)
     ).scalar()
     return (held or 0) + 1
 
 
+def lock_cases(conn: Connection, project_nos: Iterable[str]) -> None:
+    """The per-case locks of ``project_nos`` (PostgreSQL; SQLite serialises writers anyway), in one
+    statement, in the order of their keys (two transactions sharing cases never wait for each other in a
+    circle), each taken once per transaction: an upload takes its ratings' cases before it derives them,
+    and the outbox then needs no second round trip for them."""
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    taken_in, taken = conn.info.get(_CASE_LOCKS, (None, frozenset()))
+    if taken_in is not transaction:
+        taken = frozenset()
+    keys = sorted({zlib.crc32(p.encode("utf-8")) - 2**31 for p in project_nos if p} - taken)
+    if not keys:
+        return
+    conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(:a, k)) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"a": _CASE_LOCK_SPACE, "keys": keys},
+    )
+    conn.info[_CASE_LOCKS] = (transaction, taken | set(keys))
+
+
 def _new_record(conn: Connection, *, project_no: str | None, waits_for_detail: bool, **source: Any) -> dict:
+    number = _next_assess_number(conn, project_no) if project_no else None
+    return _record(project_no, number, waits_for_detail, **source)
+
+
+def _record(project_no: str | None, number: int | None, waits_for_detail: bool, **source: Any) -> dict:
     if project_no:
-        status = rules.AWAITING_DETAIL if waits_for_detail else rules.PENDING
-        number, why = _next_assess_number(conn, project_no), None
+        status, why = (rules.AWAITING_DETAIL if waits_for_detail else rules.PENDING), None
     else:
-        status, number, why = rules.NEEDS_LINKAGE, None, "projectNo: missing (no case number at the window)"
+        status, why = rules.NEEDS_LINKAGE, "projectNo: missing (no case number at the window)"
     return {
         **source,
         "project_no": project_no or None,
@@ -130,22 +156,42 @@ def _new_record(conn: Connection, *, project_no: str | None, waits_for_detail: b
 
 def enqueue_window(conn: Connection, device_id: str, log_id: str, rows: Sequence[dict[str, Any]]) -> None:
     """One record per rating row just derived from a kiosk's events (in that transaction). A 差评 waits
-    for its reasons: the kiosk always writes a rating_detail after one."""
+    for its reasons: the kiosk always writes a rating_detail after one. The batch's cases are locked
+    together, in one order (two uploads sharing cases never wait for each other in a circle), then
+    numbered from one read, and the records inserted in one statement."""
+    if not rows:
+        return
+    cases = sorted({r["case_no"] for r in rows if r["case_no"]})
+    lock_cases(conn, cases)
+    held: dict[str, int] = {}
+    if cases:
+        held = dict(
+            conn.execute(
+                select(outbox.c.project_no, func.max(outbox.c.assess_number))
+                .where(outbox.c.project_no.in_(cases))
+                .group_by(outbox.c.project_no)
+            ).all()
+        )
+    records = []
     for r in rows:
-        conn.execute(
-            insert(outbox).values(
-                _new_record(
-                    conn,
-                    project_no=r["case_no"],
-                    waits_for_detail=r["satisfaction"] <= 2,
-                    channel=WINDOW,
-                    device_id=device_id,
-                    log_id=log_id,
-                    seq=r["seq"],
-                    assess_day=r["assess_time"][:10],
-                )
+        project_no = r["case_no"] or None
+        number = None
+        if project_no:
+            number = held[project_no] = (held.get(project_no) or 0) + 1
+        records.append(
+            _record(
+                project_no,
+                number,
+                r["satisfaction"] <= 2,
+                channel=WINDOW,
+                device_id=device_id,
+                log_id=log_id,
+                seq=r["seq"],
+                assess_day=r["assess_time"][:10],
+                nonce=None,
             )
         )
+    conn.execute(insert(outbox), records)
 
 
 def details_arrived(conn: Connection, device_id: str, log_id: str, rating_seqs: Iterable[int]) -> None:
