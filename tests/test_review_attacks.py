@@ -5,13 +5,31 @@ with its test, or left as a strict xfail that says what remains."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+from urllib.parse import urlencode
+
 import figures_data as data
 import pytest
+from desk_support import desk_hub
+from sqlalchemy import func, select
+from test_hub_postgres import PG_URL, wipe_database
+from test_hub_support import fill_log, wait_until
+from test_hub_workers import WorkersHub
+from test_progress import hub_with_events, run  # noqa: F401 (a fixture)
 
+from core.store import EventLog
+from hub.console.session import LOGIN_CSRF_COOKIE
+from hub.console.throttle import MAX_ADDRESS_FAILURES, login_failures
 from hub.figures.store import FigureStore
 from hub.storage import HubStore, database_url
 from hub.verify import run_checks
 
+needs_pg = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
 LOG = "00000000-0000-4000-8000-00000000a77a"
 W = data.W03
 
@@ -102,3 +120,128 @@ def test_a_hostile_devices_corrections_give_the_same_tables_and_figures_whatever
             assert figures.verify() == [], cut
         finally:
             store.close()
+
+
+# --- the console's login throttle against a hostile client -------------------------------------------
+
+
+def _login_from(port: int, source: str, name: str, password: str, forwarded: str | None = None) -> int:
+    """One login attempt over a new connection from ``source`` (a loopback address of its own)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", "/console/login")
+        page = connection.getresponse()
+        page.read()
+        csrf = next(
+            h.split(";")[0].split("=", 1)[1]
+            for h in page.headers.get_all("set-cookie") or []
+            if h.startswith(f"{LOGIN_CSRF_COOKIE}=")
+        )
+        headers = {
+            "Cookie": f"{LOGIN_CSRF_COOKIE}={csrf}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        if forwarded is not None:
+            headers["X-Forwarded-For"] = forwarded
+        form = urlencode({"csrf": csrf, "name": name, "password": password})
+        connection.request("POST", "/console/login", body=form, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
+def test_a_client_not_behind_the_proxy_cannot_spread_guesses_over_forged_forwarded_addresses(tmp_path):
+    """A client other than the proxy (here 127.0.0.2; the hub trusts only 127.0.0.1, where its nginx is)
+    forging X-Forwarded-For, and changing the name's case, width or spacing for each guess, is still one
+    address: blocked after MAX_ADDRESS_FAILURES, even with a right password. Names are exact (``Sup``,
+    ``ｓｕｐ`` and `` sup`` are no user), so case and Unicode variants gain no guesses at a real user."""
+    with desk_hub(tmp_path) as env:
+        port = int(env.url.rsplit(":", 1)[1].split("/")[0])
+        variants = ["Sup", "SUP", "ｓｕｐ", "sup\u200b", "s\u0075p ", " sup"]
+        codes = [
+            _login_from(
+                port,
+                "127.0.0.2",
+                variants[i % len(variants)] + str(i // len(variants)),
+                "x" * 12,
+                f"10.9.{i}.1",
+            )
+            for i in range(MAX_ADDRESS_FAILURES)
+        ]
+        assert codes == [401] * MAX_ADDRESS_FAILURES
+        assert _login_from(port, "127.0.0.2", "sup", env.passwords["sup"], "10.200.0.1") == 429
+        assert _login_from(port, "127.0.0.3", "sup", env.passwords["sup"]) in (200, 303)  # another address
+        # Variants of a real name never reach its account: Sup is not sup.
+        for variant in ("Sup", "ｓｕｐ", "sup\u200b"):
+            assert _login_from(port, "127.0.0.4", variant, env.passwords["sup"]) == 401
+
+
+def test_a_flood_of_made_up_names_leaves_a_bounded_throttle_table(tmp_path):
+    """Every failure is two rows; an address stops adding rows once blocked, and rows older than the
+    window go at the next failure: the table holds at most 2 × MAX_ADDRESS_FAILURES rows per address
+    within the window, whatever the number of names tried."""
+    with desk_hub(tmp_path) as env:
+        port = int(env.url.rsplit(":", 1)[1].split("/")[0])
+        codes = [
+            _login_from(port, "127.0.0.5", f"nobody-{i}", "x" * 12) for i in range(MAX_ADDRESS_FAILURES + 15)
+        ]
+        assert codes == [401] * MAX_ADDRESS_FAILURES + [429] * 15
+        with env.store.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(login_failures)).scalar()
+        assert rows == 2 * MAX_ADDRESS_FAILURES
+
+
+# --- progress bars and scripts ---------------------------------------------------------------------
+
+
+def test_stats_json_stays_json_on_stdout_when_stderr_is_a_terminal(request, tmp_path):
+    """A script reads ``kiosk hub stats --json`` from a pipe while its stderr is the operator's terminal:
+    the bars, the migration's and the fold's lines go to the terminal, stdout is JSON and nothing else,
+    on a data folder the command opens first (a migration) and after new events (a fold)."""
+    hub = request.getfixturevalue("hub_with_events")
+    with EventLog(hub.kiosk_log) as log:
+        fill_log(log, 60)
+    code, _out, _err = run(["sync", "--once", "--config", str(hub.kiosk_config)], terminal=False)
+    assert code == 0
+    fresh = tmp_path / "fresh"
+    for folder in (["--data", str(hub.data)], ["--data", str(fresh)]):
+        for by in ([], ["--by", "staff"]):
+            code, out, err = run(["hub", "stats", "--json", *folder, *by], terminal=True, cwd=tmp_path)
+            assert code == 0, err[-2000:]
+            body = json.loads(out)
+            assert "total" in body and "rows" in body
+
+
+# --- kiosk hub --workers: an unlucky operator -------------------------------------------------------
+
+
+@needs_pg
+def test_a_supervisor_killed_by_sigkill_leaves_no_worker_behind(tmp_path):
+    """``kill -9`` of the supervisor (an operator's, or the OOM killer's): its workers get SIGTERM from
+    the kernel (PR_SET_PDEATHSIG) and stop, so the port is free for the next start; none is orphaned."""
+    wipe_database()
+    hub = WorkersHub(tmp_path)
+    try:
+        assert hub.notify.recv(64) == b"READY=1"
+        workers = hub.workers()
+        assert len(workers) == 2
+        os.kill(hub.proc.pid, signal.SIGKILL)
+        hub.proc.wait(10)
+
+        def gone() -> bool:
+            for pid in workers:
+                try:
+                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except FileNotFoundError:
+                    continue
+                if state != "Z":  # a zombie waits for its new parent's wait(): it serves nothing
+                    return False
+            return True
+
+        wait_until(gone, what="the workers of a killed supervisor to stop")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", hub.port))  # the port is free again
+    finally:
+        hub.close()
