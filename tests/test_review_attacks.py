@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 from pathlib import Path
@@ -15,15 +16,17 @@ from urllib.parse import urlencode
 
 import figures_data as data
 import pytest
+import requests
 from desk_support import desk_hub
 from sqlalchemy import func, select
 from test_hub_postgres import PG_URL, wipe_database
 from test_hub_support import fill_log, wait_until
 from test_hub_workers import WorkersHub
 from test_progress import hub_with_events, run  # noqa: F401 (a fixture)
+from test_rating_corrected import _session
 
 from core.store import EventLog
-from hub.console.session import LOGIN_CSRF_COOKIE
+from hub.console.session import COOKIE, LOGIN_CSRF_COOKIE
 from hub.console.throttle import MAX_ADDRESS_FAILURES, login_failures
 from hub.figures.store import FigureStore
 from hub.storage import HubStore, database_url
@@ -245,3 +248,45 @@ def test_a_supervisor_killed_by_sigkill_leaves_no_worker_behind(tmp_path):
             probe.bind(("127.0.0.1", hub.port))  # the port is free again
     finally:
         hub.close()
+
+
+# --- a hostile console user ------------------------------------------------------------------------
+
+
+def test_a_desk_user_cannot_withdraw_an_item_through_the_api_or_the_console(tmp_path):
+    """``withdraw`` is the system's (the ingest's, after the rater's correction): a supervisor posting it
+    through the API or a console form, with any note or role-like field, is refused and nothing is
+    appended; the item stays open and ``kiosk hub verify`` agrees."""
+    with desk_hub(tmp_path) as env:
+        item_id = env.bad_rating("W1", "370211202611280101")
+        for fields in ({"action": "withdraw"}, {"action": "withdraw", "role": "system", "by_user": "kiosk"}):
+            answer = env.api("sup", "POST", f"/bad-ratings/{item_id}/actions", json=fields)
+            assert answer.status_code == 422, answer.text
+        console = _session(env, "sup")
+        page = console.get(f"{env.url}/console/items/{item_id}", timeout=10).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        for action in ("withdraw", "WITHDRAW", "withdraw "):
+            answer = console.post(
+                f"{env.url}/console/items/{item_id}/actions",
+                data={"csrf": csrf, "action": action, "note": "评价人在评价器上改为好评"},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert answer.status_code == 422, answer.status_code
+        item = env.api("sup", "GET", f"/bad-ratings/{item_id}").json()
+        assert (item["status"], item["history"]) == ("open", [])
+        assert all(r.ok for r in run_checks(env.store))
+
+
+def test_a_session_cookie_of_another_hub_is_no_session_here(tmp_path):
+    """Two halls' hubs, each with its own contact key and the same user names: a cookie one signed is
+    refused by the other (the login page), while it is good where it was issued."""
+    with desk_hub(tmp_path / "a") as hall_a, desk_hub(tmp_path / "b") as hall_b:
+        assert bytes(hall_a.store.private_key) != bytes(hall_b.store.private_key)
+        on_a = _session(hall_a, "sup")
+        cookie = on_a.cookies.get(COOKIE)
+        assert on_a.get(f"{hall_a.url}/console/items", allow_redirects=False, timeout=10).status_code == 200
+        answer = requests.get(
+            f"{hall_b.url}/console/items", cookies={COOKIE: cookie}, allow_redirects=False, timeout=10
+        )
+        assert (answer.status_code, answer.headers.get("location")) == (303, "/console/login")
