@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -31,6 +32,7 @@ from hub.console.throttle import MAX_ADDRESS_FAILURES, login_failures
 from hub.figures.store import FigureStore
 from hub.storage import HubStore, database_url
 from hub.verify import run_checks
+from hub.workers import _die_with_parent
 
 needs_pg = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
 LOG = "00000000-0000-4000-8000-00000000a77a"
@@ -290,3 +292,30 @@ def test_a_session_cookie_of_another_hub_is_no_session_here(tmp_path):
             f"{hall_b.url}/console/items", cookies={COOKIE: cookie}, allow_redirects=False, timeout=10
         )
         assert (answer.status_code, answer.headers.get("location")) == (303, "/console/login")
+
+
+def test_a_worker_whose_supervisor_died_before_it_asked_to_follow_it_does_not_start():
+    """Found: PR_SET_PDEATHSIG is asked for after the fork; a supervisor killed in between (SIGKILL, the
+    OOM killer) sends no signal, and the worker served on, orphaned, holding the port. Now the worker
+    checks its parent after asking and does not start when it is gone. Real processes: a middle process
+    forks a child and exits at once; the child, adopted by then, is told so."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # the "supervisor": forks its "worker" and dies before the worker asks
+        try:
+            parent = os.getpid()
+            child = os.fork()
+            if child == 0:
+                try:
+                    deadline = time.monotonic() + 10
+                    while os.getppid() == parent and time.monotonic() < deadline:
+                        time.sleep(0.01)  # the child waits for its parent's death, as in the race
+                    os.write(write_end, b"1" if _die_with_parent(parent) else b"0")
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(middle, 0)
+    with os.fdopen(read_end, "rb") as answer:
+        assert answer.read() == b"0"  # the worker knows: it must not start (a living parent: the tests above)
