@@ -5,7 +5,9 @@ with its test, or left as a strict xfail that says what remains."""
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import os
 import re
@@ -21,7 +23,7 @@ import requests
 from desk_support import desk_hub
 from sqlalchemy import func, select
 from test_hub_postgres import PG_URL, wipe_database
-from test_hub_support import fill_log, wait_until
+from test_hub_support import fill_log, post_events, rating_payload, wait_until
 from test_hub_workers import WorkersHub
 from test_progress import hub_with_events, run  # noqa: F401 (a fixture)
 from test_rating_corrected import _session
@@ -319,3 +321,33 @@ def test_a_worker_whose_supervisor_died_before_it_asked_to_follow_it_does_not_st
     os.waitpid(middle, 0)
     with os.fdopen(read_end, "rb") as answer:
         assert answer.read() == b"0"  # the worker knows: it must not start (a living parent: the tests above)
+
+
+def test_the_desks_csv_says_which_levels_the_rater_corrected(tmp_path):
+    """Found: the 台账's CSV (API ``format=csv`` and the console's export) showed the corrected level with
+    no trace of the correction (a 1 corrected to 2 read as a plain 不满意, a withdrawn item as a 5), while
+    the item's JSON and page say it. The CSV now has ``correctedFrom`` beside ``satisfaction``."""
+    with desk_hub(tmp_path) as env:
+        log = env.logs["W1"]
+        for case_no, level in (("370211202611280201", 2), ("370211202611280202", 5)):
+            rating = log.append("rating", rating_payload(1, case_no=case_no, satisfaction=1))
+            log.append(
+                "rating_corrected", {"rating_seq": rating["seq"], "satisfaction": level, "input": "touch"}
+            )
+            log.append("rating_detail", {"rating_seq": rating["seq"], "reasons": [], "contact_sealed": None})
+        assert (
+            post_events(env.url, env.secrets["W1"], log.log_id, list(log.events_after(0)), "W1").status_code
+            == 200
+        )
+        env.bad_rating("W1", "370211202611280203")  # never corrected
+        text = env.api("sup", "GET", "/bad-ratings?format=csv").content.decode("utf-8-sig")
+        rows = {r["projectNo"]: r for r in csv.DictReader(io.StringIO(text))}
+        assert [
+            (rows[c]["satisfaction"], rows[c]["correctedFrom"], rows[c]["status"]) for c in sorted(rows)
+        ] == [
+            ("2", "1", "open"),
+            ("5", "1", "withdrawn"),
+            ("1", "", "open"),
+        ]
+        console = _session(env, "sup").get(f"{env.url}/console/items.csv", timeout=10)
+        assert console.content.decode("utf-8-sig") == text
