@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,11 +27,11 @@ from test_hub_postgres import PG_URL, wipe_database
 from test_hub_support import fill_log, post_events, rating_payload, wait_until
 from test_hub_workers import WorkersHub
 from test_progress import hub_with_events, run  # noqa: F401 (a fixture)
-from test_rating_corrected import _session
+from test_rating_corrected import DATABASES, _session, database
 
 from core.store import EventLog
 from hub.console.session import COOKIE, LOGIN_CSRF_COOKIE
-from hub.console.throttle import MAX_ADDRESS_FAILURES, login_failures
+from hub.console.throttle import MAX_ADDRESS_FAILURES, MAX_FAILURES, login_failures
 from hub.figures.store import FigureStore
 from hub.schema import ratings
 from hub.storage import HubStore, database_url
@@ -386,3 +387,34 @@ def test_a_device_with_many_差评_awaiting_details_gets_figures_that_agree_with
         assert sum(c.good for c in cells.values()) == good_rows
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(tmp_path, kind):
+    """Found: the throttle asked "blocked?" before the password check and recorded the failure after it,
+    so every guess sent at the same moment passed the question before any failure was counted: a burst
+    of 30 guesses at one name got 30 tries (one per request in flight, and requests in flight are many),
+    against the 5 allowed. Now an attempt is counted before the password is checked (and taken back when
+    it was right or refused): at most MAX_FAILURES guesses at a name, however they are sent."""
+    with desk_hub(tmp_path, database(kind, tmp_path)) as env:
+        port = int(env.url.rsplit(":", 1)[1].split("/")[0])
+        burst = 30
+        start = threading.Barrier(burst)
+        codes: list[int] = []
+
+        def guess(n: int) -> None:
+            start.wait(10)
+            codes.append(_login_from(port, f"127.0.1.{n + 1}", "sup", f"wrong-guess-{n:04d}"))
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(burst)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(set(codes)) == [401, 429] and len(codes) == burst
+        assert codes.count(401) <= MAX_FAILURES, codes
+        # The name is blocked now, the right password too, and the table holds only counted failures.
+        assert _login_from(port, "127.0.2.1", "sup", env.passwords["sup"]) == 429
+        with env.store.engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(login_failures)).scalar()
+        assert rows == 2 * codes.count(401)
