@@ -82,10 +82,13 @@ class LoginThrottle:
         user, place = self._subject("u", name), self._subject("a", address)
         now = self._clock()
         with self._engine.begin() as conn:
-            ids = [
-                conn.execute(insert(login_failures).values(subject=subject, at=now)).inserted_primary_key[0]
-                for subject in (user, place)
-            ]
+            ids: list[int] = []
+            for subject in (user, place):
+                key = conn.execute(
+                    insert(login_failures).values(subject=subject, at=now)
+                ).inserted_primary_key
+                assert key is not None
+                ids.append(int(key[0]))
             conn.execute(delete(login_failures).where(login_failures.c.at < now - FAILURE_WINDOW_S))
         with self._engine.begin() as conn:
             counts: dict[str, int] = dict(
