@@ -418,3 +418,19 @@ def test_a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(tmp_path, kin
         with env.store.engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(login_failures)).scalar()
         assert rows == 2 * codes.count(401)
+
+
+def test_behind_the_proxy_a_forged_forwarded_prefix_does_not_change_the_address(tmp_path):
+    """Through the hall's nginx (trusted at 127.0.0.1), which appends the real client address to
+    whatever X-Forwarded-For the client sent ($proxy_add_x_forwarded_for): a client rotating its own
+    forged entries is still its real address, blocked after MAX_ADDRESS_FAILURES."""
+    with desk_hub(tmp_path) as env:
+        port = int(env.url.rsplit(":", 1)[1].split("/")[0])
+        real = "203.0.113.7"
+        codes = [
+            _login_from(port, "127.0.0.1", f"nobody-{i}", "x" * 12, f"10.{i}.0.1, 127.0.0.1, {real}")
+            for i in range(MAX_ADDRESS_FAILURES)
+        ]
+        assert codes == [401] * MAX_ADDRESS_FAILURES
+        assert _login_from(port, "127.0.0.1", "sup", env.passwords["sup"], f"10.99.0.1, {real}") == 429
+        assert _login_from(port, "127.0.0.1", "sup", env.passwords["sup"], "198.51.100.9") == 303
