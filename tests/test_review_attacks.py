@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import threading
@@ -33,6 +34,7 @@ from core.store import EventLog
 from hub.console.session import COOKIE, LOGIN_CSRF_COOKIE
 from hub.console.throttle import MAX_ADDRESS_FAILURES, MAX_FAILURES, login_failures
 from hub.figures.store import FigureStore
+from hub.keys import KeyFileError, create_key_file
 from hub.schema import ratings
 from hub.storage import HubStore, database_url
 from hub.verify import run_checks
@@ -411,13 +413,21 @@ def test_a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(tmp_path, kin
             t.start()
         for t in threads:
             t.join(60)
-        assert sorted(set(codes)) == [401, 429] and len(codes) == burst
+        assert len(codes) == burst and set(codes) <= {401, 429}
         assert codes.count(401) <= MAX_FAILURES, codes
-        # The name is blocked now, the right password too, and the table holds only counted failures.
-        assert _login_from(port, "127.0.2.1", "sup", env.passwords["sup"]) == 429
+        # Attempts refused in the burst are not kept (on PostgreSQL a burst may even refuse them all):
+        # guesses one by one then get only what is left of the limit, and the table holds only failures.
+        tried = codes.count(401)
+        for n in range(MAX_FAILURES + 1):
+            answer = _login_from(port, f"127.0.3.{n + 1}", "sup", f"another-guess-{n}")
+            if answer == 429:
+                break
+            tried += answer == 401
+        assert tried == MAX_FAILURES
+        assert _login_from(port, "127.0.2.1", "sup", env.passwords["sup"]) == 429  # the right one too
         with env.store.engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(login_failures)).scalar()
-        assert rows == 2 * codes.count(401)
+        assert rows == 2 * MAX_FAILURES
 
 
 def test_behind_the_proxy_a_forged_forwarded_prefix_does_not_change_the_address(tmp_path):
@@ -434,3 +444,42 @@ def test_behind_the_proxy_a_forged_forwarded_prefix_does_not_change_the_address(
         assert codes == [401] * MAX_ADDRESS_FAILURES
         assert _login_from(port, "127.0.0.1", "sup", env.passwords["sup"], f"10.99.0.1, {real}") == 429
         assert _login_from(port, "127.0.0.1", "sup", env.passwords["sup"], "198.51.100.9") == 303
+
+
+# --- the contact key, on which the console's sessions now hang too -----------------------------------
+
+
+def test_a_second_host_or_a_restore_without_the_key_file_is_refused_not_given_a_new_key(tmp_path):
+    """Found: a hub that finds no key file makes a new contact key, whatever its database holds. On a
+    second host whose operator forgot to copy the key file (docs/hub.md: every host needs the same), or
+    on a database restored without its key file, the hub started with a key that opens none of the stored
+    numbers and that the kiosks' public key does not match, and its console sessions were refused by the
+    other host. The database now records the contact key's public half (not secret) at first use, and a
+    hub whose key file is missing or another refuses to start and says which key it needs."""
+    url = database_url(tmp_path / "hub", None)
+    first = HubStore(url, tmp_path / "host-a" / "contact.key")
+    public = first.public_key_hex()
+    first.close()
+    (tmp_path / "host-b").mkdir()
+    for key_file in (tmp_path / "host-b" / "contact.key", tmp_path / "restored" / "contact.key"):
+        other = HubStore(url, key_file)
+        try:
+            with pytest.raises(KeyFileError, match=public[:16]):
+                other.public_key_hex()
+            assert not key_file.exists()  # no stray new key left behind to be taken for the right one
+        finally:
+            other.close()
+    stray = tmp_path / "host-c" / "contact.key"
+    create_key_file(stray, None)  # a key file, but another key
+    other = HubStore(url, stray)
+    try:
+        with pytest.raises(KeyFileError, match="another contact key"):
+            other.public_key_hex()
+    finally:
+        other.close()
+    shutil.copy(tmp_path / "host-a" / "contact.key", tmp_path / "host-b" / "contact.key")
+    copied = HubStore(url, tmp_path / "host-b" / "contact.key")  # the key file copied: the same key
+    try:
+        assert copied.public_key_hex() == public
+    finally:
+        copied.close()
