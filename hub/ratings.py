@@ -90,7 +90,7 @@ def detail_values(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     except EventError:
         return None
     rating_seq, reasons, sealed = payload["rating_seq"], payload["reasons"], payload["contact_sealed"]
-    if type(rating_seq) is not int or not 1 <= rating_seq <= MAX_SEQ or not isinstance(reasons, list):
+    if not _earlier(rating_seq, event) or not isinstance(reasons, list):
         return None
     if not _clean_text(sealed):
         return None
@@ -108,9 +108,16 @@ def correction_values(event: dict[str, Any]) -> tuple[int, int] | None:
     except (EventError, ValueError):
         return None
     rating_seq = payload["rating_seq"]
-    if type(rating_seq) is not int or not 1 <= rating_seq <= MAX_SEQ:
+    if not _earlier(rating_seq, event):
         return None
     return rating_seq, payload["satisfaction"]
+
+
+def _earlier(rating_seq: Any, event: dict[str, Any]) -> bool:
+    """Whether ``rating_seq`` can name a rating of ``event``'s log: a seq before the event's own. A
+    detail or correction naming a later seq names nothing (the log is read in order: ``derive_ratings``
+    has no such row yet), whatever the upload batches; the ingest must not apply it either."""
+    return type(rating_seq) is int and 1 <= rating_seq < min(event["seq"], MAX_SEQ + 1)
 
 
 def correctable(row: dict[str, Any]) -> bool:

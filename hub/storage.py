@@ -68,6 +68,9 @@ from .upstream import outbox as upstream_outbox
 log = logging.getLogger("hub")
 
 PRIVATE_KEY_META = "contact_private_key"  # where hubs before the key file kept it; moved out on start
+# The contact key's public half (hex; not secret), recorded at first use: a host whose key file is missing
+# or holds another key is refused rather than given a new key that opens none of the stored numbers.
+PUBLIC_KEY_META = "contact_public_key"
 DATABASE_FILE = "hub.db"
 
 
@@ -211,7 +214,14 @@ class HubStore:
             raise KeyFileError("this hub store has no key file for contacts")
         with self.engine.connect() as conn:
             legacy = conn.execute(select(meta.c.value).where(meta.c.key == PRIVATE_KEY_META)).scalar()
+            recorded = conn.execute(select(meta.c.value).where(meta.c.key == PUBLIC_KEY_META)).scalar()
         key = read_key_file(self.key_file)
+        if key is None and recorded is not None and legacy is None:
+            raise KeyFileError(
+                f"{self.key_file}: no contact key file, and this database's numbers are sealed to the key "
+                f"whose public key is {recorded}: copy that key file here (from the first host, or its "
+                "backup); a new key would open none of them"
+            )
         if key is None:
             key = create_key_file(self.key_file, PrivateKey(bytes.fromhex(legacy)) if legacy else None)
         if legacy is not None:
@@ -222,7 +232,28 @@ class HubStore:
                 )
             self._forget_legacy_key()
             log.info("contact key moved out of the database into %s", self.key_file)
+        self._record_public_key(key, recorded)
         return key
+
+    def _record_public_key(self, key: PrivateKey, recorded: str | None) -> None:
+        """The key's public half into the database at first use; KeyFileError if another is there."""
+        public = bytes(key.public_key).hex()
+        if recorded is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(meta).values(key=PUBLIC_KEY_META, value=public))
+                return
+            except IntegrityError:  # another process recorded it first
+                with self.engine.connect() as conn:
+                    recorded = conn.execute(
+                        select(meta.c.value).where(meta.c.key == PUBLIC_KEY_META)
+                    ).scalar()
+        if recorded != public:
+            raise KeyFileError(
+                f"{self.key_file} holds another contact key than the one this database's numbers are sealed "
+                f"to (public key {recorded}): copy the right key file here (from the first host, or its "
+                "backup)"
+            )
 
     def _forget_legacy_key(self) -> None:
         """Hubs before the key file kept the private key in table meta: remove it from there."""

@@ -58,11 +58,14 @@ class _Worker:
     last_ping: float = field(default_factory=time.monotonic)
 
 
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGTERM when the supervisor dies (even by SIGKILL), never orphaned."""
+def _die_with_parent(parent: int) -> bool:
+    """Linux: this process gets SIGTERM when the supervisor ``parent`` dies (even by SIGKILL), never
+    orphaned. False when it died already, between the fork and this call: the signal will never come, so
+    the worker must not start."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    return os.getppid() == parent
 
 
 class Supervisor:
@@ -78,6 +81,7 @@ class Supervisor:
 
     def _fork(self, number: int) -> None:
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -90,7 +94,8 @@ class Supervisor:
                 signal.set_wakeup_fd(-1)
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                _die_with_parent()
+                if not _die_with_parent(parent):
+                    os._exit(1)  # the supervisor was killed before the worker could ask to follow it
                 os.environ.pop("NOTIFY_SOCKET", None)  # only the supervisor talks to systemd
                 os.set_blocking(write_end, False)
 

@@ -56,3 +56,21 @@ def test_an_address_is_limited_over_names_and_a_right_password_clears_its_name(t
     two.succeeded("d1")
     assert not one.blocked("d1", "10.0.0.3")
     store.close()
+
+
+def test_attempts_are_counted_before_the_check_and_a_right_one_is_taken_back(tmp_path):
+    store, clock, (one, two) = _throttles(tmp_path)
+    tickets = [(one if i % 2 else two).attempt("d1", "10.0.0.1") for i in range(MAX_FAILURES)]
+    assert all(tickets)  # the first five get a password checked (each stays a failure unless taken back)
+    assert one.attempt("d1", "10.0.0.2") is None  # the sixth, from anywhere, does not
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == 2 * MAX_FAILURES
+    one.succeeded("d1", tickets[-1])  # the last was right: the name's failures go, and its address row
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == MAX_FAILURES - 1
+    assert one.attempt("d1", "10.0.0.1") is not None
+    clock.now += FAILURE_WINDOW_S + 1
+    assert one.attempt("d9", "10.0.0.1") is not None  # old rows go with the next attempt
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == 2
+    store.close()

@@ -580,7 +580,9 @@ def test_contact_key_is_a_0600_file_not_in_the_database(tmp_path, capsys):
     key_file = data / "contact.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert bytes(PrivateKey(bytes.fromhex(key_file.read_text().strip())).public_key).hex() == public
-    assert _meta_keys(data) == []
+    assert _meta_keys(data) == ["contact_public_key"]  # its public half only (a missing file is refused)
+    # --key-file names the file, before or after the subcommand (another database: this one has its key)
+    data = tmp_path / "hub2"
     elsewhere = tmp_path / "keys" / "hub.key"
     assert kiosk_main(["hub", "key", "export", "--data", str(data), "--key-file", str(elsewhere)]) == 0
     assert capsys.readouterr().out.strip() != public
@@ -605,7 +607,7 @@ def test_hub_with_its_key_in_the_database_moves_it_out_on_start(tmp_path, monkey
     try:
         assert PrivateKey(bytes.fromhex((data / "contact.key").read_text())) == old_key
         assert stat.S_IMODE((data / "contact.key").stat().st_mode) == 0o600
-        assert _meta_keys(data) == []
+        assert _meta_keys(data) == ["contact_public_key"]  # the public half only
         with _rated_log(tmp_path, bytes(old_key.public_key).hex()) as log:
             assert post_events(hub.url, secret, log.log_id, all_events(log)).status_code == 200
         body = requests.get(

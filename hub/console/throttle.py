@@ -7,8 +7,10 @@ or address under a key derived from the session key, so the table holds neither 
 Rows older than the window are deleted (this is a throttle's state, not a record); a right password
 deletes its name's failures. Times are Unix seconds: the hosts' clocks must agree (time-sync.target).
 
-Two processes checking at the same instant may both let one more guess through than the limit: at most
-one per request in flight, against the five per name the limit allows.
+An attempt is counted before its password is checked (``attempt``), and taken back when the password
+was right (``succeeded``) or the attempt refused: guesses sent at the same moment, to one process or
+several, each see the ones committed before them, so no more than the limit get a password checked
+(asking "blocked?" first and counting the failure after the check let every guess in flight through).
 """
 
 from __future__ import annotations
@@ -72,6 +74,42 @@ class LoginThrottle:
             conn.execute(insert(login_failures), rows)
             conn.execute(delete(login_failures).where(login_failures.c.at < now - FAILURE_WINDOW_S))
 
-    def succeeded(self, name: str) -> None:
+    def attempt(self, name: str, address: str) -> list[int] | None:
+        """Count one login attempt as a failure before its password is checked: its rows' ids (for
+        ``succeeded``), or None when the name or the address is over its limit (then nothing is kept, so a
+        refused flood adds no rows). Counted after the rows are committed: of attempts at the same moment,
+        the one committed k-th sees at least k, so at most the limit pass."""
+        user, place = self._subject("u", name), self._subject("a", address)
+        now = self._clock()
         with self._engine.begin() as conn:
-            conn.execute(delete(login_failures).where(login_failures.c.subject == self._subject("u", name)))
+            ids: list[int] = []
+            for subject in (user, place):
+                key = conn.execute(
+                    insert(login_failures).values(subject=subject, at=now)
+                ).inserted_primary_key
+                assert key is not None
+                ids.append(int(key[0]))
+            conn.execute(delete(login_failures).where(login_failures.c.at < now - FAILURE_WINDOW_S))
+        with self._engine.begin() as conn:
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(login_failures.c.subject, func.count())
+                    .where(
+                        login_failures.c.subject.in_((user, place))
+                        & (login_failures.c.at >= now - FAILURE_WINDOW_S)
+                    )
+                    .group_by(login_failures.c.subject)
+                ).all()
+            )
+            if counts.get(user, 0) > MAX_FAILURES or counts.get(place, 0) > MAX_ADDRESS_FAILURES:
+                conn.execute(delete(login_failures).where(login_failures.c.id.in_(ids)))
+                return None
+        return ids
+
+    def succeeded(self, name: str, attempt: list[int] | None = None) -> None:
+        """A right password: its name's failures go, and the attempt's own rows (``attempt``'s ids)."""
+        gone = login_failures.c.subject == self._subject("u", name)
+        if attempt:
+            gone = gone | login_failures.c.id.in_(attempt)
+        with self._engine.begin() as conn:
+            conn.execute(delete(login_failures).where(gone))

@@ -162,7 +162,8 @@ async def login(request: Request, desk: Desk) -> Response:
         )
     throttle: LoginThrottle = request.app.state.login_throttle
     address = client_address(request)
-    if await run_in_threadpool(throttle.blocked, name, address):
+    attempt = await run_in_threadpool(throttle.attempt, name, address)  # counted before the check
+    if attempt is None:
         return render(
             request,
             "login.html",
@@ -173,12 +174,11 @@ async def login(request: Request, desk: Desk) -> Response:
             error="登录失败次数过多，请 15 分钟后再试。",
         )
     checked = await run_in_threadpool(desk.check_password, name, password)
-    if checked is None:
-        await run_in_threadpool(throttle.failed, name, address)
+    if checked is None:  # the attempt stays counted as a failure
         return render(
             request, "login.html", None, status=401, login_csrf=token, name=name, error="用户名或密码错误。"
         )
-    await run_in_threadpool(throttle.succeeded, name)
+    await run_in_threadpool(throttle.succeeded, name, attempt)
     principal, must_change = checked
     cookie, _ = request.app.state.console_signer.issue(principal.name, must_change)
     response = RedirectResponse("/console/password" if must_change else "/console/", status_code=303)

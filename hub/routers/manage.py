@@ -62,6 +62,7 @@ CSV_FIELDS = (
     "id",
     "projectNo",
     "satisfaction",
+    "correctedFrom",  # the level first given when the rater corrected it on the kiosk (改评价); empty otherwise
     "assessTime",
     "dept",
     "window",
