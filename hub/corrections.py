@@ -54,9 +54,17 @@ def apply_corrections(
             if rating_seq in detailed:
                 continue
             first = func.coalesce(ratings.c.corrected_from, ratings.c.satisfaction)
+            # Only the log's newest rating before the correction (this batch's are inserted already).
+            newest = select(func.max(ratings.c.seq)).where(key & (ratings.c.seq < e["seq"])).scalar_subquery()
             conn.execute(
                 update(ratings)
-                .where(key & (ratings.c.seq == rating_seq) & ratings.c.reasons.is_(None) & (first < GOOD_MIN))
+                .where(
+                    key
+                    & (ratings.c.seq == rating_seq)
+                    & (ratings.c.seq == newest)
+                    & ratings.c.reasons.is_(None)
+                    & (first < GOOD_MIN)
+                )
                 .values(satisfaction=level, corrected_from=first)
             )
     if settled:

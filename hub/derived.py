@@ -53,14 +53,16 @@ def opened_case_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
 def derive_ratings(events: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
     """The ratings rows of one log's events (in seq order), by seq: what ingest has built batch by batch."""
     rows: dict[int, dict[str, Any]] = {}
+    latest: int | None = None  # the log's newest rating so far: the only one a correction may name
     for event in events:
         if event["type"] == "rating":
             row = rating_row(dict(event))
             if row is not None:
                 rows[row["seq"]] = row
+                latest = row["seq"]
         elif event["type"] == "rating_corrected":
             correction = correction_values(dict(event))
-            row = rows.get(correction[0]) if correction is not None else None
+            row = rows.get(correction[0]) if correction is not None and correction[0] == latest else None
             if correction is not None and row is not None and correctable(row):
                 row.update(corrected(row, correction[1]))
         elif event["type"] == "rating_detail":

@@ -122,7 +122,9 @@ def _earlier(rating_seq: Any, event: dict[str, Any]) -> bool:
 
 def correctable(row: dict[str, Any]) -> bool:
     """Whether a ratings row takes a correction now: a 差评 (as first given) still waiting for its
-    rating_detail. The kiosk corrects only then (docs/flow.md); anything else is stored, not applied."""
+    rating_detail. The kiosk corrects only then (docs/flow.md), and only the log's newest rating (every
+    reader checks that too: ``derive_ratings``, the ingest, the figures' fold); anything else is stored,
+    not applied."""
     original = row["corrected_from"] if row["corrected_from"] is not None else row["satisfaction"]
     return row["reasons"] is None and is_bad(original)
 

@@ -109,6 +109,15 @@ HOSTILE_LOGS = {
     "of the case, not the rating": [_case(1), _rating(1, 1), _corrected(1, 5), _detail(2)],
     "naming itself": [_case(1), _rating(1, 1), _corrected(3, 5), _detail(2)],
     "rating_seq absent": [_case(1), _rating(1, 1), _corrected(None, 5), _detail(2)],
+    "of a 差评 older than the newest rating": [
+        _case(1),
+        _rating(1, 1),
+        _case(3),
+        _rating(3, 2),
+        _corrected(2, 5),
+        _detail(4),
+        _detail(2),
+    ],
 }
 
 
@@ -357,16 +366,12 @@ def test_the_desks_csv_says_which_levels_the_rater_corrected(tmp_path):
         assert console.content.decode("utf-8-sig") == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the figures' fold keeps at most MAX_OPEN_CASES 差评 awaiting a detail per log and forgets the "
-    "oldest, while the ratings table (and verify's derivation) corrects any 差评 still awaiting its detail: "
-    "a device that leaves 17 差评 without details and then corrects the first has the figures count a 差评 "
-    "the export calls good. The kiosk writes each 差评's detail before the next rating, so only a hostile "
-    "or broken device can; the fix is one rule for all three (a correction names the log's latest rating, "
-    "as the kiosk writes it), left to the 改评价 owner",
-)
 def test_a_device_with_many_差评_awaiting_details_gets_figures_that_agree_with_the_ratings(tmp_path):
+    """Found: the figures' fold kept at most MAX_OPEN_CASES 差评 awaiting a detail per log and forgot the
+    oldest, while the ratings table corrected any 差评 still awaiting its detail, so a device that left 17
+    差评 without details and then corrected the first had the figures count a 差评 the export called good.
+    Now one rule for all three readers: a correction names the log's newest rating (as the kiosk writes
+    it); this one names an older one and changes nothing anywhere."""
     from hub.figures.model import MAX_OPEN_CASES
 
     pending = MAX_OPEN_CASES + 1
@@ -385,8 +390,10 @@ def test_a_device_with_many_差评_awaiting_details_gets_figures_that_agree_with
                 select(func.count()).select_from(ratings).where(ratings.c.satisfaction >= 3)
             ).scalar()
         cells = figures.recompute()[1]
-        assert good_rows == 1
+        assert good_rows == 0  # not the newest rating: stored, not applied
         assert sum(c.good for c in cells.values()) == good_rows
+        assert [(r.name, r.first) for r in run_checks(store) if not r.ok] == []
+        assert figures.verify() == []
     finally:
         store.close()
 

@@ -111,8 +111,9 @@ class LogState:
     seq: int = 0  # the last seq replayed
     staff_no: str = NONE_KEY  # who is signed in
     open_cases: dict[int, list[str]] = field(default_factory=dict)  # case seq -> [day, staff_no, item]
-    # 差评 that may still be corrected (no rating_detail yet): rating seq -> [day, staff_no, item, level,
-    # counted], counted 1 unless the rating was a duplicate of a phone rating (then nothing moves).
+    # The 差评 that may still be corrected (the log's newest rating, no rating_detail yet): rating seq ->
+    # [day, staff_no, item, level, counted], counted 1 unless the rating was a duplicate of a phone
+    # rating (then nothing moves). At most one entry.
     correctable: dict[int, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -251,6 +252,7 @@ def replay_log(
                 _bump(deltas, cell, duplicates=1)
             else:
                 _bump(deltas, cell, **rating_counts(row["satisfaction"], phone=False))
+            state.correctable.clear()  # a correction names the log's newest rating only
             if is_bad(row["satisfaction"]):
                 state.correctable[seq] = [
                     day,
@@ -259,8 +261,6 @@ def replay_log(
                     row["satisfaction"],
                     int(counted),
                 ]
-                while len(state.correctable) > MAX_OPEN_CASES:
-                    del state.correctable[min(state.correctable)]
         elif kind == "rating_corrected":
             correction = correction_values(dict(e))
             waiting = state.correctable.get(correction[0]) if correction is not None else None
