@@ -64,7 +64,7 @@ from benchmarks.measure import add_smoke_option, interleaved, percentile  # noqa
 from core.contact import seal_contact  # noqa: E402
 from core.events import ZERO_HASH, canonical_json  # noqa: E402
 from hub.desk import workflow as wf  # noqa: E402
-from hub.desk.store import DeskStore, action_hash  # noqa: E402
+from hub.desk.store import DeskStore, action_hash, check_desk_chain  # noqa: E402
 from hub.export_stream import export_queries  # noqa: E402
 from hub.keys import create_key_file  # noqa: E402
 from hub.storage import HubStore  # noqa: E402
@@ -748,10 +748,14 @@ def check_cells(url: str) -> None:
 
     store = HubStore(url)
     problems = FigureStore(store.engine).verify()
+    chain = check_desk_chain(store)
     store.close()
     if problems:
         raise SystemExit("generated cells differ from the hub's fold:\n" + "\n".join(problems[:20]))
+    if chain:
+        raise SystemExit(f"generated desk record: {chain}")
     print("  cells agree with the hub's recomputation from the events (FigureStore.verify)", flush=True)
+    print("  the desk record is one chain and its status cache agrees (check_desk_chain)", flush=True)
 
 
 def sizes(url: str) -> None:
