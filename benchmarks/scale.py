@@ -688,6 +688,9 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=1500)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument(
+        "--figure-samples", type=int, help="samples of each figures query (default --samples)"
+    )
     parser.add_argument("--export-samples", type=int, default=3)
     parser.add_argument(
         "--reuse", action="store_true", help="keep a history of the same size from an earlier run"
@@ -704,6 +707,7 @@ def main() -> int:
     args.db += ("&" if "?" in args.db else "?") + f"options=-csearch_path%3D{schema}"
     if args.smoke:
         args.ratings, args.windows, args.days, args.samples, args.export_samples = 20_000, 40, 75, 3, 1
+        args.figure_samples = 3
     today = date.today()
     shape = Shape(args.ratings, args.windows, args.days, today)
     skip = set(filter(None, args.skip.split(",")))
@@ -733,7 +737,7 @@ def main() -> int:
         if "desk" not in skip:
             measure_desk(args.db, base, sup, dept_token, dept, shape, args.samples)
         if "figures" not in skip:
-            measure_figures(args.db, base, sup, shape, args.samples)
+            measure_figures(args.db, base, sup, shape, args.figure_samples or args.samples)
         if "export" not in skip:
             measure_exports(args.db, base, admin, proc.pid, data, shape, args.export_samples)
     finally:
@@ -868,6 +872,8 @@ def measure_exports(url, base, admin, hub_pid, data: Path, shape: Shape, samples
         )
         if "rss_mb" in best:
             line += f"  peak RSS {max(r['rss_mb'] for r in found):.0f} MB"
+        if "rss_before_mb" in best:
+            line += f" (from {min(r['rss_before_mb'] for r in found):.0f} MB before)"
         if "bytes" in best:
             line += f"  {best['bytes'] / 2**20:.0f} MB"
         print(line, flush=True)

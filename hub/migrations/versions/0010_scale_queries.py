@@ -63,6 +63,8 @@ def upgrade() -> None:
         )
     if bind.dialect.name != "postgresql":
         return
+    # Statistics of the filled table at once: planned without them, the 台账's status filter took 1.3 s.
+    bind.execute(text("ANALYZE desk_item_status"))
     for name, table, columns in NEW:
         if name not in {i["name"] for i in inspector.get_indexes(table)}:  # a re-run after a rewind
             op.execute(f"CREATE INDEX {name} ON {table} ({columns}) INCLUDE (case_no)")
