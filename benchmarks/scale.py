@@ -7,7 +7,9 @@ measured beside the bare SQL reading the same rows in the same run.
 ``--db`` (default ``$KIOSK_TEST_PG_URL``) is a scratch database: the history goes to its schema
 ``--schema`` (default ``scale``; ``scale_smoke`` with ``--smoke``), **which is dropped first**
 (unless ``--reuse`` finds a history of the same size there from an earlier run; generating 10,000,000
-ratings takes minutes, measuring again does not need it).
+ratings takes minutes, measuring again does not need it). Not the tests' database for the big run:
+tests/test_backup_restore.py dumps and restores a whole database and fails on a schema it did not make
+(drop it after: ``DROP SCHEMA scale CASCADE``).
 
 The history (all in SQL, ``INSERT … SELECT generate_series``): 1,500 windows (one device and one log
 each) in 30 sections, two staff members a window taking turns by day, 200 事项, twelve months ending
