@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 export QT_QPA_PLATFORM=offscreen
-# Every benchmark (each module of this folder but the shared helpers) has a --smoke mode. The fleet runs
-# against a hub on PostgreSQL: only where a scratch server is given (.ci/postgres.sh prints one).
+# Every benchmark (each module of this folder but the shared helpers) has a --smoke mode. The fleet and the
+# city-scale history run against a hub on PostgreSQL: only where a scratch server is given
+# (.ci/postgres.sh prints one).
 for bench in benchmarks/*.py; do
   [ "$(basename "$bench")" = measure.py ] && continue
-  [ "$(basename "$bench")" = fleet.py ] && [ -z "${KIOSK_TEST_PG_URL:-}" ] && continue
+  case "$(basename "$bench")" in fleet.py | scale.py) if [ -z "${KIOSK_TEST_PG_URL:-}" ]; then continue; fi ;; esac
   start=$(date +%s)
   if ! out=$("$python" "$bench" --smoke 2>&1); then
     printf '%s\n' "$out" >&2

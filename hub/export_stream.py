@@ -1,15 +1,17 @@
-"""The ratings export read as a stream: one SQL query over window and phone ratings, ordered by the
-database, read through a server-side cursor in pages, and written out row by row as JSON or CSV.
+"""The ratings export read as a stream: a query over window ratings and one over phone ratings, each in
+the order of an index, read through server-side cursors in pages, merged, and written out row by row as
+JSON or CSV.
 
 A month of a province is a million rows: building them in memory took gigabytes. Here the hub holds
 one page of rows at a time, whatever the range. The totals (``count``, ``unlinked``, ``duplicates``)
-come in the response headers from one aggregate query run in the same snapshot as the rows (so they
-agree), and in JSON after the list, counted while writing it.
+come in the response headers from aggregate queries run in the same snapshot as the rows (so they
+agree; index-only on PostgreSQL, revision 0010), and in JSON after the list, counted while writing it.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -73,11 +75,31 @@ class Totals:
         }
 
 
-def export_query(first: str | None, last: str | None, *, dialect: str):
-    """Window ratings (``pf`` 4) and phone ratings (``pf`` 3) between two inclusive assess_time bounds,
-    with their device's codes, in one list ordered by (assess_time, device, log, seq, pf).
+def _c(column, dialect: str):
+    """``column`` in code-point order, as Python sorts (PostgreSQL's default collation ignores
+    punctuation); SQLite's default is code-point order already."""
+    return column.collate("C") if dialect == "postgresql" else column
 
-    A window rating of a case already rated by phone is kept, with ``duplicate`` true.
+
+def _in_range(table, first: str | None, last: str | None, dialect: str):
+    """assess_time within two inclusive bounds, compared as the export's index orders it (revision 0010:
+    same answer as any collation for the fixed ``yyyy-MM-dd HH:mm:ss`` form)."""
+    bounds = []
+    if first is not None:
+        bounds.append(_c(table.c.assess_time, dialect) >= first)
+    if last is not None:
+        bounds.append(_c(table.c.assess_time, dialect) <= last)
+    return and_(True, *bounds)
+
+
+def export_queries(first: str | None, last: str | None, *, dialect: str):
+    """(window ratings, phone ratings) between two inclusive assess_time bounds, each in the export's
+    order, which the hub merges into one list ordered by (assess_time, device, log, seq, pf): ``pf`` 4
+    for the window evaluator, 3 for the QR code page.
+
+    Each is read in the order of an index (revision 0010), so the first rows come at once and nothing
+    is sorted: a month of a province is a million rows. A window rating of a case already rated by
+    phone is kept, with ``duplicate`` true. The device's codes are added by the reader.
     """
     rated_by_phone = (
         select(phone_ratings.c.nonce)
@@ -87,27 +109,21 @@ def export_query(first: str | None, last: str | None, *, dialect: str):
         )
         .exists()
     )
-
-    def in_range(table):
-        bounds = []
-        if first is not None:
-            bounds.append(table.c.assess_time >= first)
-        if last is not None:
-            bounds.append(table.c.assess_time <= last)
-        return and_(True, *bounds)
-
     terminal = (
         select(
             *(ratings.c[name] for name in _COLUMNS),
-            devices.c.area_code,
-            devices.c.dept_code,
             literal(PF_HALL_EVALUATOR).label("pf"),
             cast(null(), String(16)).label("qr_nonce"),
             rated_by_phone.label("duplicate"),
             ratings.c.corrected_from,
         )
-        .join_from(ratings, devices, devices.c.id == ratings.c.device_id, isouter=True)
-        .where(in_range(ratings))
+        .where(_in_range(ratings, first, last, dialect))
+        .order_by(
+            _c(ratings.c.assess_time, dialect),
+            _c(ratings.c.device_id, dialect),
+            _c(ratings.c.log_id, dialect),
+            ratings.c.seq,
+        )
     )
     phone = (
         select(
@@ -115,36 +131,51 @@ def export_query(first: str | None, last: str | None, *, dialect: str):
             cast(null(), String(64)).label("log_id"),
             cast(null(), BigInteger).label("seq"),
             *(phone_ratings.c[name] for name in _COLUMNS[3:]),
-            devices.c.area_code,
-            devices.c.dept_code,
             literal(PF_QRCODE).label("pf"),
             phone_ratings.c.nonce.label("qr_nonce"),
             cast(literal(False), Boolean).label("duplicate"),
             cast(null(), Integer).label("corrected_from"),
         )
-        .join_from(phone_ratings, devices, devices.c.id == phone_ratings.c.device_id, isouter=True)
-        .where(in_range(phone_ratings))
+        .where(_in_range(phone_ratings, first, last, dialect))
+        .order_by(
+            _c(phone_ratings.c.assess_time, dialect),
+            _c(phone_ratings.c.device_id, dialect),
+            _c(phone_ratings.c.nonce, dialect),
+        )
     )
-    both = terminal.union_all(phone).subquery("export")
-    # Code-point order, as Python sorts: PostgreSQL's default collation ignores punctuation.
-    text_order = (lambda column: column.collate("C")) if dialect == "postgresql" else (lambda column: column)
-    return select(both).order_by(
-        text_order(both.c.assess_time),
-        text_order(both.c.device_id),
-        text_order(func.coalesce(both.c.log_id, "")),
-        func.coalesce(both.c.seq, 0),
-        both.c.pf,
-    )
+    return terminal, phone
 
 
-def totals_query(first: str | None, last: str | None, *, dialect: str):
-    """count, unlinked and duplicates of ``export_query`` without reading its rows."""
-    rows = export_query(first, last, dialect=dialect).order_by(None).subquery("rows")
-    return select(
-        func.count(),
-        func.coalesce(func.sum(case((rows.c.case_no.is_(None), 1), (rows.c.case_no == "", 1), else_=0)), 0),
-        func.coalesce(func.sum(case((rows.c.duplicate, 1), else_=0)), 0),
+def export_order(row: Any) -> tuple[str, str, str, int, int]:
+    """The export's order of a row of either query (Python compares text by code point)."""
+    return row["assess_time"], row["device_id"], row["log_id"] or "", row["seq"] or 0, row["pf"]
+
+
+def totals_queries(first: str | None, last: str | None, *, dialect: str):
+    """Queries giving count and unlinked of the window ratings, duplicates among them, and count and
+    unlinked of the phone ratings of the export, without reading its rows (the window ratings' part
+    from revision 0010's index alone)."""
+
+    def counts(table):
+        unlinked = case((table.c.case_no.is_(None), 1), (table.c.case_no == "", 1), else_=0)
+        return select(func.count(), func.coalesce(func.sum(unlinked), 0)).where(
+            _in_range(table, first, last, dialect)
+        )
+
+    duplicates = (
+        select(func.count())
+        .select_from(ratings)
+        .where(
+            _in_range(ratings, first, last, dialect),
+            select(phone_ratings.c.nonce)
+            .where(
+                (phone_ratings.c.device_id == ratings.c.device_id)
+                & (phone_ratings.c.case_no == ratings.c.case_no)
+            )
+            .exists(),
+        )
     )
+    return counts(ratings), duplicates, counts(phone_ratings)
 
 
 @contextmanager
@@ -160,21 +191,27 @@ def export_rows(
         elif dialect == "sqlite":
             # pysqlite begins no transaction before a SELECT: begin one so both reads see one snapshot.
             conn.exec_driver_sql("BEGIN")
-        sums: list[Any] = list(conn.execute(totals_query(first, last, dialect=dialect)).one())
-        count, unlinked, duplicates = (int(n or 0) for n in sums)
-        totals = Totals(count, unlinked, duplicates)
-        result = conn.execution_options(stream_results=True, yield_per=PAGE_ROWS).execute(
-            export_query(first, last, dialect=dialect)
-        )
+        window_counts, duplicates_query, phone_counts = totals_queries(first, last, dialect=dialect)
+        window, window_unlinked = (int(n or 0) for n in conn.execute(window_counts).one())
+        phone, phone_unlinked = (int(n or 0) for n in conn.execute(phone_counts).one())
+        duplicates = int(conn.execute(duplicates_query).scalar() or 0)
+        totals = Totals(window + phone, window_unlinked + phone_unlinked, duplicates)
+        codes = {r.id: (r.area_code, r.dept_code) for r in conn.execute(select(devices))}
+        terminal_query, phone_query = export_queries(first, last, dialect=dialect)
+        streamed = conn.execution_options(stream_results=True, yield_per=PAGE_ROWS)
+        results = [streamed.execute(terminal_query), streamed.execute(phone_query)]
 
         def rows() -> Iterator[dict]:
-            for row in result.mappings():
-                yield {**row, "duplicate": bool(row["duplicate"])}
+            merged = heapq.merge(*(r.mappings() for r in results), key=export_order)
+            for row in merged:
+                area, dept = codes.get(row["device_id"], (None, None))
+                yield {**row, "area_code": area, "dept_code": dept, "duplicate": bool(row["duplicate"])}
 
         try:
             yield totals, rows()
         finally:
-            result.close()
+            for result in results:
+                result.close()
             if dialect == "sqlite":
                 conn.exec_driver_sql("ROLLBACK")
 

@@ -251,3 +251,49 @@ def test_a_bad_rating_from_the_phone_page_is_an_item_of_the_devices_section(env)
     assert item["hasContact"] and "13700001111" not in str(items)
     assert env.api("d2", "GET", f"/contact/{item['id']}").json()["phone"] == "13700001111"
     assert env.api("d1", "GET", f"/contact/{item['id']}").status_code == 403
+
+
+def test_each_items_status_is_cached_with_its_action_and_verify_finds_a_wrong_cache(tmp_path):
+    with desk_hub(tmp_path) as env:
+        first = env.bad_rating("W1", "370211202611280031")
+        second = env.bad_rating("W1", "370211202611280032")
+        assert env.api(
+            "sup", "POST", f"/bad-ratings/{first}/actions", json={"action": "callback", "reached": True}
+        ).ok
+        assert env.api("d1", "GET", f"/contact/{first}").ok  # a reveal keeps the status
+        by_status = {
+            s: [i["id"] for i in env.api("sup", "GET", f"/bad-ratings?status={s}").json()["items"]]
+            for s in ("open", "called", "closed")
+        }
+        assert by_status == {"open": [second], "called": [first], "closed": []}
+        assert env.api("sup", "GET", "/bad-ratings?status=called").json()["count"] == 1
+        assert check_desk_chain(env.store.engine) is None
+        with env.store.engine.begin() as conn:
+            conn.execute(text(f"UPDATE desk_item_status SET status = 'closed' WHERE item_id = {first}"))
+        assert f"item {first}" in check_desk_chain(env.store.engine)
+        with env.store.engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM desk_item_status WHERE item_id = {first}"))
+        assert f"item {first}" in check_desk_chain(env.store.engine)
+
+
+def test_revision_0012_fills_the_status_cache_from_the_record(tmp_path):
+    from hub.storage import HubStore, database_url
+
+    with desk_hub(tmp_path) as env:
+        item = env.bad_rating("W1", "370211202611280041")
+        for body in ({"action": "callback", "reached": False}, {"action": "rectify", "note": "培训"}):
+            assert env.api("d1", "POST", f"/bad-ratings/{item}/actions", json=body).ok
+    url = database_url(tmp_path, None)
+    old = HubStore(url)
+    with old.engine.begin() as conn:  # as a hub from before the cache
+        conn.execute(text("DROP TABLE desk_item_status"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+    old.close()
+    upgraded = HubStore(url)
+    try:
+        with upgraded.engine.connect() as conn:
+            rows = conn.execute(text("SELECT item_id, seq, status FROM desk_item_status")).all()
+        assert [tuple(r) for r in rows] == [(item, 2, "rectified")]
+        assert check_desk_chain(upgraded.engine) is None
+    finally:
+        upgraded.close()

@@ -29,7 +29,7 @@ from ..schema import devices, phone_ratings, ratings
 from . import workflow as wf
 from .calendar import CalendarGap, WorkCalendar, days_left, deadline
 from .roles import Principal, check_user_fields
-from .tables import actions, device_sections, items, sections, users
+from .tables import actions, device_sections, item_status, items, sections, users
 
 CONTACT = "contact"  # the action name of a phone-number reveal in the record
 _HASHER = PasswordHasher()  # Argon2id with the library's current defaults
@@ -184,10 +184,21 @@ def _append_in(conn, item_id: int, user: str, role: str, action: str, payload, s
         try:
             with conn.begin_nested():
                 conn.execute(insert(actions).values(**row))
+                _cache_status(conn, item_id, seq, status)
             return
         except IntegrityError:
             continue
     raise RuntimeError("the desk record is too busy to append to")
+
+
+def _cache_status(conn, item_id: int, seq: int, status: str) -> None:
+    """Keep ``desk_item_status`` (the item's newest status, a cache of the record) with each action
+    appended, by every path that appends one; ``kiosk hub verify`` compares it with the record."""
+    cached = conn.execute(
+        update(item_status).where(item_status.c.item_id == item_id).values(seq=seq, status=status)
+    )
+    if cached.rowcount == 0:
+        conn.execute(insert(item_status).values(item_id=item_id, seq=seq, status=status))
 
 
 def _local_date(iso: str) -> str:
@@ -379,16 +390,10 @@ class DeskStore:
 
     # --- items -----------------------------------------------------------------------------------
 
-    def _status_column(self):
-        latest = (
-            select(actions.c.status)
-            .where(actions.c.item_id == items.c.id)
-            .order_by(actions.c.seq.desc())
-            .limit(1)
-            .correlate(items)
-            .scalar_subquery()
-        )
-        return func.coalesce(latest, literal(wf.OPEN))
+    @staticmethod
+    def _status_column():
+        """The item's status: its newest action's (``desk_item_status``), open without one."""
+        return func.coalesce(item_status.c.status, literal(wf.OPEN))
 
     def _item_query(self):
         status = self._status_column().label("status")
@@ -411,8 +416,22 @@ class DeskStore:
                 # the level that arrived first.
                 func.coalesce(ratings.c.satisfaction, items.c.satisfaction).label("level_now"),
                 ratings.c.corrected_from,
-            ).select_from(items_with_their_ratings())
+            ).select_from(
+                items_with_their_ratings().outerjoin(item_status, item_status.c.item_id == items.c.id)
+            )
         ), status
+
+    @staticmethod
+    def _status_condition(wanted: str):
+        """Items whose status is ``wanted``: one index look-up each way, no join needed to count them."""
+        cached = item_status.alias("cached")  # not the page query's join of the same table
+        if wanted == wf.OPEN:
+            return ~(
+                select(cached.c.item_id)
+                .where((cached.c.item_id == items.c.id) & (cached.c.status != wf.OPEN))
+                .exists()
+            )
+        return items.c.id.in_(select(cached.c.item_id).where(cached.c.status == wanted))
 
     def overdue_cutoff(self) -> str:
         """Items received before this day (yyyy-MM-dd) and not finished are overdue. CalendarGap if the
@@ -431,17 +450,20 @@ class DeskStore:
         if f.dept is not None:
             conditions.append(items.c.dept == f.dept)
         if f.status is not None:
-            conditions.append(status == f.status)
+            conditions.append(self._status_condition(f.status))
         if f.first:
             conditions.append(items.c.received >= f.first)
         if f.last:
             conditions.append(items.c.received <= f.last)
         if f.overdue is not None:
             cutoff = self.overdue_cutoff()
-            # Closed and not_adopted are final: an item is finished when any of its rows says so. One
-            # set for the whole query, not a lookup per item.
-            finished = items.c.id.in_(
-                select(actions.c.item_id).where(actions.c.status.in_(sorted(wf.FINISHED)))
+            # Closed and not_adopted are final: an item is finished when any of its rows says so. EXISTS,
+            # not IN: PostgreSQL plans NOT IN over a set larger than work_mem as a scan of the set per
+            # item (minutes at 400,000 items), NOT EXISTS as one anti-join (benchmarks/scale.py).
+            finished = (
+                select(actions.c.item_id)
+                .where((actions.c.item_id == items.c.id) & actions.c.status.in_(sorted(wf.FINISHED)))
+                .exists()
             )
             if f.overdue:
                 conditions.append((items.c.received < cutoff) & ~finished)
@@ -583,6 +605,7 @@ class DeskStore:
                 }
                 row["hash"] = action_hash(row)
                 conn.execute(insert(actions).values(**row))
+                _cache_status(conn, item_id, seq, status)
             return True
         except IntegrityError:
             return False
@@ -625,6 +648,7 @@ def check_desk_chain(store) -> str | None:
     ``store``: a HubStore or its engine (for `kiosk hub verify`'s registry of checks)."""
     engine = getattr(store, "engine", store)
     expected, prev = 1, ZERO_HASH
+    newest: dict[int, tuple[int, str]] = {}
     with engine.connect() as conn:
         for row in conn.execute(select(actions).order_by(actions.c.seq)).mappings():
             if row["seq"] != expected:
@@ -634,4 +658,12 @@ def check_desk_chain(store) -> str | None:
             if action_hash(row) != row["hash"]:
                 return f"desk record: seq {row['seq']} was changed after it was written"
             expected, prev = expected + 1, row["hash"]
+            newest[row["item_id"]] = (row["seq"], row["status"])
+        cached = {r.item_id: (r.seq, r.status) for r in conn.execute(select(item_status))}
+    for item_id in sorted(set(newest) | set(cached)):
+        if newest.get(item_id) != cached.get(item_id):
+            return (
+                f"desk record: item {item_id}'s status is cached as {cached.get(item_id)} but its newest "
+                f"action says {newest.get(item_id)} (seq, status)"
+            )
     return None
