@@ -122,9 +122,9 @@ def generate(url: str, shape: Shape, data: Path) -> tuple[str, str, str]:
     """A fresh hub database holding the history; returns (supervisor token, section user token, the
     section user's section)."""
     schema = url.rsplit("search_path%3D", 1)[1]
+    drop_schema(url, schema)
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
     store = HubStore(url)  # the real migrations
@@ -745,7 +745,16 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if args.smoke:
+            drop_schema(args.db, schema)  # CI's test database: a smoke run leaves nothing behind
     return 0
+
+
+def drop_schema(url: str, schema: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
 def check_cells(url: str) -> None:
