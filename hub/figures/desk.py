@@ -79,11 +79,13 @@ def desk_counts(
     keep: tuple[str, ...],
     staff: str | None = None,
     item: str | None = None,
+    by_device: bool = True,
 ) -> list[tuple[m.Cell, m.Counts]]:
     """The desk's counts (``m.desk_deltas`` of ``desk_items``) of the 差评 whose rating fell on days
     ``first``…``last``, summed in SQL per device and the columns in ``keep`` (``staff_no``, ``item_code``,
     ``day``, ``month``); each row's cell day is the first day of its items, as ``FigureStore`` reads the
-    cells (the caller cuts the period where a device changed section).
+    cells (the caller cuts the period where a device changed section). ``by_device=False`` (with
+    something in ``keep``): not per device, each row's device the empty key.
 
     The same rule as ``desk_deltas``: the status is the item's newest (``desk_item_status``; open
     without an action), withdrawn items are left out; a deadline comes from the received day through
@@ -117,7 +119,7 @@ def desk_counts(
         if postgres
         else func.json_type(actions.c.payload, "$.reached") == "true"
     )
-    keys: list[Any] = [items.c.device_id.label("device_id")]
+    keys: list[Any] = [items.c.device_id.label("device_id")] if by_device or not keep else []
     if "staff_no" in keep:
         keys.append(staff_no.label("staff_no"))
     if "item_code" in keep:
@@ -181,11 +183,12 @@ def desk_counts(
     ).group_by(*by)
     out = []
     for r in conn.execute(query):
+        values = r._mapping
         cell = m.Cell(
             r.first_day,
-            r[0],
-            r[1] if "staff_no" in keep else m.NONE_KEY,
-            r[1 + ("staff_no" in keep)] if "item_code" in keep else m.NONE_KEY,
+            values.get("device_id", m.NONE_KEY),
+            values.get("staff_no", m.NONE_KEY),
+            values.get("item_code", m.NONE_KEY),
         )
         out.append((cell, m.Counts(**{f: int(getattr(r, f) or 0) for f in m.DESK_FIELDS})))
     return out

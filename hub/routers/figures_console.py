@@ -65,7 +65,8 @@ def overview_data(
     level = "dept" if dept is None else "window" if window is None else "staff" if staff is None else "item"
     snap = figures.snapshot(first, last, keep=KEEP.get(level, ()), staff=staff)
     groups, total = m.group(snap.cells.items(), level, snap.sections, snap.labels, f, first, last)
-    day_snap = figures.snapshot(first, last, keep=("day",), staff=staff, refresh=False)
+    by_device = dept is not None or window is not None or depts is not None  # rows' sections matter
+    day_snap = figures.snapshot(first, last, keep=("day",), staff=staff, refresh=False, by_device=by_device)
     days, _ = m.group(day_snap.cells.items(), "day", day_snap.sections, day_snap.labels, f, first, last)
     today_snap = figures.snapshot(today, today, staff=staff, refresh=False)
     _, today_total = m.group(today_snap.cells.items(), "day", today_snap.sections, today_snap.labels, f)
@@ -83,7 +84,7 @@ def overview_data(
     )
     months = m.previous_periods(month, 12)
     year_snap = figures.snapshot(
-        m.month_range(months[0])[0], last, keep=("month",), staff=staff, refresh=False
+        m.month_range(months[0])[0], last, keep=("month",), staff=staff, refresh=False, by_device=by_device
     )
     by_month, _ = m.group(year_snap.cells.items(), "month", year_snap.sections, year_snap.labels, f)
     monthly = [m.rates(by_month.get(p, m.Counts())) for p in months]
