@@ -218,6 +218,19 @@ def desk_counts_agree(env: Env) -> None:
                         want = [(c, v) for c, v in old.items() if staff is None or c.staff_no == staff]
                         assert summed(new, keep) == summed(want, keep), (today, first, last, keep, staff)
                         checked += bool(want)
+                        only = desk_counts(
+                            conn, first, last, rule, today, keep, staff=staff, fields=("not_adopted",)
+                        )
+                        assert {k: v["not_adopted"] for k, v in summed(only, keep).items()} == {
+                            k: v["not_adopted"] for k, v in summed(want, keep).items() if v["not_adopted"]
+                        }
+                    if keep:  # summed per key alone: the same totals
+                        by_key = desk_counts(conn, first, last, rule, today, keep, by_device=False)
+                        assert all(c.device_id == m.NONE_KEY for c, _ in by_key)
+                        for f in m.DESK_FIELDS:
+                            assert sum(getattr(v, f) for _, v in by_key) == sum(
+                                getattr(v, f) for v in old.values()
+                            )
             no_calendar = desk_counts(conn, None, None, None, today, ())  # no deadline: never due
             assert sum(c.response_due + c.on_time for _, c in no_calendar) == 0
     assert checked

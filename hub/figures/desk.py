@@ -80,12 +80,15 @@ def desk_counts(
     staff: str | None = None,
     item: str | None = None,
     by_device: bool = True,
+    fields: tuple[str, ...] = m.DESK_FIELDS,
 ) -> list[tuple[m.Cell, m.Counts]]:
     """The desk's counts (``m.desk_deltas`` of ``desk_items``) of the 差评 whose rating fell on days
     ``first``…``last``, summed in SQL per device and the columns in ``keep`` (``staff_no``, ``item_code``,
     ``day``, ``month``); each row's cell day is the first day of its items, as ``FigureStore`` reads the
     cells (the caller cuts the period where a device changed section). ``by_device=False`` (with
-    something in ``keep``): not per device, each row's device the empty key.
+    something in ``keep``): not per device, each row's device the empty key. ``fields=("not_adopted",)``:
+    only the 不属实 items are read (the others' counts are left 0), for a caller that needs no more (the
+    satisfaction and participation rates: a year's trend reads 19,000 items, not 400,000).
 
     The same rule as ``desk_deltas``: the status is the item's newest (``desk_item_status``; open
     without an action), withdrawn items are left out; a deadline comes from the received day through
@@ -152,6 +155,10 @@ def desk_counts(
         .select_from(items_with_their_ratings().outerjoin(item_status, item_status.c.item_id == items.c.id))
         .where(*period, status != wf.WITHDRAWN)
     )
+    if tuple(fields) == ("not_adopted",):
+        each = each.where(status == wf.NOT_ADOPTED)
+    elif set(fields) != set(m.DESK_FIELDS):
+        raise ValueError("fields: all the desk's, or only not_adopted")
     if staff is not None:
         each = each.where(staff_no == staff)
     if item is not None:

@@ -287,6 +287,7 @@ class FigureStore:
         keep: tuple[str, ...] = (),
         refresh: bool = True,
         by_device: bool = True,
+        desk_fields: tuple[str, ...] = m.DESK_FIELDS,
     ) -> Snapshot:
         """The cells of days ``first``…``last`` (inclusive; None: open) with the desk's counts merged in,
         and the head they were computed from.
@@ -298,7 +299,8 @@ class FigureStore:
 
         ``by_device=False`` (with something in ``keep``): summed per key only, every row's device the
         empty key, for a caller that neither groups nor filters by section or window (a month by 事项:
-        36,000 rows instead of 300,000 at city scale).
+        36,000 rows instead of 300,000 at city scale). ``desk_fields=("not_adopted",)``: of the desk's
+        counts only 不属实 (the others 0), enough for the satisfaction and participation rates.
         """
         if refresh:
             self.refresh()
@@ -315,7 +317,16 @@ class FigureStore:
             for part_first, part_last in _parts(first, last, sections):
                 self._read_part(conn, found, part_first, part_last, keep, staff, item, by_device)
                 for cell, counts in desk_counts(
-                    conn, part_first, part_last, self.deadline_of, today, keep, staff, item, by_device
+                    conn,
+                    part_first,
+                    part_last,
+                    self.deadline_of,
+                    today,
+                    keep,
+                    staff,
+                    item,
+                    by_device,
+                    desk_fields,
                 ):
                     found.setdefault(cell, m.Counts()).add(counts)
             names = read_labels(conn)
@@ -528,12 +539,12 @@ def desk_head(conn) -> tuple[int, str]:
 
 
 def desk_counts(
-    conn, first, last, deadline_of, today, keep, staff=None, item=None, by_device=True
+    conn, first, last, deadline_of, today, keep, staff=None, item=None, by_device=True, fields=m.DESK_FIELDS
 ) -> list[tuple[m.Cell, m.Counts]]:
     """The desk's counts of the period summed in SQL per device and key (hub.figures.desk)."""
     from .desk import desk_counts as read
 
-    return read(conn, first, last, deadline_of, today, keep, staff, item, by_device)
+    return read(conn, first, last, deadline_of, today, keep, staff, item, by_device, fields)
 
 
 def desk_items(conn, first: str | None, last: str | None, deadline_of) -> Iterable[m.DeskItem]:

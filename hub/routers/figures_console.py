@@ -84,7 +84,13 @@ def overview_data(
     )
     months = m.previous_periods(month, 12)
     year_snap = figures.snapshot(
-        m.month_range(months[0])[0], last, keep=("month",), staff=staff, refresh=False, by_device=by_device
+        m.month_range(months[0])[0],
+        last,
+        keep=("month",),
+        staff=staff,
+        refresh=False,
+        by_device=by_device,
+        desk_fields=("not_adopted",),  # the two rates below need no more of the desk
     )
     by_month, _ = m.group(year_snap.cells.items(), "month", year_snap.sections, year_snap.labels, f)
     monthly = [m.rates(by_month.get(p, m.Counts())) for p in months]
