@@ -299,7 +299,7 @@ class FigureStore:
 
         ``by_device=False`` (with something in ``keep``): summed per key only, every row's device the
         empty key, for a caller that neither groups nor filters by section or window (a month by 事项:
-        36,000 rows instead of 300,000 at city scale). ``desk_fields=("not_adopted",)``: of the desk's
+        200 rows instead of 300,000 at city scale). ``desk_fields=("not_adopted",)``: of the desk's
         counts only 不属实 (the others 0), enough for the satisfaction and participation rates.
         """
         if refresh:
