@@ -370,6 +370,14 @@ def _fill(conn, shape: Shape, params: dict, sealed: list[str]) -> None:
         ORDER BY 1, 2, 3, 4
         """)
     )
+    fields = "services, walkin, skipped, rated, phone, good, bad, s1, s2, s3, s4, s5, duplicates, unreadable"
+    sums = ", ".join(f"sum({f.strip()})" for f in fields.split(","))
+    conn.execute(  # the cells per day and device, as the hub folds them with the cells (revision 0013)
+        text(
+            f"INSERT INTO fig_device_days (day, device_id, {fields}) "  # noqa: S608
+            f"SELECT day, device_id, {sums} FROM fig_cells GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+    )
     conn.execute(
         text("""
         INSERT INTO logs (device_id, log_id, acked_seq, head_hash, first_seen_at, last_seen_at)
@@ -776,7 +784,15 @@ def check_cells(url: str) -> None:
 def sizes(url: str) -> None:
     store = HubStore(url)
     with store.engine.connect() as conn:
-        for table in ("events", "ratings", "phone_ratings", "desk_items", "desk_actions", "fig_cells"):
+        for table in (
+            "events",
+            "ratings",
+            "phone_ratings",
+            "desk_items",
+            "desk_actions",
+            "fig_cells",
+            "fig_device_days",
+        ):
             rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
             size = conn.execute(
                 text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}

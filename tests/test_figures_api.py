@@ -179,3 +179,66 @@ def test_the_sample_by_role(env):
         )
         assert done.status_code == 200 and done.json()["reached"] == 1
     assert env.post("sup", "/samples/2026Q4/calls", {"caseNo": 5}).status_code in (400, 422)
+
+
+def desk_counts_agree(env: Env) -> None:
+    """The desk's counts summed in SQL (``desk_counts``, what the figures serve) are the item-by-item
+    rule (``desk_deltas`` of ``desk_items``) for every grouping, filter and day of asking."""
+    from hub.figures import model as m
+    from hub.figures.desk import desk_counts, desk_items
+    from hub.figures.service import deadline_rule
+
+    rule = deadline_rule(env.desk.calendar, env.desk.working_days)
+    keeps = [(), ("staff_no",), ("item_code",), ("day",), ("month",), ("staff_no", "item_code")]
+
+    def key(cell: m.Cell, keep) -> tuple:
+        return (
+            cell.device_id,
+            cell.staff_no if "staff_no" in keep else None,
+            cell.item_code if "item_code" in keep else None,
+            cell.day if "day" in keep else cell.day[:7] if "month" in keep else None,
+        )
+
+    def summed(cells, keep) -> dict:
+        out: dict = {}
+        for cell, counts in cells:
+            found = out.setdefault(key(cell, keep), dict.fromkeys(m.DESK_FIELDS, 0))
+            for f in m.DESK_FIELDS:
+                found[f] += getattr(counts, f)
+        return {k: v for k, v in out.items() if any(v.values())}
+
+    checked = 0
+    with env.store.engine.connect() as conn:
+        for today in (date(2026, 11, 2), date(2026, 11, 27), TODAY):
+            for first, last in (("2026-11-01", "2026-11-30"), ("2026-11-20", "2026-11-28"), (None, None)):
+                old = m.desk_deltas(desk_items(conn, first, last, rule), today)
+                for keep in keeps:
+                    for staff in (None, "0371"):
+                        new = desk_counts(conn, first, last, rule, today, keep, staff=staff)
+                        want = [(c, v) for c, v in old.items() if staff is None or c.staff_no == staff]
+                        assert summed(new, keep) == summed(want, keep), (today, first, last, keep, staff)
+                        checked += bool(want)
+                        only = desk_counts(
+                            conn, first, last, rule, today, keep, staff=staff, fields=("not_adopted",)
+                        )
+                        assert {k: v["not_adopted"] for k, v in summed(only, keep).items()} == {
+                            k: v["not_adopted"] for k, v in summed(want, keep).items() if v["not_adopted"]
+                        }
+                    if keep:  # summed per key alone: the same totals
+                        by_key = desk_counts(conn, first, last, rule, today, keep, by_device=False)
+                        assert all(c.device_id == m.NONE_KEY for c, _ in by_key)
+                        for f in m.DESK_FIELDS:
+                            assert sum(getattr(v, f) for _, v in by_key) == sum(
+                                getattr(v, f) for v in old.values()
+                            )
+            no_calendar = desk_counts(conn, None, None, None, today, ())  # no deadline: never due
+            assert sum(c.response_due + c.on_time for _, c in no_calendar) == 0
+    assert checked
+
+
+def test_the_desk_counts_summed_in_sql_are_the_item_by_item_rule(env):
+    desk_counts_agree(env)  # nothing decided: every item open
+    env.decide()
+    sup = Principal("sup", SUPERVISOR)
+    env.desk.act(sup, env.item_of("C2"), "callback", {"reached": False, "note": "未接通"})
+    desk_counts_agree(env)

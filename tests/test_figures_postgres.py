@@ -52,3 +52,14 @@ def test_verify_on_postgres_catches_an_edited_cell(env):
         conn.execute(update(cells).where(cells.c.device_id == data.W05).values(bad=0))
     problems = figures.verify()
     assert problems and all("XHA-W05" in p for p in problems)
+
+
+def test_the_desk_counts_summed_in_sql_on_postgres(env):
+    from test_figures_api import desk_counts_agree
+
+    from hub.desk.roles import SUPERVISOR, Principal
+
+    desk_counts_agree(env)
+    env.decide()
+    env.desk.act(Principal("sup", SUPERVISOR), env.item_of("C2"), "callback", {"reached": False, "note": ""})
+    desk_counts_agree(env)

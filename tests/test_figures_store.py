@@ -12,9 +12,11 @@ from sqlalchemy import update
 from commands.cli import main
 from hub.figures import model as m
 from hub.figures.store import FigureStore
-from hub.figures.tables import cells
+from hub.figures.tables import cells, device_days
 from hub.figures.views import stats_json
 from hub.storage import HubStore, database_url
+
+KEEP_OF = {"dept": (), "window": (), "day": ("day",), "month": ("month",)}
 
 
 @pytest.fixture
@@ -118,6 +120,32 @@ def test_verify_catches_an_edited_rollup(store, tmp_path, capsys):
     assert "DIFFERENCE 2026-11-02 device XHA-W03 staff 0371 事项 I1" in out
     # Outside the edited period the check passes.
     assert main(["hub", "stats", "--verify", "--data", data_dir, "--period", "2026-10"]) == 0
+
+
+def test_the_cells_per_day_and_device_are_the_cells_summed_and_verified(store):
+    """fig_device_days (what a figure by section, window, day or month reads) is folded with the cells,
+    serves the same figures, and ``stats --verify`` catches an edited, deleted or invented row."""
+    load_all(store)
+    figures = FigureStore(store.engine)
+    assert figures.verify() == []
+    for by in ("dept", "window", "day", "month"):
+        whole = figures.snapshot("2026-11-01", "2026-11-30", keep=KEEP_OF[by], refresh=False)
+        cut = figures.snapshot("2026-11-01", "2026-11-30", keep=KEEP_OF[by] + ("staff_no",), refresh=False)
+        a, total = m.group(whole.cells.items(), by, whole.sections, whole.labels)
+        b, _ = m.group(cut.cells.items(), by, cut.sections, cut.labels)  # read from the cells
+        assert {k: v.as_dict() for k, v in a.items()} == {k: v.as_dict() for k, v in b.items()}, by
+        assert total.rated > 0
+    with store.engine.begin() as conn:
+        conn.execute(update(device_days).where(device_days.c.device_id == data.W03).values(good=0))
+        conn.execute(device_days.delete().where(device_days.c.device_id == data.W05))
+        conn.execute(
+            device_days.insert().values(
+                day="2026-11-04", device_id="GHOST", **{f: 1 for f in m.ROLLUP_FIELDS}
+            )
+        )
+    problems = figures.verify()
+    for device in (data.W03, data.W05, "GHOST"):
+        assert any(device in p and "all staff and 事项" in p for p in problems), device
 
 
 def test_verify_catches_a_deleted_cell_and_an_invented_one(store):

@@ -62,6 +62,7 @@ items = Table(
     UniqueConstraint("device_id", "nonce"),
     Index("desk_items_dept_id", "dept", "id"),
     Index("desk_items_received", "received"),
+    Index("desk_items_assess_time", "assess_time"),  # the figures' desk counts by period (revision 0013)
 )
 
 # The action record: one chain for the whole desk, seq 1, 2, … each linking to the previous hash.

@@ -1,19 +1,25 @@
 """The desk's record as the figures read it: each 差评 item in its rating's cell, whether the supervisor
 marked it 不属实, whether the rater left a phone number and a 回访 reached them, its deadline and the
 day it was closed. Read at the moment of asking (the desk's record grows after the rating). An item
-withdrawn because the rater corrected the 差评 to a good level is not a 差评 any more and is left out."""
+withdrawn because the rater corrected the 差评 to a good level is not a 差评 any more and is left out.
+
+``desk_items`` reads item by item (the rule as written, which the tests compare against);
+``desk_counts`` asks the database for the same counts already summed per device and key, as the cells
+are read, so a quarter's 100,000 items never come to Python."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, and_, case, cast, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..desk import workflow as wf
 from ..desk.store import items_with_their_ratings
-from ..desk.tables import actions, items
+from ..desk.tables import actions, item_status, items
 from ..schema import phone_ratings, ratings
 from . import model as m
 
@@ -62,3 +68,145 @@ def desk_items(
             deadline=deadline_of(date.fromisoformat(r["received"])) if deadline_of else None,
             closed_on=date.fromisoformat(closed) if closed else None,
         )
+
+
+def desk_counts(
+    conn,
+    first: str | None,
+    last: str | None,
+    deadline_of: Callable[[date], date | None] | None,
+    today: date,
+    keep: tuple[str, ...],
+    staff: str | None = None,
+    item: str | None = None,
+    by_device: bool = True,
+    fields: tuple[str, ...] = m.DESK_FIELDS,
+) -> list[tuple[m.Cell, m.Counts]]:
+    """The desk's counts (``m.desk_deltas`` of ``desk_items``) of the 差评 whose rating fell on days
+    ``first``…``last``, summed in SQL per device and the columns in ``keep`` (``staff_no``, ``item_code``,
+    ``day``, ``month``); each row's cell day is the first day of its items, as ``FigureStore`` reads the
+    cells (the caller cuts the period where a device changed section). ``by_device=False`` (with
+    something in ``keep``): not per device, each row's device the empty key. ``fields=("not_adopted",)``:
+    only the 不属实 items are read (the others' counts are left 0), for a caller that needs no more (the
+    satisfaction and participation rates: a year's trend reads 19,000 items, not 400,000).
+
+    The same rule as ``desk_deltas``: the status is the item's newest (``desk_item_status``; open
+    without an action), withdrawn items are left out; a deadline comes from the received day through
+    ``deadline_of`` (computed here for each distinct received day, passed to SQL as a CASE); the item
+    was closed on time when its first 办结 happened before local midnight after the deadline.
+    """
+    period = []
+    if first is not None:
+        period.append(items.c.assess_time >= first + " 00:00:00")
+    if last is not None:
+        period.append(items.c.assess_time <= last + " 23:59:59")
+    received_days = conn.execute(select(items.c.received).where(*period).distinct()).scalars().all()
+    if not received_days:
+        return []
+    postgres = conn.engine.dialect.name == "postgresql"
+    bounds: dict[str, str] = {}  # received day -> the instant (UTC) the deadline's day ends
+    overdue: list[str] = []  # received days whose deadline is before today
+    for received in received_days:
+        due = deadline_of(date.fromisoformat(received)) if deadline_of else None
+        if due is None:
+            continue
+        bounds[received] = _utc_start_of(due + timedelta(days=1))
+        if today > due:
+            overdue.append(received)
+
+    staff_no = func.coalesce(ratings.c.staff_no, phone_ratings.c.staff_no, literal(m.NONE_KEY))
+    item_code = func.coalesce(ratings.c.item_code, phone_ratings.c.item_code, literal(m.NONE_KEY))
+    status = func.coalesce(item_status.c.status, literal(wf.OPEN))
+    reached = (
+        cast(actions.c.payload, JSONB)["reached"] == cast(literal("true"), JSONB)
+        if postgres
+        else func.json_type(actions.c.payload, "$.reached") == "true"
+    )
+    keys: list[Any] = [items.c.device_id.label("device_id")] if by_device or not keep else []
+    if "staff_no" in keep:
+        keys.append(staff_no.label("staff_no"))
+    if "item_code" in keep:
+        keys.append(item_code.label("item_code"))
+    if "day" in keep:
+        keys.append(func.substr(items.c.assess_time, 1, 10).label("key_day"))
+    elif "month" in keep:
+        keys.append(func.substr(items.c.assess_time, 1, 7).label("key_month"))
+    # One row per item, each action looked up once; summed below.
+    each = (
+        select(
+            *keys,
+            func.substr(items.c.assess_time, 1, 10).label("day"),
+            items.c.received,
+            (status == wf.NOT_ADOPTED).label("not_adopted"),
+            func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed)
+            .is_not(None)
+            .label("real_name"),
+            exists()
+            .where((actions.c.item_id == items.c.id) & (actions.c.action == wf.CALLBACK) & reached)
+            .label("reached"),
+            select(actions.c.at)
+            .where((actions.c.item_id == items.c.id) & (actions.c.action == wf.CLOSE))
+            .order_by(actions.c.seq)
+            .limit(1)
+            .correlate(items)
+            .scalar_subquery()
+            .label("closed_at"),
+        )
+        .select_from(items_with_their_ratings().outerjoin(item_status, item_status.c.item_id == items.c.id))
+        .where(*period, status != wf.WITHDRAWN)
+    )
+    if tuple(fields) == ("not_adopted",):
+        each = each.where(status == wf.NOT_ADOPTED)
+    elif set(fields) != set(m.DESK_FIELDS):
+        raise ValueError("fields: all the desk's, or only not_adopted")
+    if staff is not None:
+        each = each.where(staff_no == staff)
+    if item is not None:
+        each = each.where(item_code == item)
+    e = each.subquery()
+    adopted = ~e.c.not_adopted
+    real_name = and_(adopted, e.c.real_name)
+    bound = case(bounds, value=e.c.received, else_=None) if bounds else literal(None, String())
+    has_deadline = and_(adopted, bound.is_not(None))
+    closed = e.c.closed_at.is_not(None)
+    past_due = e.c.received.in_(overdue) if overdue else literal(False)
+    if postgres:
+        closed_in_time = cast(e.c.closed_at, _timestamptz()) < cast(bound, _timestamptz())
+    else:
+        closed_in_time = func.julianday(e.c.closed_at) < func.julianday(bound)
+
+    def total(condition) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    by = [e.c[k.name] for k in keys]
+    query = select(
+        *by,
+        func.min(e.c.day).label("first_day"),
+        total(e.c.not_adopted).label("not_adopted"),
+        total(real_name).label("real_name_bad"),
+        total(and_(real_name, e.c.reached)).label("called_back"),
+        total(and_(has_deadline, closed | past_due)).label("response_due"),
+        total(and_(has_deadline, closed, closed_in_time)).label("on_time"),
+    ).group_by(*by)
+    out = []
+    for r in conn.execute(query):
+        values = r._mapping
+        cell = m.Cell(
+            r.first_day,
+            values.get("device_id", m.NONE_KEY),
+            values.get("staff_no", m.NONE_KEY),
+            values.get("item_code", m.NONE_KEY),
+        )
+        out.append((cell, m.Counts(**{f: int(getattr(r, f) or 0) for f in m.DESK_FIELDS})))
+    return out
+
+
+def _utc_start_of(day: date) -> str:
+    """The instant the local day ``day`` begins, as an ISO UTC string (the hub's local time zone)."""
+    return datetime.combine(day, time()).astimezone().astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _timestamptz():
+    from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+    return TIMESTAMP(timezone=True)

@@ -23,6 +23,17 @@ cells = Table(
     *[Column(name, BigInteger, nullable=False) for name in ROLLUP_FIELDS],
 )
 
+# The cells summed per day and device (every staff member and 事项 together), folded with them and
+# checked against them by ``stats --verify``: what a figure by section, window, day or month reads (at
+# city scale a window's day is 18 cells of 200 事项, a month 800,000 cells against 45,000 of these).
+device_days = Table(
+    "fig_device_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    *[Column(name, BigInteger, nullable=False) for name in ROLLUP_FIELDS],
+)
+
 # How far each log is folded into the cells, and the replay state to go on from there.
 folded_logs = Table(
     "fig_logs",

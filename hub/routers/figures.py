@@ -60,7 +60,11 @@ def day_bounds(first: str | None, last: str | None, today: date) -> tuple[str, s
 
 
 def stats_body(figures: FigureStore, by: str, first: str, last: str, f: m.Filters) -> dict[str, Any]:
-    snap = figures.snapshot(first, last, keep=KEEP.get(by, ()), staff=f.staff, item=f.item)
+    # Per device only where the section or window of a row matters (a grouping or a filter by them).
+    by_device = by in ("dept", "window") or f.dept is not None or f.window is not None or f.depts is not None
+    snap = figures.snapshot(
+        first, last, keep=KEEP.get(by, ()), staff=f.staff, item=f.item, by_device=by_device
+    )
     # staff and 事项 filters were applied when the cells were read
     grouping = m.Filters(dept=f.dept, window=f.window, depts=f.depts)
     body = stats_json(snap, by, first, last, grouping)
@@ -95,7 +99,9 @@ def rankings_body(
     snap = None
     for p in periods:
         first, last = m.period_range(p)
-        snap = figures.snapshot(first, last, keep=KEEP.get(by, ()), refresh=snap is None)
+        snap = figures.snapshot(  # a ranking needs of the desk's counts only 不属实
+            first, last, keep=KEEP.get(by, ()), refresh=snap is None, desk_fields=("not_adopted",)
+        )
         groups, _ = m.group(snap.cells.items(), by, snap.sections, snap.labels, f, first, last)
         groups.pop(m.NONE_KEY, None)  # nobody signed in, no section, no 事项: nobody to rank
         history.append((p, groups))

@@ -33,6 +33,8 @@ LEVELS = ("dept", "window", "staff", "item")
 LEVEL_LABELS = {"dept": "科室", "window": "窗口", "staff": "工作人员", "item": "事项"}
 KEEP = {"staff": ("staff_no",), "item": ("item_code",)}
 
+NOT_ADOPTED = ("not_adopted",)  # of the desk's counts, all that the rates of satisfaction and rankings need
+
 
 def _figures(request: Request) -> FigureStore:
     return request.app.state.figures
@@ -65,7 +67,10 @@ def overview_data(
     level = "dept" if dept is None else "window" if window is None else "staff" if staff is None else "item"
     snap = figures.snapshot(first, last, keep=KEEP.get(level, ()), staff=staff)
     groups, total = m.group(snap.cells.items(), level, snap.sections, snap.labels, f, first, last)
-    day_snap = figures.snapshot(first, last, keep=("day",), staff=staff, refresh=False)
+    by_device = dept is not None or window is not None or depts is not None  # rows' sections matter
+    day_snap = figures.snapshot(  # the daily rates below need of the desk only 不属实
+        first, last, keep=("day",), staff=staff, refresh=False, by_device=by_device, desk_fields=NOT_ADOPTED
+    )
     days, _ = m.group(day_snap.cells.items(), "day", day_snap.sections, day_snap.labels, f, first, last)
     today_snap = figures.snapshot(today, today, staff=staff, refresh=False)
     _, today_total = m.group(today_snap.cells.items(), "day", today_snap.sections, today_snap.labels, f)
@@ -83,7 +88,13 @@ def overview_data(
     )
     months = m.previous_periods(month, 12)
     year_snap = figures.snapshot(
-        m.month_range(months[0])[0], last, keep=("month",), staff=staff, refresh=False
+        m.month_range(months[0])[0],
+        last,
+        keep=("month",),
+        staff=staff,
+        refresh=False,
+        by_device=by_device,
+        desk_fields=NOT_ADOPTED,  # the two rates below need no more of the desk
     )
     by_month, _ = m.group(year_snap.cells.items(), "month", year_snap.sections, year_snap.labels, f)
     monthly = [m.rates(by_month.get(p, m.Counts())) for p in months]
@@ -114,7 +125,9 @@ def overview_data(
     history = []
     for p in m.previous_periods(month, fc.periods_running):
         p_first, p_last = m.period_range(p)
-        s = figures.snapshot(p_first, p_last, keep=KEEP.get(level, ()), staff=staff, refresh=False)
+        s = figures.snapshot(  # a ranking needs of the desk only 不属实
+            p_first, p_last, keep=KEEP.get(level, ()), staff=staff, refresh=False, desk_fields=NOT_ADOPTED
+        )
         g, _ = m.group(s.cells.items(), level, s.sections, s.labels, f, p_first, p_last)
         g.pop(m.NONE_KEY, None)
         history.append((p, g))
