@@ -19,3 +19,16 @@ for bench in benchmarks/*.py; do
   fi
   echo "smoke ok: $bench ($(( $(date +%s) - start )) s)"
 done
+# The fleet's other two modes (a steady fleet at its live rates, a day's backlog sent at once).
+if [ -n "${KIOSK_TEST_PG_URL:-}" ]; then
+  for mode in "--steady 3" "--backlog"; do
+    start=$(date +%s)
+    # shellcheck disable=SC2086  # the mode is two words on purpose
+    if ! out=$("$python" benchmarks/fleet.py $mode --smoke 2>&1); then
+      printf '%s\n' "$out" >&2
+      echo "benchmark smoke run failed: benchmarks/fleet.py $mode" >&2
+      exit 1
+    fi
+    echo "smoke ok: benchmarks/fleet.py $mode ($(( $(date +%s) - start )) s)"
+  done
+fi
