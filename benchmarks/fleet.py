@@ -304,12 +304,12 @@ def wait_serving(proc: subprocess.Popen, base: str, what: str) -> None:
     raise SystemExit(f"{what} did not start")
 
 
-def start_hub(url: str, data: Path) -> tuple[subprocess.Popen, str]:
+def start_hub(url: str, data: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "KIOSK_HUB_DB": url}
     command = [sys.executable, "-m", "commands.cli", "hub", "--key-file", str(data / "contact.key")]
     proc = subprocess.Popen(
-        [*command, "--port", str(port)],
+        [*command, "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -537,7 +537,7 @@ def _together(fleet: list[SimDevice], work) -> float:
 def rounds_main(args) -> int:
     fleet = register(args.db, args.devices, seed=1)
     with tempfile.TemporaryDirectory() as folder:
-        proc, base = start_hub(args.db, Path(folder))
+        proc, base = start_hub(args.db, Path(folder), args.hub_workers)
         bare_proc, bare = start_bare()
         times: dict[str, list[float]] = defaultdict(list)
         errors: list[str] = []
@@ -726,9 +726,16 @@ class Steady:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time so far of a process and its live children (the hub's --workers; Linux)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def steady_main(args) -> int:
@@ -736,7 +743,7 @@ def steady_main(args) -> int:
     for device in fleet:  # a fleet that has been running holds its settings already
         device.settings_pulled = True
     with tempfile.TemporaryDirectory() as folder:
-        proc, base = start_hub(args.db, Path(folder))
+        proc, base = start_hub(args.db, Path(folder), args.hub_workers)
         steady = Steady(base, fleet, args)
         try:
             hub_cpu = cpu_seconds(proc.pid)
@@ -761,7 +768,7 @@ def steady_main(args) -> int:
         f"raw executemany of the same rows: {raw:,.0f}/s; the rest uploaded {drain:.1f} s after the load stopped"
     )
     report_times(steady.times)
-    print(f"  the hub process used {hub_cpu / (seconds + drain):.0%} of a core")
+    print(f"  the hub (all its processes) used {hub_cpu / (seconds + drain):.0%} of a core")
     late = [s * 1000 for s in steady.late]
     acked = [s * 1000 for s in steady.acked_after]
     print(
@@ -807,7 +814,7 @@ def backlog_main(args) -> int:
                 times["events"].append(time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as folder:
-        proc, base = start_hub(args.db, Path(folder))
+        proc, base = start_hub(args.db, Path(folder), args.hub_workers)
         try:
             hub_cpu = cpu_seconds(proc.pid)
             started = time.perf_counter()
@@ -828,7 +835,7 @@ def backlog_main(args) -> int:
     if total >= 400_000:  # a day of 1,000 devices or more
         print(f"  target: a day of 1,000 devices in under 600 s: {'met' if elapsed < 600 else 'missed'}")
     report_times(times)
-    print(f"  the hub process used {hub_cpu / elapsed:.0%} of a core")
+    print(f"  the hub (all its processes) used {hub_cpu / elapsed:.0%} of a core")
     return _verdict(errors, problem)
 
 
@@ -857,6 +864,7 @@ def main() -> int:
     parser.add_argument("--day-hours", type=float, default=8.0, help="the working day the events fall in")
     parser.add_argument("--workers", type=int, default=64, help="client threads (steady, backlog)")
     parser.add_argument("--backlog", action="store_true", help="every device's day of events sent at once")
+    parser.add_argument("--hub-workers", type=int, default=1, help="kiosk hub --workers N (hub processes)")
     add_smoke_option(parser)
     args = parser.parse_args()
     if not args.db or not args.db.startswith("postgresql"):
