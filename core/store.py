@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,14 +97,29 @@ class EventLog:
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._conn = conn
         try:
-            # Per connection: a commit is on disk before append() returns, across power loss.
-            for pragma in DURABLE_PRAGMAS:
-                conn.execute(pragma)
-            self._migrate()
+            self._prepare()
         except sqlite3.DatabaseError as e:
             conn.close()
             raise StoreError(f"cannot open event log {self.path}: {e}") from None
         self.log_id: str = conn.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()[0]
+
+    def _prepare(self) -> None:
+        """The durable pragmas, then the schema. Two processes opening a new file at once (the kiosk and
+        its agent at boot) can meet a lock SQLite reports at once, without waiting its busy timeout
+        (switching to WAL, or two readers both wanting to write while it is still a rollback journal):
+        try again for up to the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                # Per connection: a commit is on disk before append() returns, across power loss.
+                for pragma in DURABLE_PRAGMAS:
+                    self._conn.execute(pragma)
+                self._migrate()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _schema_version(self) -> int:
         version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
