@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from benchmarks.measure import add_smoke_option, interleaved, percentile  # noqa: E402
+from benchmarks.measure import add_smoke_option, interleaved, percentile, wait_serving  # noqa: E402
 from core.events import ZERO_HASH, canonical_json, event_hash  # noqa: E402
 from core.qrtoken import issue_token  # noqa: E402
 from core.signing import request_headers  # noqa: E402
@@ -290,18 +290,6 @@ def register(url: str, count: int, seed: int) -> list[SimDevice]:
     finally:
         store.close()
     return [SimDevice(d, s, random.Random(rng.random())) for d, s in made]
-
-
-def wait_serving(proc: subprocess.Popen, base: str, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"{what} did not start")
 
 
 def start_hub(url: str, data: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:

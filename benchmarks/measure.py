@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def interleaved(
@@ -45,3 +48,22 @@ def add_smoke_option(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tiny sizes, a few seconds: checks the benchmark runs (.ci/run); its figures mean nothing",
     )
+
+
+def wait_serving(
+    proc: subprocess.Popen, base: str, what: str = "the hub", timeout_s: float = 60, log: Path | None = None
+) -> None:
+    """Until ``base``/healthz answers 200. Otherwise the process is killed and the benchmark stops, saying
+    why with the tail of ``log`` (its stderr) when there is one."""
+    import requests  # only the benchmarks that start a server need it
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.05)
+    proc.kill()
+    tail = f": {log.read_text(errors='replace')[-2000:]}" if log is not None else ""
+    raise SystemExit(f"{what} did not start{tail}")

@@ -25,6 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import wait_serving  # noqa: E402
 from commands.hubprocess import free_port  # noqa: E402
 from core.qrtoken import issue_token  # noqa: E402
 
@@ -48,15 +49,8 @@ def start_hub(data: Path) -> tuple[subprocess.Popen, str, bytes]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                return proc, url, secret
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the hub did not start")
+    wait_serving(proc, url, timeout_s=30)
+    return proc, url, secret
 
 
 def percentile(values: list[float], q: float) -> float:

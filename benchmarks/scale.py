@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from benchmarks.measure import add_smoke_option, interleaved, percentile  # noqa: E402
+from benchmarks.measure import add_smoke_option, interleaved, percentile, wait_serving  # noqa: E402
 from core.contact import seal_contact  # noqa: E402
 from core.events import ZERO_HASH, canonical_json  # noqa: E402
 from hub.desk import workflow as wf  # noqa: E402
@@ -518,15 +518,8 @@ def start_hub(url: str, data: Path, admin: str) -> tuple[subprocess.Popen, str]:
         stderr=open(data / "hub.log", "wb"),  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).ok:
-                return proc, base
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the hub did not start: " + (data / "hub.log").read_text(errors="replace")[-2000:])
+    wait_serving(proc, base, timeout_s=120, log=data / "hub.log")
+    return proc, base
 
 
 def console_session(base: str, name: str) -> requests.Session:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_nginx import NGINX, Nginx  # noqa: E402
 
+from benchmarks.measure import wait_serving  # noqa: E402
 from commands.hubprocess import free_port  # noqa: E402
 
 PROBE_TIMEOUT_S = 5.0
@@ -49,15 +50,8 @@ def start_hub(data: Path) -> tuple[subprocess.Popen, int]:
         stderr=subprocess.DEVNULL,
         preexec_fn=soft_limit,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return proc, port
-        except requests.RequestException:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("hub did not start")
+    wait_serving(proc, f"http://127.0.0.1:{port}", timeout_s=30)
+    return proc, port
 
 
 def probe(url: str, verify) -> float:
