@@ -290,6 +290,9 @@ class Tour:
     def screenshot(self, name: str) -> None:
         self.shots += 1
         path = self.out / f"{self.shots:02d}-{name}.png"
+        # What the screen shows: the layout requests a click or a new page posted are handled before a
+        # frame is painted; grabbed before them, the reasons panel ran 12 px under the bottom buttons.
+        self.app.processEvents()
         if not self.window.grab().save(str(path)):
             raise DemoError(f"cannot write the screenshot {path}")
         print(f"    screenshot {path}", flush=True)

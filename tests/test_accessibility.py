@@ -20,7 +20,9 @@ from kiosk.ui.pages import Station
 from kiosk.ui.window import MainWindow
 
 
-def make_window(qtbot, size, *, elderly=False, contact=True, keypad=True, touch_screen=True) -> MainWindow:
+def make_window(
+    qtbot, size, *, elderly=False, contact=True, keypad=True, touch_screen=True, diagonal=True, start=None
+) -> MainWindow:
     install_cjk_font(None)
     station = Station(
         window="03",
@@ -29,7 +31,7 @@ def make_window(qtbot, size, *, elderly=False, contact=True, keypad=True, touch_
         contact=contact,
         rating_timeout_s=60,
         reasons_timeout_s=60,
-        screen_diagonal_in=REFERENCE_DIAGONALS[size],
+        screen_diagonal_in=REFERENCE_DIAGONALS[size] if diagonal else None,
         keypad=keypad,
         touch_screen=touch_screen,
     )
@@ -38,10 +40,13 @@ def make_window(qtbot, size, *, elderly=False, contact=True, keypad=True, touch_
     window.set_stats(0.986, 128)
     window.set_qr("https://hub.example/q/TOKEN")
     window.set_reasons_given(True)
-    window.resize(*size)
+    window.resize(*(start or size))
     window.set_elderly(elderly)
     window.show()
     qtbot.waitExposed(window)
+    if start:
+        window.resize(*size)
+        qtbot.waitUntil(lambda: (window.width(), window.height()) == size)
     return window
 
 
@@ -72,6 +77,29 @@ def test_every_page_meets_the_figures_without_a_phone_number_or_touch_screen(qtb
     window = make_window(qtbot, size, contact=False, keypad=False, touch_screen=False)
     problems = page_problems(window, qtbot)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_every_page_fits_a_window_that_started_smaller_on_a_screen_of_unknown_size(qtbot, size):
+    """As `kiosk demo` shows it: no screen size configured (the screen's own DPI), the window shown at
+    another size first. The reasons page once kept the grouped layout chosen while its labels still had
+    the small window's heights, and its panel ran 12 px under the bottom buttons at 1280×800."""
+    window = make_window(qtbot, size, diagonal=False, start=(640, 480))
+    problems = page_problems(window, qtbot)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_checks_catch_a_page_that_runs_over(qtbot):
+    window = make_window(qtbot, (1024, 600))
+    window.show_view(sample_views(time.monotonic())["reasons"], time.monotonic())
+    page = window.pages["reasons"]
+    from PySide6.QtWidgets import QWidget
+
+    tall = QWidget()
+    tall.setFixedHeight(page.height() // 2)  # content taller than the page can hold
+    page.outer.insertWidget(1, tall)
+    QApplication.processEvents()
+    assert any("page_reasons" in p and "runs over" in p for p in audit.audit(window, window.metrics()))
 
 
 def test_contrast_is_measured_from_pixels():

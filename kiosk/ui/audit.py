@@ -118,6 +118,8 @@ def audit(window: QWidget, metrics: theme.Metrics) -> list[str]:
         if top is not None and top is not widget and not widget.isAncestorOf(top):
             continue  # covered by a sibling on top (the notice band over the header)
         where = describe(widget)
+        if widget.objectName().startswith("page_"):
+            problems += _check_fits(widget, where)
         if isinstance(widget, QAbstractButton):
             box = shown.translated(origin)
             problems += [f"{where}: overlaps {other}" for other, rect in buttons if rect.intersects(box)]
@@ -129,6 +131,23 @@ def audit(window: QWidget, metrics: theme.Metrics) -> list[str]:
             if rect.isEmpty():
                 continue
             problems += _check_text(item, where, rect, picture, metrics)
+    return problems
+
+
+def _check_fits(page: QWidget, where: str) -> list[str]:
+    """The page's parts neither run past its edges nor over each other. Qt lays out a page whose
+    content needs more room than it has anyway, its parts overlapping (a panel under the bottom
+    buttons); nothing else would notice."""
+    parts = [
+        (describe(w), w.geometry())
+        for w in page.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+        if w.isVisible() and not w.geometry().isEmpty()
+    ]
+    problems = [
+        f"{where}: {name} runs past the page's edge" for name, r in parts if not page.rect().contains(r)
+    ]
+    for i, (name, r) in enumerate(parts):
+        problems += [f"{where}: {name} runs over {other}" for other, o in parts[:i] if o.intersects(r)]
     return problems
 
 
