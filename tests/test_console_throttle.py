@@ -12,6 +12,7 @@ from hub.console.throttle import (
     MAX_ADDRESS_FAILURES,
     MAX_FAILURES,
     LoginThrottle,
+    address_subject,
     login_failures,
 )
 from hub.storage import HubStore
@@ -74,3 +75,22 @@ def test_attempts_are_counted_before_the_check_and_a_right_one_is_taken_back(tmp
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == 2
     store.close()
+
+
+def test_a_guesser_moving_through_its_ipv6_network_is_counted_as_one_address(tmp_path):
+    """The attack: one subscriber's /64 holds 2^64 addresses, a fresh one for every guess."""
+    store, _clock, (one, _two) = _throttles(tmp_path)
+    for i in range(MAX_ADDRESS_FAILURES):
+        assert one.attempt(f"user{i}", f"2001:db8:1:2::{i + 1:x}") is not None  # counted, then wrong
+    assert one.blocked("anyone", "2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert one.attempt("anyone", "2001:db8:1:2:abcd::1") is None
+    assert not one.blocked("anyone", "2001:db8:1:3::1")  # the next network is another subscriber
+    store.close()
+
+
+def test_address_units():
+    assert address_subject("10.0.0.1") == "10.0.0.1"
+    assert address_subject("::ffff:10.0.0.1") == "10.0.0.1"  # a dual-stack socket's IPv4 client
+    assert address_subject("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert address_subject("2001:DB8:1:2::1") == address_subject("2001:db8:1:2:ffff::9")
+    assert address_subject("testclient") == "testclient"

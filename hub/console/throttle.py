@@ -2,7 +2,7 @@
 failures, so spreading guesses over the processes behind a proxy gains nothing.
 
 At most ``MAX_FAILURES`` failed logins per user name and ``MAX_ADDRESS_FAILURES`` per client address
-within ``FAILURE_WINDOW_S``. A row is one failure of one subject; the subject is an HMAC of the user name
+(an IPv6 address counted by its /64) within ``FAILURE_WINDOW_S``. A row is one failure of one subject; the subject is an HMAC of the user name
 or address under a key derived from the session key, so the table holds neither names nor addresses.
 Rows older than the window are deleted (this is a throttle's state, not a record); a right password
 deletes its name's failures. Times are Unix seconds: the hosts' clocks must agree (time-sync.target).
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import time
 from collections.abc import Callable
 
@@ -41,6 +42,20 @@ login_failures = Table(
 )
 
 
+def address_subject(address: str) -> str:
+    """The unit an address is counted in: an IPv6 address by its /64 (one subscriber's network: a
+    guesser there has 2^64 addresses to move between), an IPv4-mapped one as its IPv4, IPv4 as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a test client, a Unix socket): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class LoginThrottle:
     def __init__(self, engine: Engine, key: Callable[[], bytes], clock: Callable[[], float] = time.time):
         self._engine, self._key_source, self._clock = engine, key, clock
@@ -52,7 +67,7 @@ class LoginThrottle:
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def blocked(self, name: str, address: str) -> bool:
-        user, place = self._subject("u", name), self._subject("a", address)
+        user, place = self._subject("u", name), self._subject("a", address_subject(address))
         since = self._clock() - FAILURE_WINDOW_S
         with self._engine.connect() as conn:
             counts: dict[str, int] = dict(
@@ -68,7 +83,7 @@ class LoginThrottle:
         now = self._clock()
         rows = [
             {"subject": self._subject("u", name), "at": now},
-            {"subject": self._subject("a", address), "at": now},
+            {"subject": self._subject("a", address_subject(address)), "at": now},
         ]
         with self._engine.begin() as conn:
             conn.execute(insert(login_failures), rows)
@@ -79,7 +94,7 @@ class LoginThrottle:
         ``succeeded``), or None when the name or the address is over its limit (then nothing is kept, so a
         refused flood adds no rows). Counted after the rows are committed: of attempts at the same moment,
         the one committed k-th sees at least k, so at most the limit pass."""
-        user, place = self._subject("u", name), self._subject("a", address)
+        user, place = self._subject("u", name), self._subject("a", address_subject(address))
         now = self._clock()
         with self._engine.begin() as conn:
             ids: list[int] = []
