@@ -162,3 +162,38 @@ def test_an_undeliverable_alert_is_listed_after_its_attempts(tmp_path):
             alerts.deliver()
         failed = alerts.status()["failed"]
         assert len(failed) == 1 and failed[0]["attempts"] == 8 and "URLError" in failed[0]["error"]
+
+
+def test_a_bad_rating_corrected_after_its_alert_is_followed_up_to_the_same_targets(tmp_path, receiver):
+    """The rater corrects a 差评 to good at the kiosk after the alert went out: the targets told of the
+    差评 are told it is withdrawn (once), so nobody calls back a satisfied citizen; a target that does not
+    take bad_rating alerts hears nothing of it."""
+    from test_hub_support import post_events, rating_payload
+
+    receiver.fail_first = 0
+    told = AlertTarget("webhook", f"{receiver.url}/told", ("bad_rating",))
+    untold = AlertTarget("webhook", f"{receiver.url}/untold", ("overdue",))
+    with desk_hub(tmp_path, alerts=(told, untold)) as env:
+        settings = DeskSettings(alerts=(told, untold), today=env.clock)
+        alerts = Alerts(env.store.engine, env.desk, settings, backoff_s=0.0)
+        alerts.run_once()  # the first scan marks where alerts start
+        log = env.logs["W1"]
+        rating = log.append("rating", rating_payload(1, case_no="370211202611280099", satisfaction=1))
+        post_events(env.url, env.secrets["W1"], log.log_id, [rating], "W1")  # the detail not yet in
+        alerts.run_once()
+        assert [(p, b["event"]) for p, b in receiver.received] == [("/told", "bad_rating")]
+        log.append("rating_corrected", {"rating_seq": rating["seq"], "satisfaction": 5, "input": "touch"})
+        log.append("rating_detail", {"rating_seq": rating["seq"], "reasons": [], "contact_sealed": None})
+        response = post_events(
+            env.url, env.secrets["W1"], log.log_id, list(log.events_after(rating["seq"])), "W1"
+        )
+        assert response.status_code == 200, response.text
+        alerts.run_once()
+        alerts.run_once()
+        assert [(p, b["event"]) for p, b in receiver.received] == [
+            ("/told", "bad_rating"),
+            ("/told", "withdrawn"),
+        ]
+        follow_up = receiver.received[-1][1]
+        assert "差评已撤销" in follow_up["text"] and "370211202611280099" not in follow_up["text"]
+        assert "3702…0099" in follow_up["text"]

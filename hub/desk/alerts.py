@@ -34,7 +34,7 @@ from . import workflow as wf
 from .roles import SUPERVISOR, Principal
 from .settings import AlertTarget, DeskSettings
 from .store import DeskStore, ItemFilter
-from .tables import alert_attempts, alerts, items
+from .tables import alert_attempts, alerts, item_status, items
 
 log = logging.getLogger("hub.alerts")
 
@@ -42,12 +42,14 @@ EVENTS = ("bad_rating", "due_soon", "overdue", "device_offline")
 KINDS = ("webhook", "wecom", "dingtalk")
 EVENT_TITLES = {
     "bad_rating": "新差评",
+    "withdrawn": "差评已撤销（评价人已改评）",
     "due_soon": "差评即将到期",
     "overdue": "差评已逾期（督办）",
     "device_offline": "评价器离线",
 }
 MAX_ATTEMPTS = 8
 WATERMARK_META = "alerts_item_watermark"
+WITHDRAWN_WATERMARK_META = "alerts_withdrawn_watermark"  # the desk record's seq scanned for withdrawals
 _SYSTEM = Principal("alerts", SUPERVISOR)
 
 
@@ -139,9 +141,12 @@ class Alerts:
 
     # --- queueing ------------------------------------------------------------------------------
 
-    def _queue(self, event: str, subject: str, fields: dict[str, Any]) -> None:
+    def _queue(
+        self, event: str, subject: str, fields: dict[str, Any], only: frozenset[str] | None = None
+    ) -> None:
+        """One alert per target that takes ``event`` (or, with ``only``, per target named there)."""
         for tid, target in self.targets.items():
-            if event not in target.events:
+            if (event not in target.events) if only is None else (tid not in only):
                 continue
             try:
                 with self.engine.begin() as conn:
@@ -200,11 +205,46 @@ class Alerts:
                 self._queue("bad_rating", f"item:{item['id']}", self._item_fields(item))
             with self.engine.begin() as conn:
                 conn.execute(meta.update().where(meta.c.key == WATERMARK_META).values(value=str(newest)))
+        self._follow_up_withdrawn()
         for item in self._page(ItemFilter(overdue=True)):
             self._queue("overdue", f"item:{item['id']}", self._item_fields(item))
         for item in self._page(ItemFilter(overdue=False)):
             if item["status"] not in wf.FINISHED and item["days_left"] is not None and item["days_left"] <= 1:
                 self._queue("due_soon", f"item:{item['id']}", self._item_fields(item))
+
+    def _follow_up_withdrawn(self) -> None:
+        """A 差评 alerted and then corrected to good by its rater (the item withdrawn): the targets that
+        were told of it are told it is withdrawn, so nobody calls a citizen who is satisfied. Reads the
+        items withdrawn since the last scan (the action record's order); each follow-up queued once."""
+        with self.engine.begin() as conn:
+            mark = conn.execute(select(meta.c.value).where(meta.c.key == WITHDRAWN_WATERMARK_META)).scalar()
+            newest = conn.execute(select(func.max(item_status.c.seq))).scalar() or 0
+            if mark is None:
+                conn.execute(insert(meta).values(key=WITHDRAWN_WATERMARK_META, value=str(newest)))
+                return
+            fresh = conn.execute(
+                select(item_status.c.item_id).where(
+                    (item_status.c.status == wf.WITHDRAWN) & (item_status.c.seq > int(mark))
+                )
+            ).scalars()
+            told: dict[int, frozenset[str]] = {}
+            for item_id in fresh:
+                targets = conn.execute(
+                    select(alerts.c.target).where(
+                        alerts.c.target.in_(list(self.targets))
+                        & (alerts.c.event == "bad_rating")
+                        & (alerts.c.subject == f"item:{item_id}")
+                    )
+                ).scalars()
+                told[item_id] = frozenset(targets)
+        for item_id, targets in told.items():
+            if targets:
+                item = self.desk.item(_SYSTEM, item_id)
+                self._queue("withdrawn", f"item:{item_id}", self._item_fields(item), only=targets)
+        with self.engine.begin() as conn:
+            conn.execute(
+                meta.update().where(meta.c.key == WITHDRAWN_WATERMARK_META).values(value=str(newest))
+            )
 
     def _page(self, f: ItemFilter) -> list[dict[str, Any]]:
         try:
