@@ -170,7 +170,9 @@ class AdminOverlay(QWidget):
         self._set_pin("")
         self._show_pad_state()
         self.stack.setCurrentWidget(self.pin_page)
-        self.setGeometry(self.parentWidget().rect())
+        parent = self.parentWidget()
+        if parent is not None:
+            self.setGeometry(parent.rect())
         self.show()
         self.raise_()
         self._idle.start()
@@ -255,8 +257,9 @@ class AdminOverlay(QWidget):
         rows = self._facts()
         while self.facts_grid.count():
             item = self.facts_grid.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         self._fact_labels = []
         for r, (name, value) in enumerate(rows):
             name_label = make_label(name, css_class="muted")

@@ -33,7 +33,18 @@ from core.domain import LEVELS, Reason, is_bad
 
 from .. import prompts
 from . import theme
-from .widgets import CountdownRing, FitLabel, Keypad, Mark, PhotoView, QrView, RatingPanel, make_label, orient
+from .widgets import (
+    CountdownRing,
+    FitLabel,
+    Keypad,
+    Mark,
+    PhotoView,
+    QrView,
+    RatingPanel,
+    layout_of,
+    make_label,
+    orient,
+)
 
 CENTER = Qt.AlignmentFlag.AlignHCenter
 PHONE_DIGITS = 11
@@ -125,8 +136,9 @@ class PanelHolder(Page):
     def take_panel(self) -> None:
         if not self.holds_panel():
             holder = self.panel.parentWidget()
-            if holder is not None and holder.layout() is not None:
-                holder.layout().removeWidget(self.panel)
+            holder_layout = holder.layout() if holder is not None else None
+            if holder_layout is not None:
+                holder_layout.removeWidget(self.panel)
             self.outer.addWidget(self.panel, 1)
             if self._m is not None:
                 self.fit_panel(self._m)
@@ -167,8 +179,8 @@ class PausedPage(Page):
     def apply_metrics(self, m: theme.Metrics) -> None:
         side = m.px(3 if m.portrait else 4)
         self.outer.setContentsMargins(side, m.px(2), side, m.px(2))
-        self.box.layout().setContentsMargins(m.px(3), m.px(3), m.px(3), m.px(3))
-        self.box.layout().setSpacing(m.px(1.2))
+        layout_of(self.box).setContentsMargins(m.px(3), m.px(3), m.px(3), m.px(3))
+        layout_of(self.box).setSpacing(m.px(1.2))
         self.mark.setFixedSize(m.px(9), m.px(9))
         body = m.dp(theme.BODY_DP)
         self.title.set_fit(max_px=m.text(8, main=True), min_px=m.dp(m.min_dp(True)))
@@ -389,8 +401,8 @@ class RatePage(PanelHolder):
         self.countdown.set_min_px(body)
         qr_side = m.px(13)
         self.qr.setFixedSize(qr_side, qr_side)
-        self.qr_box.layout().setContentsMargins(m.px(0.8), m.px(0.8), m.px(0.8), m.px(0.5))
-        self.qr_box.layout().setSpacing(m.px(0.3))
+        layout_of(self.qr_box).setContentsMargins(m.px(0.8), m.px(0.8), m.px(0.8), m.px(0.5))
+        layout_of(self.qr_box).setSpacing(m.px(0.3))
         self.qr_caption.set_fit(max_px=max(body, m.px(1.9)), min_px=body)
         self.qr_box.setFixedWidth(
             max(
@@ -469,6 +481,7 @@ class ReasonsPage(Page):
     changed = Signal(list)  # the citizen ticked or unticked a reason: the codes now chosen
     touched = Signal()  # any other touch (a key of the phone pad, 更多时间): the citizen is still here
     correction = Signal()  # 改评价: back to the five levels for the same case
+    _phone: str  # the digits typed so far (set below, after the keypad that changes it)
 
     def __init__(self, station: Station):
         super().__init__("page_reasons", station)
@@ -685,7 +698,7 @@ class ReasonsPage(Page):
         self._reason_px = m.text(2.5, main=True)
         for b in self.reason_buttons.values():
             b.setMinimumHeight(m.touch(4.2 if m.portrait else 4.0))
-        contact = self.contact_card.layout()
+        contact = layout_of(self.contact_card)
         contact.setContentsMargins(pad, pad, pad, pad)
         contact.setSpacing(m.px(0.6))
         self.contact_title.set_fit(max_px=m.text(2.4), min_px=m.dp(theme.BODY_DP))
@@ -705,7 +718,7 @@ class ReasonsPage(Page):
             b.setFont(theme.font("", max(px, m.dp(m.min_dp(True))), bold=True))
         qr_side = max(m.px(20), m.mm(30))
         self.qr.setFixedSize(qr_side, qr_side)
-        self.qr_box.layout().setContentsMargins(m.px(0.8), m.px(0.8), m.px(0.8), m.px(0.5))
+        layout_of(self.qr_box).setContentsMargins(m.px(0.8), m.px(0.8), m.px(0.8), m.px(0.5))
         self.qr_caption.set_fit(max_px=m.text(2.2), min_px=m.dp(theme.BODY_DP))
         self.qr_box.setFixedWidth(qr_side + m.px(1.6))
         self._choose_layout(m)

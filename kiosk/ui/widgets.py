@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QBoxLayout,
     QGridLayout,
     QLabel,
+    QLayout,
     QPushButton,
     QSizePolicy,
     QWidget,
@@ -149,6 +150,14 @@ def wrap_text(fm: QFontMetrics, text: str, room: int) -> list[str]:
         lines.append(text[:cut].rstrip())
         text = text[cut:].lstrip(" ")
     return lines or [""]
+
+
+def layout_of(widget: QWidget) -> QLayout:
+    """The layout a widget was built with (Qt types ``layout()`` as optional)."""
+    layout = widget.layout()
+    if layout is None:
+        raise LookupError(f"{widget.objectName() or type(widget).__name__} has no layout")
+    return layout
 
 
 def orient(layout: QBoxLayout, *, vertical: bool) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from . import theme
 from .admin import AdminOverlay
 from .pages import CorrectPage, PausedPage, RatePage, ReadyPage, ReasonsPage, Station, ThanksPage
-from .widgets import RatingPanel, make_label
+from .widgets import RatingPanel, layout_of, make_label
 
 NOTICE_MS = 5000
 ADMIN_TAPS = 5
@@ -146,6 +146,9 @@ class MainWindow(QWidget):
     exit_requested = Signal()
     first_painted = Signal()  # once, when the first page is on screen (systemd READY=1)
     elderly_changed = Signal(bool)  # the citizen pressed the 长辈模式 toggle
+    # The controller (kiosk.controller.Kiosk), set by kiosk.app once both exist; the window never uses
+    # it (it only emits signals), the app and the demo reach the controller through it.
+    kiosk: Any
 
     def __init__(
         self,
@@ -213,7 +216,9 @@ class MainWindow(QWidget):
         self._painted = False
         self._view: Any = None
         self._metrics: theme.Metrics | None = None
-        QApplication.instance().installEventFilter(self)
+        app = QApplication.instance()
+        if app is not None:  # every window here lives in an application; the type says it may not
+            app.installEventFilter(self)
 
     # --- what is shown
 
@@ -222,7 +227,8 @@ class MainWindow(QWidget):
         return self._view
 
     def current_page(self) -> str:
-        return self.stack.currentWidget().objectName().removeprefix("page_")
+        page = self.stack.currentWidget()
+        return page.objectName().removeprefix("page_") if page is not None else ""
 
     def show_view(self, view: Any, now: float) -> None:
         previous, self._view = self._view, view
@@ -280,7 +286,7 @@ class MainWindow(QWidget):
         if self._metrics is None:
             return
         m = self._metrics
-        self.notice_band.layout().setContentsMargins(m.px(2), 0, m.px(2), 0)
+        layout_of(self.notice_band).setContentsMargins(m.px(2), 0, m.px(2), 0)
         self.notice.set_fit(max_px=max(m.px(3), m.dp(theme.BODY_DP)), min_px=m.dp(theme.BODY_DP), max_lines=2)
         self.notice_band.setGeometry(0, 0, m.width, m.px(theme.HEADER_UNITS))
 
@@ -369,6 +375,7 @@ class MainWindow(QWidget):
         if (
             # Qt turns the second of two quick presses into a double click: a tap all the same.
             event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick)
+            and isinstance(event, QMouseEvent)
             and isinstance(watched, QWidget)
             and watched.window() is self
             # One press reaches the filter again for each parent it propagates to; count it once.
