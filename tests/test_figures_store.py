@@ -120,6 +120,14 @@ def test_verify_catches_an_edited_rollup(store, tmp_path, capsys):
     assert "DIFFERENCE 2026-11-02 device XHA-W03 staff 0371 事项 I1" in out
     # Outside the edited period the check passes.
     assert main(["hub", "stats", "--verify", "--data", data_dir, "--period", "2026-10"]) == 0
+    capsys.readouterr()
+    # --json: the same verdict for a monitoring script, and the same exit code.
+    assert main(["hub", "stats", "--verify", "--json", "--data", data_dir, "--period", "2026-11"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["ok"] is False and verdict["first"] == "2026-11-01" and verdict["last"] == "2026-11-30"
+    assert len(verdict["differences"]) == 1 and verdict["differences"][0].startswith("2026-11-02 device")
+    assert main(["hub", "stats", "--verify", "--json", "--data", data_dir, "--period", "2026-10"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
 def test_the_cells_per_day_and_device_are_the_cells_summed_and_verified(store):

@@ -55,11 +55,24 @@ def stats(args) -> int:
         with task("stats verify: replaying the record", unit="events"):
             problems = figures.verify(first, last)
         sample_problems, notes = check_samples(figures)
+        head = figures.current_head()
+        if args.json:  # for a monitoring script: the same verdict and lines, and the same exit code
+            verdict = {
+                "ok": not (problems or sample_problems),
+                "first": first,
+                "last": last,
+                "head": head.digest,
+                "differences": problems,
+                "sampleDifferences": sample_problems,
+                "notes": notes,
+            }
+            json.dump(verdict, sys.stdout, ensure_ascii=False, indent=1)
+            print()
+            return EXIT_OK if verdict["ok"] else EXIT_FAILURE
         for line in notes:
             print(f"note: {line}")
         for line in sample_problems:
             print(f"DIFFERENCE {line}")
-        head = figures.current_head()
         span = f"{first or 'the beginning'} to {last or 'now'}"
         if problems or sample_problems:
             for line in problems:

@@ -20,7 +20,11 @@ def add_parsers(hub_sub, storage_args: Callable[..., None]) -> None:
     p.add_argument("--from", dest="first", metavar="DAY", help="first day, yyyy-MM-dd")
     p.add_argument("--to", dest="last", metavar="DAY", help="last day, yyyy-MM-dd")
     p.add_argument("--by", choices=BY, default="dept")
-    p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the API's JSON instead of a table (with --verify: the verdict as JSON)",
+    )
     p.add_argument("--verify", action="store_true", help="recompute from the events and compare")
     p.set_defaults(handler="hub.figures.cli:stats")
 
