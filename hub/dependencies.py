@@ -232,10 +232,10 @@ def console_session(request: Request, desk: Desk) -> ConsoleUser:
     """The user of a valid console session, even one that must still change its password."""
     signer: Signer = request.app.state.console_signer
     session = signer.read(request.cookies.get(COOKIE))
-    principal = desk.principal(session.user) if session else None
-    if session is None or principal is None:
-        raise ConsoleRedirect("/console/login")
-    return ConsoleUser(principal, session)
+    found = desk.session_principal(session.user) if session else None
+    if session is None or found is None or not signer.still_valid(session, found[1]):
+        raise ConsoleRedirect("/console/login")  # no session, a disabled user, or a password since changed
+    return ConsoleUser(found[0], session)
 
 
 def console_user(user: Annotated[ConsoleUser, Depends(console_session)]) -> ConsoleUser:

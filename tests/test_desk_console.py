@@ -271,6 +271,35 @@ def test_a_forged_or_altered_cookie_is_no_session(env):
     assert r.status_code == 303 and r.headers["location"] == "/console/login"
 
 
+def test_a_stolen_cookie_dies_when_its_user_changes_the_password(env):
+    """The attack: a session cookie copied off a shared office PC. Changing the password (here, on
+    another browser) ends every session opened with the old one; the changer's own goes on."""
+    env.passwords["view2"] = env.desk.add_user("view2", "viewer", None)
+    victim = _session(env, "view2")
+    stolen = victim.cookies.get("kiosk_console")
+
+    def with_stolen() -> tuple[int, str | None]:
+        r = requests.get(
+            f"{env.url}/console/overview", cookies={"kiosk_console": stolen}, allow_redirects=False, timeout=5
+        )
+        return r.status_code, r.headers.get("location")
+
+    assert with_stolen() == (200, None)
+    other_browser = _session(env, "view2")
+    page = other_browser.get(f"{env.url}/console/password", timeout=5).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    renewed = "另一个新密码-2026-long"
+    form = {"csrf": csrf, "current": env.passwords["view2"], "new": renewed, "again": renewed}
+    answer = other_browser.post(f"{env.url}/console/password", data=form, allow_redirects=False, timeout=5)
+    assert answer.status_code == 303
+    env.passwords["view2"] = renewed
+    assert with_stolen() == (303, "/console/login")
+    assert victim.get(f"{env.url}/console/overview", allow_redirects=False, timeout=5).status_code == 303
+    assert (
+        other_browser.get(f"{env.url}/console/overview", allow_redirects=False, timeout=5).status_code == 200
+    )
+
+
 def test_password_guessing_is_throttled(env):
     s = requests.Session()
     s.get(f"{env.url}/console/login", timeout=5)

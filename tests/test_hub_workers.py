@@ -316,13 +316,14 @@ def test_a_session_made_on_one_worker_is_good_on_the_other_and_forgeries_on_none
     # expired one, or an altered one is no session.
     key = session_key(bytes(read_key_file(hub.key_file)))
     assert Signer(key).read(cookie) is not None
-    other, _ = Signer(secrets.token_bytes(32)).issue("alice", False)
-    expired, _ = Signer(key, clock=lambda: time.time() - SESSION_S - 1).issue("alice", False)
+    _principal, credential = desk.session_principal("alice")
+    other, _ = Signer(secrets.token_bytes(32)).issue("alice", False, credential)
+    expired, _ = Signer(key, clock=lambda: time.time() - SESSION_S - 1).issue("alice", False, credential)
     data, _, mac = cookie.rpartition(".")
     altered = data[:-2] + ("AA" if not data.endswith("AA") else "BB") + "." + mac
     for forged in (other, expired, altered):
         assert page_on_b(forged) == (303, "/console/login")
-    fresh, _ = Signer(key).issue("alice", False)  # the same key is what both workers sign with
+    fresh, _ = Signer(key).issue("alice", False, credential)  # both workers sign with the same key
     assert _request(on_b, "GET", "/console/users", {COOKIE: fresh}).status == 200
 
 

@@ -1,5 +1,7 @@
 """Console sessions: a signed, expiring cookie (HttpOnly, SameSite=Strict) naming the user and carrying
-the session's CSRF token; every form posts that token back. The signing key is derived from the hub's
+the session's CSRF token; every form posts that token back. A session is bound to the user's password as
+it was at login (a stamp: a MAC of its hash), so a password changed anywhere ends every session opened
+with the old one, a stolen cookie included. The signing key is derived from the hub's
 contact key (``session_key``), so every hub process and host that can open contacts signs and accepts
 the same sessions, and a copy of the database alone cannot forge one. Failed logins are throttled per
 user name and per client address (``hub/console/throttle.py``, in the database). No I/O."""
@@ -26,6 +28,7 @@ class Session:
     csrf: str
     must_change: bool
     expires: int
+    stamp: str  # the MAC of the user's password hash at login (``Signer.stamp``)
 
 
 SESSION_KEY_LABEL = b"kiosk console session key v1"
@@ -54,10 +57,27 @@ class Signer:
     def _mac(self, data: bytes) -> str:
         return hmac.new(self.key, data, hashlib.sha256).hexdigest()
 
-    def issue(self, user: str, must_change: bool) -> tuple[str, Session]:
-        session = Session(user, secrets.token_urlsafe(24), must_change, int(self._clock()) + SESSION_S)
+    def stamp(self, credential: str) -> str:
+        """What a session carries of the user's password hash: a MAC, so the cookie reveals nothing of it."""
+        return self._mac(b"credential\n" + credential.encode())[:32]
+
+    def issue(self, user: str, must_change: bool, credential: str) -> tuple[str, Session]:
+        """A session of ``user``, bound to ``credential`` (their password hash now)."""
+        session = Session(
+            user,
+            secrets.token_urlsafe(24),
+            must_change,
+            int(self._clock()) + SESSION_S,
+            self.stamp(credential),
+        )
         body = json.dumps(
-            {"u": session.user, "c": session.csrf, "m": session.must_change, "e": session.expires},
+            {
+                "u": session.user,
+                "c": session.csrf,
+                "m": session.must_change,
+                "e": session.expires,
+                "s": session.stamp,
+            },
             separators=(",", ":"),
         ).encode()
         data = base64.urlsafe_b64encode(body).rstrip(b"=")
@@ -72,10 +92,16 @@ class Signer:
             return None
         try:
             fields = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
-            session = Session(str(fields["u"]), str(fields["c"]), bool(fields["m"]), int(fields["e"]))
+            session = Session(
+                str(fields["u"]), str(fields["c"]), bool(fields["m"]), int(fields["e"]), str(fields["s"])
+            )
         except (ValueError, KeyError, TypeError):
-            return None
+            return None  # a cookie from before sessions had a stamp among them: log in again
         return session if session.expires > self._clock() else None
+
+    def still_valid(self, session: Session, credential: str) -> bool:
+        """Whether the user's password is still the one the session was opened with."""
+        return hmac.compare_digest(session.stamp, self.stamp(credential))
 
 
 def same_token(given: str | None, expected: str) -> bool:

@@ -356,14 +356,20 @@ class DeskStore:
         return Principal(row.name, row.role, row.dept) if row else None
 
     def principal(self, name: str) -> Principal | None:
-        """An enabled user by name (for a session)."""
+        """An enabled user by name."""
+        found = self.session_principal(name)
+        return found[0] if found else None
+
+    def session_principal(self, name: str) -> tuple[Principal, str] | None:
+        """An enabled user by name and their credential (the password hash, "" without one), which a
+        console session must have been opened with."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(users.c.name, users.c.role, users.c.dept).where(
+                select(users.c.name, users.c.role, users.c.dept, users.c.password_hash).where(
                     (users.c.name == name) & (users.c.disabled == 0)
                 )
             ).first()
-        return Principal(row.name, row.role, row.dept) if row else None
+        return (Principal(row.name, row.role, row.dept), row.password_hash or "") if row else None
 
     def check_password(self, name: str, password: str) -> tuple[Principal, bool] | None:
         """(principal, must change password) when the password is right; None otherwise."""

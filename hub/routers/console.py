@@ -26,7 +26,7 @@ from ..dependencies import ConsoleRedirect, ConsoleUser, Desk, PageUser, Session
 from ..desk import workflow as wf
 from ..desk.calendar import CalendarGap
 from ..desk.roles import ADMIN, ROLE_LABELS, ROLES, SUPERVISOR
-from ..desk.store import DeskError, ItemFilter, NotFound
+from ..desk.store import DeskError, DeskStore, ItemFilter, NotFound
 from ..keys import KeyFileError
 from .manage import MAX_EXPORT_ITEMS, contact_opener, items_csv
 
@@ -115,6 +115,14 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+def _issue(request: Request, desk: DeskStore, name: str, must_change: bool) -> str:
+    """A session cookie bound to the user's password as it is now."""
+    found = desk.session_principal(name)
+    credential = found[1] if found else ""
+    cookie, _ = request.app.state.console_signer.issue(name, must_change, credential)
+    return cookie
+
+
 def set_session(response: Response, request: Request, cookie: str) -> None:
     secure = request.url.scheme == "https" or request.app.state.desk_settings.public_url.startswith("https")
     response.set_cookie(
@@ -180,7 +188,7 @@ async def login(request: Request, desk: Desk) -> Response:
         )
     await run_in_threadpool(throttle.succeeded, name, attempt)
     principal, must_change = checked
-    cookie, _ = request.app.state.console_signer.issue(principal.name, must_change)
+    cookie = await run_in_threadpool(_issue, request, desk, principal.name, must_change)
     response = RedirectResponse("/console/password" if must_change else "/console/", status_code=303)
     set_session(response, request, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
@@ -221,7 +229,8 @@ async def change_password(request: Request, user: SessionUser, desk: Desk) -> Re
         return render(
             request, "password.html", user, status=400, forced=user.session.must_change, error=error
         )
-    cookie, _ = request.app.state.console_signer.issue(user.principal.name, False)
+    # The new password ends every other session of this user (a stolen cookie too); this one goes on.
+    cookie = await run_in_threadpool(_issue, request, desk, user.principal.name, False)
     response = RedirectResponse("/console/", status_code=303)
     set_session(response, request, cookie)
     return response
