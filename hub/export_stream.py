@@ -320,13 +320,22 @@ def _csv_text(value: Any) -> Any:
     return func.coalesce(case((care, either), else_=value), _lit(""))
 
 
+# A JSON string holding one of these is written by to_json (json.dumps escapes the same, the same way).
+_JSON_ESCAPED = "[" + "".join(chr(c) for c in range(1, 32)) + '"\\\\' + "]"
+
+
+def _json_quoted(value: Any) -> Any:
+    """A string that needs no escape, as JSON."""
+    return func.coalesce(_lit('"') + value + _lit('"'), _lit("null"))
+
+
 def _json_text(value: Any) -> Any:
     """A text field as json.dumps(ensure_ascii=False) writes it: ``to_json`` escapes the same characters
     the same way, but costs twice the rest of the record; a string without them needs only quotes."""
-    escaped = "".join(chr(c) for c in range(1, 32)) + '"\\'
-    needs = value.op("~")(_lit("[" + escaped.replace("\\", "\\\\") + "]"))
-    plain = _lit('"') + value + _lit('"')
-    return func.coalesce(case((needs, cast(func.to_json(value), Text)), else_=plain), _lit("null"))
+    needs = value.op("~")(_lit(_JSON_ESCAPED))
+    return case(
+        (needs, func.coalesce(cast(func.to_json(value), Text), _lit("null"))), else_=_json_quoted(value)
+    )
 
 
 # Each kind of field as CSV and as JSON, written by PostgreSQL exactly as csv.DictWriter (after
@@ -359,8 +368,29 @@ _SQL_RULES: dict[str, Callable[[Any], Any]] = {
 def _record_sql(columns: dict[str, Any], fmt: Format) -> tuple[Any, Any, Any]:
     """(the record as text, the sealed contact or NULL, where the opened contact goes in the text when
     there is one) from the export query's columns by name, by ``EXPORT_RECORD``."""
-    encode = _ENCODERS[fmt]
-    head: list[Any] = []  # the pieces before the contact
+    head, tail, sealed = _pieces(columns, fmt, _ENCODERS[fmt])
+    cut = case((sealed.is_not(None), func.char_length(_joined(head))), else_=None)
+    record = _joined(head + tail)
+    if fmt == "json":
+        # Most records hold no string to escape: one search over all their strings instead of one a
+        # string, then each string only quoted (the database's CPU for a month 3.5 s -> 2.8 s; the same
+        # for CSV cost more than it saved: the reason codes hold commas).
+        texts = [
+            _SQL_RULES[f.rule](columns[f.column])
+            for f in EXPORT_RECORD
+            if f.kind == "text" and f.rule != "opened"
+        ]
+        clean = func.concat(*texts).op("!~")(_lit(_JSON_ESCAPED))
+        plain_head, plain_tail, _ = _pieces(columns, fmt, {**_ENCODERS[fmt], "text": _json_quoted})
+        record = case((and_(sealed.is_(None), clean), _joined(plain_head + plain_tail)), else_=record)
+    return record, sealed, cut
+
+
+def _pieces(
+    columns: dict[str, Any], fmt: Format, encode: dict[str, Callable[[Any], Any]]
+) -> tuple[list[Any], list[Any], Any]:
+    """(the pieces of the record before the contact, those after it, the sealed contact)."""
+    head: list[Any] = []
     tail: list[Any] = []
     pieces = head
     for n, field in enumerate(EXPORT_RECORD):
@@ -375,8 +405,7 @@ def _record_sql(columns: dict[str, Any], fmt: Format) -> tuple[Any, Any, Any]:
             continue
         pieces.append(encode[field.kind](_SQL_RULES[field.rule](columns[field.column])))
     tail.append(_lit("}" if fmt == "json" else "\r\n"))
-    cut = case((sealed.is_not(None), func.char_length(_joined(head))), else_=None)
-    return _joined(head + tail), sealed, cut
+    return head, tail, sealed
 
 
 def _joined(pieces: list[Any]) -> Any:
