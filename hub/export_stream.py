@@ -561,10 +561,8 @@ def _encoded_chunks(
     skip = len(_EMPTY_CONTACT[fmt])
     contact = _CONTACT[fmt]
 
-    def text(row: Sequence[Any]) -> str:
+    def opened(row: Sequence[Any]) -> str:  # a row with a sealed contact: 1 in 75
         line, sealed, cut = row[4], row[5], row[6]
-        if sealed is None:
-            return line
         return line[:cut] + contact(open_contact(sealed)) + line[cut + skip :]
 
     if fmt == "csv":
@@ -572,12 +570,12 @@ def _encoded_chunks(
         csv.writer(out, lineterminator="\r\n").writerow(EXPORT_FIELDS)
         yield BOM + out.getvalue()  # the first bytes at once, before the first page is read
         for page in pages:
-            yield "".join([text(row) for row in page])
+            yield "".join([row[4] if row[5] is None else opened(row) for row in page])
         return
     yield '{"ratings": ['
     separator = ""
     for page in pages:
-        yield separator + ", ".join([text(row) for row in page])
+        yield separator + ", ".join([row[4] if row[5] is None else opened(row) for row in page])
         separator = ", "
     # The totals of the headers: counted in the same snapshot as the rows, so they are the list's.
     yield f'], "count": {totals.count}, "unlinked": {totals.unlinked}, "duplicates": {totals.duplicates}}}'
