@@ -598,12 +598,6 @@ def export_document(
     with engine.connect() as conn:
         conn.execution_options(isolation_level="REPEATABLE READ")
         totals = _read_totals(conn, first, last)
-        cases: list[str] | None = []
-        if totals.duplicates:
-            cases = list(conn.execute(duplicate_cases_query(first, last)).scalars())
-            if len(cases) > DUPLICATE_CASES_HELD:
-                cases = None  # then each rating is looked up: the hub's memory stays that of a page
-        terminal_query, phone_query = encoded_queries(first, last, fmt, cases)
         # Compiling the records' expressions to machine code took 1.3 s of the database's time for a
         # month, and saved none (measured: docs/performance.md); and it came before the first row.
         conn.exec_driver_sql("SET LOCAL jit = off")
@@ -611,16 +605,24 @@ def export_document(
         # plain tuples (SQLAlchemy's rows cost a third of the hub's time for a month).
         driver = conn.connection.dbapi_connection
         assert driver is not None
-        cursors = []
-        try:
-            for name, query in (("kiosk_export_window", terminal_query), ("kiosk_export_phone", phone_query)):
+        cursors: list[Any] = []
+
+        def pages() -> Iterator[list[Any]]:  # after the first bytes have gone: they wait for the totals only
+            cases: list[str] | None = []
+            if totals.duplicates:
+                cases = list(conn.execute(duplicate_cases_query(first, last)).scalars())
+                if len(cases) > DUPLICATE_CASES_HELD:
+                    cases = None  # then each rating is looked up: the hub's memory stays that of a page
+            queries = encoded_queries(first, last, fmt, cases)
+            for name, query in zip(("kiosk_export_window", "kiosk_export_phone"), queries, strict=True):
                 compiled = query.compile(dialect=conn.dialect)
-                cursor = driver.cursor(name=name)
-                cursors.append(cursor)
-                cursor.execute(str(compiled), compiled.construct_params())
+                cursors.append(driver.cursor(name=name))
+                cursors[-1].execute(str(compiled), compiled.construct_params())
             window, phone = cursors
-            pages = merge_pages(_pages(window), chain.from_iterable(_pages(phone)))
-            yield totals, _encoded_chunks(pages, fmt, totals, open_contact)
+            yield from merge_pages(_pages(window), chain.from_iterable(_pages(phone)))
+
+        try:
+            yield totals, _encoded_chunks(pages(), fmt, totals, open_contact)
         finally:
             for cursor in cursors:
                 cursor.close()
