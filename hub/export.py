@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from .cli import UsageError, _open_store, _run
-from .export_stream import csv_chunks, export_rows, json_chunks
+from .export_stream import Format, export_document
 from .ratings import time_bound
 from .routers.operators import _contact_opener
 
@@ -20,8 +20,8 @@ def ratings_export(args) -> int:
         raise UsageError("--from/--to: expected yyyy-MM-dd or an ISO date-time") from None
     store = _open_store(args)
     try:
-        with export_rows(store.engine, first, last) as (totals, rows):
-            chunks = (csv_chunks if args.format == "csv" else json_chunks)(rows, _contact_opener(store))
+        fmt: Format = "csv" if args.format == "csv" else "json"
+        with export_document(store.engine, first, last, fmt, _contact_opener(store)) as (totals, chunks):
             for chunk in chunks:  # the same document as GET /api/v1/ratings, a page at a time
                 sys.stdout.write(chunk)
     finally:

@@ -11,38 +11,55 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from core.domain import check_satisfaction, is_bad, to_gbt39046
 from core.events import EventError, check_payload
 from core.qrtoken import TokenClaims
 
+
+@dataclass(frozen=True)
+class ExportField:
+    """A field of the export record: its national name, how it is written (``text``: a string or null,
+    a spreadsheet-safe cell in CSV; ``number``; ``flag``: JSON true/false, CSV 1/0), the column of the
+    export's query it comes from, and the rule from column to value. ``hub.export_stream`` writes the
+    same record from this table in SQL on PostgreSQL; ``export_record`` is its Python reading."""
+
+    name: str
+    kind: Literal["text", "number", "flag"]
+    column: str
+    rule: Literal["as_is", "gbt39046", "or_empty", "nonempty", "opened"] = "as_is"
+
+
 # National names first (Zhejiang-style operational interface), then this hub's own columns.
-EXPORT_FIELDS = (
-    "projectNo",
-    "taskCode",
-    "taskName",
-    "pf",
-    "satisfaction",
-    "satisfactionCode",
-    "evalDetail",
-    "assessTime",
-    "areaCode",
-    "deptCode",
-    "windowNo",
-    "staffNo",
-    "staffName",
-    "ticketNo",
-    "deviceId",
-    "linked",
-    "duplicate",
-    "contact",
-    "logId",
-    "seq",
-    "qrNonce",
-    "correctedFrom",
+EXPORT_RECORD = (
+    ExportField("projectNo", "text", "case_no"),
+    ExportField("taskCode", "text", "item_code"),
+    ExportField("taskName", "text", "item_name"),
+    ExportField("pf", "number", "pf"),
+    ExportField("satisfaction", "number", "satisfaction"),
+    ExportField("satisfactionCode", "number", "satisfaction", "gbt39046"),
+    ExportField("evalDetail", "text", "reasons", "or_empty"),
+    ExportField("assessTime", "text", "assess_time"),
+    ExportField("areaCode", "text", "area_code", "or_empty"),
+    ExportField("deptCode", "text", "dept_code", "or_empty"),
+    ExportField("windowNo", "text", "window"),
+    ExportField("staffNo", "text", "staff_no"),
+    ExportField("staffName", "text", "staff_name"),
+    ExportField("ticketNo", "text", "ticket_no"),
+    ExportField("deviceId", "text", "device_id"),
+    ExportField("linked", "flag", "case_no", "nonempty"),
+    ExportField("duplicate", "flag", "duplicate"),
+    ExportField("contact", "text", "contact_sealed", "opened"),  # the only field the database cannot write
+    ExportField("logId", "text", "log_id"),
+    ExportField("seq", "number", "seq"),
+    ExportField("qrNonce", "text", "qr_nonce"),
+    # The level first given when the rater corrected it on the kiosk (改评价); null otherwise.
+    ExportField("correctedFrom", "number", "corrected_from"),
 )
+EXPORT_FIELDS = tuple(field.name for field in EXPORT_RECORD)
 
 _TEXT_FIELDS = ("window", "staff_no", "staff_name", "ticket_no", "case_no", "item_code", "item_name", "input")
 MAX_SEQ = 2**53  # the largest seq the hub takes: the largest integer JSON numbers hold exactly
@@ -174,34 +191,25 @@ def phone_rating_row(
     }
 
 
+_RULES: dict[str, Callable[[Any], Any]] = {
+    "as_is": lambda value: value,
+    "gbt39046": to_gbt39046,
+    "or_empty": lambda value: value or "",
+    "nonempty": bool,
+}
+
+
 def export_record(row: dict[str, Any], open_contact: Callable[[str], str | None]) -> dict[str, Any]:
-    """One terminal or phone rating (a row of hub.export_stream.export_query) in the national field names;
-    ``open_contact`` opens a sealed phone (None if it cannot)."""
-    sealed = row["contact_sealed"]
+    """One terminal or phone rating (a row of hub.export_stream.export_queries, with the device's codes)
+    in the national field names, by ``EXPORT_RECORD``; ``open_contact`` opens a sealed phone (None if
+    it cannot)."""
     return {
-        "projectNo": row["case_no"],
-        "taskCode": row["item_code"],
-        "taskName": row["item_name"],
-        "pf": row["pf"],
-        "satisfaction": row["satisfaction"],
-        "satisfactionCode": to_gbt39046(row["satisfaction"]),
-        "evalDetail": row["reasons"] or "",
-        "assessTime": row["assess_time"],
-        "areaCode": row["area_code"] or "",
-        "deptCode": row["dept_code"] or "",
-        "windowNo": row["window"],
-        "staffNo": row["staff_no"],
-        "staffName": row["staff_name"],
-        "ticketNo": row["ticket_no"],
-        "deviceId": row["device_id"],
-        "linked": bool(row["case_no"]),
-        "duplicate": row["duplicate"],
-        "contact": open_contact(sealed) if sealed else None,
-        "logId": row["log_id"],
-        "seq": row["seq"],
-        "qrNonce": row["qr_nonce"],
-        # The level first given when the rater corrected it on the kiosk (改评价); null otherwise.
-        "correctedFrom": row.get("corrected_from"),
+        field.name: (
+            (open_contact(row[field.column]) if row[field.column] else None)
+            if field.rule == "opened"
+            else _RULES[field.rule](row[field.column])
+        )
+        for field in EXPORT_RECORD
     }
 
 

@@ -17,7 +17,7 @@ from core.contact import ContactError, open_contact
 from ..auth import token_identity
 from ..dependencies import Store, require_operator
 from ..errors import HubError
-from ..export_stream import csv_chunks, export_rows, json_chunks
+from ..export_stream import export_document
 from ..ratings import time_bound
 from ..storage import HubStore
 
@@ -40,8 +40,9 @@ def get_ratings(
     except ValueError:
         raise HubError(400, "malformed", detail="from/to: expected yyyy-MM-dd or an ISO date-time") from None
     stack = ExitStack()
-    totals, rows = stack.enter_context(export_rows(store.engine, first, last))
-    chunks = (csv_chunks if format == "csv" else json_chunks)(rows, _contact_opener(store))
+    totals, chunks = stack.enter_context(
+        export_document(store.engine, first, last, format, _contact_opener(store))
+    )
     # Who took the ratings with their opened phone numbers: the token's identity, never the token.
     log.warning(
         "ratings export by operator %s from %s: format %s, from %s to %s, %d ratings",
