@@ -25,11 +25,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.events import ZERO_HASH, canonical_json
 from core.progress import advance, set_total
 
+from ..desk.store import check_item_facts
 from ..desk.tables import actions, device_sections
 from ..desk.tables import sections as desk_sections
 from ..schema import events, logs, phone_ratings
 from . import model as m
-from .tables import cells, device_days, folded_logs, folded_phone, labels
+from .tables import (
+    GRAINS,
+    cells,
+    device_days,
+    device_months,
+    folded_logs,
+    folded_phone,
+    item_days,
+    item_months,
+    labels,
+    staff_days,
+    staff_months,
+)
 
 _PG_FOLD_LOCK = 0x66696773  # "figs"
 _EVENT_CHUNK = 5000
@@ -230,18 +243,17 @@ class FigureStore:
                     for c, v in sorted(deltas.items(), key=_cell_order)
                 ],
             )
-        if deltas:
-            by_device = _by_device(deltas)
-            stmt = self._insert(device_days)
+        for table, columns in GRAINS.items() if deltas else ():  # the same sums, coarser
+            stmt = self._insert(table)
             stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "device_id"],
-                set_={f: device_days.c[f] + stmt.excluded[f] for f in m.ROLLUP_FIELDS},
+                index_elements=list(columns),
+                set_={f: table.c[f] + stmt.excluded[f] for f in m.ROLLUP_FIELDS},
             )
             conn.execute(
                 stmt,
                 [
-                    {"day": day, "device_id": device_id, **{f: getattr(v, f) for f in m.ROLLUP_FIELDS}}
-                    for (day, device_id), v in sorted(by_device.items())
+                    {**dict(zip(columns, key, strict=True)), **{f: getattr(v, f) for f in m.ROLLUP_FIELDS}}
+                    for key, v in sorted(_by_grain(deltas, columns).items())
                 ],
             )
         rows = [
@@ -334,42 +346,28 @@ class FigureStore:
 
     @staticmethod
     def _read_part(conn, found: m.Deltas, first, last, keep, staff, item, by_device=True) -> None:
-        # Without a staff member or 事项 to keep or filter, the cells summed per day and device serve.
-        whole = "staff_no" not in keep and "item_code" not in keep and staff is None and item is None
-        table = device_days if whole else cells
-        month = func.substr(table.c.day, 1, 7)
-        by: list[Any] = [table.c.device_id.label("device_id")] if by_device or not keep else []
-        if "staff_no" in keep:
-            by.append(cells.c.staff_no)
-        if "item_code" in keep:
-            by.append(cells.c.item_code)
-        if "day" in keep:
-            by.append(table.c.day)
-        elif "month" in keep:
-            by.append(month)
-        query = select(
-            *by,
-            func.min(table.c.day).label("first_day"),
-            *[func.sum(table.c[f]).label(f) for f in m.ROLLUP_FIELDS],
-        ).group_by(*by)
-        query = _where_days(query, table.c.day, first, last)
-        if staff is not None:
-            query = query.where(cells.c.staff_no == staff)
-        if item is not None:
-            query = query.where(cells.c.item_code == item)
-        for r in conn.execute(query):
-            values = r._mapping
-            cell = m.Cell(
-                values["first_day"],
-                values.get("device_id", m.NONE_KEY),
-                values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
-                values["item_code"] if "item_code" in keep else m.NONE_KEY,
-            )
-            counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
-            if cell in found:
-                found[cell].add(counts)
-            else:
-                found[cell] = counts
+        """The sums of days ``first``…``last`` from the coarsest table that holds what is kept or
+        filtered: per day and device without a staff member or 事项, per day, device and staff member
+        without a 事项, per day and 事项 for a 事项 without a device; the cells otherwise. Whole months
+        within the period come from the monthly sums unless the rows are kept per day."""
+        with_staff = "staff_no" in keep or staff is not None
+        with_item = "item_code" in keep or item is not None
+        with_device = by_device or not keep
+        daily, monthly = (
+            (cells, None)
+            if with_staff and with_item or with_item and with_device
+            else (staff_days, staff_months)
+            if with_staff
+            else (item_days, item_months)
+            if with_item
+            else (device_days, device_months)
+        )
+        if monthly is None or "day" in keep or first is None or last is None:
+            spans = [(first, last, daily)]
+        else:
+            spans = [(a, b, monthly if whole else daily) for a, b, whole in _month_spans(first, last)]
+        for a, b, table in spans:
+            _read_sums(conn, found, table, a, b, keep, staff, item, with_device)
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -379,9 +377,9 @@ class FigureStore:
         fresh, stored, _ = self.recompute_all()
         return fresh, stored
 
-    def recompute_all(self) -> tuple[m.Deltas, m.Deltas, dict[tuple[str, str], m.Counts]]:
-        """``recompute`` and the stored cells summed per day and device (``fig_device_days``), read in
-        the same view."""
+    def recompute_all(self) -> tuple[m.Deltas, m.Deltas, dict[Any, dict[tuple[str, ...], m.Counts]]]:
+        """``recompute``, and every table of coarser sums (``GRAINS``: per day and device, …) as stored,
+        read in the same view."""
         deltas: m.Deltas = {}
         names = m.Labels()
         with self.engine.connect() as conn:
@@ -417,29 +415,44 @@ class FigureStore:
                 )
                 for r in conn.execute(select(cells))
             }
-            by_device = {
-                (r.day, r.device_id): m.Counts(**{f: int(getattr(r, f)) for f in m.ROLLUP_FIELDS})
-                for r in conn.execute(select(device_days))
+            grains = {
+                table: {
+                    tuple(getattr(r, c) for c in columns): m.Counts(
+                        **{f: int(getattr(r, f)) for f in m.ROLLUP_FIELDS}
+                    )
+                    for r in conn.execute(select(table))
+                }
+                for table, columns in GRAINS.items()
             }
             conn.rollback()
-        return deltas, stored, by_device
+        return deltas, stored, grains
 
     def verify(self, first: str | None = None, last: str | None = None) -> list[str]:
-        """Differences between the materialised cells (days ``first``…``last``) and the cells
-        recomputed from the raw record; empty when they agree."""
+        """Differences between the materialised cells (days ``first``…``last``), the coarser sums
+        (``GRAINS``) and the desk's facts (``desk_item_facts``, every item) and what the raw record
+        says; empty when they agree."""
         self.refresh()
-        fresh, stored, by_device = self.recompute_all()
-        problems = []
-        fresh_by_device = _by_device(fresh)
-        for day, device_id in sorted(set(fresh_by_device) | set(by_device)):
-            if (first is not None and day < first) or (last is not None and day > last):
-                continue
-            want = fresh_by_device.get((day, device_id), m.Counts()).as_dict()
-            have = by_device.get((day, device_id), m.Counts()).as_dict()
-            diff = {f: (have[f], want[f]) for f in m.ROLLUP_FIELDS if have[f] != want[f]}
-            if diff:
-                what = ", ".join(f"{f} served {h} but the record says {w}" for f, (h, w) in diff.items())
-                problems.append(f"{day} device {device_id} (all staff and 事项): {what}")
+        fresh, stored, grains = self.recompute_all()
+        with self.engine.connect() as conn:
+            _snapshot_begin(conn)
+            problems = check_item_facts(conn)
+            conn.rollback()
+        for table, columns in GRAINS.items():
+            want_rows = _by_grain(fresh, columns)
+            have_rows = grains[table]
+            monthly = columns[0] == "month"
+            for key in sorted(set(want_rows) | set(have_rows)):
+                when = key[0]
+                if (first is not None and when < (first[:7] if monthly else first)) or (
+                    last is not None and when > (last[:7] if monthly else last)
+                ):
+                    continue
+                want = want_rows.get(key, m.Counts()).as_dict()
+                have = have_rows.get(key, m.Counts()).as_dict()
+                diff = {f: (have[f], want[f]) for f in m.ROLLUP_FIELDS if have[f] != want[f]}
+                if diff:
+                    what = ", ".join(f"{f} served {h} but the record says {w}" for f, (h, w) in diff.items())
+                    problems.append(f"{_grain_text(table, key)}: {what}")
         for cell in sorted(set(fresh) | set(stored)):
             if (first is not None and cell.day < first) or (last is not None and cell.day > last):
                 continue
@@ -455,12 +468,92 @@ class FigureStore:
         return problems
 
 
-def _by_device(deltas: m.Deltas) -> dict[tuple[str, str], m.Counts]:
-    """Cells summed per (day, device): the rows of ``fig_device_days``."""
-    out: dict[tuple[str, str], m.Counts] = {}
+def _grain_key(cell: m.Cell, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(cell.day[:7] if c == "month" else getattr(cell, c) for c in columns)
+
+
+def _by_grain(deltas: m.Deltas, columns: tuple[str, ...]) -> dict[tuple[str, ...], m.Counts]:
+    """Cells summed per the key ``columns`` (of ``GRAINS``): the rows of that table."""
+    out: dict[tuple[str, ...], m.Counts] = {}
     for c, v in deltas.items():
-        out.setdefault((c.day, c.device_id), m.Counts()).add(v)
+        out.setdefault(_grain_key(c, columns), m.Counts()).add(v)
     return out
+
+
+def _grain_text(table, key: tuple[str, ...]) -> str:
+    """A row of a table of sums, as the verify report names it."""
+    named = dict(zip(GRAINS[table], key, strict=True))
+    when = named.get("day") or named.get("month")
+    parts = [when] + [f"{label} {named[c] or '-'}" for c, label in _KEY_LABELS if c in named]
+    return " ".join(parts) + f" ({_WHOLE[tuple(c for c in GRAINS[table] if c not in ('day', 'month'))]})"
+
+
+_KEY_LABELS = (("device_id", "device"), ("staff_no", "staff"), ("item_code", "事项"))
+_WHOLE = {
+    ("device_id",): "all staff and 事项",
+    ("device_id", "staff_no"): "all 事项",
+    ("item_code",): "all devices and staff",
+}
+
+
+def _month_spans(first: str, last: str) -> list[tuple[str, str, bool]]:
+    """Days ``first``…``last`` as (first, last, whole months?): the days before the first whole month,
+    the whole months, the days after the last."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    whole_first = start if start.day == 1 else _next_month(start)
+    whole_end = _next_month(end) if _next_month(end) - timedelta(days=1) == end else end.replace(day=1)
+    if whole_first >= whole_end:  # no whole month inside
+        return [(first, last, False)]
+    spans = []
+    if start < whole_first:
+        spans.append((first, (whole_first - timedelta(days=1)).isoformat(), False))
+    spans.append((whole_first.isoformat(), (whole_end - timedelta(days=1)).isoformat(), True))
+    if whole_end <= end:
+        spans.append((whole_end.isoformat(), last, False))
+    return spans
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _read_sums(conn, found: m.Deltas, table, first, last, keep, staff, item, with_device: bool) -> None:
+    """Rows of one table of sums (or the cells) over days ``first``…``last``, summed in SQL per device
+    (``with_device``) and the columns in ``keep``, added into ``found``."""
+    monthly = "month" in table.c
+    when = table.c.month if monthly else table.c.day
+    by: list[Any] = [table.c.device_id.label("device_id")] if with_device else []
+    if "staff_no" in keep:
+        by.append(table.c.staff_no)
+    if "item_code" in keep:
+        by.append(table.c.item_code)
+    if "day" in keep:
+        by.append(table.c.day)
+    elif "month" in keep:
+        by.append(when if monthly else func.substr(when, 1, 7))
+    query = select(
+        *by, func.min(when).label("first_day"), *[func.sum(table.c[f]).label(f) for f in m.ROLLUP_FIELDS]
+    ).group_by(*by)
+    if monthly:  # whole months only (``_month_spans``)
+        first, last = first and first[:7], last and last[:7]
+    query = _where_days(query, when, first, last)
+    if staff is not None:
+        query = query.where(table.c.staff_no == staff)
+    if item is not None:
+        query = query.where(table.c.item_code == item)
+    for r in conn.execute(query):
+        values = r._mapping
+        cell = m.Cell(
+            values["first_day"] + "-01" if monthly else values["first_day"],
+            values.get("device_id", m.NONE_KEY),
+            values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
+            values["item_code"] if "item_code" in keep else m.NONE_KEY,
+        )
+        counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
+        if cell in found:
+            found[cell].add(counts)
+        else:
+            found[cell] = counts
 
 
 def _cell_order(item: tuple[m.Cell, m.Counts]) -> tuple[str, str, str, str]:
