@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, case, cast, delete, exists, func, insert, literal, select, update
+from sqlalchemy import String, and_, case, cast, delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.domain import is_bad
@@ -240,7 +240,7 @@ def item_facts_query(postgres: bool, where=None):
             ),
             else_=0,
         ).label("called_back"),
-        select(actions.c.at)
+        select(_utc_text(actions.c.at, postgres))
         .where((actions.c.item_id == items.c.id) & (actions.c.action == wf.CLOSE))
         .order_by(actions.c.seq)
         .limit(1)
@@ -311,6 +311,25 @@ def _facts_text(row) -> str:
     if row is None:
         return "nothing"
     return ", ".join(f"{c}={v}" for c, v in zip(_FACT_COLUMNS[1:], row[1:], strict=True))
+
+
+def _utc_text(at, postgres: bool):
+    """An ISO instant as UTC text of one format, ``YYYY-MM-DDTHH:MM:SS+00:00`` (whole seconds): what
+    ``datetime.isoformat(timespec="seconds")`` of a UTC time gives, so instants compare as text."""
+    if postgres:
+        return (
+            func.to_char(
+                func.timezone("UTC", cast(at, _timestamptz())), 'YYYY-MM-DD"T"HH24:MI:SS', type_=String()
+            )
+            + "+00:00"
+        )
+    return func.strftime("%Y-%m-%dT%H:%M:%S+00:00", at)
+
+
+def _timestamptz():
+    from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+    return TIMESTAMP(timezone=True)
 
 
 def _jsonb():

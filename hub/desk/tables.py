@@ -117,8 +117,9 @@ item_facts = Table(
     Column("status", String(16), nullable=False),
     Column("real_name", Integer, nullable=False),
     Column("called_back", Integer, nullable=False),
-    Column("closed_at", String(40)),  # the first close's time (UTC ISO); NULL: never closed
+    Column("closed_at", String(25)),  # the first close's instant: UTC, YYYY-MM-DDTHH:MM:SS+00:00; NULL: never
     Index("desk_item_facts_day", "day"),
+    Index("desk_item_facts_status_day", "status", "day"),  # 不属实 alone: a year's rates
 )
 
 # Alerts to send: one per (target, event, subject), so each is sent once; attempts appended.

@@ -53,8 +53,9 @@ item_facts = Table(
     Column("status", String(16), nullable=False),
     Column("real_name", Integer, nullable=False),
     Column("called_back", Integer, nullable=False),
-    Column("closed_at", String(40)),
+    Column("closed_at", String(25)),
     Index("desk_item_facts_day", "day"),
+    Index("desk_item_facts_status_day", "status", "day"),
 )
 
 
@@ -92,6 +93,10 @@ SUMS = (
     ),
 )
 
+_CLOSED_AT = {  # the instant as UTC text of one format (whole seconds)
+    "postgresql": """to_char(timezone('UTC', CAST(a.at AS timestamptz)), 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'""",
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%S+00:00', a.at)",
+}
 _REACHED = {
     "postgresql": "CAST(a.payload AS JSONB) -> 'reached' = CAST('true' AS JSONB)",
     "sqlite": "json_type(a.payload, '$.reached') = 'true'",
@@ -107,7 +112,7 @@ SELECT i.id, substr(i.assess_time, 1, 10), i.device_id,
        CASE WHEN coalesce(r.contact_sealed, p.contact_sealed) IS NOT NULL THEN 1 ELSE 0 END,
        CASE WHEN EXISTS (SELECT 1 FROM desk_actions a WHERE a.item_id = i.id AND a.action = 'callback'
                          AND {reached}) THEN 1 ELSE 0 END,
-       (SELECT a.at FROM desk_actions a WHERE a.item_id = i.id AND a.action = 'close'
+       (SELECT {closed_at} FROM desk_actions a WHERE a.item_id = i.id AND a.action = 'close'
         ORDER BY a.seq LIMIT 1)
 FROM desk_items i
 LEFT JOIN ratings r ON r.device_id = i.device_id AND r.log_id = i.log_id AND r.seq = i.seq
@@ -124,7 +129,8 @@ def upgrade() -> None:
         bind.execute(text("SET LOCAL jit = off"))
     if not inspector.has_table("desk_item_facts"):
         item_facts.create(bind)
-        bind.execute(text(FACTS.format(reached=_REACHED.get(bind.dialect.name, _REACHED["sqlite"]))))
+        dialect = bind.dialect.name if bind.dialect.name in _REACHED else "sqlite"
+        bind.execute(text(FACTS.format(reached=_REACHED[dialect], closed_at=_CLOSED_AT[dialect])))
     for table, source, keys in SUMS:
         if inspector.has_table(table.name):  # a re-run after a rewind
             continue
