@@ -253,8 +253,11 @@ def item_facts_query(postgres: bool, where=None):
 
 def fold_item_facts(conn, where) -> None:
     """Rewrite the facts of the items ``where`` selects from the record, in the caller's transaction."""
-    query = item_facts_query(conn.engine.dialect.name == "postgresql", where)
+    postgres = conn.engine.dialect.name == "postgresql"
+    query = item_facts_query(postgres, where)
     ids = select(items.c.id).where(where)
+    if postgres:  # one writer of an item's facts at a time; the next reads what the first committed
+        conn.execute(ids.order_by(items.c.id).with_for_update())
     conn.execute(delete(item_facts).where(item_facts.c.item_id.in_(ids.scalar_subquery())))
     conn.execute(
         insert(item_facts).from_select(

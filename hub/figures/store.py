@@ -1,12 +1,14 @@
-"""The figures over the hub's database: folding the record into cells, answering the stats queries, and
-``verify``, which recomputes the cells from the raw record and compares.
+"""The figures over the hub's database: folding the record into cells (and their coarser sums, ``GRAINS``),
+answering the stats queries, and ``verify``, which recomputes the cells from the raw record and compares
+them, the coarser sums and the desk's facts.
 
 Folding is lazy: every query first folds what arrived since the last fold (each log from its cursor,
 with the replay state kept there; each phone rating not yet folded), in one transaction with the new
 cursors, so the cells always hold exactly the record up to the cursors, and the head of the record the
 figures were computed from is read from those cursors. The desk's decisions (不属实, 回访, 办结) change
-after the rating: they are counted at the moment of asking, never materialised, by one SQL aggregate per
-period part (summed per device and key like the cells).
+after the rating: they are counted at the moment of asking by one SQL aggregate per period part over
+``desk_item_facts`` (each item's facts, kept by the desk with every change; deadlines computed when
+asked), summed per device and key like the cells.
 """
 
 from __future__ import annotations
