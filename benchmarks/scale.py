@@ -420,6 +420,7 @@ def _fill(conn, shape: Shape, params: dict, sealed: list[str]) -> None:
             "INSERT INTO fig_phone (device_id, nonce, assess_time) SELECT device_id, nonce, assess_time FROM phone_ratings"
         )
     )
+    conn.execute(text("UPDATE fig_phone_count SET folded = (SELECT count(*) FROM fig_phone) WHERE id = 1"))
     conn.execute(
         text("""
         INSERT INTO fig_labels (kind, key, at, value)

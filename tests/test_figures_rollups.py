@@ -27,7 +27,7 @@ from hub.figures import model as m
 from hub.figures.desk import desk_items
 from hub.figures.service import deadline_rule
 from hub.figures.store import FigureStore
-from hub.figures.tables import GRAINS, item_months, staff_days
+from hub.figures.tables import GRAINS, folded_phone_count, item_months, staff_days
 from hub.schema import metadata
 from hub.storage import HubStore, database_url
 
@@ -309,6 +309,11 @@ def test_verify_names_a_corrupted_rollup(kind, tmp_path):
         assert any("2026-11 事项 I2 (all devices and staff): good served 7" in p for p in problems), problems
         assert any(f"staff {STAFF[1]} (all 事项)" in p for p in problems), problems
         assert len(GRAINS) == 6
+        with store.engine.begin() as conn:  # a phone rating the head would count twice
+            conn.execute(update(folded_phone_count).values(folded=folded_phone_count.c.folded + 1))
+        assert any("fig_phone_count says 2" in p for p in figures.verify())
+        with store.engine.begin() as conn:
+            conn.execute(update(folded_phone_count).values(folded=folded_phone_count.c.folded - 1))
         with store.engine.begin() as conn:  # an item whose facts were never written
             conn.execute(item_facts.delete())
         assert any("stored as nothing" in p for p in figures.verify())

@@ -39,6 +39,7 @@ from .tables import (
     device_months,
     folded_logs,
     folded_phone,
+    folded_phone_count,
     item_days,
     item_months,
     labels,
@@ -194,7 +195,9 @@ class FigureStore:
 
     def _fold_phone(self, conn, deltas: m.Deltas, names: m.Labels) -> int:
         total = conn.execute(select(func.count()).select_from(phone_ratings)).scalar()
-        done = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        done, stored = _phone_folded(conn)
+        if not stored:  # a database whose count was never written: write it now
+            conn.execute(folded_phone_count.insert().values(id=1, folded=done))
         if total == done:
             return 0
         newest = conn.execute(select(func.max(folded_phone.c.assess_time))).scalar()
@@ -217,6 +220,11 @@ class FigureStore:
             rows = conn.execute(query).mappings().all()
         m.phone_rating_deltas(rows, deltas, names)
         if rows:
+            conn.execute(
+                folded_phone_count.update()
+                .where(folded_phone_count.c.id == 1)
+                .values(folded=done + len(rows))
+            )
             conn.execute(
                 folded_phone.insert(),
                 [
@@ -284,7 +292,7 @@ class FigureStore:
             ).order_by(folded_logs.c.device_id, folded_logs.c.log_id)
         ).all()
         digest = hashlib.sha256(canonical_json([list(r) for r in folded])).hexdigest()
-        phone = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        phone, _ = _phone_folded(conn)
         desk_seq, desk_hash = desk_head(conn)
         return Head(len(folded), sum(r.seq for r in folded), digest, phone, desk_seq, desk_hash)
 
@@ -448,6 +456,12 @@ class FigureStore:
         with self.engine.connect() as conn:
             _snapshot_begin(conn)
             problems = check_item_facts(conn)
+            counted = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+            said, _ = _phone_folded(conn)
+            if said != counted:
+                problems.append(
+                    f"fig_phone_count says {said} phone ratings are folded but fig_phone holds {counted}"
+                )
             conn.rollback()
         for table, columns in GRAINS.items():
             want_rows = _by_grain(fresh, columns)
@@ -478,6 +492,15 @@ class FigureStore:
                     f"事项 {cell.item_code or '-'}: {what}"
                 )
         return problems
+
+
+def _phone_folded(conn) -> tuple[int, bool]:
+    """How many phone ratings are folded (``fig_phone_count``), and whether that row exists (else they
+    are counted)."""
+    stored = conn.execute(select(folded_phone_count.c.folded).where(folded_phone_count.c.id == 1)).scalar()
+    if stored is not None:
+        return int(stored), True
+    return int(conn.execute(select(func.count()).select_from(folded_phone)).scalar() or 0), False
 
 
 def _grain_key(cell: m.Cell, columns: tuple[str, ...]) -> tuple[str, ...]:

@@ -8,7 +8,11 @@
 - the cells summed coarser, filled here from ``fig_cells`` (itself re-derivable from the events):
   per day, device and staff member (``fig_staff_days``), per day and 事项 (``fig_item_days``), and the
   same three per month (``fig_device_months`` from ``fig_device_days``, ``fig_staff_months``,
-  ``fig_item_months``). ``kiosk hub stats --verify`` checks all of them.
+  ``fig_item_months``);
+- ``fig_phone_count``: how many phone ratings are folded (the rows of ``fig_phone``), so the record head
+  is read without counting them.
+
+``kiosk hub stats --verify`` checks all of them.
 
 Revision ID: 0014
 Revises: 0013
@@ -56,6 +60,14 @@ item_facts = Table(
     Column("closed_at", String(25)),
     Index("desk_item_facts_day", "day"),
     Index("desk_item_facts_status_day", "status", "day"),
+)
+
+
+phone_count = Table(
+    "fig_phone_count",
+    frozen,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("folded", BigInteger, nullable=False),
 )
 
 
@@ -144,12 +156,16 @@ def upgrade() -> None:
                 f"SELECT {by}, {sums} FROM {source} GROUP BY {by}"
             )
         )
+    if not inspector.has_table("fig_phone_count"):
+        phone_count.create(bind)
+        bind.execute(text("INSERT INTO fig_phone_count (id, folded) SELECT 1, count(*) FROM fig_phone"))
     if postgres:
         for name in ["desk_item_facts"] + [t.name for t, _, _ in SUMS]:
             bind.execute(text(f"ANALYZE {name}"))
 
 
 def downgrade() -> None:
+    op.execute(text("DROP TABLE IF EXISTS fig_phone_count"))
     for table, _, _ in reversed(SUMS):
         op.drop_table(table.name)
     op.drop_table("desk_item_facts")
