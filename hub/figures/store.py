@@ -13,6 +13,7 @@ asked), summed per device and key like the cells.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -98,7 +99,10 @@ def _dialect_insert(engine: Engine):
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def local_day(iso: str) -> str:
+    """The local day of an instant. Remembered: every snapshot reads each device's section changes (1,500
+    at city scale, 28 ms a snapshot converted afresh, six snapshots a console overview)."""
     return datetime.fromisoformat(iso).astimezone().date().isoformat()
 
 
