@@ -67,7 +67,8 @@ from benchmarks.measure import add_smoke_option, interleaved, percentile, wait_s
 from core.contact import seal_contact  # noqa: E402
 from core.events import ZERO_HASH, canonical_json  # noqa: E402
 from hub.desk import workflow as wf  # noqa: E402
-from hub.desk.store import DeskStore, action_hash, check_desk_chain  # noqa: E402
+from hub.desk.store import DeskStore, action_hash, check_desk_chain, fold_item_facts  # noqa: E402
+from hub.desk.tables import items  # noqa: E402
 from hub.export_stream import duplicate_cases_query, encoded_queries, export_queries  # noqa: E402
 from hub.keys import create_key_file  # noqa: E402
 from hub.storage import HubStore  # noqa: E402
@@ -152,6 +153,8 @@ def generate(url: str, shape: Shape, data: Path) -> tuple[str, str, str]:
         conn.execute(text("CLUSTER ratings USING ix_ratings_assess_time"))
         print(f"  ratings in arrival order, {time.monotonic() - started:.0f} s", flush=True)
     _actions(store, shape)
+    with store.engine.begin() as conn:  # what the figures count of each item, as the desk keeps it
+        fold_item_facts(conn, items.c.id.is_not(None))
     print(f"  desk actions, {time.monotonic() - started:.0f} s", flush=True)
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -379,6 +382,20 @@ def _fill(conn, shape: Shape, params: dict, sealed: list[str]) -> None:
             f"SELECT day, device_id, {sums} FROM fig_cells GROUP BY 1, 2 ORDER BY 1, 2"
         )
     )
+    for table, keys, source in (  # the coarser sums, as the hub folds them with the cells (revision 0014)
+        ("fig_staff_days", "day, device_id, staff_no", "fig_cells"),
+        ("fig_item_days", "day, item_code", "fig_cells"),
+        ("fig_device_months", "month, device_id", "fig_device_days"),
+        ("fig_staff_months", "month, device_id, staff_no", "fig_staff_days"),
+        ("fig_item_months", "month, item_code", "fig_item_days"),
+    ):
+        by = keys.replace("month", "substr(day, 1, 7)")
+        conn.execute(
+            text(
+                f"INSERT INTO {table} ({keys}, {fields}) "  # noqa: S608
+                f"SELECT {by}, {sums} FROM {source} GROUP BY {by}"
+            )
+        )
     conn.execute(
         text("""
         INSERT INTO logs (device_id, log_id, acked_seq, head_hash, first_seen_at, last_seen_at)
@@ -404,6 +421,7 @@ def _fill(conn, shape: Shape, params: dict, sealed: list[str]) -> None:
             "INSERT INTO fig_phone (device_id, nonce, assess_time) SELECT device_id, nonce, assess_time FROM phone_ratings"
         )
     )
+    conn.execute(text("UPDATE fig_phone_count SET folded = (SELECT count(*) FROM fig_phone) WHERE id = 1"))
     conn.execute(
         text("""
         INSERT INTO fig_labels (kind, key, at, value)
@@ -793,7 +811,11 @@ def check_cells(url: str) -> None:
         raise SystemExit("generated cells differ from the hub's fold:\n" + "\n".join(problems[:20]))
     if chain:
         raise SystemExit(f"generated desk record: {chain}")
-    print("  cells agree with the hub's recomputation from the events (FigureStore.verify)", flush=True)
+    print(
+        "  cells, their sums per day and month and the desk's facts agree with the hub's recomputation "
+        "from the record (FigureStore.verify)",
+        flush=True,
+    )
     print("  the desk record is one chain and its status cache agrees (check_desk_chain)", flush=True)
 
 
@@ -808,6 +830,10 @@ def sizes(url: str) -> None:
             "desk_actions",
             "fig_cells",
             "fig_device_days",
+            "fig_staff_days",
+            "fig_item_days",
+            "fig_device_months",
+            "desk_item_facts",
         ):
             rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
             size = conn.execute(

@@ -47,7 +47,8 @@ from . import (
 )
 from .corrections import apply_corrections
 from .derived import chain_phone_row, opened_case_row, opened_cases
-from .desk.store import add_phone_item, add_window_items
+from .desk.store import add_phone_item, add_window_items, fold_item_facts
+from .desk.tables import items
 from .keys import KeyFileError, create_key_file, read_key_file
 from .ratings import detail_values, rating_row
 from .schema import (
@@ -423,6 +424,12 @@ class HubStore:
         update_ratings(
             conn, device_id, log_id, details
         )  # after the inserts: a detail may complete one of them
+        contacts = sorted({seq for seq, values in details if values.get("contact_sealed") is not None})
+        if contacts:  # a detail's phone number makes its 差评 a real-name one in the figures' facts
+            fold_item_facts(
+                conn,
+                (items.c.device_id == device_id) & (items.c.log_id == log_id) & items.c.seq.in_(contacts),
+            )
         upstream_outbox.details_arrived(conn, device_id, log_id, [seq for seq, _ in details])
 
     def log_events(self, device_id: str, log_id: str) -> list[dict[str, Any]]:

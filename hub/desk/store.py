@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import String, and_, case, cast, delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.domain import is_bad
@@ -29,7 +29,7 @@ from ..schema import devices, phone_ratings, ratings
 from . import workflow as wf
 from .calendar import CalendarGap, WorkCalendar, days_left, deadline
 from .roles import Principal, check_user_fields
-from .tables import actions, device_sections, item_status, items, sections, users
+from .tables import actions, device_sections, item_facts, item_status, items, sections, users
 
 CONTACT = "contact"  # the action name of a phone-number reveal in the record
 _HASHER = PasswordHasher()  # Argon2id with the library's current defaults
@@ -100,6 +100,12 @@ def add_window_items(conn, device_id: str, log_id: str, rows: Iterable[Mapping[s
             for r in bad
         ],
     )
+    fold_item_facts(
+        conn,
+        (items.c.device_id == device_id)
+        & (items.c.log_id == log_id)
+        & items.c.seq.in_([r["seq"] for r in bad]),
+    )
 
 
 def add_phone_item(conn, row: Mapping[str, Any]) -> None:
@@ -119,6 +125,7 @@ def add_phone_item(conn, row: Mapping[str, Any]) -> None:
             received_at=row["at"],
         )
     )
+    fold_item_facts(conn, (items.c.device_id == row["device_id"]) & (items.c.nonce == row["nonce"]))
 
 
 def withdraw_window_items(conn, device_id: str, log_id: str, seqs: Iterable[int], now: str) -> list[int]:
@@ -199,6 +206,139 @@ def _cache_status(conn, item_id: int, seq: int, status: str) -> None:
     )
     if cached.rowcount == 0:
         conn.execute(insert(item_status).values(item_id=item_id, seq=seq, status=status))
+    fold_item_facts(conn, items.c.id == item_id)
+
+
+# --- what the figures count of each item (``desk_item_facts``) -------------------------------------
+
+
+def item_facts_query(postgres: bool, where=None):
+    """Each item's facts as the figures count them (the columns of ``desk_item_facts``), computed from
+    the item, its rating and its action record; ``where``: a condition on ``items`` (None: every item)."""
+    if postgres:
+        reached = cast(actions.c.payload, _jsonb())["reached"] == cast(literal("true"), _jsonb())
+    else:
+        reached = func.json_type(actions.c.payload, "$.reached") == "true"
+    q = select(
+        items.c.id.label("item_id"),
+        func.substr(items.c.assess_time, 1, 10).label("day"),
+        items.c.device_id,
+        func.coalesce(ratings.c.staff_no, phone_ratings.c.staff_no, literal("")).label("staff_no"),
+        func.coalesce(ratings.c.item_code, phone_ratings.c.item_code, literal("")).label("item_code"),
+        items.c.received,
+        func.coalesce(item_status.c.status, literal(wf.OPEN)).label("status"),
+        case(
+            (func.coalesce(ratings.c.contact_sealed, phone_ratings.c.contact_sealed).is_not(None), 1),
+            else_=0,
+        ).label("real_name"),
+        case(
+            (
+                exists().where(
+                    (actions.c.item_id == items.c.id) & (actions.c.action == wf.CALLBACK) & reached
+                ),
+                1,
+            ),
+            else_=0,
+        ).label("called_back"),
+        select(_utc_text(actions.c.at, postgres))
+        .where((actions.c.item_id == items.c.id) & (actions.c.action == wf.CLOSE))
+        .order_by(actions.c.seq)
+        .limit(1)
+        .correlate(items)
+        .scalar_subquery()
+        .label("closed_at"),
+    ).select_from(items_with_their_ratings().outerjoin(item_status, item_status.c.item_id == items.c.id))
+    return q if where is None else q.where(where)
+
+
+def fold_item_facts(conn, where) -> None:
+    """Rewrite the facts of the items ``where`` selects from the record, in the caller's transaction."""
+    postgres = conn.engine.dialect.name == "postgresql"
+    query = item_facts_query(postgres, where)
+    ids = select(items.c.id).where(where)
+    if postgres:  # one writer of an item's facts at a time; the next reads what the first committed
+        conn.execute(ids.order_by(items.c.id).with_for_update())
+    conn.execute(delete(item_facts).where(item_facts.c.item_id.in_(ids.scalar_subquery())))
+    conn.execute(
+        insert(item_facts).from_select(
+            [
+                "item_id",
+                "day",
+                "device_id",
+                "staff_no",
+                "item_code",
+                "received",
+                "status",
+                "real_name",
+                "called_back",
+                "closed_at",
+            ],
+            query,
+        )
+    )
+
+
+def check_item_facts(conn) -> list[str]:
+    """Differences between ``desk_item_facts`` and the facts recomputed from the record; empty when they
+    agree (`kiosk hub stats --verify`)."""
+    fresh = {
+        r.item_id: tuple(r) for r in conn.execute(item_facts_query(conn.engine.dialect.name == "postgresql"))
+    }
+    stored = {r.item_id: tuple(r) for r in conn.execute(select(*[item_facts.c[c] for c in _FACT_COLUMNS]))}
+    problems = []
+    for item_id in sorted(set(fresh) | set(stored)):
+        want, have = fresh.get(item_id), stored.get(item_id)
+        if want != have:
+            problems.append(
+                f"desk item {item_id}: its figures' facts are stored as {_facts_text(have)} but the record "
+                f"says {_facts_text(want)}"
+            )
+    return problems
+
+
+_FACT_COLUMNS = (
+    "item_id",
+    "day",
+    "device_id",
+    "staff_no",
+    "item_code",
+    "received",
+    "status",
+    "real_name",
+    "called_back",
+    "closed_at",
+)
+
+
+def _facts_text(row) -> str:
+    if row is None:
+        return "nothing"
+    return ", ".join(f"{c}={v}" for c, v in zip(_FACT_COLUMNS[1:], row[1:], strict=True))
+
+
+def _utc_text(at, postgres: bool):
+    """An ISO instant as UTC text of one format, ``YYYY-MM-DDTHH:MM:SS+00:00`` (whole seconds): what
+    ``datetime.isoformat(timespec="seconds")`` of a UTC time gives, so instants compare as text."""
+    if postgres:
+        return (
+            func.to_char(
+                func.timezone("UTC", cast(at, _timestamptz())), 'YYYY-MM-DD"T"HH24:MI:SS', type_=String()
+            )
+            + "+00:00"
+        )
+    return func.strftime("%Y-%m-%dT%H:%M:%S+00:00", at)
+
+
+def _timestamptz():
+    from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+    return TIMESTAMP(timezone=True)
+
+
+def _jsonb():
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    return JSONB
 
 
 def _local_date(iso: str) -> str:

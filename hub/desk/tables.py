@@ -2,9 +2,9 @@
 the 差评 items derived from the ratings the hub holds, the hash-chained record of every action on them
 (contact reveals included), and the alert outbox with its delivery attempts.
 
-Only ``users`` is changed in place (a password, a token, disabling an account), and ``desk_item_status``,
-a cache of the newest status in the action record; everything else is appended and never updated or
-deleted.
+Only ``users`` is changed in place (a password, a token, disabling an account), ``desk_item_status``, a
+cache of the newest status in the action record, and ``desk_item_facts``, a cache of what the figures
+count of each item; everything else is appended and never updated or deleted.
 """
 
 from __future__ import annotations
@@ -95,6 +95,31 @@ item_status = Table(
     Column("seq", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Index("desk_item_status_status", "status", "item_id"),
+)
+
+# Each 差评 as the figures count it (hub.figures.desk): its rating's cell (local day, device, staff member,
+# 事项; "" for none), the day it was received (day 0 of its deadline, which the figures compute from the
+# calendar when asked), whether its rater left a phone number, its newest status, whether a 回访 reached
+# the rater and when it was first closed (办结). A cache of the item, its rating and its action record,
+# rewritten from them (``fold_item_facts``) in every transaction that adds an item, completes its rating
+# (the detail with the phone number) or appends an action; `kiosk hub stats --verify` recomputes it.
+# The figures' desk counts read a period's rows here (40,000 a month at city scale) instead of joining
+# each 差评 to its rating among millions and probing its actions (benchmarks/scale.py).
+item_facts = Table(
+    "desk_item_facts",
+    metadata,
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
+    Column("day", String(10), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("staff_no", Text, nullable=False),
+    Column("item_code", Text, nullable=False),
+    Column("received", String(10), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("real_name", Integer, nullable=False),
+    Column("called_back", Integer, nullable=False),
+    Column("closed_at", String(25)),  # the first close's instant: UTC, YYYY-MM-DDTHH:MM:SS+00:00; NULL: never
+    Index("desk_item_facts_day", "day"),
+    Index("desk_item_facts_status_day", "status", "day"),  # 不属实 alone: a year's rates
 )
 
 # Alerts to send: one per (target, event, subject), so each is sent once; attempts appended.

@@ -55,7 +55,7 @@ class Counts:
     s5: int = 0
     duplicates: int = 0  # terminal ratings of a case already rated by phone: not counted in rated
     unreadable: int = 0  # rating events whose payload the hub cannot read: not counted
-    # From the desk's record (computed at the moment of asking; not materialised):
+    # From the desk's record (counted when asked, from each item's facts in desk_item_facts):
     not_adopted: int = 0  # 差评 marked 不属实 by the supervisor's 复核 decision
     real_name_bad: int = 0  # adopted 差评 with the rater's phone number
     called_back: int = 0  # of which 回访 reached the rater

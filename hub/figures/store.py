@@ -1,16 +1,19 @@
-"""The figures over the hub's database: folding the record into cells, answering the stats queries, and
-``verify``, which recomputes the cells from the raw record and compares.
+"""The figures over the hub's database: folding the record into cells (and their coarser sums, ``GRAINS``),
+answering the stats queries, and ``verify``, which recomputes the cells from the raw record and compares
+them, the coarser sums and the desk's facts.
 
 Folding is lazy: every query first folds what arrived since the last fold (each log from its cursor,
 with the replay state kept there; each phone rating not yet folded), in one transaction with the new
 cursors, so the cells always hold exactly the record up to the cursors, and the head of the record the
 figures were computed from is read from those cursors. The desk's decisions (不属实, 回访, 办结) change
-after the rating: they are counted at the moment of asking, never materialised, by one SQL aggregate per
-period part (summed per device and key like the cells).
+after the rating: they are counted at the moment of asking by one SQL aggregate per period part over
+``desk_item_facts`` (each item's facts, kept by the desk with every change; deadlines computed when
+asked), summed per device and key like the cells.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -25,11 +28,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.events import ZERO_HASH, canonical_json
 from core.progress import advance, set_total
 
+from ..desk.store import check_item_facts
 from ..desk.tables import actions, device_sections
 from ..desk.tables import sections as desk_sections
 from ..schema import events, logs, phone_ratings
 from . import model as m
-from .tables import cells, device_days, folded_logs, folded_phone, labels
+from .tables import (
+    GRAINS,
+    cells,
+    device_days,
+    device_months,
+    folded_logs,
+    folded_phone,
+    folded_phone_count,
+    item_days,
+    item_months,
+    labels,
+    staff_days,
+    staff_months,
+)
 
 _PG_FOLD_LOCK = 0x66696773  # "figs"
 _EVENT_CHUNK = 5000
@@ -82,7 +99,10 @@ def _dialect_insert(engine: Engine):
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def local_day(iso: str) -> str:
+    """The local day of an instant. Remembered: every snapshot reads each device's section changes (1,500
+    at city scale, 28 ms a snapshot converted afresh, six snapshots a console overview)."""
     return datetime.fromisoformat(iso).astimezone().date().isoformat()
 
 
@@ -94,6 +114,7 @@ class FigureStore:
         self.today = today
         self.deadline_of = deadline_of  # received day -> the 差评's deadline (the desk's working-day rule)
         self._lock = threading.Lock()
+        self._labels: tuple[str, m.Labels] | None = None  # the labels as of a head (``_labels_of``)
         self._insert = _dialect_insert(engine)
 
     # --- folding -----------------------------------------------------------------------------------
@@ -178,7 +199,9 @@ class FigureStore:
 
     def _fold_phone(self, conn, deltas: m.Deltas, names: m.Labels) -> int:
         total = conn.execute(select(func.count()).select_from(phone_ratings)).scalar()
-        done = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        done, stored = _phone_folded(conn)
+        if not stored:  # a database whose count was never written: write it now
+            conn.execute(folded_phone_count.insert().values(id=1, folded=done))
         if total == done:
             return 0
         newest = conn.execute(select(func.max(folded_phone.c.assess_time))).scalar()
@@ -201,6 +224,11 @@ class FigureStore:
             rows = conn.execute(query).mappings().all()
         m.phone_rating_deltas(rows, deltas, names)
         if rows:
+            conn.execute(
+                folded_phone_count.update()
+                .where(folded_phone_count.c.id == 1)
+                .values(folded=done + len(rows))
+            )
             conn.execute(
                 folded_phone.insert(),
                 [
@@ -230,18 +258,17 @@ class FigureStore:
                     for c, v in sorted(deltas.items(), key=_cell_order)
                 ],
             )
-        if deltas:
-            by_device = _by_device(deltas)
-            stmt = self._insert(device_days)
+        for table, columns in GRAINS.items() if deltas else ():  # the same sums, coarser
+            stmt = self._insert(table)
             stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "device_id"],
-                set_={f: device_days.c[f] + stmt.excluded[f] for f in m.ROLLUP_FIELDS},
+                index_elements=list(columns),
+                set_={f: table.c[f] + stmt.excluded[f] for f in m.ROLLUP_FIELDS},
             )
             conn.execute(
                 stmt,
                 [
-                    {"day": day, "device_id": device_id, **{f: getattr(v, f) for f in m.ROLLUP_FIELDS}}
-                    for (day, device_id), v in sorted(by_device.items())
+                    {**dict(zip(columns, key, strict=True)), **{f: getattr(v, f) for f in m.ROLLUP_FIELDS}}
+                    for key, v in sorted(_by_grain(deltas, columns).items())
                 ],
             )
         rows = [
@@ -269,7 +296,7 @@ class FigureStore:
             ).order_by(folded_logs.c.device_id, folded_logs.c.log_id)
         ).all()
         digest = hashlib.sha256(canonical_json([list(r) for r in folded])).hexdigest()
-        phone = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+        phone, _ = _phone_folded(conn)
         desk_seq, desk_hash = desk_head(conn)
         return Head(len(folded), sum(r.seq for r in folded), digest, phone, desk_seq, desk_hash)
 
@@ -329,47 +356,42 @@ class FigureStore:
                     desk_fields,
                 ):
                     found.setdefault(cell, m.Counts()).add(counts)
-            names = read_labels(conn)
+            names = self._labels_of(conn, head)
         return Snapshot(found, names, sections, section_names, head, today)
+
+    def _labels_of(self, conn, head: Head) -> m.Labels:
+        """The labels, read again only when the record's head moved (they change only with a fold): the
+        console's overview asks six times a page, 20 ms each at city scale."""
+        cached = self._labels
+        if cached is None or cached[0] != head.digest:
+            cached = self._labels = (head.digest, read_labels(conn))
+        names = cached[1]
+        return m.Labels(dict(names.staff), dict(names.items), dict(names.windows))
 
     @staticmethod
     def _read_part(conn, found: m.Deltas, first, last, keep, staff, item, by_device=True) -> None:
-        # Without a staff member or 事项 to keep or filter, the cells summed per day and device serve.
-        whole = "staff_no" not in keep and "item_code" not in keep and staff is None and item is None
-        table = device_days if whole else cells
-        month = func.substr(table.c.day, 1, 7)
-        by: list[Any] = [table.c.device_id.label("device_id")] if by_device or not keep else []
-        if "staff_no" in keep:
-            by.append(cells.c.staff_no)
-        if "item_code" in keep:
-            by.append(cells.c.item_code)
-        if "day" in keep:
-            by.append(table.c.day)
-        elif "month" in keep:
-            by.append(month)
-        query = select(
-            *by,
-            func.min(table.c.day).label("first_day"),
-            *[func.sum(table.c[f]).label(f) for f in m.ROLLUP_FIELDS],
-        ).group_by(*by)
-        query = _where_days(query, table.c.day, first, last)
-        if staff is not None:
-            query = query.where(cells.c.staff_no == staff)
-        if item is not None:
-            query = query.where(cells.c.item_code == item)
-        for r in conn.execute(query):
-            values = r._mapping
-            cell = m.Cell(
-                values["first_day"],
-                values.get("device_id", m.NONE_KEY),
-                values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
-                values["item_code"] if "item_code" in keep else m.NONE_KEY,
-            )
-            counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
-            if cell in found:
-                found[cell].add(counts)
-            else:
-                found[cell] = counts
+        """The sums of days ``first``…``last`` from the coarsest table that holds what is kept or
+        filtered: per day and device without a staff member or 事项, per day, device and staff member
+        without a 事项, per day and 事项 for a 事项 without a device; the cells otherwise. Whole months
+        within the period come from the monthly sums unless the rows are kept per day."""
+        with_staff = "staff_no" in keep or staff is not None
+        with_item = "item_code" in keep or item is not None
+        with_device = by_device or not keep
+        daily, monthly = (
+            (cells, None)
+            if with_staff and with_item or with_item and with_device
+            else (staff_days, staff_months)
+            if with_staff
+            else (item_days, item_months)
+            if with_item
+            else (device_days, device_months)
+        )
+        if monthly is None or "day" in keep or first is None or last is None:
+            spans = [(first, last, daily)]
+        else:
+            spans = [(a, b, monthly if whole else daily) for a, b, whole in _month_spans(first, last)]
+        for a, b, table in spans:
+            _read_sums(conn, found, table, a, b, keep, staff, item, with_device)
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -379,9 +401,9 @@ class FigureStore:
         fresh, stored, _ = self.recompute_all()
         return fresh, stored
 
-    def recompute_all(self) -> tuple[m.Deltas, m.Deltas, dict[tuple[str, str], m.Counts]]:
-        """``recompute`` and the stored cells summed per day and device (``fig_device_days``), read in
-        the same view."""
+    def recompute_all(self) -> tuple[m.Deltas, m.Deltas, dict[Any, dict[tuple[str, ...], m.Counts]]]:
+        """``recompute``, and every table of coarser sums (``GRAINS``: per day and device, …) as stored,
+        read in the same view."""
         deltas: m.Deltas = {}
         names = m.Labels()
         with self.engine.connect() as conn:
@@ -417,29 +439,50 @@ class FigureStore:
                 )
                 for r in conn.execute(select(cells))
             }
-            by_device = {
-                (r.day, r.device_id): m.Counts(**{f: int(getattr(r, f)) for f in m.ROLLUP_FIELDS})
-                for r in conn.execute(select(device_days))
+            grains = {
+                table: {
+                    tuple(getattr(r, c) for c in columns): m.Counts(
+                        **{f: int(getattr(r, f)) for f in m.ROLLUP_FIELDS}
+                    )
+                    for r in conn.execute(select(table))
+                }
+                for table, columns in GRAINS.items()
             }
             conn.rollback()
-        return deltas, stored, by_device
+        return deltas, stored, grains
 
     def verify(self, first: str | None = None, last: str | None = None) -> list[str]:
-        """Differences between the materialised cells (days ``first``…``last``) and the cells
-        recomputed from the raw record; empty when they agree."""
+        """Differences between the materialised cells (days ``first``…``last``), the coarser sums
+        (``GRAINS``) and the desk's facts (``desk_item_facts``, every item) and what the raw record
+        says; empty when they agree."""
         self.refresh()
-        fresh, stored, by_device = self.recompute_all()
-        problems = []
-        fresh_by_device = _by_device(fresh)
-        for day, device_id in sorted(set(fresh_by_device) | set(by_device)):
-            if (first is not None and day < first) or (last is not None and day > last):
-                continue
-            want = fresh_by_device.get((day, device_id), m.Counts()).as_dict()
-            have = by_device.get((day, device_id), m.Counts()).as_dict()
-            diff = {f: (have[f], want[f]) for f in m.ROLLUP_FIELDS if have[f] != want[f]}
-            if diff:
-                what = ", ".join(f"{f} served {h} but the record says {w}" for f, (h, w) in diff.items())
-                problems.append(f"{day} device {device_id} (all staff and 事项): {what}")
+        fresh, stored, grains = self.recompute_all()
+        with self.engine.connect() as conn:
+            _snapshot_begin(conn)
+            problems = check_item_facts(conn)
+            counted = conn.execute(select(func.count()).select_from(folded_phone)).scalar()
+            said, _ = _phone_folded(conn)
+            if said != counted:
+                problems.append(
+                    f"fig_phone_count says {said} phone ratings are folded but fig_phone holds {counted}"
+                )
+            conn.rollback()
+        for table, columns in GRAINS.items():
+            want_rows = _by_grain(fresh, columns)
+            have_rows = grains[table]
+            monthly = columns[0] == "month"
+            for key in sorted(set(want_rows) | set(have_rows)):
+                when = key[0]
+                if (first is not None and when < (first[:7] if monthly else first)) or (
+                    last is not None and when > (last[:7] if monthly else last)
+                ):
+                    continue
+                want = want_rows.get(key, m.Counts()).as_dict()
+                have = have_rows.get(key, m.Counts()).as_dict()
+                diff = {f: (have[f], want[f]) for f in m.ROLLUP_FIELDS if have[f] != want[f]}
+                if diff:
+                    what = ", ".join(f"{f} served {h} but the record says {w}" for f, (h, w) in diff.items())
+                    problems.append(f"{_grain_text(table, key)}: {what}")
         for cell in sorted(set(fresh) | set(stored)):
             if (first is not None and cell.day < first) or (last is not None and cell.day > last):
                 continue
@@ -455,12 +498,101 @@ class FigureStore:
         return problems
 
 
-def _by_device(deltas: m.Deltas) -> dict[tuple[str, str], m.Counts]:
-    """Cells summed per (day, device): the rows of ``fig_device_days``."""
-    out: dict[tuple[str, str], m.Counts] = {}
+def _phone_folded(conn) -> tuple[int, bool]:
+    """How many phone ratings are folded (``fig_phone_count``), and whether that row exists (else they
+    are counted)."""
+    stored = conn.execute(select(folded_phone_count.c.folded).where(folded_phone_count.c.id == 1)).scalar()
+    if stored is not None:
+        return int(stored), True
+    return int(conn.execute(select(func.count()).select_from(folded_phone)).scalar() or 0), False
+
+
+def _grain_key(cell: m.Cell, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(cell.day[:7] if c == "month" else getattr(cell, c) for c in columns)
+
+
+def _by_grain(deltas: m.Deltas, columns: tuple[str, ...]) -> dict[tuple[str, ...], m.Counts]:
+    """Cells summed per the key ``columns`` (of ``GRAINS``): the rows of that table."""
+    out: dict[tuple[str, ...], m.Counts] = {}
     for c, v in deltas.items():
-        out.setdefault((c.day, c.device_id), m.Counts()).add(v)
+        out.setdefault(_grain_key(c, columns), m.Counts()).add(v)
     return out
+
+
+def _grain_text(table, key: tuple[str, ...]) -> str:
+    """A row of a table of sums, as the verify report names it."""
+    named = dict(zip(GRAINS[table], key, strict=True))
+    when = named.get("day") or named.get("month") or ""
+    parts = [when] + [f"{label} {named[c] or '-'}" for c, label in _KEY_LABELS if c in named]
+    return " ".join(parts) + f" ({_WHOLE[tuple(c for c in GRAINS[table] if c not in ('day', 'month'))]})"
+
+
+_KEY_LABELS = (("device_id", "device"), ("staff_no", "staff"), ("item_code", "事项"))
+_WHOLE = {
+    ("device_id",): "all staff and 事项",
+    ("device_id", "staff_no"): "all 事项",
+    ("item_code",): "all devices and staff",
+}
+
+
+def _month_spans(first: str, last: str) -> list[tuple[str, str, bool]]:
+    """Days ``first``…``last`` as (first, last, whole months?): the days before the first whole month,
+    the whole months, the days after the last."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    whole_first = start if start.day == 1 else _next_month(start)
+    whole_end = _next_month(end) if _next_month(end) - timedelta(days=1) == end else end.replace(day=1)
+    if whole_first >= whole_end:  # no whole month inside
+        return [(first, last, False)]
+    spans = []
+    if start < whole_first:
+        spans.append((first, (whole_first - timedelta(days=1)).isoformat(), False))
+    spans.append((whole_first.isoformat(), (whole_end - timedelta(days=1)).isoformat(), True))
+    if whole_end <= end:
+        spans.append((whole_end.isoformat(), last, False))
+    return spans
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _read_sums(conn, found: m.Deltas, table, first, last, keep, staff, item, with_device: bool) -> None:
+    """Rows of one table of sums (or the cells) over days ``first``…``last``, summed in SQL per device
+    (``with_device``) and the columns in ``keep``, added into ``found``."""
+    monthly = "month" in table.c
+    when = table.c.month if monthly else table.c.day
+    by: list[Any] = [table.c.device_id.label("device_id")] if with_device else []
+    if "staff_no" in keep:
+        by.append(table.c.staff_no)
+    if "item_code" in keep:
+        by.append(table.c.item_code)
+    if "day" in keep:
+        by.append(table.c.day)
+    elif "month" in keep:
+        by.append(when if monthly else func.substr(when, 1, 7))
+    query = select(
+        *by, func.min(when).label("first_day"), *[func.sum(table.c[f]).label(f) for f in m.ROLLUP_FIELDS]
+    ).group_by(*by)
+    if monthly:  # whole months only (``_month_spans``)
+        first, last = first and first[:7], last and last[:7]
+    query = _where_days(query, when, first, last)
+    if staff is not None:
+        query = query.where(table.c.staff_no == staff)
+    if item is not None:
+        query = query.where(table.c.item_code == item)
+    for r in conn.execute(query):
+        values = r._mapping
+        cell = m.Cell(
+            values["first_day"] + "-01" if monthly else values["first_day"],
+            values.get("device_id", m.NONE_KEY),
+            values["staff_no"] if "staff_no" in keep else m.NONE_KEY,
+            values["item_code"] if "item_code" in keep else m.NONE_KEY,
+        )
+        counts = m.Counts(*[int(values[f] or 0) for f in m.ROLLUP_FIELDS])
+        if cell in found:
+            found[cell].add(counts)
+        else:
+            found[cell] = counts
 
 
 def _cell_order(item: tuple[m.Cell, m.Counts]) -> tuple[str, str, str, str]:

@@ -34,6 +34,38 @@ device_days = Table(
     *[Column(name, BigInteger, nullable=False) for name in ROLLUP_FIELDS],
 )
 
+
+def _sums(name: str, *keys: tuple[str, int]) -> Table:
+    return Table(
+        name,
+        metadata,
+        *[Column(key, String(size), primary_key=True) for key, size in keys],
+        *[Column(f, BigInteger, nullable=False) for f in ROLLUP_FIELDS],
+    )
+
+
+# The cells summed coarser, each folded with the cells in the same transaction and checked against the
+# cells recomputed from the record by ``stats --verify`` (revision 0014). A query reads the coarsest that
+# still holds what it groups or filters by (``FigureStore._read_part``), whole months of a period from
+# the monthly ones. At city scale (benchmarks/scale.py) a month is 928,000 cells, 45,000 rows per day and
+# device, 90,000 per day, device and staff member, 6,000 per day and 事项; a quarter by month 4,500 rows
+# per device, 9,000 per device and staff member, 600 per 事项.
+staff_days = _sums("fig_staff_days", ("day", 10), ("device_id", 64), ("staff_no", 64))
+item_days = _sums("fig_item_days", ("day", 10), ("item_code", 64))
+device_months = _sums("fig_device_months", ("month", 7), ("device_id", 64))
+staff_months = _sums("fig_staff_months", ("month", 7), ("device_id", 64), ("staff_no", 64))
+item_months = _sums("fig_item_months", ("month", 7), ("item_code", 64))
+
+# Each table of sums (fig_device_days included) and the key of a cell in it, column by column.
+GRAINS: dict[Table, tuple[str, ...]] = {
+    device_days: ("day", "device_id"),
+    staff_days: ("day", "device_id", "staff_no"),
+    item_days: ("day", "item_code"),
+    device_months: ("month", "device_id"),
+    staff_months: ("month", "device_id", "staff_no"),
+    item_months: ("month", "item_code"),
+}
+
 # How far each log is folded into the cells, and the replay state to go on from there.
 folded_logs = Table(
     "fig_logs",
@@ -52,6 +84,16 @@ folded_phone = Table(
     Column("device_id", String(64), primary_key=True),
     Column("nonce", String(16), primary_key=True),
     Column("assess_time", String(19), nullable=False, index=True),
+)
+
+# How many phone ratings are folded (the rows of fig_phone): one row (id 1), written with each fold that
+# folds some (revision 0014). The record head reads it instead of counting them: 301,000 at city scale,
+# 30 ms a count, one per snapshot (the console's overview takes six). Checked by ``stats --verify``.
+folded_phone_count = Table(
+    "fig_phone_count",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("folded", BigInteger, nullable=False),
 )
 
 labels = Table(
