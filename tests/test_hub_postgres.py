@@ -260,10 +260,16 @@ def test_an_upload_and_a_phone_rating_of_one_case_take_its_lock(pg_hub, tmp_path
 
 
 def _waiting_for_a_lock(conn) -> bool:
+    """Whether another backend waits for a lock, asked on a connection of its own: inside ``conn``'s open
+    transaction pg_stat_activity is a snapshot taken at its first reading, without the backends started
+    since (the upload's path opens its own connection)."""
     query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() "
+        "AND pid <> :holder"
     )
-    return conn.execute(query).scalar() > 0
+    holder = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with conn.engine.connect() as observer:
+        return observer.execute(query, {"holder": holder}).scalar() > 0
 
 
 def test_roster_and_keypair_on_postgres(pg_hub):

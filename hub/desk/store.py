@@ -79,27 +79,33 @@ def section_of(conn, device_id: str) -> str | None:
 def add_window_items(conn, device_id: str, log_id: str, rows: Iterable[Mapping[str, Any]], now: str) -> None:
     """An item for each 差评 among ``rows`` (derived rating rows of one log); inside the caller's
     transaction."""
-    bad = [r for r in rows if is_bad(r["satisfaction"])]
-    if not bad:
-        return
-    dept, received = section_of(conn, device_id), _local_date(now)
-    conn.execute(
-        insert(items),
-        [
-            {
-                "device_id": device_id,
-                "log_id": log_id,
-                "seq": r["seq"],
-                "nonce": None,
-                "dept": dept,
-                "satisfaction": r["satisfaction"],
-                "assess_time": r["assess_time"],
-                "received": received,
-                "received_at": now,
-            }
-            for r in bad
-        ],
-    )
+    if any(is_bad(r["satisfaction"]) for r in rows):
+        conn.execute(
+            insert(items), window_item_rows(device_id, log_id, rows, section_of(conn, device_id), now)
+        )
+
+
+def window_item_rows(
+    device_id: str, log_id: str, rows: Iterable[Mapping[str, Any]], dept: str | None, now: str
+) -> list[dict[str, Any]]:
+    """The desk_items rows of the 差评 among ``rows`` (derived rating rows of one log) arriving ``now``
+    from a device in section ``dept`` (``section_of``): one definition for the ingest's two paths."""
+    received = _local_date(now)
+    return [
+        {
+            "device_id": device_id,
+            "log_id": log_id,
+            "seq": r["seq"],
+            "nonce": None,
+            "dept": dept,
+            "satisfaction": r["satisfaction"],
+            "assess_time": r["assess_time"],
+            "received": received,
+            "received_at": now,
+        }
+        for r in rows
+        if is_bad(r["satisfaction"])
+    ]
 
 
 def add_phone_item(conn, row: Mapping[str, Any]) -> None:

@@ -1,0 +1,275 @@
+"""The upload a live device sends, stored on PostgreSQL in two round trips (``HubStore.ingest`` tries this
+first): the general path through SQLAlchemy took 8–11 (a pool ping, BEGIN, the log's row, the cases'
+locks, the numbers, one statement per table, the log's new head, COMMIT), each a wait for the server and
+a statement's Python, and that was most of an upload's cost.
+
+A batch takes this path when the hub would derive exactly what the general path derives from it
+(``plan``): every event checked (shape, hash, chained to the one before it in the batch), every rating's
+row derivable, every rating_detail naming a rating of the same batch, no rating_corrected. That is what a
+kiosk sends (a case opened, its rating, a 差评's reasons), one event or a day of them. Anything else —
+a correction, a detail of a rating uploaded before, a payload the export cannot show — goes the general
+way, which also logs why.
+
+Round trip 1, one pipeline: the log's row made, locked and read (the general path's
+``INSERT … ON CONFLICT DO UPDATE … RETURNING``), the rated cases' advisory locks (the same keys, taken
+in the same order, after the log's as there), and under them what the derived rows need: each case's
+highest ``assess_number``, the device's section for a 差评's desk item. Then the batch must continue the
+log as held: its first event carries seq ``acked_seq + 1`` and links to ``head_hash``. A resend, a gap
+or a fork rolls back (nothing was written) and the general path decides, as it always has.
+
+Round trip 2, one pipeline: events, opened_cases, ratings (with the details of the batch applied),
+desk_items, upstream_outbox, each one multi-row ``INSERT … SELECT … FROM unnest(…)``; the log's new head;
+COMMIT. The upload is acknowledged only after COMMIT returns. Any database error rolls back and the
+general path takes the batch from the start: it sees what is held, so a COMMIT whose answer was lost
+(stored, or not) is acknowledged once either way.
+
+The connections are this path's own (psycopg, up to ``KEEP_CONNECTIONS`` kept open per process), so no
+pool ping is paid per upload; one found broken is closed and the upload tried again on a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from sqlalchemy import BigInteger, Engine, Float, Integer, Table
+
+from core.domain import is_bad
+from core.events import ZERO_HASH, canonical_json, chain_error
+
+from .derived import opened_case_row, opened_cases
+from .desk.store import window_item_rows
+from .desk.tables import device_sections, items
+from .ratings import detail_values, rating_row
+from .schema import events, logs, ratings
+from .upstream.outbox import CASE_LOCK_SPACE, case_lock_keys, outbox, window_records
+
+KEEP_CONNECTIONS = 16  # the uploads in flight per process (hub.routers.devices.MAX_INGESTS_IN_FLIGHT)
+
+_LOCK_LOG = (
+    f"INSERT INTO {logs.name} (device_id, log_id, acked_seq, head_hash, first_seen_at, last_seen_at) "
+    "VALUES (%s, %s, 0, %s, %s, %s) ON CONFLICT (device_id, log_id) "
+    "DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at RETURNING acked_seq, head_hash"
+)
+_LOCK_CASES = (  # hub.upstream.outbox.lock_cases: in the order of their keys
+    "SELECT count(pg_advisory_xact_lock(%s, k)) FROM "
+    "(SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS ordered"
+)
+_HELD_NUMBERS = (
+    f"SELECT project_no, max(assess_number) FROM {outbox.name} "
+    "WHERE project_no = ANY(%s::text[]) GROUP BY project_no"
+)
+_SECTION = (  # hub.desk.store.section_of
+    f"SELECT dept FROM {device_sections.name} WHERE device_id = %s ORDER BY id DESC LIMIT 1"
+)
+_ADVANCE = f"UPDATE {logs.name} SET acked_seq = %s, head_hash = %s WHERE device_id = %s AND log_id = %s"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a batch writes once it is known to continue the log: every row but the numbers and sections
+    that are read under the locks."""
+
+    events: list[dict[str, Any]]
+    opened: list[dict[str, Any]]
+    ratings: list[dict[str, Any]]  # with the batch's details applied
+    detailed: frozenset[int]  # seqs of the ratings whose detail is in the batch
+    cases: list[str]  # the rated cases, whose locks the general path takes too
+
+
+def plan(device_id: str, log_id: str, batch: Sequence[dict[str, Any]], now: str) -> Plan | None:
+    """The rows of ``batch`` if the general path would derive exactly these from it, else None."""
+    if not batch:
+        return None
+    prev: dict[str, Any] | None = None
+    rows: dict[int, dict[str, Any]] = {}
+    detailed: set[int] = set()
+    opened = []
+    for e in batch:
+        if prev is None:
+            problem = chain_error(e, e["prev_hash"], e["seq"])  # its shape and hash; its link comes later
+        else:
+            problem = chain_error(e, prev["hash"], prev["seq"] + 1)
+        if problem is not None:
+            return None
+        prev = e
+        kind = e["type"]
+        if kind == "rating":
+            row = rating_row(e)
+            if row is None:
+                return None
+            rows[e["seq"]] = {"device_id": device_id, "log_id": log_id, **row}
+        elif kind == "rating_detail":
+            found = detail_values(e)
+            if found is None or found[0] not in rows:
+                return None
+            rows[found[0]].update(found[1])
+            detailed.add(found[0])
+        elif kind == "rating_corrected":
+            return None
+        case = opened_case_row(e)
+        if case is not None:
+            opened.append({"device_id": device_id, "log_id": log_id, "received_at": now, **case})
+    return Plan(
+        events=[
+            {
+                "device_id": device_id,
+                "log_id": log_id,
+                "seq": e["seq"],
+                "id": e["id"],
+                "type": e["type"],
+                "at": e["at"],
+                "payload": canonical_json(e["payload"]).decode("utf-8"),
+                "prev_hash": e["prev_hash"],
+                "hash": e["hash"],
+                "received_at": now,
+            }
+            for e in batch
+        ],
+        opened=opened,
+        ratings=list(rows.values()),
+        detailed=frozenset(detailed),
+        cases=sorted({r["case_no"] for r in rows.values() if r["case_no"]}),
+    )
+
+
+def _array_type(table: Table, column: str) -> str:
+    kind = table.c[column].type
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, Float):
+        return "double precision"
+    return "text"
+
+
+_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    """``INSERT INTO table (columns) SELECT * FROM unnest(%s::type[], …)``: every row in one statement."""
+    key = (table.name, columns)
+    if key not in _INSERTS:
+        names = ", ".join(f'"{c}"' for c in columns)
+        arrays = ", ".join(f"%s::{_array_type(table, c)}[]" for c in columns)
+        _INSERTS[key] = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"
+    return _INSERTS[key]
+
+
+def _insert(conn: psycopg.Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        columns = tuple(rows[0])
+        conn.execute(_insert_sql(table, columns), [[r[c] for r in rows] for c in columns])
+
+
+class Connections:
+    """This path's own PostgreSQL connections: one per upload at a time, up to ``keep`` kept open."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], keep: int = KEEP_CONNECTIONS):
+        self._connect, self._keep = connect, keep
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            conn = self._connect()
+        kept = False
+        try:
+            yield conn
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                with self._lock:
+                    if len(self._idle) < self._keep:
+                        self._idle.append(conn)
+                        kept = True
+        finally:
+            if not kept:
+                conn.close()  # a transaction left open is rolled back by the server
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def connector(engine: Engine) -> Callable[[], psycopg.Connection]:
+    """New psycopg connections to the engine's database, with the engine's own connect arguments."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams = {k: v for k, v in cparams.items() if k != "context"}  # SQLAlchemy's adapters: not needed
+    return lambda: psycopg.connect(*cargs, **cparams)
+
+
+@dataclass(frozen=True)
+class Stored:
+    acked_seq: int
+    stored: int
+
+
+class PgIngest:
+    def __init__(self, engine: Engine):
+        self.connections = Connections(connector(engine))
+        self.taken = self.declined = 0  # uploads stored here, and handed to the general path (for tests)
+
+    def close(self) -> None:
+        self.connections.close()
+
+    def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]], now: str) -> Stored | None:
+        """The batch stored and committed, or None: nothing written, the general path decides."""
+        planned = plan(device_id, log_id, batch, now)
+        stored = None
+        for _attempt in range(2 if planned is not None else 0):
+            try:
+                with self.connections.connection() as conn:
+                    stored = self._store(conn, device_id, log_id, planned, now)  # type: ignore[arg-type]
+                break
+            except psycopg.OperationalError:  # a connection the server closed: once more on a new one
+                continue
+            except psycopg.Error:  # whatever it is, the general path meets it too and answers as before
+                break
+        if stored is None:
+            self.declined += 1
+        else:
+            self.taken += 1
+        return stored
+
+    @staticmethod
+    def _store(
+        conn: psycopg.Connection, device_id: str, log_id: str, planned: Plan, now: str
+    ) -> Stored | None:
+        """The two round trips; on any error the connection is closed, which rolls back."""
+        first, last = planned.events[0], planned.events[-1]
+        with conn.pipeline():
+            head = conn.execute(_LOCK_LOG, (device_id, log_id, ZERO_HASH, now, now))
+            numbers = section = None
+            if planned.cases:
+                conn.execute(_LOCK_CASES, (CASE_LOCK_SPACE, case_lock_keys(planned.cases)))
+                numbers = conn.execute(_HELD_NUMBERS, (planned.cases,))
+            if any(is_bad(r["satisfaction"]) for r in planned.ratings):
+                section = conn.execute(_SECTION, (device_id,))
+            held_row = head.fetchone()  # the first round trip ends here
+            assert held_row is not None
+            acked, head_hash = held_row
+            if acked + 1 != first["seq"] or head_hash != first["prev_hash"]:
+                conn.rollback()  # nothing written: the general path decides
+                return None
+            held: dict[str, int] = dict(numbers.fetchall()) if numbers is not None else {}
+            found = section.fetchone() if section is not None else None
+            dept = found[0] if found else None
+            _insert(conn, events, planned.events)
+            _insert(conn, opened_cases, planned.opened)
+            _insert(conn, ratings, planned.ratings)
+            _insert(conn, items, window_item_rows(device_id, log_id, planned.ratings, dept, now))
+            records = window_records(device_id, log_id, planned.ratings, held, planned.detailed)
+            _insert(conn, outbox, records)
+            conn.execute(_ADVANCE, (last["seq"], last["hash"], device_id, log_id))
+            conn.commit()  # the second round trip; the upload is acknowledged only after it
+        return Stored(last["seq"], len(planned.events))
