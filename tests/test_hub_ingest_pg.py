@@ -139,6 +139,12 @@ def test_what_the_path_leaves_to_the_general_one():
     assert plan(W, LOG, unusable, now) is None  # a payload the export cannot show: the general path says so
 
 
+def _send_all(store: HubStore, batch: list[dict], cut: int, last: list[int]) -> None:
+    for lo in range(0, len(batch), cut):
+        acked = store.ingest(W, batch[0]["log_id"], batch[lo : lo + cut]).acked_seq
+    last.append(acked)
+
+
 def test_duplicate_uploads_racing_from_two_processes_are_stored_once(wiped):
     """Every split of two logs, each batch sent at once by two hub processes (an agent and its resend
     reaching two workers): every event and rating once, the shared cases numbered once each, in order."""
@@ -149,17 +155,17 @@ def test_duplicate_uploads_racing_from_two_processes_are_stored_once(wiped):
             _empty(fast)
             logs_ = [log_events(f"{LOG[:-4]}{n:04d}", cases="S") for n in range(2)]  # cases S1..S5 shared
             answers: list[int] = []
-
-            def send(store: HubStore, batch: list[dict]) -> None:
-                for lo in range(0, len(batch), cut):
-                    answers.append(store.ingest(W, batch[0]["log_id"], batch[lo : lo + cut]).acked_seq)
-
-            senders = [threading.Thread(target=send, args=(s, b)) for b in logs_ for s in (fast, other)]
+            senders = [
+                threading.Thread(target=_send_all, args=(s, b, cut, answers))
+                for b in logs_
+                for s in (fast, other)
+            ]
             for t in senders:
                 t.start()
             for t in senders:
                 t.join(60)
             assert not any(t.is_alive() for t in senders)
+            assert answers == [17] * 4  # each sender's last batch acknowledged as the whole log
             for batch in logs_:
                 assert fast.log_events(W, batch[0]["log_id"]) == batch
             assert all(r.ok for r in run_checks(fast)), [r for r in run_checks(fast) if not r.ok]
