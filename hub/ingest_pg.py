@@ -29,6 +29,7 @@ pool ping is paid per upload; one found broken is closed and the upload tried ag
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -138,7 +139,7 @@ def plan(device_id: str, log_id: str, batch: Sequence[dict[str, Any]], now: str)
     )
 
 
-def _array_type(table: Table, column: str) -> str:
+def _column_type(table: Table, column: str) -> str:
     kind = table.c[column].type
     if isinstance(kind, BigInteger):
         return "bigint"
@@ -153,19 +154,23 @@ _INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
-    """``INSERT INTO table (columns) SELECT * FROM unnest(%s::type[], …)``: every row in one statement."""
+    """``INSERT INTO table (columns) SELECT … FROM json_to_recordset(%s)``: every row in one statement, sent
+    as one JSON document (``json.dumps`` is C; psycopg's dumpers of text arrays escape element by element in
+    Python, and took half the path's time for a batch of 100)."""
     key = (table.name, columns)
     if key not in _INSERTS:
         names = ", ".join(f'"{c}"' for c in columns)
-        arrays = ", ".join(f"%s::{_array_type(table, c)}[]" for c in columns)
-        _INSERTS[key] = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"
+        typed = ", ".join(f'"{c}" {_column_type(table, c)}' for c in columns)
+        _INSERTS[key] = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM json_to_recordset(%s::json) AS r({typed})"
+        )
     return _INSERTS[key]
 
 
 def _insert(conn: psycopg.Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        columns = tuple(rows[0])
-        conn.execute(_insert_sql(table, columns), [[r[c] for r in rows] for c in columns])
+        document = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        conn.execute(_insert_sql(table, tuple(rows[0])), (document,))
 
 
 class Connections:
