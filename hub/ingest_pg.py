@@ -52,23 +52,24 @@ from .upstream.outbox import CASE_LOCK_SPACE, case_lock_keys, outbox, window_rec
 
 KEEP_CONNECTIONS = 16  # the uploads in flight per process (hub.routers.devices.MAX_INGESTS_IN_FLIGHT)
 
-_LOCK_LOG = (
-    f"INSERT INTO {logs.name} (device_id, log_id, acked_seq, head_hash, first_seen_at, last_seen_at) "
-    "VALUES (%s, %s, 0, %s, %s, %s) ON CONFLICT (device_id, log_id) "
-    "DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at RETURNING acked_seq, head_hash"
+# Round trip 1. The log's row made, locked and read (the general path's statement), then the rated cases'
+# locks (hub.upstream.outbox.lock_cases: in the order of their keys), in one statement: the locks are
+# taken row by row of the log's one row, after it.
+_LOCK = (
+    f"WITH held AS (INSERT INTO {logs.name} (device_id, log_id, acked_seq, head_hash, first_seen_at, "
+    "last_seen_at) VALUES (%s, %s, 0, %s, %s, %s) ON CONFLICT (device_id, log_id) "
+    "DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at RETURNING acked_seq, head_hash) "
+    "SELECT acked_seq, head_hash, (SELECT count(pg_advisory_xact_lock(%s, k)) FROM "
+    "(SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS ordered) FROM held"
 )
-_LOCK_CASES = (  # hub.upstream.outbox.lock_cases: in the order of their keys
-    "SELECT count(pg_advisory_xact_lock(%s, k)) FROM "
-    "(SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS ordered"
+# Then, in a statement of its own (its snapshot taken under the locks): each case's highest number, and
+# the device's section (hub.desk.store.section_of) for a 差评's desk item.
+_READ = (
+    "SELECT (SELECT json_object_agg(project_no, n) FROM (SELECT project_no, max(assess_number) AS n "
+    f"FROM {outbox.name} WHERE project_no IN (SELECT json_array_elements_text(%s::json)) "
+    "GROUP BY project_no) AS numbers), "
+    f"(SELECT dept FROM {device_sections.name} WHERE device_id = %s ORDER BY id DESC LIMIT 1)"
 )
-_HELD_NUMBERS = (
-    f"SELECT project_no, max(assess_number) FROM {outbox.name} "
-    "WHERE project_no = ANY(%s::text[]) GROUP BY project_no"
-)
-_SECTION = (  # hub.desk.store.section_of
-    f"SELECT dept FROM {device_sections.name} WHERE device_id = %s ORDER BY id DESC LIMIT 1"
-)
-_ADVANCE = f"UPDATE {logs.name} SET acked_seq = %s, head_hash = %s WHERE device_id = %s AND log_id = %s"
 
 
 @dataclass(frozen=True)
@@ -150,27 +151,73 @@ def _column_type(table: Table, column: str) -> str:
     return "text"
 
 
-_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+def _columns(table: Table) -> list[str]:
+    """The columns a row names (an absent key is NULL, as the general path leaves it): all but the
+    generated id."""
+    return [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
 
 
-def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
-    """``INSERT INTO table (columns) SELECT … FROM json_to_recordset(%s)``: every row in one statement, sent
-    as one JSON document (``json.dumps`` is C; psycopg's dumpers of text arrays escape element by element in
-    Python, and took half the path's time for a batch of 100)."""
-    key = (table.name, columns)
-    if key not in _INSERTS:
-        names = ", ".join(f'"{c}"' for c in columns)
-        typed = ", ".join(f'"{c}" {_column_type(table, c)}' for c in columns)
-        _INSERTS[key] = (
-            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM json_to_recordset(%s::json) AS r({typed})"
-        )
-    return _INSERTS[key]
+def _insert_cte(name: str, table: Table) -> str:
+    """Every row of one table from one JSON document (``json.dumps`` is C; psycopg's dumpers of text
+    arrays escape element by element in Python, half the path's time at a batch of 100)."""
+    columns = _columns(table)
+    names = ", ".join(f'"{c}"' for c in columns)
+    typed = ", ".join(f'"{c}" {_column_type(table, c)}' for c in columns)
+    return (
+        f"{name} AS (INSERT INTO {table.name} ({names}) "
+        f"SELECT {names} FROM json_to_recordset(%s::json) AS r({typed}))"
+    )
 
 
-def _insert(conn: psycopg.Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        document = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        conn.execute(_insert_sql(table, tuple(rows[0])), (document,))
+_TABLES = (events, opened_cases, ratings, items, outbox)
+# Round trip 2: every table's rows and the log's new head in one statement (each data-modifying WITH runs
+# once, whether or not the query reads it), then COMMIT.
+_WRITE = (
+    "WITH "
+    + ", ".join(_insert_cte(f"w{i}", t) for i, t in enumerate(_TABLES))
+    + f" UPDATE {logs.name} SET acked_seq = %s, head_hash = %s WHERE device_id = %s AND log_id = %s"
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def _reads(device_id: str, log_id: str, planned: Plan, now: str) -> list[Statement]:
+    """Round trip 1: the log and the cases locked; under the locks, what the derived rows need read."""
+    keys = "{" + ",".join(map(str, case_lock_keys(planned.cases))) + "}"
+    reads: list[Statement] = [(_LOCK, (device_id, log_id, ZERO_HASH, now, now, CASE_LOCK_SPACE, keys))]
+    if planned.cases or _asks_section(planned):
+        reads.append((_READ, (_json(planned.cases), device_id)))
+    return reads
+
+
+def _asks_section(planned: Plan) -> bool:
+    return any(is_bad(r["satisfaction"]) for r in planned.ratings)  # a 差评's desk item has one
+
+
+def _writes(
+    device_id: str, log_id: str, planned: Plan, now: str, read: list[list[Any]]
+) -> list[Statement] | None:
+    """Round trip 2, from what the first read (each statement's rows); None when the batch does not
+    continue the log as held."""
+    acked, head_hash, _locks = read[0][0]
+    first, last = planned.events[0], planned.events[-1]
+    if acked + 1 != first["seq"] or head_hash != first["prev_hash"]:
+        return None
+    numbers, dept = read[1][0] if len(read) > 1 else (None, None)
+    held: dict[str, int] = dict(numbers or {})
+    rows = (
+        planned.events,
+        planned.opened,
+        planned.ratings,
+        window_item_rows(device_id, log_id, planned.ratings, dept, now),
+        window_records(device_id, log_id, planned.ratings, held, planned.detailed),
+    )
+    return [(_WRITE, (*map(_json, rows), last["seq"], last["hash"], device_id, log_id))]
 
 
 class Connections:
@@ -251,30 +298,13 @@ class PgIngest:
         conn: psycopg.Connection, device_id: str, log_id: str, planned: Plan, now: str
     ) -> Stored | None:
         """The two round trips; on any error the connection is closed, which rolls back."""
-        first, last = planned.events[0], planned.events[-1]
         with conn.pipeline():
-            head = conn.execute(_LOCK_LOG, (device_id, log_id, ZERO_HASH, now, now))
-            numbers = section = None
-            if planned.cases:
-                conn.execute(_LOCK_CASES, (CASE_LOCK_SPACE, case_lock_keys(planned.cases)))
-                numbers = conn.execute(_HELD_NUMBERS, (planned.cases,))
-            if any(is_bad(r["satisfaction"]) for r in planned.ratings):
-                section = conn.execute(_SECTION, (device_id,))
-            held_row = head.fetchone()  # the first round trip ends here
-            assert held_row is not None
-            acked, head_hash = held_row
-            if acked + 1 != first["seq"] or head_hash != first["prev_hash"]:
+            cursors = [conn.execute(sql, params) for sql, params in _reads(device_id, log_id, planned, now)]
+            writes = _writes(device_id, log_id, planned, now, [c.fetchall() for c in cursors])
+            if writes is None:
                 conn.rollback()  # nothing written: the general path decides
                 return None
-            held: dict[str, int] = dict(numbers.fetchall()) if numbers is not None else {}
-            found = section.fetchone() if section is not None else None
-            dept = found[0] if found else None
-            _insert(conn, events, planned.events)
-            _insert(conn, opened_cases, planned.opened)
-            _insert(conn, ratings, planned.ratings)
-            _insert(conn, items, window_item_rows(device_id, log_id, planned.ratings, dept, now))
-            records = window_records(device_id, log_id, planned.ratings, held, planned.detailed)
-            _insert(conn, outbox, records)
-            conn.execute(_ADVANCE, (last["seq"], last["hash"], device_id, log_id))
+            for sql, params in writes:
+                conn.execute(sql, params)
             conn.commit()  # the second round trip; the upload is acknowledged only after it
-        return Stored(last["seq"], len(planned.events))
+        return Stored(planned.events[-1]["seq"], len(planned.events))

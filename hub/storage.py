@@ -332,6 +332,11 @@ class HubStore:
 
     # --- event logs ----------------------------------------------------------------------------
 
+    @property
+    def pg_ingest(self) -> PgIngest | None:
+        """The PostgreSQL path of what live devices send (hub/ingest_pg.py), None on SQLite."""
+        return self._fast
+
     def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]]) -> IngestResult:
         """Store the valid prefix of ``batch`` (events of one log in ascending seq order) once each."""
         now = utc_now_iso()
