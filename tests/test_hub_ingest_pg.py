@@ -11,6 +11,7 @@ import threading
 import figures_data as data
 import pytest
 from sqlalchemy import insert, select, text
+from test_hub_support import wait_until, waiting_for_a_lock
 
 from hub.derived import opened_cases
 from hub.desk.tables import device_sections, items
@@ -201,3 +202,31 @@ def test_a_connection_the_server_closed_is_replaced(wiped):
     assert fast.ingest(W, LOG, batch[2:5]).acked_seq == 5
     assert fast._fast.taken == taken + 1
     assert fast.log_events(W, LOG) == batch[:5]
+
+
+def test_the_log_is_locked_before_the_cases_and_nothing_written_before_both(wiped):
+    """The general path's order: the log's row, then its ratings' cases (an upload of the same log
+    sharing a case never waits in a circle with this one), and nothing derived before both are held."""
+    fast, _general = wiped
+    batch = log_events()
+    assert fast.ingest(W, LOG, batch[:1]).acked_seq == 1
+    holder = fast.engine.connect()
+    transaction = holder.begin()
+    holder.execute(
+        select(logs.c.acked_seq).where((logs.c.device_id == W) & (logs.c.log_id == LOG)).with_for_update()
+    )
+    answers: list[int] = []
+    upload = threading.Thread(target=lambda: answers.append(fast.ingest(W, LOG, batch[1:5]).acked_seq))
+    upload.start()
+    try:
+        wait_until(lambda: waiting_for_a_lock(holder), what="the upload waiting for its log's row")
+        advisory = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        with fast.engine.connect() as observer:
+            assert observer.execute(text(advisory)).scalar() == 0  # no case locked while the log waits
+            assert observer.execute(select(ratings.c.seq)).first() is None
+    finally:
+        transaction.commit()
+        holder.close()
+        upload.join(20)
+    assert answers == [5]
+    assert fast._fast is not None and fast._fast.taken == 2
