@@ -157,7 +157,7 @@ def _columns(table: Table) -> list[str]:
     return [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
 
 
-def _insert_cte(name: str, table: Table) -> str:
+def _insert_cte(name: str, table: Table, where: str = "") -> str:
     """Every row of one table from one JSON document (``json.dumps`` is C; psycopg's dumpers of text
     arrays escape element by element in Python, half the path's time at a batch of 100)."""
     columns = _columns(table)
@@ -165,7 +165,7 @@ def _insert_cte(name: str, table: Table) -> str:
     typed = ", ".join(f'"{c}" {_column_type(table, c)}' for c in columns)
     return (
         f"{name} AS (INSERT INTO {table.name} ({names}) "
-        f"SELECT {names} FROM json_to_recordset(%s::json) AS r({typed}))"
+        f"SELECT {names} FROM json_to_recordset(%s::json) AS r({typed}){where})"
     )
 
 
@@ -176,6 +176,28 @@ _WRITE = (
     "WITH "
     + ", ".join(_insert_cte(f"w{i}", t) for i, t in enumerate(_TABLES))
     + f" UPDATE {logs.name} SET acked_seq = %s, head_hash = %s WHERE device_id = %s AND log_id = %s"
+)
+
+# A batch without ratings (a case opened, what else the kiosk records) in one statement and one round trip:
+# the log's row made or locked, and moved to the batch's last event in the same statement if the batch
+# continues it (ON CONFLICT DO UPDATE compares with the row as locked, committed by whoever came first);
+# the rows inserted only if the row now ends at the batch's last event. A batch held already ends there
+# too: its events' keys are taken, the statement fails and stores nothing, the general path answers.
+_CONTINUES = "{t}.acked_seq = %(first)s - 1 AND {t}.head_hash = %(prev)s"
+_SOLE = (
+    f"WITH held AS (INSERT INTO {logs.name} (device_id, log_id, acked_seq, head_hash, first_seen_at, "
+    "last_seen_at) VALUES (%(device)s, %(log)s, "
+    "CASE WHEN %(first)s = 1 AND %(prev)s = %(zero)s THEN %(last)s ELSE 0 END, "
+    "CASE WHEN %(first)s = 1 AND %(prev)s = %(zero)s THEN %(hash)s ELSE %(zero)s END, %(now)s, %(now)s) "
+    "ON CONFLICT (device_id, log_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, "
+    f"acked_seq = CASE WHEN {_CONTINUES.format(t=logs.name)} THEN %(last)s ELSE {logs.name}.acked_seq END, "
+    f"head_hash = CASE WHEN {_CONTINUES.format(t=logs.name)} THEN %(hash)s ELSE {logs.name}.head_hash END "
+    "RETURNING acked_seq, head_hash), "
+    "moved AS (SELECT 1 FROM held WHERE acked_seq = %(last)s AND head_hash = %(hash)s), "
+    + _insert_cte("w0", events, " WHERE EXISTS (SELECT 1 FROM moved)").replace("%s", "%(events)s")
+    + ", "
+    + _insert_cte("w1", opened_cases, " WHERE EXISTS (SELECT 1 FROM moved)").replace("%s", "%(opened)s")
+    + " SELECT acked_seq, head_hash FROM held"
 )
 
 
@@ -297,7 +319,30 @@ class PgIngest:
     def _store(
         conn: psycopg.Connection, device_id: str, log_id: str, planned: Plan, now: str
     ) -> Stored | None:
-        """The two round trips; on any error the connection is closed, which rolls back."""
+        """The two round trips (one without ratings); on any error the connection is closed, which rolls
+        back."""
+        last = planned.events[-1]
+        if not planned.ratings:
+            first = planned.events[0]
+            with conn.pipeline():
+                cursor = conn.execute(
+                    _SOLE,
+                    {
+                        "device": device_id,
+                        "log": log_id,
+                        "first": first["seq"],
+                        "prev": first["prev_hash"],
+                        "last": last["seq"],
+                        "hash": last["hash"],
+                        "zero": ZERO_HASH,
+                        "now": now,
+                        "events": _json(planned.events),
+                        "opened": _json(planned.opened),
+                    },
+                )
+                conn.commit()
+                held = cursor.fetchone()
+            return Stored(last["seq"], len(planned.events)) if held == (last["seq"], last["hash"]) else None
         with conn.pipeline():
             cursors = [conn.execute(sql, params) for sql, params in _reads(device_id, log_id, planned, now)]
             writes = _writes(device_id, log_id, planned, now, [c.fetchall() for c in cursors])

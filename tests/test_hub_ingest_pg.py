@@ -17,7 +17,7 @@ from hub.derived import opened_cases
 from hub.desk.tables import device_sections, items
 from hub.ingest_pg import plan
 from hub.schema import events, logs, metadata, ratings
-from hub.storage import HubStore
+from hub.storage import HubStore, IngestResult
 from hub.upstream.outbox import outbox
 from hub.verify import run_checks
 
@@ -230,3 +230,24 @@ def test_the_log_is_locked_before_the_cases_and_nothing_written_before_both(wipe
         upload.join(20)
     assert answers == [5]
     assert fast._fast is not None and fast._fast.taken == 2
+
+
+def test_a_batch_without_ratings_that_does_not_continue_the_log_is_answered_by_the_general_path(wiped):
+    """One statement stores a batch without ratings only if it continues the log: a resend (its events
+    held), a gap (a new log not starting at 1, or a seq skipped) and a fork store nothing there, and the
+    general path answers as it always has."""
+    fast, _general = wiped
+    batch = log_events()
+    assert fast._fast is not None
+    assert fast.ingest(W, LOG, batch[2:3]) == IngestResult(0, 0, "gap", 3)  # a new log not starting at 1
+    assert fast.ingest(W, LOG, batch[:1]) == IngestResult(1, 1)
+    assert (fast._fast.taken, fast._fast.declined) == (1, 1)
+    assert fast.ingest(W, LOG, batch[:1]) == IngestResult(1, 0)  # the resend: held, acknowledged again
+    assert fast.ingest(W, LOG, batch[2:3]) == IngestResult(1, 0, "gap", 3)
+    forked = data.chain(LOG, [("case_opened", batch[0]["at"], data.case("X", "I1"))] * 2)[1]
+    assert forked["seq"] == 2 and forked["prev_hash"] != batch[0]["hash"]
+    assert fast.ingest(W, LOG, [forked]) == IngestResult(1, 0, "fork", 2)
+    assert (fast._fast.taken, fast._fast.declined) == (1, 4)
+    assert fast.log_events(W, LOG) == batch[:1]
+    with fast.engine.connect() as conn:
+        assert conn.execute(select(opened_cases.c.seq)).scalars().all() == [1]
