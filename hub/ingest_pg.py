@@ -1,27 +1,35 @@
-"""The upload a live device sends, stored on PostgreSQL in two round trips (``HubStore.ingest`` tries this
-first): the general path through SQLAlchemy took 8–11 (a pool ping, BEGIN, the log's row, the cases'
-locks, the numbers, one statement per table, the log's new head, COMMIT), each a wait for the server and
-a statement's Python, and that was most of an upload's cost.
+"""The upload a live device sends, stored on PostgreSQL in one or two round trips (``HubStore.ingest`` tries
+this first): the general path through SQLAlchemy took 8 to 11 (a pool ping, BEGIN, the log's row, the
+cases' locks, the numbers, a statement per table, the log's new head, COMMIT), each a wait for the server
+and a statement's Python, and that was most of an upload's cost (docs/performance.md, "A fleet against
+the hub").
 
 A batch takes this path when the hub would derive exactly what the general path derives from it
 (``plan``): every event checked (shape, hash, chained to the one before it in the batch), every rating's
 row derivable, every rating_detail naming a rating of the same batch, no rating_corrected. That is what a
-kiosk sends (a case opened, its rating, a 差评's reasons), one event or a day of them. Anything else —
-a correction, a detail of a rating uploaded before, a payload the export cannot show — goes the general
-way, which also logs why.
+kiosk sends (a case opened, its rating, a 差评's reasons), one event or a day of them. Anything else — a
+correction, a detail of a rating uploaded before, a payload the export cannot show — goes the general
+way, which also logs why. Every table's rows go to the server as one JSON document per table
+(``json_to_recordset``).
 
-Round trip 1, one pipeline: the log's row made, locked and read (the general path's
-``INSERT … ON CONFLICT DO UPDATE … RETURNING``), the rated cases' advisory locks (the same keys, taken
-in the same order, after the log's as there), and under them what the derived rows need: each case's
-highest ``assess_number``, the device's section for a 差评's desk item. Then the batch must continue the
-log as held: its first event carries seq ``acked_seq + 1`` and links to ``head_hash``. A resend, a gap
-or a fork rolls back (nothing was written) and the general path decides, as it always has.
+A batch without ratings (a case opened): one statement (``_SOLE``), committed in the same round trip. The
+log's row is made or locked by the general path's ``INSERT … ON CONFLICT DO UPDATE`` and moved to the
+batch's last event in that same statement only if the batch continues it (its first event carries seq
+``acked_seq + 1`` and links to ``head_hash``, compared with the row as locked); its rows are inserted
+only if the row was moved. A resend ends where the row already ends: its events' keys are taken, the
+statement fails, nothing is stored.
 
-Round trip 2, one pipeline: events, opened_cases, ratings (with the details of the batch applied),
-desk_items, upstream_outbox, each one multi-row ``INSERT … SELECT … FROM unnest(…)``; the log's new head;
-COMMIT. The upload is acknowledged only after COMMIT returns. Any database error rolls back and the
-general path takes the batch from the start: it sees what is held, so a COMMIT whose answer was lost
-(stored, or not) is acknowledged once either way.
+A batch with ratings, two round trips. First (one pipeline, one transaction): the log's row made, locked
+and read, then its rated cases' advisory locks (the same keys, in the same order, after the log's row, as
+the general path), in one statement; under the locks, in a statement of its own (a snapshot taken after
+them), each case's highest ``assess_number`` and the device's section (a 差评's desk item). Unless the
+batch continues the log as held, it rolls back and the general path decides. Second: events,
+opened_cases, ratings (the batch's details applied), desk_items and upstream_outbox inserted and the
+log's head moved in one statement of data-modifying WITHs, then COMMIT.
+
+An upload is acknowledged only after its COMMIT returns. Any database error rolls back and the general
+path takes the batch from the start: it sees what is held, so a COMMIT whose answer was lost (stored or
+not) is acknowledged once either way.
 
 The connections are this path's own (psycopg, up to ``KEEP_CONNECTIONS`` kept open per process), so no
 pool ping is paid per upload; one found broken is closed and the upload tried again on a new one.

@@ -117,7 +117,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # Connections each hub process keeps open to PostgreSQL, and how many more it may open at a busy moment
 # (closed again when returned). Uploads (16 at once, MAX_INGESTS_IN_FLIGHT), their secret reads, heartbeats
 # and phone ratings share them: a pool smaller than that opened and closed a PostgreSQL backend for most
-# requests under load. PostgreSQL's max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW).
+# requests under load. The uploads' own path keeps up to hub.ingest_pg.KEEP_CONNECTIONS more. PostgreSQL's
+# max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW + KEEP_CONNECTIONS).
 PG_POOL_SIZE = 20
 PG_POOL_OVERFLOW = 10
 
