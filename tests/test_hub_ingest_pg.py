@@ -113,7 +113,7 @@ def test_both_paths_store_the_same_rows_however_the_log_is_split(wiped, cut):
     _send(general, batch, cut)
     wanted, wanted_desk = _held(general), _held_desk(general)
     assert wanted_desk  # the correction to good withdrew its item
-    assert general._fast is None and len(wanted["events"]) == 17
+    assert general.pg_ingest is None and len(wanted["events"]) == 17
     _empty(fast)
     assert _send(fast, batch, cut)[-1] == 17
     assert _held(fast) == wanted
@@ -121,8 +121,8 @@ def test_both_paths_store_the_same_rows_however_the_log_is_split(wiped, cut):
     assert all(r.ok for r in run_checks(fast)), [r for r in run_checks(fast) if not r.ok]
     # Every batch the path can take, sent in order, was stored there; the others by the general path.
     eligible = [plan(W, LOG, batch[lo : lo + cut], "") for lo in range(0, len(batch), cut)]
-    assert fast._fast is not None and fast._fast.taken == sum(p is not None for p in eligible)
-    assert fast._fast.taken > 0 or cut >= 11  # from 11 on, the first batch holds the correction
+    assert fast.pg_ingest is not None and fast.pg_ingest.taken == sum(p is not None for p in eligible)
+    assert fast.pg_ingest.taken > 0 or cut >= 11  # from 11 on, the first batch holds the correction
 
 
 def test_what_the_path_leaves_to_the_general_one():
@@ -179,8 +179,8 @@ def test_duplicate_uploads_racing_from_two_processes_are_stored_once(wiped):
                 ).all()
             # Per log: S1 once, S2 twice, S3 once, S4 once; two logs.
             assert dict(numbers) == {"S1": [1, 2], "S2": [1, 2, 3, 4], "S3": [1, 2], "S4": [1, 2]}
-        assert fast._fast is not None and other._fast is not None
-        assert fast._fast.taken + other._fast.taken > 0
+        assert fast.pg_ingest is not None and other.pg_ingest is not None
+        assert fast.pg_ingest.taken + other.pg_ingest.taken > 0
     finally:
         other.close()
 
@@ -197,10 +197,10 @@ def test_a_connection_the_server_closed_is_replaced(wiped):
             )
         ).scalar()
     assert killed
-    assert fast._fast is not None
-    taken = fast._fast.taken
+    assert fast.pg_ingest is not None
+    taken = fast.pg_ingest.taken
     assert fast.ingest(W, LOG, batch[2:5]).acked_seq == 5
-    assert fast._fast.taken == taken + 1
+    assert fast.pg_ingest.taken == taken + 1
     assert fast.log_events(W, LOG) == batch[:5]
 
 
@@ -229,7 +229,7 @@ def test_the_log_is_locked_before_the_cases_and_nothing_written_before_both(wipe
         holder.close()
         upload.join(20)
     assert answers == [5]
-    assert fast._fast is not None and fast._fast.taken == 2
+    assert fast.pg_ingest is not None and fast.pg_ingest.taken == 2
 
 
 def test_a_batch_without_ratings_that_does_not_continue_the_log_is_answered_by_the_general_path(wiped):
@@ -238,16 +238,16 @@ def test_a_batch_without_ratings_that_does_not_continue_the_log_is_answered_by_t
     general path answers as it always has."""
     fast, _general = wiped
     batch = log_events()
-    assert fast._fast is not None
+    assert fast.pg_ingest is not None
     assert fast.ingest(W, LOG, batch[2:3]) == IngestResult(0, 0, "gap", 3)  # a new log not starting at 1
     assert fast.ingest(W, LOG, batch[:1]) == IngestResult(1, 1)
-    assert (fast._fast.taken, fast._fast.declined) == (1, 1)
+    assert (fast.pg_ingest.taken, fast.pg_ingest.declined) == (1, 1)
     assert fast.ingest(W, LOG, batch[:1]) == IngestResult(1, 0)  # the resend: held, acknowledged again
     assert fast.ingest(W, LOG, batch[2:3]) == IngestResult(1, 0, "gap", 3)
     forked = data.chain(LOG, [("case_opened", batch[0]["at"], data.case("X", "I1"))] * 2)[1]
     assert forked["seq"] == 2 and forked["prev_hash"] != batch[0]["hash"]
     assert fast.ingest(W, LOG, [forked]) == IngestResult(1, 0, "fork", 2)
-    assert (fast._fast.taken, fast._fast.declined) == (1, 4)
+    assert (fast.pg_ingest.taken, fast.pg_ingest.declined) == (1, 4)
     assert fast.log_events(W, LOG) == batch[:1]
     with fast.engine.connect() as conn:
         assert conn.execute(select(opened_cases.c.seq)).scalars().all() == [1]
