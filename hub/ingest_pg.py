@@ -61,8 +61,8 @@ from .upstream.outbox import CASE_LOCK_SPACE, case_lock_keys, outbox, window_rec
 KEEP_CONNECTIONS = 16  # the uploads in flight per process (hub.routers.devices.MAX_INGESTS_IN_FLIGHT)
 
 # Round trip 1. The log's row made, locked and read (the general path's statement), then the rated cases'
-# locks (hub.upstream.outbox.lock_cases: in the order of their keys), in one statement: the locks are
-# taken row by row of the log's one row, after it.
+# locks (hub.upstream.outbox.lock_cases: in the order of their keys), in one statement: the SELECT takes
+# the case locks for the one row the INSERT returns, so after the log's row is made or locked.
 _LOCK = (
     f"WITH held AS (INSERT INTO {logs.name} (device_id, log_id, acked_seq, head_hash, first_seen_at, "
     "last_seen_at) VALUES (%s, %s, 0, %s, %s, %s) ON CONFLICT (device_id, log_id) "
