@@ -33,7 +33,9 @@ ANSWER_KEY = "answer_key"  # request state: (secret, request signature) for sign
 BODY_READ_TIMEOUT_S = 30.0  # the agent's 512 KB batch takes seconds even on a poor link
 
 
-def get_store(request: Request) -> HubStore:
+async def get_store(request: Request) -> HubStore:
+    """Async, though it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker thread, one
+    thread hop more for every request that names the store (an upload's cost was a fifth that hop)."""
     return request.app.state.store
 
 
@@ -158,7 +160,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             reads.used -= 1
 
 
-def get_config(request: Request) -> HubConfig:
+async def get_config(request: Request) -> HubConfig:
     return request.app.state.config
 
 
@@ -168,7 +170,7 @@ Config = Annotated[HubConfig, Depends(get_config)]
 # --- the 差评 desk: users, roles and section scope (API by bearer token, console by session) -------------
 
 
-def get_desk(request: Request) -> DeskStore:
+async def get_desk(request: Request) -> DeskStore:
     return request.app.state.desk
 
 

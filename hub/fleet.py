@@ -101,11 +101,33 @@ class Fleet:
             ).all()
         return [{"receivedAt": _iso(r.received_at), "report": json.loads(r.report)} for r in rows]
 
-    def latest_reports(self) -> dict[str, tuple[float, dict[str, Any]]]:
-        """device id → (received_at, latest report), for every device that ever reported."""
+    def latest_reports(
+        self, known: dict[str, tuple[float, dict[str, Any]]] | None = None
+    ) -> dict[str, tuple[float, dict[str, Any]]]:
+        """device id → (received_at, latest report), for every device that ever reported. ``known``: a
+        copy read before; only the reports received since (a received_at not in it) are read and parsed
+        again, the others are taken from it (a sweep of 5,000 devices parsed every report every 5 s)."""
+        if known is None:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(device_health)).all()
+            return {r.device_id: (r.received_at, json.loads(r.report)) for r in rows}
         with self.engine.connect() as conn:
-            rows = conn.execute(select(device_health)).all()
-        return {r.device_id: (r.received_at, json.loads(r.report)) for r in rows}
+            times = [
+                (str(r.device_id), r.received_at)
+                for r in conn.execute(select(device_health.c.device_id, device_health.c.received_at))
+            ]
+            changed = [d for d, at in times if d not in known or known[d][0] != at]
+            fresh: dict[str, tuple[float, dict[str, Any]]] = {}
+            for start in range(0, len(changed), 1000):
+                fresh.update(
+                    (r.device_id, (r.received_at, json.loads(r.report)))
+                    for r in conn.execute(
+                        select(device_health).where(
+                            device_health.c.device_id.in_(changed[start : start + 1000])
+                        )
+                    )
+                )
+        return {d: fresh[d] if d in fresh else known[d] for d, _at in times if d in fresh or d in known}
 
     # --- settings
 
@@ -323,6 +345,10 @@ class FleetMonitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The sweep's copies (only the sweep reads them): every device's latest report as last read, and
+        # the conditions of the devices online then, by the received_at they were judged from.
+        self._seen: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._online: dict[str, tuple[float, dict[str, str | None]]] = {}
 
     def deliver(self, alarm: DeviceAlarm) -> None:
         """The one way out for a device alarm: the hub's log, then each alert channel."""
@@ -344,18 +370,38 @@ class FleetMonitor:
             self._judge_device(only, reported)
             return
         now = self.fleet.clock()
-        seen = self.fleet.latest_reports()
+        seen = self._seen = self.fleet.latest_reports(self._seen)
         raised = self.fleet.raised_alarms()
         if self.fixed_sweep_s is None and seen:
             shortest = min(health.heartbeat_period_s(report) for _, report in seen.values())
             self.sweep_s = min(SWEEP_S, max(MIN_SWEEP_S, shortest / 5))
+        online: dict[str, tuple[float, dict[str, str | None]]] = {}
         for device_id, _section in self.fleet.registered():
             if device_id not in seen:
                 continue  # never reported (a hub before heartbeats, or not installed yet): no alarm
             received_at, report = seen[device_id]
-            judged = health.conditions(report, received_at, now, self.limits)
+            judged = self._conditions(device_id, received_at, report, now, online)
             if health.transitions(raised.get(device_id, {}), judged):
                 self._judge_device(device_id)
+        self._online = online
+
+    def _conditions(
+        self,
+        device_id: str,
+        received_at: float,
+        report: dict[str, Any],
+        now: float,
+        online: dict[str, tuple[float, dict[str, str | None]]],
+    ) -> dict[str, str | None]:
+        """``health.conditions`` of a device for the sweep: while it is online they depend on its report
+        alone, so the last sweep's are taken again until a new report comes (kept in ``online``)."""
+        if not health.is_online(received_at, report, now):
+            return health.conditions(report, received_at, now, self.limits)
+        last = self._online.get(device_id)
+        if last is None or last[0] != received_at:
+            last = (received_at, health.conditions(report, received_at, now, self.limits))
+        online[device_id] = last
+        return last[1]
 
     def _judge_device(self, device_id: str, reported: tuple[float, dict[str, Any]] | None = None) -> None:
         """One device's judgement in one transaction, under that device's lock: on PostgreSQL an advisory

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.public import PrivateKey
 from sqlalchemy import (
@@ -65,6 +65,9 @@ from .schema import (
 )
 from .secret_cache import SecretCache
 from .upstream import outbox as upstream_outbox
+
+if TYPE_CHECKING:
+    from .ingest_pg import PgIngest
 
 log = logging.getLogger("hub")
 
@@ -115,7 +118,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # Connections each hub process keeps open to PostgreSQL, and how many more it may open at a busy moment
 # (closed again when returned). Uploads (16 at once, MAX_INGESTS_IN_FLIGHT), their secret reads, heartbeats
 # and phone ratings share them: a pool smaller than that opened and closed a PostgreSQL backend for most
-# requests under load. PostgreSQL's max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW).
+# requests under load. The uploads' own path keeps up to hub.ingest_pg.KEEP_CONNECTIONS more. PostgreSQL's
+# max_connections must allow processes × (POOL_SIZE + POOL_OVERFLOW + KEEP_CONNECTIONS).
 PG_POOL_SIZE = 20
 PG_POOL_OVERFLOW = 10
 
@@ -162,7 +166,7 @@ EMPTY_ROSTER_VERSION = "empty"
 class HubStore:
     """The hub's database. Thread-safe; one instance per process."""
 
-    def __init__(self, url: str, key_file: Path | None = None):
+    def __init__(self, url: str, key_file: Path | None = None, fast_ingest: bool = True):
         self.url = url
         self.key_file = key_file
         self.engine: Engine = create_engine(url, pool_pre_ping=True, **_pool_options(url))
@@ -191,6 +195,13 @@ class HubStore:
         self._key_lock = threading.Lock()
         self._private_key: PrivateKey | None = None
         self.secret_cache = SecretCache(self._read_device_secret, load_all=self._read_device_secrets)
+        # PostgreSQL: what a live device sends is stored in two round trips (hub/ingest_pg.py), anything
+        # else by the general path below; ``fast_ingest=False`` keeps every upload on the general path.
+        self._fast: PgIngest | None = None
+        if fast_ingest and not self._serial_ingest:
+            from .ingest_pg import PgIngest  # psycopg: installed with the postgres extra only
+
+            self._fast = PgIngest(self.engine)
 
     @property
     def location(self) -> str:
@@ -198,6 +209,8 @@ class HubStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self.engine.dispose()
 
     # --- keypair for sealed contacts -----------------------------------------------------------
@@ -321,9 +334,18 @@ class HubStore:
 
     # --- event logs ----------------------------------------------------------------------------
 
+    @property
+    def pg_ingest(self) -> PgIngest | None:
+        """The PostgreSQL path of what live devices send (hub/ingest_pg.py), None on SQLite."""
+        return self._fast
+
     def ingest(self, device_id: str, log_id: str, batch: Sequence[dict[str, Any]]) -> IngestResult:
         """Store the valid prefix of ``batch`` (events of one log in ascending seq order) once each."""
         now = utc_now_iso()
+        if self._fast is not None:
+            stored = self._fast.ingest(device_id, log_id, batch, now)
+            if stored is not None:
+                return IngestResult(stored.acked_seq, stored.stored)
         with self._writer(), self.engine.begin() as conn:
             key = (logs.c.device_id == device_id) & (logs.c.log_id == log_id)
             acked, head = self._lock_log(conn, device_id, log_id, now)

@@ -422,3 +422,42 @@ def test_device_offline_reaches_the_desks_alert_channels(tmp_path):
         assert [(event, subject.split(":")[1]) for event, subject in queued] == [("device_offline", DEVICE)]
     finally:
         store.close()
+
+
+def test_the_sweep_judges_from_its_copies_what_it_judges_from_a_fresh_read(tmp_path):
+    """The sweep reads again only the reports received since it last looked and takes again the
+    conditions of devices still online on the same report; alarms raised and cleared over heartbeats,
+    silences and new reports are the same as a monitor reading everything every time."""
+    clock = [1_800_000_000.0]
+    stores = [HubStore(database_url(tmp_path / name, None)) for name in ("copies", "fresh")]
+    try:
+        monitors = []
+        for store in stores:
+            app = create_app(store)
+            app.state.fleet.clock = lambda: clock[0]
+            monitors.append((app.state.fleet, app.state.fleet_monitor))
+            for d in range(4):
+                store.add_device(f"{DEVICE}-{d}")
+        steps = [
+            {0: {"heartbeat_s": 5}, 1: {"heartbeat_s": 5}, 2: {"heartbeat_s": 60}},
+            {1: {"heartbeat_s": 5, "disk_free_bytes": 1, "disk_total_bytes": 2**34}},
+            {},  # 0 and 1 fall silent (5 s period), 2 does not (60 s)
+            {0: {"heartbeat_s": 5}, 3: {"heartbeat_s": 5, "clock_offset_s": 900}},
+            {1: {"heartbeat_s": 5}},
+            {},
+        ]
+        for step in steps:
+            for fleet, _monitor in monitors:
+                for d, report in step.items():
+                    fleet.record_heartbeat(f"{DEVICE}-{d}", {"window": "03", **report})
+            for n, (_fleet, monitor) in enumerate(monitors):
+                if n == 1:
+                    monitor._seen, monitor._online = {}, {}  # the other reads everything every time
+                monitor.judge()
+            assert monitors[0][0].raised_alarms() == monitors[1][0].raised_alarms()
+            clock[0] += 16
+        raised = monitors[0][0].raised_alarms()
+        assert set(raised) == {f"{DEVICE}-{d}" for d in (0, 1, 3)}  # 0: offline; 1: offline, disk; 3: clock
+    finally:
+        for store in stores:
+            store.close()

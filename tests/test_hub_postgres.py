@@ -20,6 +20,7 @@ from test_hub_support import (
     thread_hub,
     upload_case,
     wait_until,
+    waiting_for_a_lock,
 )
 
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
@@ -113,7 +114,7 @@ def test_two_hub_processes_meeting_a_new_log_both_store_it(pg_hub, tmp_path):
         )
         upload.start()
         try:
-            wait_until(lambda: _waiting_for_a_lock(conn), what="the upload waiting for the other hub's row")
+            wait_until(lambda: waiting_for_a_lock(conn), what="the upload waiting for the other hub's row")
             transaction.commit()
         finally:
             conn.close()  # rolls back whatever is still open
@@ -146,7 +147,7 @@ def test_one_hub_process_stores_uploads_of_different_logs_side_by_side(pg_hub, t
         )
         waiting.start()
         try:
-            wait_until(lambda: _waiting_for_a_lock(conn), what="log a's upload waiting for its row")
+            wait_until(lambda: waiting_for_a_lock(conn), what="log a's upload waiting for its row")
             other = post_events(pg_hub.url, pg_hub.secret, b.log_id, list(b.events_after(0)))
             assert other.status_code == 200 and other.json() == {"acked_seq": 3}
             assert waiting.is_alive() and not answers  # log a's upload still waits
@@ -220,7 +221,7 @@ def test_an_upload_and_a_phone_rating_of_one_case_take_its_lock(pg_hub, tmp_path
         waiting = threading.Thread(target=lambda: answers.append(request()))
         waiting.start()
         try:
-            wait_until(lambda: _waiting_for_a_lock(conn), what="a request waiting for the case's lock")
+            wait_until(lambda: waiting_for_a_lock(conn), what="a request waiting for the case's lock")
             assert not answers and ratings_written_by_others() == 0  # it waits before deriving anything
         finally:
             transaction.commit()
@@ -257,13 +258,6 @@ def test_an_upload_and_a_phone_rating_of_one_case_take_its_lock(pg_hub, tmp_path
     finally:
         conn.close()
         other_hub.close()
-
-
-def _waiting_for_a_lock(conn) -> bool:
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-    )
-    return conn.execute(query).scalar() > 0
 
 
 def test_roster_and_keypair_on_postgres(pg_hub):

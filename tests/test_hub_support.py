@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 import uvicorn
+from sqlalchemy import text as sql_text
 from starlette.applications import Starlette
 from starlette.routing import Match, Mount, Route
 
@@ -382,3 +383,16 @@ class FaultProxy:
                 client.sendall(response)
         except OSError:
             client.close()
+
+
+def waiting_for_a_lock(conn) -> bool:
+    """Whether another backend waits for a lock, asked on a connection of its own: inside ``conn``'s open
+    transaction pg_stat_activity is a snapshot taken at its first reading, without the backends started
+    since (the upload's path opens its own connection)."""
+    query = sql_text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() "
+        "AND pid <> :holder"
+    )
+    holder = conn.execute(sql_text("SELECT pg_backend_pid()")).scalar()
+    with conn.engine.connect() as observer:
+        return observer.execute(query, {"holder": holder}).scalar() > 0

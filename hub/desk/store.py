@@ -79,33 +79,40 @@ def section_of(conn, device_id: str) -> str | None:
 def add_window_items(conn, device_id: str, log_id: str, rows: Iterable[Mapping[str, Any]], now: str) -> None:
     """An item for each 差评 among ``rows`` (derived rating rows of one log); inside the caller's
     transaction."""
-    bad = [r for r in rows if is_bad(r["satisfaction"])]
-    if not bad:
-        return
-    dept, received = section_of(conn, device_id), _local_date(now)
-    conn.execute(
-        insert(items),
-        [
-            {
-                "device_id": device_id,
-                "log_id": log_id,
-                "seq": r["seq"],
-                "nonce": None,
-                "dept": dept,
-                "satisfaction": r["satisfaction"],
-                "assess_time": r["assess_time"],
-                "received": received,
-                "received_at": now,
-            }
-            for r in bad
-        ],
-    )
+    rows = list(rows)
+    if not any(is_bad(r["satisfaction"]) for r in rows):
+        return  # no 差评: no section to read
+    new_items = window_item_rows(device_id, log_id, rows, section_of(conn, device_id), now)
+    conn.execute(insert(items), new_items)
     fold_item_facts(
         conn,
         (items.c.device_id == device_id)
         & (items.c.log_id == log_id)
-        & items.c.seq.in_([r["seq"] for r in bad]),
+        & items.c.seq.in_([r["seq"] for r in new_items]),
     )
+
+
+def window_item_rows(
+    device_id: str, log_id: str, rows: Iterable[Mapping[str, Any]], dept: str | None, now: str
+) -> list[dict[str, Any]]:
+    """The desk_items rows of the 差评 among ``rows`` (derived rating rows of one log) arriving ``now``
+    from a device in section ``dept`` (``section_of``)."""
+    received = _local_date(now)
+    return [
+        {
+            "device_id": device_id,
+            "log_id": log_id,
+            "seq": r["seq"],
+            "nonce": None,
+            "dept": dept,
+            "satisfaction": r["satisfaction"],
+            "assess_time": r["assess_time"],
+            "received": received,
+            "received_at": now,
+        }
+        for r in rows
+        if is_bad(r["satisfaction"])
+    ]
 
 
 def add_phone_item(conn, row: Mapping[str, Any]) -> None:

@@ -66,7 +66,7 @@ def _desk_alert(app: FastAPI, alarm: DeviceAlarm) -> None:
     app.state.alerts.device_alarm(alarm)
 
 
-def _fleet(request: Request) -> Fleet:
+async def _fleet(request: Request) -> Fleet:  # async: no worker thread to read app.state
     return request.app.state.fleet
 
 

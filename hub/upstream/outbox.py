@@ -19,7 +19,7 @@ import functools
 import json
 import secrets
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -96,7 +96,7 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-_CASE_LOCK_SPACE = 0x75707374  # the advisory locks' first key: the case's own is its CRC-32
+CASE_LOCK_SPACE = 0x75707374  # the advisory locks' first key: the case's own is its CRC-32
 _CASE_LOCKS = "upstream_case_locks"  # connection info: (transaction, keys of the case locks it holds)
 
 
@@ -119,17 +119,24 @@ def lock_cases(conn: Connection, project_nos: Iterable[str]) -> None:
     taken_in, taken = conn.info.get(_CASE_LOCKS, (None, frozenset()))
     if taken_in is not transaction:
         taken = frozenset()
-    keys = sorted({zlib.crc32(p.encode("utf-8")) - 2**31 for p in project_nos if p} - taken)
+    keys = sorted(set(case_lock_keys(project_nos)) - taken)
     if not keys:
         return
-    conn.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(:a, k)) FROM "
-            "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"
-        ),
-        {"a": _CASE_LOCK_SPACE, "keys": keys},
-    )
+    conn.execute(text(CASE_LOCKS_SQL), {"a": CASE_LOCK_SPACE, "keys": keys})
     conn.info[_CASE_LOCKS] = (transaction, taken | set(keys))
+
+
+# Every case lock of a statement taken in the order of their keys: two transactions sharing cases never
+# wait for each other in a circle.
+CASE_LOCKS_SQL = (
+    "SELECT count(pg_advisory_xact_lock(:a, k)) FROM "
+    "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"
+)
+
+
+def case_lock_keys(project_nos: Iterable[str]) -> list[int]:
+    """The advisory lock keys (second half; the first is ``CASE_LOCK_SPACE``) of these cases, sorted."""
+    return sorted({zlib.crc32(p.encode("utf-8")) - 2**31 for p in project_nos if p})
 
 
 def _new_record(conn: Connection, *, project_no: str | None, waits_for_detail: bool, **source: Any) -> dict:
@@ -172,6 +179,20 @@ def enqueue_window(conn: Connection, device_id: str, log_id: str, rows: Sequence
                 .group_by(outbox.c.project_no)
             ).all()
         )
+    conn.execute(insert(outbox), window_records(device_id, log_id, rows, held))
+
+
+def window_records(
+    device_id: str,
+    log_id: str,
+    rows: Sequence[dict[str, Any]],
+    held: dict[str, int],
+    detailed: Set[int] = frozenset(),
+) -> list[dict[str, Any]]:
+    """The outbox records of rating rows just derived from one log, numbered after ``held`` (each case's
+    highest assess_number, read under the cases' locks; updated here). A 差评 waits for its reasons unless
+    its rating_detail came in the same batch (its seq in ``detailed``): one definition for the ingest's
+    two paths."""
     records = []
     for r in rows:
         project_no = r["case_no"] or None
@@ -182,7 +203,7 @@ def enqueue_window(conn: Connection, device_id: str, log_id: str, rows: Sequence
             _record(
                 project_no,
                 number,
-                r["satisfaction"] <= 2,
+                r["satisfaction"] <= 2 and r["seq"] not in detailed,
                 channel=WINDOW,
                 device_id=device_id,
                 log_id=log_id,
@@ -191,7 +212,7 @@ def enqueue_window(conn: Connection, device_id: str, log_id: str, rows: Sequence
                 nonce=None,
             )
         )
-    conn.execute(insert(outbox), records)
+    return records
 
 
 def details_arrived(conn: Connection, device_id: str, log_id: str, rating_seqs: Iterable[int]) -> None:
