@@ -19,7 +19,7 @@ from hub.desk.tables import device_sections, items
 from hub.ingest_pg import plan
 from hub.schema import events, logs, metadata, ratings
 from hub.storage import HubStore, IngestResult
-from hub.upstream.outbox import outbox
+from hub.upstream.outbox import CASE_LOCK_SPACE, outbox
 from hub.verify import run_checks
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -226,7 +226,13 @@ def test_the_log_is_locked_before_the_cases_and_nothing_written_before_both(wipe
     upload.start()
     try:
         wait_until(lambda: waiting_for_a_lock(holder), what="the upload waiting for its log's row")
-        advisory = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        # The case locks of this database only: other tests' hubs hold advisory locks of their own (the
+        # upward sender's, the alerts') in other databases of the same server.
+        advisory = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+            f"AND classid = {CASE_LOCK_SPACE} AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         with fast.engine.connect() as observer:
             assert observer.execute(text(advisory)).scalar() == 0  # no case locked while the log waits
             assert observer.execute(select(ratings.c.seq)).first() is None
