@@ -518,8 +518,11 @@ class DeskStore:
             ).first()
         return (Principal(row.name, row.role, row.dept), row.password_hash or "") if row else None
 
-    def check_password(self, name: str, password: str) -> tuple[Principal, bool] | None:
-        """(principal, must change password) when the password is right; None otherwise."""
+    def check_password(self, name: str, password: str) -> tuple[Principal, bool, str] | None:
+        """(principal, must change password, the hash it was checked against) when the password is
+        right; None otherwise. A console session is bound to that hash (``session_principal``), not to
+        one read again later: a password changed in between would otherwise be the one the session
+        carries, and the old password would open a session outliving its change."""
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where((users.c.name == name) & (users.c.disabled == 0))).first()
         if row is None or row.password_hash is None:
@@ -529,17 +532,18 @@ class DeskStore:
             _HASHER.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
-        return Principal(row.name, row.role, row.dept), bool(row.must_change)
+        return Principal(row.name, row.role, row.dept), bool(row.must_change), str(row.password_hash)
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str) -> str:
+        """Set ``name``'s password; returns its new hash (what the changer's own session is bound to)."""
         if len(password) < MIN_PASSWORD_CHARS:
             raise DeskError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
+        hashed = _HASHER.hash(password)
         with self.engine.begin() as conn:
             conn.execute(
-                update(users)
-                .where(users.c.name == name)
-                .values(password_hash=_HASHER.hash(password), must_change=0)
+                update(users).where(users.c.name == name).values(password_hash=hashed, must_change=0)
             )
+        return hashed
 
     # --- items -----------------------------------------------------------------------------------
 
