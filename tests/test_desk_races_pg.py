@@ -1,6 +1,7 @@
-"""A rater's correction to good (the item withdrawn at ingest) racing a desk user's 办结 of the same item,
-on a real PostgreSQL hub over HTTP: the desk's record never holds a step its workflow refuses. Skipped
-when ``KIOSK_TEST_PG_URL`` is unset."""
+"""Uploads racing desk users on the same 差评, on a real PostgreSQL hub over HTTP: a rater's correction to
+good (the item withdrawn at ingest) against a 办结 (the desk's record never holds a step its workflow
+refuses), a detail with a phone number against a 回访 (the item's figures' facts stay what the record
+says). Skipped when ``KIOSK_TEST_PG_URL`` is unset."""
 
 from __future__ import annotations
 
@@ -101,3 +102,52 @@ def test_a_withdrawal_racing_a_close_never_follows_it_in_the_record(env):
     # The record holds only steps the workflow allows (every reader replays it).
     assert wf.replay((a, role, json.loads(p)) for a, role, p in history).status == wf.CLOSED
     assert all(r.ok for r in run_checks(env.store)), [r for r in run_checks(env.store) if not r.ok]
+
+
+def test_an_items_facts_stay_true_when_a_callback_and_its_phone_number_arrive_at_once(env):
+    """A 回访 recorded by a desk user while the rater's detail with a phone number arrives for the same
+    差评: each writer rewrites the item's figures' facts (called_back, real_name) under the item's row
+    lock, the second from what the first committed. Both wait on the item's row held by the test, then
+    go in whichever order; the facts equal what ``stats --verify`` recomputes."""
+    from hub.desk.store import check_item_facts
+    from hub.figures.store import FigureStore
+
+    log = env.logs["W1"]
+    rating = log.append("rating", rating_payload(1, case_no="370211202611280301", satisfaction=2))
+    assert post_events(env.url, env.secrets["W1"], log.log_id, [rating], "W1").status_code == 200
+    with env.store.engine.connect() as conn:
+        item_id = conn.execute(select(items.c.id)).scalar_one()
+    sealed = "sealed-not-a-real-number"
+    log.append("rating_detail", {"rating_seq": rating["seq"], "reasons": ["101"], "contact_sealed": sealed})
+    detail = list(log.events_after(rating["seq"]))
+    holder = env.store.engine.connect()
+    transaction = holder.begin()
+    holder.execute(select(items.c.id).where(items.c.id == item_id).with_for_update())
+    pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+    answers: dict[str, int] = {}
+    path = f"/bad-ratings/{item_id}/actions"
+    callback = threading.Thread(
+        target=lambda: answers.update(
+            callback=env.api("sup", "POST", path, json={"action": "callback", "reached": True}).status_code
+        )
+    )
+    upload = threading.Thread(
+        target=lambda: answers.update(
+            upload=post_events(env.url, env.secrets["W1"], log.log_id, detail, "W1").status_code
+        )
+    )
+    try:
+        callback.start()
+        upload.start()
+        wait_until(lambda: _waiting(env.store.engine, pid) == 2, what="both writers waiting for the item")
+    finally:
+        transaction.commit()
+        holder.close()
+        callback.join(30)
+        upload.join(30)
+    assert answers == {"callback": 200, "upload": 200}
+    with env.store.engine.connect() as conn:
+        assert check_item_facts(conn) == []
+        facts = conn.execute(text("SELECT real_name, called_back FROM desk_item_facts")).all()
+    assert facts == [(1, 1)]
+    assert FigureStore(env.store.engine).verify() == []
