@@ -53,6 +53,14 @@ WATERMARK_META = "alerts_item_watermark"
 # takes its id when inserted and becomes visible at its commit, so one with a lower id can appear after a
 # scan moved the watermark past it (two windows' 差评 at once). Each alert is queued once anyway.
 LATE_COMMIT_S = 600
+WATERMARK_SINCE_META = "alerts_item_watermark_since"  # when the first scan ran (UTC): no backlog before it
+
+
+def utc_text(unix: float) -> str:
+    """An instant as the items' received_at writes it (UTC, whole seconds), to compare as text."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
+
+
 WITHDRAWN_WATERMARK_META = "alerts_withdrawn_watermark"  # the desk record's seq scanned for withdrawals
 _SYSTEM = Principal("alerts", SUPERVISOR)
 
@@ -194,15 +202,22 @@ class Alerts:
         """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""
         if not self.targets:
             return
-        since = datetime.fromtimestamp(time.time() - LATE_COMMIT_S, UTC).isoformat(timespec="seconds")
+        since = utc_text(time.time() - LATE_COMMIT_S)
         with self.engine.begin() as conn:
             mark = conn.execute(select(meta.c.value).where(meta.c.key == WATERMARK_META)).scalar()
             newest = conn.execute(select(func.max(items.c.id))).scalar() or 0
             if mark is None:  # the first scan: from now on, not the backlog
                 conn.execute(insert(meta).values(key=WATERMARK_META, value=str(newest)))
+                conn.execute(insert(meta).values(key=WATERMARK_SINCE_META, value=utc_text(time.time())))
                 mark = newest
                 late: set[int] = set()
-            else:  # received lately, below the watermark, and not alerted: committed after a later one
+            else:
+                # The backlog, received by the first scan, stays unalerted.
+                started = (
+                    conn.execute(select(meta.c.value).where(meta.c.key == WATERMARK_SINCE_META)).scalar()
+                    or ""
+                )
+                # Received lately, below the watermark, not alerted: committed after a later one.
                 alerted = select(alerts.c.subject).where(
                     (alerts.c.event == "bad_rating")
                     & (alerts.c.subject == literal("item:", String) + cast(items.c.id, String))
@@ -210,7 +225,10 @@ class Alerts:
                 late = set(
                     conn.execute(
                         select(items.c.id).where(
-                            (items.c.id <= int(mark)) & (items.c.received_at >= since) & ~alerted.exists()
+                            (items.c.id <= int(mark))
+                            & (items.c.received_at >= since)
+                            & (items.c.received_at > started)
+                            & ~alerted.exists()
                         )
                     ).scalars()
                 )
