@@ -45,8 +45,8 @@ def opened_case_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
     case_no = payload.get("case_no") if isinstance(payload, dict) else None
     if event["type"] != "case_opened" or not isinstance(case_no, str) or not case_no:
         return None
-    if len(case_no) > MAX_CASE_NO_CHARS:
-        return None
+    if len(case_no) > MAX_CASE_NO_CHARS or "\x00" in case_no:
+        return None  # PostgreSQL text cannot hold a NUL, and no phone can ask for such a case
     return {"seq": event["seq"], "case_no": case_no, "payload": canonical_json(payload).decode("utf-8")}
 
 

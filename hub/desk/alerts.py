@@ -23,7 +23,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, cast, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from core.events import canonical_json
@@ -49,6 +49,18 @@ EVENT_TITLES = {
 }
 MAX_ATTEMPTS = 8
 WATERMARK_META = "alerts_item_watermark"
+# Items received this recently are looked at again whatever the watermark: on PostgreSQL an upload's item
+# takes its id when inserted and becomes visible at its commit, so one with a lower id can appear after a
+# scan moved the watermark past it (two windows' 差评 at once). Each alert is queued once anyway.
+LATE_COMMIT_S = 600
+WATERMARK_SINCE_META = "alerts_item_watermark_since"  # when the first scan ran (UTC): no backlog before it
+
+
+def utc_text(unix: float) -> str:
+    """An instant as the items' received_at writes it (UTC, whole seconds), to compare as text."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
+
+
 WITHDRAWN_WATERMARK_META = "alerts_withdrawn_watermark"  # the desk record's seq scanned for withdrawals
 _SYSTEM = Principal("alerts", SUPERVISOR)
 
@@ -190,16 +202,42 @@ class Alerts:
         """Queue what is due: new 差评 since the last scan, items due within a working day, overdue."""
         if not self.targets:
             return
+        since = utc_text(time.time() - LATE_COMMIT_S)
         with self.engine.begin() as conn:
             mark = conn.execute(select(meta.c.value).where(meta.c.key == WATERMARK_META)).scalar()
             newest = conn.execute(select(func.max(items.c.id))).scalar() or 0
             if mark is None:  # the first scan: from now on, not the backlog
                 conn.execute(insert(meta).values(key=WATERMARK_META, value=str(newest)))
+                conn.execute(insert(meta).values(key=WATERMARK_SINCE_META, value=utc_text(time.time())))
                 mark = newest
-        if newest > int(mark):
+                late: set[int] = set()
+            else:
+                # The backlog, received by the first scan, stays unalerted.
+                started = (
+                    conn.execute(select(meta.c.value).where(meta.c.key == WATERMARK_SINCE_META)).scalar()
+                    or ""
+                )
+                # Received lately, below the watermark, not alerted: committed after a later one.
+                alerted = select(alerts.c.subject).where(
+                    (alerts.c.event == "bad_rating")
+                    & (alerts.c.subject == literal("item:", String) + cast(items.c.id, String))
+                )
+                late = set(
+                    conn.execute(
+                        select(items.c.id).where(
+                            (items.c.id <= int(mark))
+                            & (items.c.received_at >= since)
+                            & (items.c.received_at > started)
+                            & ~alerted.exists()
+                        )
+                    ).scalars()
+                )
+        if newest > int(mark) or late:
             # A 差评 the rater corrected to good before the scan saw it is no 差评 to alert about.
             fresh = [
-                i for i in self._page(ItemFilter()) if i["id"] > int(mark) and i["status"] != wf.WITHDRAWN
+                i
+                for i in self._page(ItemFilter())
+                if (i["id"] > int(mark) or i["id"] in late) and i["status"] != wf.WITHDRAWN
             ]
             for item in fresh:
                 self._queue("bad_rating", f"item:{item['id']}", self._item_fields(item))

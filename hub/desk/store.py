@@ -150,59 +150,78 @@ def withdraw_window_items(conn, device_id: str, log_id: str, seqs: Iterable[int]
     ).scalars()
     withdrawn = []
     for item_id in sorted(found):
-        history = conn.execute(
-            select(actions.c.action, actions.c.role, actions.c.payload)
-            .where((actions.c.item_id == item_id) & (actions.c.action != CONTACT))
-            .order_by(actions.c.seq)
-        ).all()
-        state = wf.replay((a, role, json.loads(p)) for a, role, p in history)
-        try:
-            after = wf.step(state, wf.WITHDRAW, wf.SYSTEM, {})
-        except wf.Refused:
-            continue
-        _append_in(
-            conn,
-            item_id,
-            wf.SYSTEM_USER,
-            wf.SYSTEM,
-            wf.WITHDRAW,
-            {"note": "评价人在评价器上改为好评"},
-            after.status,
-            now,
-        )
-        withdrawn.append(item_id)
+        for _ in range(_APPEND_RETRIES):
+            # Checked again on every try: a desk user's action appended meanwhile (办结, 不属实) may have
+            # finished the item, and a withdrawal after it is a step the workflow refuses. The head is read
+            # first: an action committed after it takes the seq this one would, and this one tries again.
+            head = _head(conn)
+            history = conn.execute(
+                select(actions.c.action, actions.c.role, actions.c.payload)
+                .where((actions.c.item_id == item_id) & (actions.c.action != CONTACT))
+                .order_by(actions.c.seq)
+            ).all()
+            state = wf.replay((a, role, json.loads(p)) for a, role, p in history)
+            try:
+                after = wf.step(state, wf.WITHDRAW, wf.SYSTEM, {})
+            except wf.Refused:
+                break
+            note = {"note": "评价人在评价器上改为好评"}
+            if _try_append_in(
+                conn, item_id, wf.SYSTEM_USER, wf.SYSTEM, wf.WITHDRAW, note, after.status, now, head
+            ):
+                withdrawn.append(item_id)
+                break
+        else:
+            raise RuntimeError("the desk record is too busy to append to")
     return withdrawn
+
+
+_UNREAD: Any = object()
 
 
 def _append_in(conn, item_id: int, user: str, role: str, action: str, payload, status: str, now: str) -> None:
     """One row at the head of the desk's chain, in the caller's transaction. A desk user appending at
     the same moment takes the same seq: the loser of that race (a savepoint here) reads the new head and
-    tries again, so neither write is lost and the chain never forks."""
+    tries again, so neither write is lost and the chain never forks. For a caller whose step does not
+    depend on the item's state (tests building a record); one that does checks again: ``_try_append_in``."""
     for _ in range(_APPEND_RETRIES):
-        head = conn.execute(
-            select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (head.seq + 1, head.hash) if head else (1, ZERO_HASH)
-        row = {
-            "seq": seq,
-            "item_id": item_id,
-            "at": now,
-            "by_user": user,
-            "role": role,
-            "action": action,
-            "payload": canonical_json(payload).decode("utf-8"),
-            "status": status,
-            "prev_hash": prev,
-        }
-        row["hash"] = action_hash(row)
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(actions).values(**row))
-                _cache_status(conn, item_id, seq, status)
+        if _try_append_in(conn, item_id, user, role, action, payload, status, now):
             return
-        except IntegrityError:
-            continue
     raise RuntimeError("the desk record is too busy to append to")
+
+
+def _head(conn) -> Any:
+    """(seq, hash) of the desk chain's newest row, or None."""
+    return conn.execute(select(actions.c.seq, actions.c.hash).order_by(actions.c.seq.desc()).limit(1)).first()
+
+
+def _try_append_in(
+    conn, item_id: int, user: str, role: str, action: str, payload, status: str, now: str, head: Any = _UNREAD
+) -> bool:
+    """One row after ``head`` (read now if not given), in the caller's transaction; False, nothing
+    written, when another writer took that seq first (the caller checks its step again)."""
+    if head is _UNREAD:
+        head = _head(conn)
+    seq, prev = (head.seq + 1, head.hash) if head else (1, ZERO_HASH)
+    row = {
+        "seq": seq,
+        "item_id": item_id,
+        "at": now,
+        "by_user": user,
+        "role": role,
+        "action": action,
+        "payload": canonical_json(payload).decode("utf-8"),
+        "status": status,
+        "prev_hash": prev,
+    }
+    row["hash"] = action_hash(row)
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(actions).values(**row))
+            _cache_status(conn, item_id, seq, status)
+        return True
+    except IntegrityError:
+        return False
 
 
 def _cache_status(conn, item_id: int, seq: int, status: str) -> None:
@@ -518,8 +537,11 @@ class DeskStore:
             ).first()
         return (Principal(row.name, row.role, row.dept), row.password_hash or "") if row else None
 
-    def check_password(self, name: str, password: str) -> tuple[Principal, bool] | None:
-        """(principal, must change password) when the password is right; None otherwise."""
+    def check_password(self, name: str, password: str) -> tuple[Principal, bool, str] | None:
+        """(principal, must change password, the hash it was checked against) when the password is
+        right; None otherwise. A console session is bound to that hash (``session_principal``), not to
+        one read again later: a password changed in between would otherwise be the one the session
+        carries, and the old password would open a session outliving its change."""
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where((users.c.name == name) & (users.c.disabled == 0))).first()
         if row is None or row.password_hash is None:
@@ -529,17 +551,18 @@ class DeskStore:
             _HASHER.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
-        return Principal(row.name, row.role, row.dept), bool(row.must_change)
+        return Principal(row.name, row.role, row.dept), bool(row.must_change), str(row.password_hash)
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str) -> str:
+        """Set ``name``'s password; returns its new hash (what the changer's own session is bound to)."""
         if len(password) < MIN_PASSWORD_CHARS:
             raise DeskError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
+        hashed = _HASHER.hash(password)
         with self.engine.begin() as conn:
             conn.execute(
-                update(users)
-                .where(users.c.name == name)
-                .values(password_hash=_HASHER.hash(password), must_change=0)
+                update(users).where(users.c.name == name).values(password_hash=hashed, must_change=0)
             )
+        return hashed
 
     # --- items -----------------------------------------------------------------------------------
 

@@ -145,8 +145,8 @@ class Labels:
     windows: dict[str, tuple[str, str]] = field(default_factory=dict)  # device_id -> (at, window)
 
     def note(self, kind: str, key: str | None, at: str, value: Any) -> None:
-        if not key or not isinstance(value, str) or not value:
-            return
+        if not key or not isinstance(value, str) or not value or "\x00" in value:
+            return  # a name with a NUL cannot be stored (PostgreSQL text)
         table = getattr(self, kind)
         if key not in table or table[key] < (at, value):
             table[key] = (at, value)
@@ -171,8 +171,15 @@ def _bump(deltas: Deltas, cell: Cell, **values: int) -> None:
         setattr(counts, name, getattr(counts, name) + value)
 
 
+MAX_KEY_CHARS = 64  # the width of the cells' key columns (hub.figures.tables)
+
+
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) and value else NONE_KEY
+    """A code as a cell's key: NONE_KEY when there is none, or one the cells cannot hold (longer than their
+    key columns, or with a NUL, which PostgreSQL text refuses: one kiosk's such code stopped every fold)."""
+    if isinstance(value, str) and value and len(value) <= MAX_KEY_CHARS and "\x00" not in value:
+        return value
+    return NONE_KEY
 
 
 def _seq(value: Any) -> int:

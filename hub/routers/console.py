@@ -26,7 +26,7 @@ from ..dependencies import ConsoleRedirect, ConsoleUser, Desk, PageUser, Session
 from ..desk import workflow as wf
 from ..desk.calendar import CalendarGap
 from ..desk.roles import ADMIN, ROLE_LABELS, ROLES, SUPERVISOR
-from ..desk.store import DeskError, DeskStore, ItemFilter, NotFound
+from ..desk.store import DeskError, ItemFilter, NotFound
 from ..keys import KeyFileError
 from .manage import MAX_EXPORT_ITEMS, contact_opener, items_csv
 
@@ -115,10 +115,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _issue(request: Request, desk: DeskStore, name: str, must_change: bool) -> str:
-    """A session cookie bound to the user's password as it is now."""
-    found = desk.session_principal(name)
-    credential = found[1] if found else ""
+def _issue(request: Request, name: str, must_change: bool, credential: str) -> str:
+    """A session cookie bound to ``credential``: the password hash the user's password was just checked
+    against or set to (read again here, a change committed in between would be the one bound)."""
     cookie, _ = request.app.state.console_signer.issue(name, must_change, credential)
     return cookie
 
@@ -187,8 +186,8 @@ async def login(request: Request, desk: Desk) -> Response:
             request, "login.html", None, status=401, login_csrf=token, name=name, error="用户名或密码错误。"
         )
     await run_in_threadpool(throttle.succeeded, name, attempt)
-    principal, must_change = checked
-    cookie = await run_in_threadpool(_issue, request, desk, principal.name, must_change)
+    principal, must_change, credential = checked
+    cookie = _issue(request, principal.name, must_change, credential)
     response = RedirectResponse("/console/password" if must_change else "/console/", status_code=303)
     set_session(response, request, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
@@ -213,7 +212,7 @@ async def change_password(request: Request, user: SessionUser, desk: Desk) -> Re
     form = await form_of(request)
     check_csrf(user, form)
     current, new, again = form.get("current", ""), form.get("new", ""), form.get("again", "")
-    error = None
+    error, credential = None, ""
     if await run_in_threadpool(desk.check_password, user.principal.name, current) is None:
         error = "当前密码不正确。"
     elif new != again:
@@ -222,7 +221,7 @@ async def change_password(request: Request, user: SessionUser, desk: Desk) -> Re
         error = "新密码不能与当前密码相同。"
     else:
         try:
-            await run_in_threadpool(desk.set_password, user.principal.name, new)
+            credential = await run_in_threadpool(desk.set_password, user.principal.name, new)
         except DeskError:
             error = "新密码至少 10 个字符。"
     if error:
@@ -230,7 +229,7 @@ async def change_password(request: Request, user: SessionUser, desk: Desk) -> Re
             request, "password.html", user, status=400, forced=user.session.must_change, error=error
         )
     # The new password ends every other session of this user (a stolen cookie too); this one goes on.
-    cookie = await run_in_threadpool(_issue, request, desk, user.principal.name, False)
+    cookie = _issue(request, user.principal.name, False, credential)
     response = RedirectResponse("/console/", status_code=303)
     set_session(response, request, cookie)
     return response
