@@ -6,9 +6,8 @@ the hub").
 
 A batch takes this path when the hub would derive exactly what the general path derives from it
 (``plan``): every event checked (shape, hash, chained to the one before it in the batch), every rating's
-row derivable and none a 差评, every rating_detail naming a rating of the same batch, no rating_corrected.
-That is what a kiosk sends (a case opened, its rating), one event or a day of them. Anything else — a
-差评 (4% of ratings: its desk item and the figures' facts of it, ``hub.desk.store.add_window_items``), a
+row derivable, every rating_detail naming a rating of the same batch, no rating_corrected. That is what a
+kiosk sends (a case opened, its rating, a 差评's reasons), one event or a day of them. Anything else — a
 correction, a detail of a rating uploaded before, a payload the export cannot show — goes the general
 way, which also logs why. Every table's rows go to the server as one JSON document per table
 (``json_to_recordset``).
@@ -25,8 +24,10 @@ and read, then its rated cases' advisory locks (the same keys, in the same order
 the general path), in one statement; under the locks, in a statement of its own (a snapshot taken after
 them), each case's highest ``assess_number`` and the device's section (a 差评's desk item). Unless the
 batch continues the log as held, it rolls back and the general path decides. Second: events,
-opened_cases, ratings (the batch's details applied) and upstream_outbox inserted and the log's head
-moved in one statement of data-modifying WITHs, then COMMIT.
+opened_cases, ratings (the batch's details applied), desk_items and upstream_outbox inserted and the
+log's head moved in one statement of data-modifying WITHs; for a batch with a 差评, its items' figures'
+facts (``desk_item_facts``, computed from what that statement wrote by the same query as
+``hub.desk.store.fold_item_facts``) in a second; then COMMIT.
 
 An upload is acknowledged only after its COMMIT returns. Any database error rolls back and the general
 path takes the batch from the start: it sees what is held, so a COMMIT whose answer was lost (stored or
@@ -47,12 +48,16 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from sqlalchemy import BigInteger, Engine, Float, Integer, Table
+from sqlalchemy import BigInteger, Engine, Float, Integer, Table, any_, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from core.domain import is_bad
 from core.events import ZERO_HASH, canonical_json, chain_error
 
 from .derived import opened_case_row, opened_cases
+from .desk.store import insert_item_facts, window_item_rows
+from .desk.tables import device_sections, items
 from .ratings import detail_values, rating_row
 from .schema import events, logs, ratings
 from .upstream.outbox import CASE_LOCK_SPACE, case_lock_keys, outbox, window_records
@@ -69,18 +74,20 @@ _LOCK = (
     "SELECT acked_seq, head_hash, (SELECT count(pg_advisory_xact_lock(%s, k)) FROM "
     "(SELECT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS ordered) FROM held"
 )
-# Then, in a statement of its own (its snapshot taken under the locks): each case's highest number.
+# Then, in a statement of its own (its snapshot taken under the locks): each case's highest number, and
+# the device's section (hub.desk.store.section_of) for a 差评's desk item.
 _READ = (
     "SELECT (SELECT json_object_agg(project_no, n) FROM (SELECT project_no, max(assess_number) AS n "
     f"FROM {outbox.name} WHERE project_no IN (SELECT json_array_elements_text(%s::json)) "
-    "GROUP BY project_no) AS numbers)"
+    "GROUP BY project_no) AS numbers), "
+    f"(SELECT dept FROM {device_sections.name} WHERE device_id = %s ORDER BY id DESC LIMIT 1)"
 )
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a batch writes once it is known to continue the log: every row but the cases' numbers, which
-    are read under the locks."""
+    """What a batch writes once it is known to continue the log: every row but the numbers and sections
+    that are read under the locks."""
 
     events: list[dict[str, Any]]
     opened: list[dict[str, Any]]
@@ -108,8 +115,8 @@ def plan(device_id: str, log_id: str, batch: Sequence[dict[str, Any]], now: str)
         kind = e["type"]
         if kind == "rating":
             row = rating_row(e)
-            if row is None or is_bad(row["satisfaction"]):
-                return None  # a 差评 also makes a desk item and its figures' facts: the general way
+            if row is None:
+                return None
             rows[e["seq"]] = {"device_id": device_id, "log_id": log_id, **row}
         elif kind == "rating_detail":
             found = detail_values(e)
@@ -174,7 +181,7 @@ def _insert_cte(name: str, table: Table, where: str = "") -> str:
     )
 
 
-_TABLES = (events, opened_cases, ratings, outbox)
+_TABLES = (events, opened_cases, ratings, items, outbox)
 # Round trip 2: every table's rows and the log's new head in one statement (each data-modifying WITH runs
 # once, whether or not the query reads it), then COMMIT.
 _WRITE = (
@@ -206,20 +213,45 @@ _SOLE = (
 )
 
 
+def _facts_statement() -> str:
+    """The facts of a log's new 差评 items, compiled once from ``hub.desk.store.insert_item_facts`` for
+    psycopg (its own literals inlined; the device, the log and the items' seqs left as parameters)."""
+    where = (
+        (items.c.device_id == bindparam("device"))
+        & (items.c.log_id == bindparam("log"))
+        & (items.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
+    )
+    compiled = insert_item_facts(True, where).compile(
+        dialect=postgresql.psycopg.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    sql = str(compiled)
+    for name, value in compiled.params.items():  # the query's own constants ('', 'open', …)
+        if name not in ("device", "log", "seqs"):
+            sql = sql.replace(f"%({name})s", "'" + str(value).replace("'", "''") + "'")
+    return sql
+
+
+_FACTS = _facts_statement()
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-Statement = tuple[str, tuple[Any, ...]]
+Statement = tuple[str, tuple[Any, ...] | dict[str, Any]]
 
 
 def _reads(device_id: str, log_id: str, planned: Plan, now: str) -> list[Statement]:
     """Round trip 1: the log and the cases locked; under the locks, what the derived rows need read."""
     keys = "{" + ",".join(map(str, case_lock_keys(planned.cases))) + "}"
     reads: list[Statement] = [(_LOCK, (device_id, log_id, ZERO_HASH, now, now, CASE_LOCK_SPACE, keys))]
-    if planned.cases:
-        reads.append((_READ, (_json(planned.cases),)))
+    if planned.cases or _asks_section(planned):
+        reads.append((_READ, (_json(planned.cases), device_id)))
     return reads
+
+
+def _asks_section(planned: Plan) -> bool:
+    return any(is_bad(r["satisfaction"]) for r in planned.ratings)  # a 差评's desk item has one
 
 
 def _writes(
@@ -231,15 +263,19 @@ def _writes(
     first, last = planned.events[0], planned.events[-1]
     if acked + 1 != first["seq"] or head_hash != first["prev_hash"]:
         return None
-    numbers = read[1][0][0] if len(read) > 1 else None
+    numbers, dept = read[1][0] if len(read) > 1 else (None, None)
     held: dict[str, int] = dict(numbers or {})
     rows = (
         planned.events,
         planned.opened,
         planned.ratings,
+        window_item_rows(device_id, log_id, planned.ratings, dept, now),
         window_records(device_id, log_id, planned.ratings, held, planned.detailed),
     )
-    return [(_WRITE, (*map(_json, rows), last["seq"], last["hash"], device_id, log_id))]
+    writes: list[Statement] = [(_WRITE, (*map(_json, rows), last["seq"], last["hash"], device_id, log_id))]
+    if rows[3]:  # 差评: their items' facts, from the rows just written (a statement of its own sees them)
+        writes.append((_FACTS, {"device": device_id, "log": log_id, "seqs": [r["seq"] for r in rows[3]]}))
+    return writes
 
 
 class Connections:

@@ -280,28 +280,30 @@ def item_facts_query(postgres: bool, where=None):
 def fold_item_facts(conn, where) -> None:
     """Rewrite the facts of the items ``where`` selects from the record, in the caller's transaction."""
     postgres = conn.engine.dialect.name == "postgresql"
-    query = item_facts_query(postgres, where)
     ids = select(items.c.id).where(where)
     if postgres:  # one writer of an item's facts at a time; the next reads what the first committed
         conn.execute(ids.order_by(items.c.id).with_for_update())
     conn.execute(delete(item_facts).where(item_facts.c.item_id.in_(ids.scalar_subquery())))
-    conn.execute(
-        insert(item_facts).from_select(
-            [
-                "item_id",
-                "day",
-                "device_id",
-                "staff_no",
-                "item_code",
-                "received",
-                "status",
-                "real_name",
-                "called_back",
-                "closed_at",
-            ],
-            query,
-        )
-    )
+    conn.execute(insert_item_facts(postgres, where))
+
+
+def insert_item_facts(postgres: bool, where):
+    """The INSERT of the facts of the items ``where`` selects, computed from the record (for items that
+    have none yet: ``fold_item_facts`` deletes the old ones first; the PostgreSQL upload path runs it for
+    the items it has just inserted)."""
+    columns = [
+        "item_id",
+        "day",
+        "device_id",
+        "staff_no",
+        "item_code",
+        "received",
+        "status",
+        "real_name",
+        "called_back",
+        "closed_at",
+    ]
+    return insert(item_facts).from_select(columns, item_facts_query(postgres, where))
 
 
 def check_item_facts(conn) -> list[str]:
