@@ -39,6 +39,22 @@ MAX_CASE_NO_CHARS = 64  # a longer case number cannot be in a QR token, so no ph
 PHONE_CHAIN_COLUMNS = ("chain_seq", "prev_hash", "hash")
 
 
+def event_row(device_id: str, log_id: str, event: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """The ``events`` row of one uploaded event as the hub stores it (both ingest paths)."""
+    return {
+        "device_id": device_id,
+        "log_id": log_id,
+        "seq": event["seq"],
+        "id": event["id"],
+        "type": event["type"],
+        "at": event["at"],
+        "payload": canonical_json(event["payload"]).decode("utf-8"),
+        "prev_hash": event["prev_hash"],
+        "hash": event["hash"],
+        "received_at": now,
+    }
+
+
 def opened_case_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The opened_cases row of a case_opened event (without device, log and received_at), or None."""
     payload = event["payload"]

@@ -53,9 +53,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from core.domain import is_bad
-from core.events import ZERO_HASH, canonical_json, chain_error
+from core.events import ZERO_HASH, chain_error
 
-from .derived import opened_case_row, opened_cases
+from .derived import event_row, opened_case_row, opened_cases
 from .desk.store import insert_item_facts, window_item_rows
 from .desk.tables import device_sections, items
 from .ratings import detail_values, rating_row
@@ -130,21 +130,7 @@ def plan(device_id: str, log_id: str, batch: Sequence[dict[str, Any]], now: str)
         if case is not None:
             opened.append({"device_id": device_id, "log_id": log_id, "received_at": now, **case})
     return Plan(
-        events=[
-            {
-                "device_id": device_id,
-                "log_id": log_id,
-                "seq": e["seq"],
-                "id": e["id"],
-                "type": e["type"],
-                "at": e["at"],
-                "payload": canonical_json(e["payload"]).decode("utf-8"),
-                "prev_hash": e["prev_hash"],
-                "hash": e["hash"],
-                "received_at": now,
-            }
-            for e in batch
-        ],
+        events=[event_row(device_id, log_id, e, now) for e in batch],
         opened=opened,
         ratings=list(rows.values()),
         detailed=frozenset(detailed),

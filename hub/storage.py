@@ -46,7 +46,7 @@ from . import (
     signature_policy,
 )
 from .corrections import apply_corrections
-from .derived import chain_phone_row, opened_case_row, opened_cases
+from .derived import chain_phone_row, event_row, opened_case_row, opened_cases
 from .desk.store import add_phone_item, add_window_items, fold_item_facts
 from .desk.tables import items
 from .keys import KeyFileError, create_key_file, read_key_file
@@ -355,24 +355,7 @@ class HubStore:
                 # 一次一评: the cases of its ratings locked before they are derived, as a phone rating
                 # locks its case before it looks for them (in this process as in another).
                 upstream_outbox.lock_cases(conn, _rated_cases(accepted))
-                conn.execute(
-                    insert(events),
-                    [
-                        {
-                            "device_id": device_id,
-                            "log_id": log_id,
-                            "seq": e["seq"],
-                            "id": e["id"],
-                            "type": e["type"],
-                            "at": e["at"],
-                            "payload": canonical_json(e["payload"]).decode("utf-8"),
-                            "prev_hash": e["prev_hash"],
-                            "hash": e["hash"],
-                            "received_at": now,
-                        }
-                        for e in accepted
-                    ],
-                )
+                conn.execute(insert(events), [event_row(device_id, log_id, e, now) for e in accepted])
                 self._derive_ratings(conn, device_id, log_id, accepted)
                 cases = [r for r in map(opened_case_row, accepted) if r is not None]
                 if cases:

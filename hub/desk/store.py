@@ -291,19 +291,7 @@ def insert_item_facts(postgres: bool, where):
     """The INSERT of the facts of the items ``where`` selects, computed from the record (for items that
     have none yet: ``fold_item_facts`` deletes the old ones first; the PostgreSQL upload path runs it for
     the items it has just inserted)."""
-    columns = [
-        "item_id",
-        "day",
-        "device_id",
-        "staff_no",
-        "item_code",
-        "received",
-        "status",
-        "real_name",
-        "called_back",
-        "closed_at",
-    ]
-    return insert(item_facts).from_select(columns, item_facts_query(postgres, where))
+    return insert(item_facts).from_select(list(_FACT_COLUMNS), item_facts_query(postgres, where))
 
 
 def check_item_facts(conn) -> list[str]:
