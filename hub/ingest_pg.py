@@ -214,6 +214,9 @@ def _facts_statement() -> str:
     for name, value in compiled.params.items():  # the query's own constants ('', 'open', …)
         if name not in ("device", "log", "seqs"):
             sql = sql.replace(f"%({name})s", "'" + str(value).replace("'", "''") + "'")
+    left = {part.split(")s", 1)[0] for part in sql.split("%(")[1:]}
+    if left != {"device", "log", "seqs"} or "%" in "".join(map(str, compiled.params.values())):
+        raise RuntimeError(f"the facts statement did not compile as expected: parameters {sorted(left)}")
     return sql
 
 
