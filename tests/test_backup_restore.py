@@ -53,11 +53,11 @@ def _drop_other_schemas() -> None:
 
 
 def test_a_hub_restored_to_an_older_dump_gets_back_what_it_lost(tmp_path):
-    from test_hub_postgres import wipe_database
+    from test_hub_support import wipe_database
 
     libpq_url = PG_URL.replace("postgresql+psycopg://", "postgresql://")
     dump = tmp_path / "hub.dump"
-    wipe_database()
+    wipe_database(PG_URL)
     _drop_other_schemas()
     with EventLog(tmp_path / "kiosk.db") as log:
         fill_log(log, 40)
@@ -73,7 +73,7 @@ def test_a_hub_restored_to_an_older_dump_gets_back_what_it_lost(tmp_path):
             fill_log(log, 30, seed=1)  # uploaded after the backup: what a restore loses
             assert agent.drain() and len(hub.store.log_events(DEVICE, log.log_id)) == 70
         # The database is lost; restored from the dump.
-        wipe_database()
+        wipe_database(PG_URL)
         subprocess.run(
             [_client_program("pg_restore"), "--no-owner", "--exit-on-error", "-d", libpq_url, str(dump)],
             check=True,

@@ -11,11 +11,9 @@ import pytest
 import requests
 from desk_support import desk_hub
 from sqlalchemy import text
-from test_hub_support import wait_until, waiting_for_a_lock
+from test_hub_support import wait_until, waiting_for_a_lock, wipe_database
 
 from hub.console.session import COOKIE
-from hub.schema import metadata
-from hub.storage import HubStore
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
@@ -23,11 +21,7 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set
 
 @pytest.fixture
 def env(tmp_path):
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     with desk_hub(tmp_path, PG_URL) as env:
         yield env
 

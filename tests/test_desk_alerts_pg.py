@@ -8,14 +8,12 @@ import threading
 
 import pytest
 from desk_support import desk_hub
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from test_desk_alerts import receiver  # noqa: F401 (the fixture)
-from test_hub_support import post_events, rating_payload, wait_until, waiting_for_a_lock
+from test_hub_support import post_events, rating_payload, wait_until, waiting_for_a_lock, wipe_database
 
 from hub.desk.alerts import Alerts
 from hub.desk.settings import AlertTarget, DeskSettings
-from hub.schema import metadata
-from hub.storage import HubStore
 from hub.upstream.outbox import outbox
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -24,11 +22,7 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set
 
 @pytest.fixture
 def wiped():
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
 
 
 def test_a_bad_rating_committed_after_a_later_one_was_alerted_is_alerted_too(tmp_path, receiver, wiped):  # noqa: F811

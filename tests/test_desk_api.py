@@ -178,9 +178,9 @@ PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
 
 @pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
 def test_the_desk_on_postgresql(tmp_path):
-    from test_hub_postgres import wipe_database
+    from test_hub_support import wipe_database
 
-    wipe_database()
+    wipe_database(PG_URL)
     with desk_hub(tmp_path, url=PG_URL) as env:
         mine = env.bad_rating("W1", "370211202611280011")
         other = env.bad_rating("W2", "370211202611280012")

@@ -12,12 +12,10 @@ import threading
 import pytest
 from desk_support import desk_hub
 from sqlalchemy import select, text
-from test_hub_support import post_events, rating_payload, wait_until
+from test_hub_support import post_events, rating_payload, wait_until, wipe_database
 
 from hub.desk import workflow as wf
 from hub.desk.tables import actions, items
-from hub.schema import metadata
-from hub.storage import HubStore
 from hub.verify import run_checks
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -26,11 +24,7 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set
 
 @pytest.fixture
 def env(tmp_path):
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     with desk_hub(tmp_path, PG_URL) as env:
         yield env
 

@@ -72,9 +72,9 @@ TIMES = ["2026-11-28 09:00:00", "2026-11-28 09:00:01", "2026-11-29 10:00:00"]
 
 @pytest.fixture(scope="module")
 def pg_store(tmp_path_factory) -> Iterator[HubStore]:
-    from test_hub_postgres import wipe_database
+    from test_hub_support import wipe_database
 
-    wipe_database()
+    wipe_database(PG_URL)
     store = HubStore(PG_URL, key_file=tmp_path_factory.mktemp("key") / "contact.key")
     yield store
     store.close()

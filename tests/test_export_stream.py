@@ -31,9 +31,9 @@ BACKENDS = [
 def _database(tmp_path, backend: str) -> tuple[list[str], HubStore]:
     """(the command line's database options, the store) of an empty hub database."""
     if backend == "postgresql":
-        from test_hub_postgres import wipe_database
+        from test_hub_support import wipe_database
 
-        wipe_database()
+        wipe_database(PG_URL)
         return ["--db", PG_URL, "--key-file", str(tmp_path / "contact.key")], HubStore(
             PG_URL, key_file=tmp_path / "contact.key"
         )
@@ -123,9 +123,9 @@ def test_the_response_starts_before_the_last_row_is_read(tmp_path, backend):
     a row added after the first bytes is not in this export (one snapshot), and the totals agree."""
     url = PG_URL if backend == "postgresql" else None
     if url:
-        from test_hub_postgres import wipe_database
+        from test_hub_support import wipe_database
 
-        wipe_database()
+        wipe_database(PG_URL)
     with thread_hub(tmp_path, url=url) as hub:
         register(hub.store)
         _add_ratings(hub.store, 1, PAGE_ROWS * 5)

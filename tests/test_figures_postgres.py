@@ -7,12 +7,12 @@ import os
 
 import figures_data as data
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 from test_figures_api import NOVEMBER, Env
+from test_hub_support import wipe_database
 
 from hub.figures.store import FigureStore
 from hub.figures.tables import cells
-from hub.schema import metadata
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
@@ -20,13 +20,8 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set
 
 @pytest.fixture
 def env(tmp_path):
-    from hub.storage import HubStore
 
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     e = Env(tmp_path, PG_URL)
     yield e
     e.hub.stop()

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, text, update
+from test_hub_support import wipe_database
 
 from hub.desk import workflow as wf
 from hub.desk.calendar import WorkCalendar
@@ -28,7 +29,6 @@ from hub.figures.desk import desk_items
 from hub.figures.service import deadline_rule
 from hub.figures.store import FigureStore
 from hub.figures.tables import GRAINS, folded_phone_count, item_months, staff_days
-from hub.schema import metadata
 from hub.storage import HubStore, database_url
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -124,11 +124,7 @@ def logs_of(services) -> list[list[tuple[str, str, dict]]]:
 def fresh_store(kind: str, tmp_path) -> HubStore:
     if kind == "sqlite":
         return HubStore(database_url(tmp_path / f"hub{next(_counter)}", None))
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     return HubStore(PG_URL)
 
 

@@ -7,11 +7,11 @@ import os
 
 import pytest
 from sqlalchemy import insert, text
+from test_hub_support import wipe_database
 
 from hub import fleet as fleet_module
 from hub.desk.tables import device_sections, sections
 from hub.fleet import Fleet, FleetMonitor
-from hub.schema import metadata
 from hub.storage import HubStore
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -28,11 +28,7 @@ class Clock:
 
 @pytest.fixture
 def store():
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     s = HubStore(PG_URL)
     yield s
     s.close()

@@ -11,13 +11,13 @@ import threading
 import figures_data as data
 import pytest
 from sqlalchemy import insert, select, text
-from test_hub_support import wait_until, waiting_for_a_lock
+from test_hub_support import wait_until, waiting_for_a_lock, wipe_database
 
 from hub.derived import opened_cases
 from hub.desk.store import check_item_facts
 from hub.desk.tables import device_sections, items
 from hub.ingest_pg import plan
-from hub.schema import events, logs, metadata, ratings
+from hub.schema import events, logs, ratings
 from hub.storage import HubStore, IngestResult
 from hub.upstream.outbox import CASE_LOCK_SPACE, outbox
 from hub.verify import run_checks
@@ -65,11 +65,7 @@ def log_events(log_id: str = LOG, cases: str = "C") -> list[dict]:
 
 @pytest.fixture
 def wiped():
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     stores = [HubStore(PG_URL), HubStore(PG_URL, fast_ingest=False)]
     stores[0].add_device(W)
     with stores[0].engine.begin() as conn:

@@ -21,13 +21,14 @@ from test_hub_support import (
     upload_case,
     wait_until,
     waiting_for_a_lock,
+    wipe_database,
 )
 
 from core.domain import PF_HALL_EVALUATOR, PF_QRCODE
 from core.events import ZERO_HASH
 from core.store import EventLog
 from hub import migrate
-from hub.schema import ALL_DEVICES, logs, metadata
+from hub.schema import ALL_DEVICES, logs
 from hub.storage import HubStore, StaffEntry
 from hub.upstream import outbox as upstream_outbox
 from hub.verify import run_checks
@@ -38,18 +39,9 @@ PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set (see .ci/postgres.sh)")
 
 
-def wipe_database() -> None:
-    """A clean schema per test: the test database outlives the run."""
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
-
-
 @pytest.fixture
 def pg_hub(tmp_path):
-    wipe_database()
+    wipe_database(PG_URL)  # a clean schema per test: the test database outlives the run
     with thread_hub(tmp_path, url=PG_URL) as hub:
         hub.secret = register(hub.store, area_code="370211")
         yield hub
@@ -303,7 +295,7 @@ def test_phone_ratings_on_postgres(pg_hub, tmp_path):
 
 
 def test_hub_processes_starting_together_migrate_once(tmp_path):
-    wipe_database()
+    wipe_database(PG_URL)  # a clean schema per test: the test database outlives the run
     barrier = threading.Barrier(4)
     opened, failures = [], []
 

@@ -385,6 +385,18 @@ class FaultProxy:
             client.close()
 
 
+def wipe_database(url: str) -> None:
+    """Drop every hub table and Alembic's version of a scratch database, so the next store migrates it
+    from nothing: the PostgreSQL test database outlives the run."""
+    from hub.schema import metadata
+
+    wipe = HubStore(url)
+    metadata.drop_all(wipe.engine)
+    with wipe.engine.begin() as conn:
+        conn.execute(sql_text("DROP TABLE IF EXISTS alembic_version"))
+    wipe.close()
+
+
 def waiting_for_a_lock(conn) -> bool:
     """Whether another backend waits for a lock, asked on a connection of its own: inside ``conn``'s open
     transaction pg_stat_activity is a snapshot taken at its first reading, without the backends started

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
-from test_hub_postgres import PG_URL, wipe_database
-from test_hub_support import DEVICE, fill_log, post_events, qr_token, register, wait_until
+from test_hub_postgres import PG_URL
+from test_hub_support import DEVICE, fill_log, post_events, qr_token, register, wait_until, wipe_database
 
 from commands.cli import main as kiosk_main
 from commands.hubprocess import free_port
@@ -121,7 +121,7 @@ class WorkersHub:
 
 @pytest.fixture
 def workers_hub(tmp_path):
-    wipe_database()
+    wipe_database(PG_URL)
     hub = WorkersHub(tmp_path)
     try:
         assert hub.notify.recv(64) == b"READY=1"

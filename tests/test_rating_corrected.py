@@ -15,15 +15,15 @@ import figures_data as data
 import pytest
 import requests
 from desk_support import desk_hub
-from sqlalchemy import select, text
-from test_hub_support import ADMIN_TOKEN, post_events, rating_payload
+from sqlalchemy import select
+from test_hub_support import ADMIN_TOKEN, post_events, rating_payload, wipe_database
 
 from commands.cli import main
 from hub.desk import workflow as wf
 from hub.desk.store import check_desk_chain, withdraw_window_items
 from hub.desk.tables import actions, items
 from hub.figures.store import FigureStore
-from hub.schema import metadata, ratings
+from hub.schema import ratings
 from hub.storage import HubStore, database_url
 from hub.upstream import outbox
 from hub.verify import run_checks
@@ -76,11 +76,7 @@ DATABASES = [
 def database(kind: str, tmp_path) -> str:
     if kind == "sqlite":
         return database_url(tmp_path / "hub", None)
-    wipe = HubStore(PG_URL)  # a clean schema per test: the test database outlives the run
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)  # a clean schema per test: the test database outlives the run
     return PG_URL
 
 

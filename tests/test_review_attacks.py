@@ -24,8 +24,8 @@ import pytest
 import requests
 from desk_support import desk_hub
 from sqlalchemy import func, select
-from test_hub_postgres import PG_URL, wipe_database
-from test_hub_support import fill_log, post_events, rating_payload, wait_until
+from test_hub_postgres import PG_URL
+from test_hub_support import fill_log, post_events, rating_payload, wait_until, wipe_database
 from test_hub_workers import WorkersHub
 from test_progress import hub_with_events, run  # noqa: F401 (a fixture)
 from test_rating_corrected import DATABASES, _session, database
@@ -241,7 +241,7 @@ def test_stats_json_stays_json_on_stdout_when_stderr_is_a_terminal(request, tmp_
 def test_a_supervisor_killed_by_sigkill_leaves_no_worker_behind(tmp_path):
     """``kill -9`` of the supervisor (an operator's, or the OOM killer's): its workers get SIGTERM from
     the kernel (PR_SET_PDEATHSIG) and stop, so the port is free for the next start; none is orphaned."""
-    wipe_database()
+    wipe_database(PG_URL)
     hub = WorkersHub(tmp_path)
     try:
         assert hub.notify.recv(64) == b"READY=1"

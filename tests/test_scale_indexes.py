@@ -28,9 +28,9 @@ def test_the_indexes_are_made_on_sqlite(tmp_path):
 
 @pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set")
 def test_postgresql_finds_a_case_opened_event_by_the_index():
-    from test_hub_postgres import wipe_database
+    from test_hub_support import wipe_database
 
-    wipe_database()
+    wipe_database(PG_URL)
     store = HubStore(PG_URL)
     try:
         assert "events_device_type" in _indexes(store, "events")

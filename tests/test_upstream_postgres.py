@@ -9,11 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import text
-from test_hub_support import ROOT
+from test_hub_support import ROOT, wipe_database
 from upstream_support import KEY, add_phone_rating, add_window_ratings, new_store, statuses
 
-from hub.schema import metadata
 from hub.upstream.standin import StandinProvince
 
 PG_URL = os.environ.get("KIOSK_TEST_PG_URL")
@@ -22,13 +20,8 @@ pytestmark = pytest.mark.skipif(not PG_URL, reason="KIOSK_TEST_PG_URL is not set
 
 @pytest.fixture
 def pg_store(tmp_path):
-    from hub.storage import HubStore
 
-    wipe = HubStore(PG_URL)
-    metadata.drop_all(wipe.engine)
-    with wipe.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    wipe.close()
+    wipe_database(PG_URL)
     store = new_store(tmp_path, PG_URL)
     yield store
     store.close()
