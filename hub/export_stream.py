@@ -109,6 +109,24 @@ def _in_range(table, first: str | None, last: str | None, dialect: str):
     return and_(True, *bounds)
 
 
+def _index_order(table, dialect: str) -> tuple[Any, ...]:
+    """The order of the export's index on ``table`` (revision 0012), which every reading of the export
+    follows, so nothing is sorted: window ratings by (assess_time, device, log, seq), phone ratings by
+    (assess_time, device, nonce)."""
+    if table is ratings:
+        return (
+            _c(ratings.c.assess_time, dialect),
+            _c(ratings.c.device_id, dialect),
+            _c(ratings.c.log_id, dialect),
+            ratings.c.seq,
+        )
+    return (
+        _c(phone_ratings.c.assess_time, dialect),
+        _c(phone_ratings.c.device_id, dialect),
+        _c(phone_ratings.c.nonce, dialect),
+    )
+
+
 def export_queries(first: str | None, last: str | None, *, dialect: str):
     """(window ratings, phone ratings) between two inclusive assess_time bounds, each in the export's
     order, which the hub merges into one list ordered by (assess_time, device, log, seq, pf): ``pf`` 4
@@ -128,12 +146,7 @@ def export_queries(first: str | None, last: str | None, *, dialect: str):
             ratings.c.corrected_from,
         )
         .where(_in_range(ratings, first, last, dialect))
-        .order_by(
-            _c(ratings.c.assess_time, dialect),
-            _c(ratings.c.device_id, dialect),
-            _c(ratings.c.log_id, dialect),
-            ratings.c.seq,
-        )
+        .order_by(*_index_order(ratings, dialect))
     )
     phone = (
         select(
@@ -147,11 +160,7 @@ def export_queries(first: str | None, last: str | None, *, dialect: str):
             cast(null(), Integer).label("corrected_from"),
         )
         .where(_in_range(phone_ratings, first, last, dialect))
-        .order_by(
-            _c(phone_ratings.c.assess_time, dialect),
-            _c(phone_ratings.c.device_id, dialect),
-            _c(phone_ratings.c.nonce, dialect),
-        )
+        .order_by(*_index_order(phone_ratings, dialect))
     )
     return terminal, phone
 
@@ -481,12 +490,7 @@ def encoded_queries(
         )
         .select_from(ratings.outerjoin(devices, devices.c.id == ratings.c.device_id))
         .where(_in_range(ratings, first, last, dialect))
-        .order_by(
-            _c(ratings.c.assess_time, dialect),
-            _c(ratings.c.device_id, dialect),
-            _c(ratings.c.log_id, dialect),
-            ratings.c.seq,
-        )
+        .order_by(*_index_order(ratings, dialect))
     )
     phone = (
         select(
@@ -498,11 +502,7 @@ def encoded_queries(
         )
         .select_from(phone_ratings.outerjoin(devices, devices.c.id == phone_ratings.c.device_id))
         .where(_in_range(phone_ratings, first, last, dialect))
-        .order_by(
-            _c(phone_ratings.c.assess_time, dialect),
-            _c(phone_ratings.c.device_id, dialect),
-            _c(phone_ratings.c.nonce, dialect),
-        )
+        .order_by(*_index_order(phone_ratings, dialect))
     )
     return terminal, phone
 
