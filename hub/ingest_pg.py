@@ -199,28 +199,21 @@ _SOLE = (
 )
 
 
-def _facts_statement() -> str:
+def _facts_statement() -> tuple[str, dict[str, Any]]:
     """The facts of a log's new 差评 items, compiled once from ``hub.desk.store.insert_item_facts`` for
-    psycopg (its own literals inlined; the device, the log and the items' seqs left as parameters)."""
+    psycopg: the SQL and the query's own constants ('', 'open', …), to which each upload adds the device,
+    the log and the items' seqs."""
     where = (
         (items.c.device_id == bindparam("device"))
         & (items.c.log_id == bindparam("log"))
         & (items.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))))
     )
-    compiled = insert_item_facts(True, where).compile(
-        dialect=postgresql.psycopg.dialect(), compile_kwargs={"render_postcompile": True}
-    )
-    sql = str(compiled)
-    for name, value in compiled.params.items():  # the query's own constants ('', 'open', …)
-        if name not in ("device", "log", "seqs"):
-            sql = sql.replace(f"%({name})s", "'" + str(value).replace("'", "''") + "'")
-    left = {part.split(")s", 1)[0] for part in sql.split("%(")[1:]}
-    if left != {"device", "log", "seqs"} or "%" in "".join(map(str, compiled.params.values())):
-        raise RuntimeError(f"the facts statement did not compile as expected: parameters {sorted(left)}")
-    return sql
+    compiled = insert_item_facts(True, where).compile(dialect=postgresql.psycopg.dialect())
+    constants = {k: v for k, v in compiled.params.items() if k not in ("device", "log", "seqs")}
+    return str(compiled), constants
 
 
-_FACTS = _facts_statement()
+_FACTS, _FACTS_CONSTANTS = _facts_statement()
 
 
 def _json(value: Any) -> str:
@@ -263,7 +256,8 @@ def _writes(
     )
     writes: list[Statement] = [(_WRITE, (*map(_json, rows), last["seq"], last["hash"], device_id, log_id))]
     if rows[3]:  # 差评: their items' facts, from the rows just written (a statement of its own sees them)
-        writes.append((_FACTS, {"device": device_id, "log": log_id, "seqs": [r["seq"] for r in rows[3]]}))
+        seqs = [r["seq"] for r in rows[3]]
+        writes.append((_FACTS, {**_FACTS_CONSTANTS, "device": device_id, "log": log_id, "seqs": seqs}))
     return writes
 
 

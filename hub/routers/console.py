@@ -115,13 +115,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _issue(request: Request, name: str, must_change: bool, credential: str) -> str:
-    """A session cookie bound to ``credential``: the password hash the user's password was just checked
-    against or set to (read again here, a change committed in between would be the one bound)."""
-    cookie, _ = request.app.state.console_signer.issue(name, must_change, credential)
-    return cookie
-
-
 def set_session(response: Response, request: Request, cookie: str) -> None:
     secure = request.url.scheme == "https" or request.app.state.desk_settings.public_url.startswith("https")
     response.set_cookie(
@@ -187,7 +180,8 @@ async def login(request: Request, desk: Desk) -> Response:
         )
     await run_in_threadpool(throttle.succeeded, name, attempt)
     principal, must_change, credential = checked
-    cookie = _issue(request, principal.name, must_change, credential)
+    # Bound to the hash the password was checked against, not one read again (a change in between).
+    cookie, _ = request.app.state.console_signer.issue(principal.name, must_change, credential)
     response = RedirectResponse("/console/password" if must_change else "/console/", status_code=303)
     set_session(response, request, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
@@ -229,7 +223,7 @@ async def change_password(request: Request, user: SessionUser, desk: Desk) -> Re
             request, "password.html", user, status=400, forced=user.session.must_change, error=error
         )
     # The new password ends every other session of this user (a stolen cookie too); this one goes on.
-    cookie = _issue(request, user.principal.name, False, credential)
+    cookie, _ = request.app.state.console_signer.issue(user.principal.name, False, credential)
     response = RedirectResponse("/console/", status_code=303)
     set_session(response, request, cookie)
     return response
